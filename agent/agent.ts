@@ -1,0 +1,138 @@
+/**
+ * The agent: the method table and the lifecycle rules (initialize first, nothing after
+ * shutdown but exit), independent of how clients reach it.
+ */
+import type { Readable, Writable } from "node:stream";
+import type { z } from "zod";
+import { PaddockError } from "./protocol/errors";
+import {
+  PROTOCOL_VERSION,
+  requests,
+  clientNotifications,
+  type InitializeResult,
+  type RequestMethod,
+  type RequestResults,
+  type RuntimeKind,
+} from "./protocol/methods";
+import { Dispatcher, type Call, type MethodSpec } from "./server/dispatcher";
+import { Connection } from "./server/connection";
+import type { Caller, Session, TransportKind } from "./server/session";
+import type { Logger } from "./log/logger";
+import type { SystemChecker } from "./check/system-check";
+import { AGENT_VERSION } from "./version";
+
+export interface AgentOptions {
+  stateDir: string;
+  log: Logger;
+  checker: SystemChecker;
+  /** Called when a client sends `exit`; the transport decides what that ends. */
+  onExit: (session: Session, connection: Connection<Session>) => void;
+  maxFrameBytes?: number;
+}
+
+/** Methods that may be called before `initialize`. */
+const PRE_INIT_METHODS = new Set(["initialize", "exit"]);
+const RUNTIMES: RuntimeKind[] = [];
+
+type Handler<M extends RequestMethod> = (
+  params: z.output<(typeof requests)[M]>,
+  call: Call,
+  session: Session,
+) => RequestResults[M] | Promise<RequestResults[M]>;
+
+export class Agent {
+  private readonly dispatcher: Dispatcher<Session>;
+  private nextSessionId = 1;
+  private readonly connections = new Set<Connection<Session>>();
+
+  constructor(private readonly options: AgentOptions) {
+    const methods = new Map<string, MethodSpec<z.ZodType, Session>>();
+    const request = <M extends RequestMethod>(method: M, handler: Handler<M>) =>
+      methods.set(method, { params: requests[method], handler: handler as MethodSpec["handler"] });
+
+    request("initialize", (params, _call, session) => this.initialize(params, session));
+    request("shutdown", (_params, _call, session) => {
+      session.shutdownRequested = true;
+      return null;
+    });
+    request("system/ping", (params) => (params?.data === undefined ? {} : { data: params.data }));
+    request("system/check", (params, call) => options.checker.run({ refresh: params?.refresh ?? false, log: call.log }));
+    methods.set("exit", {
+      params: clientNotifications.exit,
+      handler: (_params, _call, session: Session) => this.exit(session),
+    });
+
+    this.dispatcher = new Dispatcher(methods, guard, options.log);
+  }
+
+  /** Serves one client over a pair of streams until either side closes. */
+  attach(input: Readable, output: Writable, caller: Caller, transport: TransportKind): Connection<Session> {
+    const id = this.nextSessionId++;
+    const log = this.options.log.child({ connectionId: id });
+    const session: Session = {
+      id,
+      caller,
+      transport,
+      initialized: false,
+      shutdownRequested: false,
+      // The connection is created just below; notify is only called after that.
+      notify: (method, params) => connection.notify(method, params),
+    };
+    const connection: Connection<Session> = new Connection({ input, output, dispatcher: this.dispatcher, context: session, log, maxFrameBytes: this.options.maxFrameBytes });
+    this.connections.add(connection);
+    connection.onClose(() => {
+      this.connections.delete(connection);
+      log.debug("client disconnected");
+    });
+    connection.start();
+    log.debug("client connected", { uid: caller.uid, pid: caller.pid, transport });
+    return connection;
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private initialize(params: z.output<typeof requests.initialize>, session: Session): InitializeResult {
+    if (session.initialized) {
+      throw new PaddockError("E_ALREADY_INITIALIZED", "initialize was already called on this connection", "call initialize once per connection");
+    }
+    const wanted = params.protocolVersion;
+    if (wanted !== undefined && wanted.split(".")[0] !== PROTOCOL_VERSION.split(".")[0]) {
+      throw new PaddockError(
+        "E_PROTOCOL_VERSION",
+        `client speaks protocol ${wanted}, this agent speaks ${PROTOCOL_VERSION}`,
+        "use a client and an agent from the same Paddock major version",
+        { agentProtocolVersion: PROTOCOL_VERSION },
+      );
+    }
+    session.initialized = true;
+    const uid = process.getuid?.() ?? -1;
+    this.options.log.info("client initialized", {
+      connectionId: session.id,
+      clientName: params.clientName,
+      uid: session.caller.uid,
+    });
+    return {
+      agentVersion: AGENT_VERSION,
+      protocolVersion: PROTOCOL_VERSION,
+      capabilities: { methods: [...Object.keys(requests), ...Object.keys(clientNotifications)], runtimes: RUNTIMES },
+      client: { uid: session.caller.uid, transport: session.transport },
+      agent: { pid: process.pid, uid, rootless: uid !== 0, stateDir: this.options.stateDir },
+    };
+  }
+
+  private exit(session: Session): void {
+    const connection = [...this.connections].find((c) => c.context === session);
+    if (connection) this.options.onExit(session, connection);
+  }
+}
+
+function guard(method: string, session: Session): void {
+  if (session.shutdownRequested && method !== "exit") {
+    throw new PaddockError("E_SHUTTING_DOWN", "the agent is shutting down on this connection", 'after "shutdown" only "exit" is accepted');
+  }
+  if (!session.initialized && !PRE_INIT_METHODS.has(method)) {
+    throw new PaddockError("E_NOT_INITIALIZED", `"${method}" needs "initialize" first`, 'send "initialize" as the first request on a connection');
+  }
+}

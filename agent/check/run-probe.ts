@@ -1,0 +1,85 @@
+/** Runs one probe command with a deadline, killing its whole process group if it overruns. */
+import { spawn } from "node:child_process";
+
+export interface ProbeOutcome {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  /** Set when the program could not be started at all (e.g. ENOENT). */
+  spawnError?: string;
+  durationMs: number;
+}
+
+export interface ProbeOptions {
+  timeoutMs: number;
+  cwd?: string;
+  /** Resolve as soon as stdout contains this text, then kill the probe. */
+  until?: string;
+  uid?: number;
+  gid?: number;
+}
+
+const MAX_CAPTURE = 64 * 1024;
+
+export function runProbe(command: string, args: string[], options: ProbeOptions): Promise<ProbeOutcome> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    let settled = false;
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+      uid: options.uid,
+      gid: options.gid,
+      env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
+    });
+    const killGroup = () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    };
+    const finish = (outcome: Omit<ProbeOutcome, "stdout" | "stderr" | "timedOut" | "durationMs">) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      resolve({ ...outcome, stdout, stderr, timedOut, durationMs: Math.round(performance.now() - started) });
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, options.timeoutMs);
+    child.stdout.on("data", (d: Buffer) => {
+      if (stdout.length < MAX_CAPTURE) stdout += d.toString("utf8");
+      if (options.until !== undefined && stdout.includes(options.until)) {
+        killGroup();
+        finish({ exitCode: 0, signal: null });
+      }
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      if (stderr.length < MAX_CAPTURE) stderr += d.toString("utf8");
+    });
+    child.on("error", (err) => finish({ exitCode: null, signal: null, spawnError: err.message }));
+    child.on("close", (exitCode, signal) => finish({ exitCode, signal }));
+  });
+}
+
+/** The last meaningful line a failed probe printed, for a one-line detail. */
+export function lastLine(text: string): string {
+  const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
+  return (lines[lines.length - 1] ?? "").slice(0, 300);
+}
+
+export function describeFailure(outcome: ProbeOutcome, what: string): string {
+  if (outcome.spawnError) return `${what} could not start: ${outcome.spawnError}`;
+  if (outcome.timedOut) return `${what} did not finish within the deadline`;
+  const tail = lastLine(outcome.stderr) || lastLine(outcome.stdout);
+  const status = outcome.signal ? `signal ${outcome.signal}` : `exit code ${outcome.exitCode}`;
+  return `${what} failed (${status})${tail ? `: ${tail}` : ""}`;
+}

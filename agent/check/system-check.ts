@@ -1,0 +1,136 @@
+/**
+ * `system/check`: runs every probe (in parallel), derives which runtimes are usable, and
+ * caches the answer per boot, since what the kernel can do changes only with a reboot (or an
+ * install: hence `refresh`).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { CheckName, CheckResult, RuntimeKind, RuntimeReadiness, SystemCheckResult } from "../protocol/methods";
+import type { Logger } from "../log/logger";
+import { AGENT_VERSION } from "../version";
+import type { ProbeContext, ProbeVerdict } from "./probes/context";
+import { checkKernelOverlay, checkRootlessOverlay } from "./probes/overlay";
+import { checkBwrap } from "./probes/bwrap";
+import { checkOciRuntime } from "./probes/oci";
+import { checkCgroups } from "./probes/cgroups";
+import { checkAccelerator, checkQemu } from "./probes/qemu";
+
+const PROBES: Record<CheckName, (ctx: ProbeContext) => Promise<ProbeVerdict>> = {
+  overlayfs: checkKernelOverlay,
+  "overlayfs-rootless": checkRootlessOverlay,
+  bwrap: checkBwrap,
+  runc: (ctx) => checkOciRuntime(ctx, "runc"),
+  crun: (ctx) => checkOciRuntime(ctx, "crun"),
+  cgroups: checkCgroups,
+  qemu: checkQemu,
+  kvm: (ctx) => checkAccelerator(ctx, "kvm"),
+  tcg: (ctx) => checkAccelerator(ctx, "tcg"),
+};
+
+export const CHECK_ORDER = Object.keys(PROBES) as CheckName[];
+
+export interface SystemCheckerOptions {
+  scratchRoot: string;
+  cacheFile: string;
+  cacheDir: string;
+  nativeDir: string;
+  uid?: number;
+}
+
+interface CacheFile {
+  bootId: string;
+  agentVersion: string;
+  uid: number;
+  checkedAt: string;
+  checks: CheckResult[];
+}
+
+export function readBootId(): string {
+  return fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+}
+
+export class SystemChecker {
+  private running: Promise<SystemCheckResult> | undefined;
+  private readonly uid: number;
+
+  constructor(private readonly options: SystemCheckerOptions) {
+    this.uid = options.uid ?? process.getuid?.() ?? 0;
+  }
+
+  async run({ refresh, log }: { refresh: boolean; log: Logger }): Promise<SystemCheckResult> {
+    const bootId = readBootId();
+    if (!refresh) {
+      const cached = this.readCache(bootId);
+      if (cached) return this.result(cached, true);
+    }
+    // Concurrent callers share one run rather than booting two probe guests.
+    this.running ??= this.runAll(bootId, log).finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async runAll(bootId: string, log: Logger): Promise<SystemCheckResult> {
+    log.info("running system checks");
+    const checks = await Promise.all(CHECK_ORDER.map((name) => this.runOne(name, log)));
+    const entry: CacheFile = { bootId, agentVersion: AGENT_VERSION, uid: this.uid, checkedAt: new Date().toISOString(), checks };
+    const tmp = `${this.options.cacheFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(entry, null, 2));
+    fs.renameSync(tmp, this.options.cacheFile);
+    return this.result(entry, false);
+  }
+
+  private async runOne(name: CheckName, log: Logger): Promise<CheckResult> {
+    const started = performance.now();
+    const scratchDir = fs.mkdtempSync(path.join(this.options.scratchRoot, `check-${name}-`));
+    let verdict: ProbeVerdict;
+    try {
+      verdict = await PROBES[name]({ scratchDir, nativeDir: this.options.nativeDir, cacheDir: this.options.cacheDir, uid: this.uid });
+    } catch (err) {
+      verdict = { ok: false, detail: `the ${name} probe itself failed: ${(err as Error).message}`, hint: "this is a bug in Paddock; the agent log has details" };
+      log.error("probe crashed", { check: name, error: (err as Error).stack });
+    } finally {
+      fs.rmSync(scratchDir, { recursive: true, force: true });
+    }
+    const result: CheckResult = { name, ...verdict, durationMs: Math.round(performance.now() - started) };
+    log.info("check done", { check: name, ok: result.ok, durationMs: result.durationMs });
+    return result;
+  }
+
+  private readCache(bootId: string): CacheFile | undefined {
+    try {
+      const entry = JSON.parse(fs.readFileSync(this.options.cacheFile, "utf8")) as CacheFile;
+      const complete = CHECK_ORDER.every((name) => entry.checks.some((c) => c.name === name));
+      if (entry.bootId === bootId && entry.agentVersion === AGENT_VERSION && entry.uid === this.uid && complete) return entry;
+    } catch {
+      // no cache, or an unreadable one: run the checks
+    }
+    return undefined;
+  }
+
+  private result(entry: CacheFile, cached: boolean): SystemCheckResult {
+    return {
+      bootId: entry.bootId,
+      checkedAt: entry.checkedAt,
+      cached,
+      checks: entry.checks,
+      runtimes: runtimeReadiness(entry.checks, this.uid === 0),
+      defaultRuntime: "process",
+    };
+  }
+}
+
+/** Which runtimes the checks allow, and with what (pure, for tests). */
+export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<RuntimeKind, RuntimeReadiness> {
+  const ok = (name: CheckName) => checks.find((c) => c.name === name)?.ok === true;
+  const overlay: CheckName = root ? "overlayfs" : "overlayfs-rootless";
+  const readiness = (needs: CheckName[], anyOf: CheckName[] = []): RuntimeReadiness => {
+    const missing = needs.filter((n) => !ok(n));
+    const using = anyOf.find(ok);
+    if (anyOf.length > 0 && !using) missing.push(...anyOf);
+    return { available: missing.length === 0, missing, ...(using ? { using } : {}) };
+  };
+  return {
+    process: readiness([overlay, "bwrap"]),
+    container: readiness(root ? [overlay, "cgroups"] : [overlay], ["runc", "crun"]),
+    vm: readiness([overlay, "qemu"], ["kvm", "tcg"]),
+  };
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+/**
+ * `paddock`: the command line. `paddock agent` runs the agent; every other command is a
+ * client of the same protocol the extension speaks.
+ */
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { PaddockError } from "../protocol/errors";
+import { isLogLevel, type LogLevel } from "../log/logger";
+import { defaultSocketPath, defaultStateDir } from "../state/paths";
+import { serve } from "../serve";
+import { AGENT_VERSION } from "../version";
+import { connectToAgent } from "./connect";
+import { printCheck } from "./check-command";
+
+const USAGE = `Usage: paddock <command> [options]
+
+Commands:
+  agent               run the agent (default: on its socket, ${defaultSocketPath()})
+    --stdio             serve one client on stdin/stdout instead
+    --socket PATH       serve on this Unix socket
+    --socket-group G    let group G connect too (socket 0660, directory 0750)
+  check               test what this machine can run (overlayfs, bwrap, runc, QEMU, ...)
+    --refresh           re-run every probe instead of using this boot's cached results
+  version             print the version
+
+Options for every command:
+  --state-dir DIR     where state lives (default ${defaultStateDir()})
+  --socket PATH       (clients) talk to the agent on this socket
+  --json              machine-readable output
+  --log-level LEVEL   error, warn, info or debug (default info; PADDOCK_LOG_LEVEL)
+  -h, --help          this text
+
+Without --socket, clients use the socket of an agent already serving the state dir (or
+PADDOCK_SOCKET, or the default socket); if there is none they start a private agent over stdio.`;
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      stdio: { type: "boolean" },
+      socket: { type: "string" },
+      "socket-group": { type: "string" },
+      "state-dir": { type: "string" },
+      json: { type: "boolean" },
+      refresh: { type: "boolean" },
+      "log-level": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  const command = positionals[0];
+  if (values.help || command === undefined || command === "help") {
+    console.log(USAGE);
+    return command === undefined && !values.help ? 2 : 0;
+  }
+  const logLevel = values["log-level"] ?? process.env.PADDOCK_LOG_LEVEL ?? "info";
+  if (!isLogLevel(logLevel)) throw new PaddockError("E_INVALID_PARAMS", `unknown log level ${logLevel}`, "use error, warn, info or debug");
+  const stateDir = path.resolve(values["state-dir"] ?? defaultStateDir());
+
+  switch (command) {
+    case "version":
+      console.log(values.json ? JSON.stringify({ version: AGENT_VERSION }) : `paddock ${AGENT_VERSION}`);
+      return 0;
+    case "agent":
+      await serve({
+        stateDir,
+        logLevel: logLevel as LogLevel,
+        nativeDir: path.join(__dirname, "native"),
+        transport: values.stdio ? { kind: "stdio" } : { kind: "socket", path: values.socket ?? defaultSocketPath(), group: values["socket-group"] },
+      });
+      return -1; // keeps serving
+    case "check": {
+      const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel: "warn" });
+      try {
+        await agent.client.initialize("paddock-cli");
+        const result = await agent.client.request("system/check", { refresh: values.refresh ?? false });
+        return printCheck(result, values.json ?? false);
+      } finally {
+        agent.close();
+      }
+    }
+    default:
+      throw new PaddockError("E_INVALID_PARAMS", `unknown command ${JSON.stringify(command)}`, "run paddock --help");
+  }
+}
+
+function reportError(err: unknown, json: boolean): void {
+  const error = err instanceof PaddockError ? err : new PaddockError("E_INTERNAL", (err as Error)?.message ?? String(err), "this is a bug in Paddock");
+  if (json) {
+    console.error(JSON.stringify({ error: { code: error.code, message: error.message, hint: error.hint } }));
+  } else {
+    console.error(`paddock: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ""}`);
+  }
+}
+
+const argv = process.argv.slice(2);
+main(argv).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    const json = argv.includes("--json");
+    if ((err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      reportError(new PaddockError("E_INVALID_PARAMS", (err as Error).message, "run paddock --help"), json);
+    } else {
+      reportError(err, json);
+    }
+    process.exitCode = 2;
+  },
+);

@@ -1,0 +1,103 @@
+/**
+ * A typed client of the agent over any pair of streams (a socket, a child's stdio, an
+ * in-memory pair). Request bookkeeping comes from json-rpc-2.0's JSONRPCClient; framing is
+ * ours, shared with the agent.
+ */
+import * as net from "node:net";
+import type { Readable, Writable } from "node:stream";
+import { JSONRPCClient, JSONRPCErrorException, type JSONRPCResponse } from "json-rpc-2.0";
+import { FrameReader, decodeUtf8, encodeFrame } from "./framing";
+import { isErrorCode, PaddockError } from "./errors";
+import { PROTOCOL_VERSION, type InitializeResult, type RequestMethod, type RequestParams, type RequestResults } from "./methods";
+
+export type NotificationListener = (method: string, params: unknown) => void;
+
+export class AgentClient {
+  private readonly rpc: JSONRPCClient;
+  private readonly reader = new FrameReader();
+  private readonly listeners: NotificationListener[] = [];
+  private closedError: Error | undefined;
+
+  constructor(
+    private readonly input: Readable,
+    private readonly output: Writable,
+  ) {
+    this.rpc = new JSONRPCClient((request) => {
+      if (this.closedError) return Promise.reject(this.closedError);
+      this.output.write(encodeFrame(JSON.stringify(request)));
+      return Promise.resolve();
+    });
+    input.on("data", (chunk: Buffer) => this.receive(chunk));
+    const onClose = () => this.fail(new PaddockError("E_AGENT_UNREACHABLE", "the agent closed the connection", "see the agent's log"));
+    input.on("end", onClose);
+    input.on("close", onClose);
+    input.on("error", onClose);
+  }
+
+  static connect(socketPath: string): Promise<AgentClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(socketPath);
+      socket.once("connect", () => {
+        socket.off("error", reject);
+        resolve(new AgentClient(socket, socket));
+      });
+      socket.once("error", reject);
+    });
+  }
+
+  /** Sends a request; a JSON-RPC error becomes a PaddockError carrying its E_ code and hint. */
+  async request<M extends RequestMethod>(method: M, params?: RequestParams<M>): Promise<RequestResults[M]> {
+    try {
+      return (await this.rpc.request(method, params)) as RequestResults[M];
+    } catch (err) {
+      throw toPaddockError(err);
+    }
+  }
+
+  notify(method: string, params?: unknown): void {
+    this.rpc.notify(method, params);
+  }
+
+  onNotification(listener: NotificationListener): void {
+    this.listeners.push(listener);
+  }
+
+  async initialize(clientName: string): Promise<InitializeResult> {
+    return this.request("initialize", { clientName, protocolVersion: PROTOCOL_VERSION });
+  }
+
+  close(): void {
+    this.fail(new PaddockError("E_AGENT_UNREACHABLE", "the connection was closed", "reconnect"));
+    this.output.end();
+  }
+
+  private receive(chunk: Buffer): void {
+    for (const event of this.reader.push(chunk)) {
+      if (event.kind === "error") continue; // the agent only sends well-formed frames
+      const text = decodeUtf8(event.body);
+      if (text === null) continue;
+      const message = JSON.parse(text) as { method?: string; params?: unknown } | JSONRPCResponse | JSONRPCResponse[];
+      if (!Array.isArray(message) && "method" in message && typeof message.method === "string") {
+        for (const listener of this.listeners) listener(message.method, message.params);
+      } else {
+        this.rpc.receive(message as JSONRPCResponse);
+      }
+    }
+  }
+
+  private fail(error: Error): void {
+    if (this.closedError) return;
+    this.closedError = error;
+    this.rpc.rejectAllPendingRequests(error.message);
+  }
+}
+
+function toPaddockError(err: unknown): Error {
+  if (err instanceof JSONRPCErrorException) {
+    const data = (err.data ?? {}) as { code?: unknown; hint?: unknown };
+    const code = isErrorCode(data.code) ? data.code : "E_INTERNAL";
+    const { code: _code, hint, ...extra } = data;
+    return new PaddockError(code, err.message, typeof hint === "string" ? hint : undefined, { ...extra, rpcCode: err.code });
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,76 @@
+/**
+ * Every error the agent can return, mapped once to its JSON-RPC code.
+ *
+ * Standard JSON-RPC codes are used where the spec has one; everything the agent itself
+ * refuses lives in the server range -32000..-32099 and carries `data.code` ("E_...") so that
+ * clients branch on a stable name rather than on a message.
+ */
+
+export const JsonRpcCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  InternalError: -32603,
+} as const;
+
+export const errorCatalog = {
+  // Framing and envelope problems (standard codes).
+  E_PARSE: JsonRpcCode.ParseError,
+  E_INVALID_UTF8: JsonRpcCode.ParseError,
+  E_FRAME_HEADER: JsonRpcCode.ParseError,
+  E_FRAME_TOO_LARGE: JsonRpcCode.ParseError,
+  E_NESTING_TOO_DEEP: JsonRpcCode.InvalidRequest,
+  E_INVALID_REQUEST: JsonRpcCode.InvalidRequest,
+  E_METHOD_NOT_FOUND: JsonRpcCode.MethodNotFound,
+  E_INVALID_PARAMS: JsonRpcCode.InvalidParams,
+  E_INTERNAL: JsonRpcCode.InternalError,
+  // Server errors.
+  E_SHUTTING_DOWN: -32001,
+  E_NOT_INITIALIZED: -32002,
+  E_ALREADY_INITIALIZED: -32003,
+  E_PROTOCOL_VERSION: -32004,
+  E_PERMISSION_DENIED: -32010,
+  E_STATE_DIR_LOCKED: -32020,
+  E_STATE_DIR: -32021,
+  E_SOCKET: -32022,
+  E_AGENT_UNREACHABLE: -32030,
+  E_CHECK_FAILED: -32040,
+} as const;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+export interface ErrorData {
+  code: ErrorCode;
+  hint?: string;
+  /** For E_INVALID_PARAMS: the dotted path of the field that is wrong. */
+  field?: string;
+  [extra: string]: unknown;
+}
+
+/** A failure the agent reports to a client (or the CLI to a person) on purpose. */
+export class PaddockError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly hint?: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "PaddockError";
+  }
+
+  get rpcCode(): number {
+    return errorCatalog[this.code];
+  }
+
+  toData(): ErrorData {
+    const data: ErrorData = { code: this.code, ...this.extra };
+    if (this.hint !== undefined) data.hint = this.hint;
+    return data;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.prototype.hasOwnProperty.call(errorCatalog, value);
+}

@@ -1,0 +1,214 @@
+/**
+ * LSP-style framing: `Content-Length: N\r\n\r\n` followed by N bytes of UTF-8 JSON.
+ *
+ * The reader is an incremental state machine with no I/O, so that it can be fuzzed. It never
+ * buffers more than one header block (capped) or one body (capped): a frame that announces
+ * more than the cap is reported and its bytes are skipped as they arrive, unbuffered. After
+ * a header block it cannot understand, it drops everything up to the next blank line
+ * (`\r\n\r\n`) and resumes there.
+ */
+import type { ErrorCode } from "./errors";
+
+export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;
+export const MAX_HEADER_BYTES = 8 * 1024;
+
+const HEADER_END = Buffer.from("\r\n\r\n");
+
+export type FrameEvent =
+  | { kind: "frame"; body: Buffer }
+  | { kind: "error"; code: ErrorCode; message: string; hint: string };
+
+type State =
+  | { mode: "header" }
+  | { mode: "skip-header" } // an over-long header block: drop bytes until a blank line
+  | { mode: "body"; length: number }
+  | { mode: "discard"; remaining: number };
+
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  private state: State = { mode: "header" };
+
+  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+
+  /** Feeds bytes in; returns every complete frame or framing error they finish. */
+  push(chunk: Buffer): FrameEvent[] {
+    const events: FrameEvent[] = [];
+    if (chunk.length > 0) {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+    }
+    for (;;) {
+      const progressed = this.step(events);
+      if (!progressed) return events;
+    }
+  }
+
+  /** Bytes held for an unfinished frame (for tests and flow-control decisions). */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  private step(events: FrameEvent[]): boolean {
+    switch (this.state.mode) {
+      case "header":
+        return this.readHeader(events);
+      case "skip-header":
+        return this.skipHeader();
+      case "body":
+        return this.readBody(events, this.state.length);
+      case "discard":
+        return this.discard(this.state.remaining);
+    }
+  }
+
+  private readHeader(events: FrameEvent[]): boolean {
+    const data = this.peekAll();
+    const end = data.indexOf(HEADER_END);
+    if (end < 0) {
+      if (data.length > MAX_HEADER_BYTES) {
+        events.push({
+          kind: "error",
+          code: "E_FRAME_HEADER",
+          message: `frame header longer than ${MAX_HEADER_BYTES} bytes without a blank line`,
+          hint: 'each message starts with "Content-Length: N" followed by "\\r\\n\\r\\n"',
+        });
+        // Keep the last bytes: they may be the start of the blank line we now look for.
+        this.replace(data.subarray(data.length - (HEADER_END.length - 1)));
+        this.state = { mode: "skip-header" };
+        return true;
+      }
+      return false;
+    }
+    const header = data.subarray(0, end).toString("latin1");
+    this.replace(data.subarray(end + HEADER_END.length));
+    const parsed = parseHeader(header);
+    if ("error" in parsed) {
+      events.push({ kind: "error", code: "E_FRAME_HEADER", message: parsed.error, hint: parsed.hint });
+      return true;
+    }
+    if (parsed.length > this.maxFrameBytes) {
+      events.push({
+        kind: "error",
+        code: "E_FRAME_TOO_LARGE",
+        message: `frame of ${parsed.length} bytes is over the limit of ${this.maxFrameBytes} bytes`,
+        hint: "send smaller messages; the frame's bytes are skipped",
+      });
+      this.state = { mode: "discard", remaining: parsed.length };
+      return true;
+    }
+    this.state = { mode: "body", length: parsed.length };
+    return true;
+  }
+
+  private skipHeader(): boolean {
+    const data = this.peekAll();
+    const end = data.indexOf(HEADER_END);
+    if (end < 0) {
+      this.replace(data.subarray(Math.max(0, data.length - (HEADER_END.length - 1))));
+      return false;
+    }
+    this.replace(data.subarray(end + HEADER_END.length));
+    this.state = { mode: "header" };
+    return true;
+  }
+
+  private readBody(events: FrameEvent[], length: number): boolean {
+    if (this.buffered < length) return false;
+    const data = this.peekAll();
+    // Copy so the frame does not pin the (possibly much larger) chunk it came in.
+    events.push({ kind: "frame", body: Buffer.from(data.subarray(0, length)) });
+    this.replace(data.subarray(length));
+    this.state = { mode: "header" };
+    return true;
+  }
+
+  private discard(remaining: number): boolean {
+    if (this.buffered === 0) return false;
+    const data = this.peekAll();
+    const dropped = Math.min(remaining, data.length);
+    this.replace(data.subarray(dropped));
+    const left = remaining - dropped;
+    this.state = left === 0 ? { mode: "header" } : { mode: "discard", remaining: left };
+    return left === 0;
+  }
+
+  private peekAll(): Buffer {
+    if (this.chunks.length === 1) return this.chunks[0] as Buffer;
+    const all = Buffer.concat(this.chunks, this.buffered);
+    this.chunks = [all];
+    return all;
+  }
+
+  private replace(rest: Buffer): void {
+    this.chunks = rest.length > 0 ? [rest] : [];
+    this.buffered = rest.length;
+  }
+}
+
+function parseHeader(header: string): { length: number } | { error: string; hint: string } {
+  const hint = 'a header block is "Content-Length: N" lines ending in "\\r\\n", then "\\r\\n"';
+  let length: number | undefined;
+  for (const line of header.split("\r\n")) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) return { error: `malformed header line ${JSON.stringify(line.slice(0, 80))}`, hint };
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    if (name === "content-length") {
+      if (!/^\d{1,15}$/.test(value)) {
+        return { error: `Content-Length ${JSON.stringify(value.slice(0, 40))} is not a byte count`, hint };
+      }
+      length = Number(value);
+    } else if (name === "content-type") {
+      if (/charset=/i.test(value) && !/charset=["']?utf-?8/i.test(value)) {
+        return { error: `unsupported ${JSON.stringify(value.slice(0, 80))}: only UTF-8 is accepted`, hint };
+      }
+    }
+    // Other headers are ignored, as LSP allows.
+  }
+  if (length === undefined) return { error: "frame header has no Content-Length", hint };
+  return { length };
+}
+
+export function encodeFrame(json: string): Buffer {
+  const body = Buffer.from(json, "utf8");
+  return Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`, "ascii"), body]);
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/** Decodes a frame body, or returns null when it is not valid UTF-8. */
+export function decodeUtf8(body: Buffer): string | null {
+  try {
+    return utf8.decode(body);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The deepest nesting of arrays and objects in a JSON text, counted without parsing, so a
+ * hostile message is refused before anything recursive touches it.
+ */
+export function jsonNestingDepth(text: string, stopAbove = Infinity): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22 /* " */) inString = false;
+      continue;
+    }
+    if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      depth++;
+      if (depth > max) {
+        max = depth;
+        if (max > stopAbove) return max;
+      }
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}

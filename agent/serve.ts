@@ -1,0 +1,89 @@
+/**
+ * `paddock agent`: takes the state dir's lock, opens the logs, and serves the protocol on
+ * stdio or on a Unix socket until told to stop.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Agent } from "./agent";
+import { SystemChecker } from "./check/system-check";
+import { HumanSink, JsonFileSink, Logger, type LogLevel } from "./log/logger";
+import { acquireStateLock } from "./state/lock";
+import { stateFiles } from "./state/paths";
+import { prepareStateDir } from "./state/state-dir";
+import { listenOnSocket } from "./server/socket-server";
+import { AGENT_VERSION } from "./version";
+
+export interface ServeOptions {
+  stateDir: string;
+  transport: { kind: "stdio" } | { kind: "socket"; path: string; group?: string };
+  logLevel: LogLevel;
+  /** Where the built native helpers (probe-init) are. */
+  nativeDir: string;
+}
+
+export interface AgentInfo {
+  pid: number;
+  version: string;
+  socket: string;
+  startedAt: string;
+}
+
+export async function serve(options: ServeOptions): Promise<void> {
+  prepareStateDir(options.stateDir);
+  const files = stateFiles(options.stateDir);
+  const lock = acquireStateLock(files.lock, options.stateDir);
+  const fileSink = new JsonFileSink(files.log);
+  const log = new Logger([fileSink, new HumanSink()], options.logLevel, {});
+  const checker = new SystemChecker({ scratchRoot: files.tmp, cacheFile: files.checkCache, cacheDir: files.cache, nativeDir: options.nativeDir });
+
+  const cleanups: (() => Promise<void> | void)[] = [];
+  let stopping = false;
+  const stop = async (code: number, reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info("agent stopping", { reason });
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    lock.release();
+    fileSink.close();
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stop(0, "SIGINT"));
+  process.on("SIGTERM", () => void stop(0, "SIGTERM"));
+  process.on("uncaughtException", (err) => log.error("uncaught exception", { error: err.stack ?? String(err) }));
+  process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: String(err) }));
+
+  const uid = process.getuid?.() ?? 0;
+  const agent = new Agent({
+    stateDir: options.stateDir,
+    log,
+    checker,
+    onExit: (session, connection) => {
+      if (session.transport === "stdio") void stop(session.shutdownRequested ? 0 : 1, "exit notification");
+      else connection.close();
+    },
+  });
+
+  log.info("agent starting", { version: AGENT_VERSION, pid: process.pid, uid, stateDir: options.stateDir, transport: options.transport.kind });
+
+  if (options.transport.kind === "stdio") {
+    const connection = agent.attach(process.stdin, process.stdout, { uid }, "stdio");
+    connection.onClose(() => void stop(0, "stdin closed"));
+    return;
+  }
+
+  const socketPath = path.resolve(options.transport.path);
+  const server = await listenOnSocket({
+    socketPath,
+    group: options.transport.group,
+    onConnection: (socket, caller) => {
+      const connection = agent.attach(socket, socket, caller, "socket");
+      connection.onClose(() => socket.destroy());
+    },
+    onRefused: (reason) => log.warn("connection refused", { reason }),
+  });
+  cleanups.push(() => server.close());
+  const info: AgentInfo = { pid: process.pid, version: AGENT_VERSION, socket: socketPath, startedAt: new Date().toISOString() };
+  fs.writeFileSync(files.agentInfo, JSON.stringify(info, null, 2) + "\n", { mode: 0o644 });
+  cleanups.push(() => fs.rmSync(files.agentInfo, { force: true }));
+  log.info("listening", { socket: socketPath, mode: options.transport.group ? "0660" : "0600", group: options.transport.group });
+}

@@ -1,0 +1,32 @@
+// Builds dist/: the CLI and agent bundle, the extension bundle, and the native helpers.
+import { build } from "esbuild";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdirSync, readFileSync, statSync, existsSync } from "node:fs";
+
+const pkg = JSON.parse(readFileSync("package.json", "utf8"));
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "cjs",
+  sourcemap: true,
+  logLevel: "warning",
+  define: { __PADDOCK_VERSION__: JSON.stringify(pkg.version) },
+};
+
+await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: "dist/paddock.js", external: ["koffi"] });
+chmodSync("dist/paddock.js", 0o755);
+await build({ ...common, entryPoints: ["extension/extension.ts"], outfile: "dist/extension.js", external: ["vscode", "koffi"] });
+
+// The probe guest's /init: static, so the initramfs needs no libc.
+mkdirSync("dist/native", { recursive: true });
+const source = "native/probe-init.c";
+const binary = "dist/native/probe-init";
+if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
+  try {
+    execFileSync("gcc", ["-static", "-Os", "-s", "-Wall", "-Werror", "-o", binary, source], { stdio: "inherit" });
+  } catch {
+    console.error("build: could not compile native/probe-init.c with gcc -static; install gcc and libc6-dev (npm run setup does)");
+    process.exit(1);
+  }
+}
