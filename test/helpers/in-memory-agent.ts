@@ -1,0 +1,43 @@
+/** An Agent wired to in-memory streams: the whole protocol stack without a process. */
+import { PassThrough } from "node:stream";
+import { Agent } from "../../agent/agent";
+import type { SystemChecker } from "../../agent/check/system-check";
+import { silentLogger } from "../../agent/log/logger";
+import { RawPeer } from "./raw-peer";
+
+export interface InMemoryPair {
+  agent: Agent;
+  peer: RawPeer;
+  exits: number[];
+  close(): void;
+}
+
+/** A checker that fails the test if called: these tests are about the protocol, not probes. */
+const unusedChecker = {
+  run: () => Promise.reject(new Error("system/check is not part of this test")),
+} as unknown as SystemChecker;
+
+export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Agent } = {}): InMemoryPair {
+  const exits: number[] = [];
+  const agent =
+    options.agent ??
+    new Agent({
+      stateDir: "/nonexistent/state",
+      log: silentLogger,
+      checker: unusedChecker,
+      onExit: (session, connection) => {
+        exits.push(session.shutdownRequested ? 0 : 1);
+        connection.close();
+      },
+      maxFrameBytes: options.maxFrameBytes,
+    });
+  return { agent, exits, ...connect(agent) };
+}
+
+export function connect(agent: Agent): { peer: RawPeer; close(): void } {
+  const toAgent = new PassThrough();
+  const fromAgent = new PassThrough();
+  const connection = agent.attach(toAgent, fromAgent, { uid: 4242 }, "socket");
+  connection.onClose(() => fromAgent.end());
+  return { peer: new RawPeer(fromAgent, toAgent), close: () => toAgent.end() };
+}

@@ -1,0 +1,83 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FrameReader, MAX_HEADER_BYTES, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameEvent } from "../../agent/protocol/framing";
+
+const frames = (events: FrameEvent[]) => events.filter((e) => e.kind === "frame").map((e) => (e.kind === "frame" ? e.body.toString("utf8") : ""));
+const errors = (events: FrameEvent[]) => events.filter((e) => e.kind === "error").map((e) => (e.kind === "error" ? e.code : ""));
+
+test("a frame split into single bytes is reassembled", () => {
+  const reader = new FrameReader();
+  const bytes = encodeFrame('{"a":"é"}');
+  const events = [...bytes].flatMap((b) => reader.push(Buffer.from([b])));
+  assert.deepEqual(frames(events), ['{"a":"é"}']);
+  assert.equal(reader.pendingBytes, 0);
+});
+
+test("several frames in one chunk all come out, in order", () => {
+  const reader = new FrameReader();
+  const events = reader.push(Buffer.concat([encodeFrame("1"), encodeFrame("[2]"), encodeFrame('"three"')]));
+  assert.deepEqual(frames(events), ["1", "[2]", '"three"']);
+});
+
+test("Content-Length counts bytes, not characters", () => {
+  const body = "€€€";
+  assert.equal(encodeFrame(body).toString("latin1").startsWith("Content-Length: 9\r\n\r\n"), true);
+});
+
+test("header names are case-insensitive and other headers are ignored", () => {
+  const reader = new FrameReader();
+  const events = reader.push(Buffer.from('content-length: 2\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n{}'));
+  assert.deepEqual(frames(events), ["{}"]);
+});
+
+test("a header without Content-Length is an error, and the next frame still reads", () => {
+  const reader = new FrameReader();
+  const events = reader.push(Buffer.concat([Buffer.from("X-Foo: 1\r\n\r\n"), encodeFrame("{}")]));
+  assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+  assert.deepEqual(frames(events), ["{}"]);
+});
+
+test("a non-numeric or negative Content-Length is an error", () => {
+  for (const value of ["abc", "-1", "1e3", ""]) {
+    const events = new FrameReader().push(Buffer.from(`Content-Length: ${value}\r\n\r\n`));
+    assert.deepEqual(errors(events), ["E_FRAME_HEADER"], value);
+  }
+});
+
+test("a charset other than UTF-8 is refused", () => {
+  const events = new FrameReader().push(Buffer.from("Content-Length: 2\r\nContent-Type: text/plain; charset=latin1\r\n\r\n{}"));
+  assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+});
+
+test("an over-long header is reported once and reading resumes after the next blank line", () => {
+  const reader = new FrameReader();
+  const garbage = Buffer.alloc(MAX_HEADER_BYTES * 3, "x");
+  const events = [...reader.push(garbage), ...reader.push(Buffer.from("\r\n\r\n")), ...reader.push(encodeFrame("[1]"))];
+  assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+  assert.deepEqual(frames(events), ["[1]"]);
+  assert.ok(reader.pendingBytes < MAX_HEADER_BYTES);
+});
+
+test("a frame over the cap is skipped without being buffered", () => {
+  const reader = new FrameReader(100);
+  const events = reader.push(Buffer.from("Content-Length: 1000\r\n\r\n"));
+  assert.deepEqual(errors(events), ["E_FRAME_TOO_LARGE"]);
+  for (let i = 0; i < 10; i++) {
+    assert.deepEqual(reader.push(Buffer.alloc(100, "z")), []);
+    assert.equal(reader.pendingBytes, 0, "skipped bytes are not kept");
+  }
+  assert.deepEqual(frames(reader.push(encodeFrame("{}"))), ["{}"]);
+});
+
+test("decodeUtf8 refuses invalid UTF-8 and accepts valid text", () => {
+  assert.equal(decodeUtf8(Buffer.from([0x7b, 0xff, 0x7d])), null);
+  assert.equal(decodeUtf8(Buffer.from([0xc3, 0x28])), null);
+  assert.equal(decodeUtf8(Buffer.from("{\"ok\":\"ü\"}")), '{"ok":"ü"}');
+});
+
+test("jsonNestingDepth counts brackets outside strings only", () => {
+  assert.equal(jsonNestingDepth('{"a":[1,{"b":2}]}'), 3);
+  assert.equal(jsonNestingDepth('"[[[[[[[["'), 0);
+  assert.equal(jsonNestingDepth('{"a":"\\"[[["}'), 1);
+  assert.equal(jsonNestingDepth("[".repeat(10000), 64), 65, "stops counting once over the limit");
+});

@@ -1,0 +1,48 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parseCgroupMounts } from "../../agent/check/probes/cgroups";
+import { runtimeReadiness } from "../../agent/check/system-check";
+import type { CheckName, CheckResult } from "../../agent/protocol/methods";
+
+const HYBRID = `
+30 24 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,memory
+33 30 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,cpu,cpuacct
+34 30 0:30 / /sys/fs/cgroup/pids rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,pids
+35 30 0:31 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:14 - cgroup cgroup rw,xattr,name=systemd`;
+
+test("a hybrid mount table is recognised with its v1 controllers", () => {
+  const layout = parseCgroupMounts(HYBRID, () => []);
+  assert.equal(layout.mode, "hybrid");
+  assert.deepEqual([...layout.v1.keys()].sort(), ["cpu", "cpuacct", "memory", "pids"]);
+  assert.equal(layout.v1.get("pids"), "/sys/fs/cgroup/pids");
+  assert.equal(layout.v2Mount, "/sys/fs/cgroup/unified");
+});
+
+test("pure v2 and pure v1 are told apart", () => {
+  const v2 = parseCgroupMounts("29 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw", () => ["cpu", "memory", "pids"]);
+  assert.equal(v2.mode, "v2");
+  assert.deepEqual(v2.v2Controllers, ["cpu", "memory", "pids"]);
+  const v1 = parseCgroupMounts(HYBRID.split("\n").filter((l) => !l.includes("cgroup2")).join("\n"), () => []);
+  assert.equal(v1.mode, "v1");
+  assert.equal(parseCgroupMounts("", () => []).mode, "none");
+});
+
+function checks(ok: Partial<Record<CheckName, boolean>>): CheckResult[] {
+  return (Object.keys(ok) as CheckName[]).map((name) => ({ name, ok: ok[name] ?? false, detail: "", durationMs: 0 }));
+}
+
+test("readiness: runc stands in for a failed crun, TCG for a failed KVM", () => {
+  const r = runtimeReadiness(checks({ overlayfs: true, bwrap: true, runc: true, crun: false, cgroups: true, qemu: true, kvm: false, tcg: true }), true);
+  assert.deepEqual(r.process, { available: true, missing: [] });
+  assert.deepEqual(r.container, { available: true, missing: [], using: "runc" });
+  assert.deepEqual(r.vm, { available: true, missing: [], using: "tcg" });
+});
+
+test("readiness: a missing piece is named; rootless needs the rootless overlay", () => {
+  const r = runtimeReadiness(checks({ overlayfs: true, "overlayfs-rootless": false, bwrap: true, runc: false, crun: false, qemu: true, kvm: true, tcg: false }), false);
+  assert.deepEqual(r.process, { available: false, missing: ["overlayfs-rootless"] });
+  assert.deepEqual(r.container.missing, ["overlayfs-rootless", "runc", "crun"]);
+  assert.equal(r.vm.using, "kvm");
+});
