@@ -62,7 +62,7 @@ export class Agent {
       handler: (_params, _call, session: Session) => this.exit(session),
     });
 
-    this.dispatcher = new Dispatcher(methods, guard, options.log);
+    this.dispatcher = new Dispatcher(methods, guard);
   }
 
   /** Serves one client over a pair of streams until either side closes. */

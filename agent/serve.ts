@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Agent } from "./agent";
 import { SystemChecker } from "./check/system-check";
-import { HumanSink, JsonFileSink, Logger, type LogLevel } from "./log/logger";
+import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
 import { stateFiles } from "./state/paths";
 import { prepareStateDir } from "./state/state-dir";
@@ -17,6 +17,8 @@ export interface ServeOptions {
   stateDir: string;
   transport: { kind: "stdio" } | { kind: "socket"; path: string; group?: string };
   logLevel: LogLevel;
+  /** A quieter level for stderr only (a private agent the CLI starts should not chatter). */
+  stderrLevel?: LogLevel;
   /** Where the built native helpers (probe-init) are. */
   nativeDir: string;
 }
@@ -33,7 +35,8 @@ export async function serve(options: ServeOptions): Promise<void> {
   const files = stateFiles(options.stateDir);
   const lock = acquireStateLock(files.lock, options.stateDir);
   const fileSink = new JsonFileSink(files.log);
-  const log = new Logger([fileSink, new HumanSink()], options.logLevel, {});
+  const stderrSink = options.stderrLevel ? new LevelFilterSink(new HumanSink(), options.stderrLevel) : new HumanSink();
+  const log = new Logger([fileSink, stderrSink], options.logLevel, {});
   const checker = new SystemChecker({ scratchRoot: files.tmp, cacheFile: files.checkCache, cacheDir: files.cache, nativeDir: options.nativeDir });
 
   const cleanups: (() => Promise<void> | void)[] = [];

@@ -59,7 +59,7 @@ async function viaSocket(socket: string): Promise<Connected> {
 
 async function viaStdio(options: ConnectOptions): Promise<Connected> {
   // The private agent's stderr is ours: if it cannot start, its own error says why.
-  const child = spawn(process.execPath, [options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel], {
+  const child = spawn(process.execPath, [options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel, "--stderr-log-level", "warn"], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const client = new AgentClient(child.stdout, child.stdin);

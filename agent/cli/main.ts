@@ -29,6 +29,8 @@ Options for every command:
   --socket PATH       (clients) talk to the agent on this socket
   --json              machine-readable output
   --log-level LEVEL   error, warn, info or debug (default info; PADDOCK_LOG_LEVEL)
+  --stderr-log-level LEVEL
+                      (agent) a quieter level for stderr than for the log file
   -h, --help          this text
 
 Without --socket, clients use the socket of an agent already serving the state dir (or
@@ -47,6 +49,7 @@ async function main(argv: string[]): Promise<number> {
       json: { type: "boolean" },
       refresh: { type: "boolean" },
       "log-level": { type: "string" },
+      "stderr-log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -57,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const logLevel = values["log-level"] ?? process.env.PADDOCK_LOG_LEVEL ?? "info";
   if (!isLogLevel(logLevel)) throw new PaddockError("E_INVALID_PARAMS", `unknown log level ${logLevel}`, "use error, warn, info or debug");
+  const stderrLevel = values["stderr-log-level"];
+  if (stderrLevel !== undefined && !isLogLevel(stderrLevel)) throw new PaddockError("E_INVALID_PARAMS", `unknown log level ${stderrLevel}`, "use error, warn, info or debug");
   const stateDir = path.resolve(values["state-dir"] ?? defaultStateDir());
 
   switch (command) {
@@ -67,12 +72,13 @@ async function main(argv: string[]): Promise<number> {
       await serve({
         stateDir,
         logLevel: logLevel as LogLevel,
+        stderrLevel,
         nativeDir: path.join(__dirname, "native"),
         transport: values.stdio ? { kind: "stdio" } : { kind: "socket", path: values.socket ?? defaultSocketPath(), group: values["socket-group"] },
       });
       return -1; // keeps serving
     case "check": {
-      const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel: "warn" });
+      const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel });
       try {
         await agent.client.initialize("paddock-cli");
         const result = await agent.client.request("system/check", { refresh: values.refresh ?? false });

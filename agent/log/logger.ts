@@ -104,5 +104,17 @@ export class HumanSink implements LogSink {
   }
 }
 
+/** Passes on only lines at `level` or more severe (e.g. a quieter stderr than the file). */
+export class LevelFilterSink implements LogSink {
+  constructor(
+    private readonly inner: LogSink,
+    private readonly level: LogLevel,
+  ) {}
+
+  write(level: LogLevel, message: string, fields: Fields): void {
+    if (LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(this.level)) this.inner.write(level, message, fields);
+  }
+}
+
 /** A logger that drops everything (unit tests, one-shot CLI paths). */
 export const silentLogger = new Logger([], "error");

@@ -89,7 +89,7 @@ export class Connection<C> {
     this.inFlight++;
     this.updateFlow();
     this.options.dispatcher
-      .handle(message.value, this.options.context)
+      .handle(message.value, this.options.context, this.options.log)
       .then((response) => {
         if (response !== null) this.send(response);
       })

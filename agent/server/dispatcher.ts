@@ -48,27 +48,26 @@ export class Dispatcher<C> {
   constructor(
     private readonly methods: ReadonlyMap<string, MethodSpec<z.ZodType, C>>,
     private readonly guard: Guard<C>,
-    private readonly log: Logger,
   ) {}
 
   /** Handles one parsed message: a request, a notification or a batch. Null means "send nothing". */
-  async handle(message: unknown, context: C): Promise<Response | Response[] | null> {
-    if (!Array.isArray(message)) return this.handleOne(message, context);
+  async handle(message: unknown, context: C, log: Logger): Promise<Response | Response[] | null> {
+    if (!Array.isArray(message)) return this.handleOne(message, context, log);
     if (message.length === 0) {
       return errorResponse(null, "E_INVALID_REQUEST", "empty batch", "a batch must contain at least one request");
     }
-    const answers = await Promise.all(message.map((m) => this.handleOne(m, context)));
+    const answers = await Promise.all(message.map((m) => this.handleOne(m, context, log)));
     const responses = answers.filter((r): r is Response => r !== null);
     return responses.length > 0 ? responses : null;
   }
 
-  private async handleOne(message: unknown, context: C): Promise<Response | null> {
+  private async handleOne(message: unknown, context: C, connectionLog: Logger): Promise<Response | null> {
     const envelope = validateEnvelope(message);
     if ("invalid" in envelope) {
       return errorResponse(envelope.id, "E_INVALID_REQUEST", `invalid request: ${envelope.invalid}`, ENVELOPE_HINT);
     }
     const { method, id, params, isNotification } = envelope;
-    const log = this.log.child(isNotification ? { method } : { requestId: id, method });
+    const log = connectionLog.child(isNotification ? { method } : { requestId: id, method });
     const call: Call = isNotification ? { method, log } : { method, id, log };
     try {
       const spec = this.methods.get(method);

@@ -28,7 +28,10 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
   prepareSocketDir(dir, gid);
   await removeStaleSocket(socketPath);
 
+  const sockets = new Set<net.Socket>();
   const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
     let caller: Caller;
     try {
       const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
@@ -69,6 +72,8 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        // close() waits for every client to hang up; an agent that stops does not.
+        for (const socket of sockets) socket.destroy();
         try {
           fs.unlinkSync(socketPath);
         } catch {

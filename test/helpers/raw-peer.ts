@@ -51,9 +51,9 @@ export class RawPeer {
   }
 
   /** Sends a request and waits for the response with its id. */
-  async call(method: string, params?: unknown, id: string | number = nextId()): Promise<RpcMessage> {
+  async call(method: string, params?: unknown, id: string | number = nextId(), timeoutMs = 5000): Promise<RpcMessage> {
     this.sendJson({ jsonrpc: "2.0", id, method, ...(params === undefined ? {} : { params }) });
-    return this.waitFor((m) => !Array.isArray(m) && m.id === id) as Promise<RpcMessage>;
+    return this.waitFor((m) => !Array.isArray(m) && m.id === id, timeoutMs) as Promise<RpcMessage>;
   }
 
   /** The next message not yet taken, in arrival order. */

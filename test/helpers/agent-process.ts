@@ -1,0 +1,98 @@
+/** Runs the built agent (dist/paddock.js) as a real process, as users and the extension do. */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { RawPeer } from "./raw-peer";
+
+export const REPO = path.resolve(__dirname, "..", "..");
+export const PADDOCK = path.join(REPO, "dist", "paddock.js");
+
+export function tempDir(prefix = "paddock-test-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export interface AgentProcess {
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<void>;
+}
+
+export function startAgent(args: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): AgentProcess {
+  const child = spawn(process.execPath, [PADDOCK, "agent", ...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+    uid: options.uid,
+    gid: options.gid,
+    env: { ...process.env, ...options.env },
+  });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  return {
+    child,
+    stderr: () => stderr,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** Starts an agent over stdio and returns a raw peer on its stdin/stdout. */
+export function startStdioAgent(stateDir: string): AgentProcess & { peer: RawPeer } {
+  const agent = startAgent(["--stdio", "--state-dir", stateDir, "--log-level", "debug"]);
+  return { ...agent, peer: new RawPeer(agent.child.stdout!, agent.child.stdin!) };
+}
+
+/** Starts an agent on a socket and waits until the socket accepts connections. */
+export async function startSocketAgent(stateDir: string, socketPath: string, extra: string[] = []): Promise<AgentProcess> {
+  const agent = startAgent(["--socket", socketPath, "--state-dir", stateDir, "--log-level", "debug", ...extra]);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (agent.child.exitCode !== null) throw new Error(`agent exited early: ${agent.stderr()}`);
+    if (fs.existsSync(socketPath) && (await canConnect(socketPath))) return agent;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await agent.stop();
+  throw new Error(`agent did not listen on ${socketPath}: ${agent.stderr()}`);
+}
+
+export function canConnect(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(socketPath);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+export async function socketPeer(socketPath: string): Promise<{ peer: RawPeer; socket: net.Socket }> {
+  const socket = net.connect(socketPath);
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+  });
+  return { peer: new RawPeer(socket, socket), socket };
+}
+
+/** Runs the CLI to completion. */
+export function runCli(args: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [PADDOCK, ...args], { uid: options.uid, gid: options.gid, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d));
+    child.stderr.on("data", (d: Buffer) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
