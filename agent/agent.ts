@@ -43,7 +43,7 @@ type Handler<M extends RequestMethod> = (
 export class Agent {
   private readonly dispatcher: Dispatcher<Session>;
   private nextSessionId = 1;
-  private readonly connections = new Set<Connection<Session>>();
+  private readonly connections = new Map<Session, Connection<Session>>();
 
   constructor(private readonly options: AgentOptions) {
     const methods = new Map<string, MethodSpec<z.ZodType, Session>>();
@@ -79,18 +79,14 @@ export class Agent {
       notify: (method, params) => connection.notify(method, params),
     };
     const connection: Connection<Session> = new Connection({ input, output, dispatcher: this.dispatcher, context: session, log, maxFrameBytes: this.options.maxFrameBytes });
-    this.connections.add(connection);
+    this.connections.set(session, connection);
     connection.onClose(() => {
-      this.connections.delete(connection);
+      this.connections.delete(session);
       log.debug("client disconnected");
     });
     connection.start();
     log.debug("client connected", { uid: caller.uid, pid: caller.pid, transport });
     return connection;
-  }
-
-  get connectionCount(): number {
-    return this.connections.size;
   }
 
   private initialize(params: z.output<typeof requests.initialize>, session: Session): InitializeResult {
@@ -123,7 +119,7 @@ export class Agent {
   }
 
   private exit(session: Session): void {
-    const connection = [...this.connections].find((c) => c.context === session);
+    const connection = this.connections.get(session);
     if (connection) this.options.onExit(session, connection);
   }
 }

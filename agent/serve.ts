@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Agent } from "./agent";
 import { SystemChecker } from "./check/system-check";
+import { killAllProbes } from "./check/run-probe";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
 import { stateFiles } from "./state/paths";
@@ -37,7 +38,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const fileSink = new JsonFileSink(files.log);
   const stderrSink = options.stderrLevel ? new LevelFilterSink(new HumanSink(), options.stderrLevel) : new HumanSink();
   const log = new Logger([fileSink, stderrSink], options.logLevel, {});
-  const checker = new SystemChecker({ scratchRoot: files.tmp, cacheFile: files.checkCache, cacheDir: files.cache, nativeDir: options.nativeDir });
+  const checker = new SystemChecker({ scratchRoot: files.tmp, cacheFile: files.checkCache, nativeDir: options.nativeDir });
 
   const cleanups: (() => Promise<void> | void)[] = [];
   let stopping = false;
@@ -45,6 +46,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info("agent stopping", { reason });
+    killAllProbes();
     for (const cleanup of cleanups.reverse()) await cleanup();
     lock.release();
     fileSink.close();
@@ -56,13 +58,15 @@ export async function serve(options: ServeOptions): Promise<void> {
   process.on("unhandledRejection", (err) => log.error("unhandled rejection", { error: String(err) }));
 
   const uid = process.getuid?.() ?? 0;
+  let stdioExitCode = 0;
   const agent = new Agent({
     stateDir: options.stateDir,
     log,
     checker,
     onExit: (session, connection) => {
-      if (session.transport === "stdio") void stop(session.shutdownRequested ? 0 : 1, "exit notification");
-      else connection.close();
+      // LSP: exit after shutdown is a clean exit, exit without it is not.
+      if (session.transport === "stdio") stdioExitCode = session.shutdownRequested ? 0 : 1;
+      connection.closeWhenIdle();
     },
   });
 
@@ -70,7 +74,7 @@ export async function serve(options: ServeOptions): Promise<void> {
 
   if (options.transport.kind === "stdio") {
     const connection = agent.attach(process.stdin, process.stdout, { uid }, "stdio");
-    connection.onClose(() => void stop(0, "stdin closed"));
+    connection.onClose(() => void stop(stdioExitCode, "stdio connection closed"));
     return;
   }
 
@@ -79,10 +83,10 @@ export async function serve(options: ServeOptions): Promise<void> {
     socketPath,
     group: options.transport.group,
     onConnection: (socket, caller) => {
-      const connection = agent.attach(socket, socket, caller, "socket");
-      connection.onClose(() => socket.destroy());
+      agent.attach(socket, socket, caller, "socket");
     },
     onRefused: (reason) => log.warn("connection refused", { reason }),
+    onError: (error) => log.error("socket server error", { error: error.message }),
   });
   cleanups.push(() => server.close());
   const info: AgentInfo = { pid: process.pid, version: AGENT_VERSION, socket: socketPath, startedAt: new Date().toISOString() };

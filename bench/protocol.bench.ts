@@ -9,7 +9,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { AgentClient } from "../agent/protocol/client";
+import { AgentClient, isListening } from "../agent/protocol/client";
 import { encodeFrame } from "../agent/protocol/framing";
 
 const REPO = path.resolve(__dirname, "..");
@@ -37,12 +37,7 @@ function percentile(sorted: number[], p: number): number {
 
 async function waitForSocket(socketPath: string): Promise<void> {
   for (let i = 0; i < 400; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(socketPath);
-      s.once("connect", () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
+    if (await isListening(socketPath)) return;
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`nothing listens on ${socketPath}`);

@@ -22,6 +22,26 @@ export interface ProbeOptions {
 }
 
 const MAX_CAPTURE = 64 * 1024;
+/** After a kill, how long to wait for the pipes to close before giving up on them. */
+const KILL_GRACE_MS = 2_000;
+
+/** Process groups of probes still running, so that a stopping agent can end them. */
+const running = new Set<number>();
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+/** Kills every probe still running (the agent is stopping). */
+export function killAllProbes(): void {
+  for (const pid of running) killGroup(pid);
+  running.clear();
+}
 
 export function runProbe(command: string, args: string[], options: ProbeOptions): Promise<ProbeOutcome> {
   const started = performance.now();
@@ -38,27 +58,30 @@ export function runProbe(command: string, args: string[], options: ProbeOptions)
       gid: options.gid,
       env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
     });
-    const killGroup = () => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
+    if (child.pid !== undefined) running.add(child.pid);
+    const stop = () => {
+      killGroup(child.pid);
+      if (child.pid !== undefined) running.delete(child.pid);
     };
+    let grace: NodeJS.Timeout | undefined;
     const finish = (outcome: Omit<ProbeOutcome, "stdout" | "stderr" | "timedOut" | "durationMs">) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(grace);
+      if (child.pid !== undefined) running.delete(child.pid);
       resolve({ ...outcome, stdout, stderr, timedOut, durationMs: Math.round(performance.now() - started) });
     };
     const timer = setTimeout(() => {
       timedOut = true;
-      killGroup();
+      stop();
+      // A grandchild that left the process group may hold the pipes open: do not wait on it.
+      grace = setTimeout(() => finish({ exitCode: null, signal: "SIGKILL" }), KILL_GRACE_MS);
     }, options.timeoutMs);
     child.stdout.on("data", (d: Buffer) => {
       if (stdout.length < MAX_CAPTURE) stdout += d.toString("utf8");
       if (options.until !== undefined && stdout.includes(options.until)) {
-        killGroup();
+        stop();
         finish({ exitCode: 0, signal: null });
       }
     });

@@ -31,8 +31,8 @@ export const CHECK_ORDER = Object.keys(PROBES) as CheckName[];
 
 export interface SystemCheckerOptions {
   scratchRoot: string;
+  /** Results are kept here for the rest of this boot; its directory also holds probe artifacts. */
   cacheFile: string;
-  cacheDir: string;
   nativeDir: string;
   uid?: number;
 }
@@ -51,30 +51,35 @@ export function readBootId(): string {
 
 export class SystemChecker {
   private running: Promise<SystemCheckResult> | undefined;
+  /** The last results, so that a cached answer costs no I/O. */
+  private latest: CacheFile | undefined;
   private readonly uid: number;
+  /** The boot id cannot change while the agent runs. */
+  private readonly bootId = readBootId();
 
   constructor(private readonly options: SystemCheckerOptions) {
     this.uid = options.uid ?? process.getuid?.() ?? 0;
   }
 
   async run({ refresh, log }: { refresh: boolean; log: Logger }): Promise<SystemCheckResult> {
-    const bootId = readBootId();
     if (!refresh) {
-      const cached = this.readCache(bootId);
-      if (cached) return this.result(cached, true);
+      this.latest ??= this.readCache();
+      if (this.latest) return this.result(this.latest, true);
     }
     // Concurrent callers share one run rather than booting two probe guests.
-    this.running ??= this.runAll(bootId, log).finally(() => (this.running = undefined));
+    this.running ??= this.runAll(log).finally(() => (this.running = undefined));
     return this.running;
   }
 
-  private async runAll(bootId: string, log: Logger): Promise<SystemCheckResult> {
+  private async runAll(log: Logger): Promise<SystemCheckResult> {
+    const bootId = this.bootId;
     log.info("running system checks");
     const checks = await Promise.all(CHECK_ORDER.map((name) => this.runOne(name, log)));
     const entry: CacheFile = { bootId, agentVersion: AGENT_VERSION, uid: this.uid, checkedAt: new Date().toISOString(), checks };
     const tmp = `${this.options.cacheFile}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(entry, null, 2));
     fs.renameSync(tmp, this.options.cacheFile);
+    this.latest = entry;
     return this.result(entry, false);
   }
 
@@ -83,7 +88,7 @@ export class SystemChecker {
     const scratchDir = fs.mkdtempSync(path.join(this.options.scratchRoot, `check-${name}-`));
     let verdict: ProbeVerdict;
     try {
-      verdict = await PROBES[name]({ scratchDir, nativeDir: this.options.nativeDir, cacheDir: this.options.cacheDir, uid: this.uid });
+      verdict = await PROBES[name]({ scratchDir, nativeDir: this.options.nativeDir, cacheDir: path.dirname(this.options.cacheFile), uid: this.uid });
     } catch (err) {
       verdict = { ok: false, detail: `the ${name} probe itself failed: ${(err as Error).message}`, hint: "this is a bug in Paddock; the agent log has details" };
       log.error("probe crashed", { check: name, error: (err as Error).stack });
@@ -95,11 +100,11 @@ export class SystemChecker {
     return result;
   }
 
-  private readCache(bootId: string): CacheFile | undefined {
+  private readCache(): CacheFile | undefined {
     try {
       const entry = JSON.parse(fs.readFileSync(this.options.cacheFile, "utf8")) as CacheFile;
       const complete = CHECK_ORDER.every((name) => entry.checks.some((c) => c.name === name));
-      if (entry.bootId === bootId && entry.agentVersion === AGENT_VERSION && entry.uid === this.uid && complete) return entry;
+      if (entry.bootId === this.bootId && entry.agentVersion === AGENT_VERSION && entry.uid === this.uid && complete) return entry;
     } catch {
       // no cache, or an unreadable one: run the checks
     }

@@ -1,11 +1,14 @@
 /**
- * How the CLI reaches an agent: the socket it was told, else the socket of an agent already
- * serving the state dir, else the default socket, else a private agent over stdio.
+ * How the CLI reaches an agent: the socket it was told (--socket or $PADDOCK_SOCKET), else
+ * the socket of an agent already serving the state dir, else the default socket if that
+ * agent serves the same state dir, else a private agent over stdio.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { spawn } from "node:child_process";
 import { AgentClient } from "../protocol/client";
 import { PaddockError } from "../protocol/errors";
+import type { InitializeResult } from "../protocol/methods";
 import { defaultSocketPath, stateFiles } from "../state/paths";
 import type { AgentInfo } from "../serve";
 
@@ -19,19 +22,26 @@ export interface ConnectOptions {
 
 export interface Connected {
   client: AgentClient;
+  info: InitializeResult;
   via: string;
   close(): void;
 }
 
+const CLIENT_NAME = "paddock-cli";
+
 export async function connectToAgent(options: ConnectOptions): Promise<Connected> {
-  if (options.socket) {
-    return viaSocket(options.socket).catch((err: NodeJS.ErrnoException) => {
-      throw new PaddockError("E_AGENT_UNREACHABLE", `cannot connect to the agent at ${options.socket}: ${err.code ?? err.message}`, hintFor(err));
+  const explicit = options.socket || process.env.PADDOCK_SOCKET;
+  if (explicit) {
+    return viaSocket(explicit).catch((err: NodeJS.ErrnoException) => {
+      if (err instanceof PaddockError) throw err;
+      throw new PaddockError("E_AGENT_UNREACHABLE", `cannot connect to the agent at ${explicit}: ${err.code ?? err.message}`, hintFor(err));
     });
   }
   for (const socket of candidateSockets(options.stateDir)) {
     try {
-      return await viaSocket(socket);
+      const connected = await viaSocket(socket);
+      if (path.resolve(connected.info.agent.stateDir) === options.stateDir) return connected;
+      connected.close(); // an agent, but for another state dir
     } catch {
       // not there, or not ours: try the next
     }
@@ -41,7 +51,6 @@ export async function connectToAgent(options: ConnectOptions): Promise<Connected
 
 function candidateSockets(stateDir: string): string[] {
   const found: string[] = [];
-  if (process.env.PADDOCK_SOCKET) found.push(process.env.PADDOCK_SOCKET);
   try {
     const info = JSON.parse(fs.readFileSync(stateFiles(stateDir).agentInfo, "utf8")) as AgentInfo;
     if (typeof info.socket === "string") found.push(info.socket);
@@ -54,20 +63,37 @@ function candidateSockets(stateDir: string): string[] {
 
 async function viaSocket(socket: string): Promise<Connected> {
   const client = await AgentClient.connect(socket);
-  return { client, via: `socket ${socket}`, close: () => client.close() };
+  try {
+    const info = await client.initialize(CLIENT_NAME);
+    return { client, info, via: `socket ${socket}`, close: () => client.close() };
+  } catch (err) {
+    client.close();
+    throw err;
+  }
 }
 
 async function viaStdio(options: ConnectOptions): Promise<Connected> {
-  // The private agent's stderr is ours: if it cannot start, its own error says why.
   const child = spawn(process.execPath, [options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel, "--stderr-log-level", "warn"], {
-    stdio: ["pipe", "pipe", "inherit"],
+    stdio: ["pipe", "pipe", "pipe"],
   });
-  const client = new AgentClient(child.stdout, child.stdin);
-  return {
-    client,
-    via: "a private agent over stdio",
-    close: () => client.close(),
-  };
+  let stderr = "";
+  child.stderr.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString("utf8")).slice(-16 * 1024);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  const client = new AgentClient(child.stdout, child.stdin, {
+    // If the private agent dies (e.g. the state dir is locked), its own message says why.
+    explainClose: async () => {
+      const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+      const lines = stderr.trim().split("\n").filter(Boolean);
+      const message = lines.find((l) => l.startsWith("paddock: "))?.slice("paddock: ".length) ?? lines.pop();
+      const hint = lines.find((l) => l.trim().startsWith("hint: "))?.trim().slice("hint: ".length);
+      if (!message) return undefined;
+      return new PaddockError("E_AGENT_UNREACHABLE", `the agent stopped${code === null ? "" : ` (exit code ${code})`}: ${message}`, hint ?? "run `paddock agent --stdio` to see its output");
+    },
+  });
+  const info = await client.initialize(CLIENT_NAME);
+  return { client, info, via: "a private agent over stdio", close: () => client.close() };
 }
 
 function hintFor(err: NodeJS.ErrnoException): string {

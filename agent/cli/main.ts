@@ -33,8 +33,9 @@ Options for every command:
                       (agent) a quieter level for stderr than for the log file
   -h, --help          this text
 
-Without --socket, clients use the socket of an agent already serving the state dir (or
-PADDOCK_SOCKET, or the default socket); if there is none they start a private agent over stdio.`;
+Clients use --socket (or $PADDOCK_SOCKET), else the socket of an agent already serving the
+state dir, else the default socket if its agent serves the same state dir; if there is none
+they start a private agent over stdio for the one command.`;
 
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -80,7 +81,6 @@ async function main(argv: string[]): Promise<number> {
     case "check": {
       const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel });
       try {
-        await agent.client.initialize("paddock-cli");
         const result = await agent.client.request("system/check", { refresh: values.refresh ?? false });
         return printCheck(result, values.json ?? false);
       } finally {

@@ -12,6 +12,11 @@ export function isLogLevel(value: string): value is LogLevel {
   return (LOG_LEVELS as readonly string[]).includes(value);
 }
 
+/** Whether a line at `level` passes a threshold of `threshold`. */
+export function passes(level: LogLevel, threshold: LogLevel): boolean {
+  return LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(threshold);
+}
+
 export type Fields = Record<string, unknown>;
 
 export interface LogSink {
@@ -32,7 +37,7 @@ export class Logger {
   }
 
   enabled(level: LogLevel): boolean {
-    return LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(this.level);
+    return passes(level, this.level);
   }
 
   error(message: string, fields?: Fields): void {
@@ -98,7 +103,10 @@ export class HumanSink implements LogSink {
   write(level: LogLevel, message: string, fields: Fields): void {
     const time = new Date().toISOString().slice(11, 23);
     const rest = Object.entries(fields)
-      .map(([k, v]) => `${k}=${typeof v === "string" && !/\s/.test(v) ? v : JSON.stringify(v)}`)
+      .filter(([, v]) => v !== undefined)
+      // Plain words print as they are; anything else is JSON-quoted, so a client's control
+      // characters never reach the operator's terminal raw.
+      .map(([k, v]) => `${k}=${typeof v === "string" && /^[\w./:@+-]*$/.test(v) ? v : JSON.stringify(v)}`)
       .join(" ");
     this.out.write(`${time} ${level.toUpperCase().padEnd(5)} ${message}${rest ? " " + rest : ""}\n`);
   }
@@ -112,7 +120,7 @@ export class LevelFilterSink implements LogSink {
   ) {}
 
   write(level: LogLevel, message: string, fields: Fields): void {
-    if (LOG_LEVELS.indexOf(level) <= LOG_LEVELS.indexOf(this.level)) this.inner.write(level, message, fields);
+    if (passes(level, this.level)) this.inner.write(level, message, fields);
   }
 }
 

@@ -12,6 +12,23 @@ import { PROTOCOL_VERSION, type InitializeResult, type RequestMethod, type Reque
 
 export type NotificationListener = (method: string, params: unknown) => void;
 
+export interface AgentClientOptions {
+  /** Says why the agent went away (e.g. a child agent's last words); awaited before failing requests. */
+  explainClose?: () => Promise<PaddockError | undefined>;
+}
+
+/** Whether something accepts connections on a Unix socket. */
+export function isListening(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath);
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
 export class AgentClient {
   private readonly rpc: JSONRPCClient;
   private readonly reader = new FrameReader();
@@ -21,6 +38,7 @@ export class AgentClient {
   constructor(
     private readonly input: Readable,
     private readonly output: Writable,
+    options: AgentClientOptions = {},
   ) {
     this.rpc = new JSONRPCClient((request) => {
       if (this.closedError) return Promise.reject(this.closedError);
@@ -28,7 +46,11 @@ export class AgentClient {
       return Promise.resolve();
     });
     input.on("data", (chunk: Buffer) => this.receive(chunk));
-    const onClose = () => this.fail(new PaddockError("E_AGENT_UNREACHABLE", "the agent closed the connection", "see the agent's log"));
+    const onClose = () => {
+      const generic = new PaddockError("E_AGENT_UNREACHABLE", "the agent closed the connection", "see the agent's log");
+      if (!options.explainClose) return this.fail(generic);
+      void options.explainClose().then((reason) => this.fail(reason ?? generic));
+    };
     input.on("end", onClose);
     input.on("close", onClose);
     input.on("error", onClose);
@@ -50,7 +72,7 @@ export class AgentClient {
     try {
       return (await this.rpc.request(method, params)) as RequestResults[M];
     } catch (err) {
-      throw toPaddockError(err);
+      throw this.closedError ?? toPaddockError(err);
     }
   }
 

@@ -25,8 +25,10 @@ export const errorCatalog = {
   E_METHOD_NOT_FOUND: JsonRpcCode.MethodNotFound,
   E_INVALID_PARAMS: JsonRpcCode.InvalidParams,
   E_INTERNAL: JsonRpcCode.InternalError,
+  // As LSP: after shutdown, requests are invalid.
+  E_SHUTTING_DOWN: JsonRpcCode.InvalidRequest,
+  E_RESPONSE_TOO_LARGE: -32001,
   // Server errors.
-  E_SHUTTING_DOWN: -32001,
   E_NOT_INITIALIZED: -32002,
   E_ALREADY_INITIALIZED: -32003,
   E_PROTOCOL_VERSION: -32004,
@@ -35,7 +37,6 @@ export const errorCatalog = {
   E_STATE_DIR: -32021,
   E_SOCKET: -32022,
   E_AGENT_UNREACHABLE: -32030,
-  E_CHECK_FAILED: -32040,
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

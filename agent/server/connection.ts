@@ -1,17 +1,20 @@
 /**
  * One client connection: bytes in through the frame reader, messages through the
  * dispatcher, responses and notifications out as frames. A misbehaving client can only hurt
- * its own connection: every framing or parse problem becomes an error response, and reading
- * pauses while too many requests are in flight or the client is not reading its answers.
+ * its own connection: every framing or parse problem becomes an error response, reading
+ * pauses while too many requests are in flight or the client is not reading its answers, and
+ * no answer bigger than a frame is ever built into one.
  */
 import type { Readable, Writable } from "node:stream";
-import { FrameReader, decodeUtf8, encodeFrame, jsonNestingDepth } from "../protocol/framing";
-import { errorResponse, type Dispatcher, type Response } from "./dispatcher";
+import { DEFAULT_MAX_FRAME_BYTES, FrameReader, decodeUtf8, encodeFrame, jsonNestingDepth } from "../protocol/framing";
+import { errorResponse, type Dispatcher, type JsonRpcId, type Response } from "./dispatcher";
 import type { Logger } from "../log/logger";
 
 export const MAX_NESTING = 64;
 const MAX_IN_FLIGHT = 256;
 const MAX_UNREAD_OUTPUT_BYTES = 8 * 1024 * 1024;
+/** Bad frames logged at warn per connection; the rest at debug, so one client cannot flood the log. */
+const BAD_FRAMES_LOGGED = 5;
 
 export interface ConnectionOptions<C> {
   input: Readable;
@@ -24,56 +27,74 @@ export interface ConnectionOptions<C> {
 
 export class Connection<C> {
   private readonly reader: FrameReader;
+  private readonly maxFrameBytes: number;
   private inFlight = 0;
-  private closed = false;
+  private state: "open" | "draining" | "closed" = "open";
+  private badFrames = 0;
   private readonly closeListeners: (() => void)[] = [];
 
   constructor(private readonly options: ConnectionOptions<C>) {
-    this.reader = new FrameReader(options.maxFrameBytes);
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.reader = new FrameReader(this.maxFrameBytes);
   }
 
   start(): void {
     const { input, output } = this.options;
     input.on("data", (chunk: Buffer) => this.receive(chunk));
-    input.on("end", () => this.close());
-    input.on("error", (err) => {
-      this.options.log.debug("input error", { error: err.message });
-      this.close();
-    });
-    output.on("error", (err) => {
-      this.options.log.debug("output error", { error: err.message });
-      this.close();
-    });
+    // The client finished sending: answer what it asked, then close.
+    input.on("end", () => this.closeWhenIdle());
+    input.on("error", (err) => this.abort(`input error: ${err.message}`));
+    output.on("error", (err) => this.abort(`output error: ${err.message}`));
     output.on("drain", () => this.updateFlow());
   }
 
   notify(method: string, params: unknown): void {
-    this.send({ jsonrpc: "2.0", method, params });
+    this.send({ jsonrpc: "2.0", method, params }, null);
   }
 
   onClose(listener: () => void): void {
     this.closeListeners.push(listener);
   }
 
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const listener of this.closeListeners) listener();
-  }
-
   get context(): C {
     return this.options.context;
   }
 
-  get isClosed(): boolean {
-    return this.closed;
+  /** Reads no more; sends the answers to requests already received; then ends the output. */
+  closeWhenIdle(): void {
+    if (this.state !== "open") return;
+    this.state = "draining";
+    this.options.input.pause();
+    this.finishIfIdle();
+  }
+
+  /** Closes at once (the peer is gone or broken). */
+  abort(reason: string): void {
+    if (this.state === "closed") return;
+    this.options.log.debug("connection aborted", { reason });
+    this.options.output.destroy();
+    this.markClosed();
+  }
+
+  private finishIfIdle(): void {
+    if (this.state !== "draining" || this.inFlight > 0) return;
+    this.options.output.end();
+    this.markClosed();
+  }
+
+  private markClosed(): void {
+    this.state = "closed";
+    for (const listener of this.closeListeners) listener();
   }
 
   private receive(chunk: Buffer): void {
+    if (this.state !== "open") return;
     for (const event of this.reader.push(chunk)) {
       if (event.kind === "error") {
-        this.options.log.warn("bad frame", { code: event.code, error: event.message });
-        this.send(errorResponse(null, event.code, event.message, event.hint));
+        this.badFrames++;
+        const level = this.badFrames <= BAD_FRAMES_LOGGED ? "warn" : "debug";
+        this.options.log[level]("bad frame", { code: event.code, error: event.message });
+        this.send(errorResponse(null, event.code, event.message, event.hint), null);
       } else {
         this.dispatch(event.body);
       }
@@ -83,7 +104,7 @@ export class Connection<C> {
   private dispatch(body: Buffer): void {
     const message = parseMessage(body);
     if ("error" in message) {
-      this.send(message.error);
+      this.send(message.error, null);
       return;
     }
     this.inFlight++;
@@ -91,24 +112,27 @@ export class Connection<C> {
     this.options.dispatcher
       .handle(message.value, this.options.context, this.options.log)
       .then((response) => {
-        if (response !== null) this.send(response);
+        if (response !== null) this.send(response, Array.isArray(response) ? null : response.id);
       })
       .catch((err: unknown) => this.options.log.error("dispatch failed", { error: String(err) }))
       .finally(() => {
         this.inFlight--;
         this.updateFlow();
+        this.finishIfIdle();
       });
   }
 
-  private send(message: Response | Response[] | object): void {
-    if (this.closed) return;
+  private send(message: Response | Response[] | object, id: JsonRpcId): void {
+    if (this.state === "closed") return;
     let json: string;
     try {
       json = JSON.stringify(message);
     } catch (err) {
-      const id = (message as { id?: unknown }).id;
+      json = JSON.stringify(errorResponse(id, "E_INTERNAL", `the answer could not be encoded: ${String(err)}`));
+    }
+    if (json.length > this.maxFrameBytes) {
       json = JSON.stringify(
-        errorResponse(typeof id === "string" || typeof id === "number" ? id : null, "E_INTERNAL", `result could not be encoded: ${String(err)}`),
+        errorResponse(id, "E_RESPONSE_TOO_LARGE", `the answer would be over ${this.maxFrameBytes} bytes`, "ask for less at once (smaller batches, fewer paths)"),
       );
     }
     this.options.output.write(encodeFrame(json));
@@ -116,10 +140,11 @@ export class Connection<C> {
   }
 
   private updateFlow(): void {
+    if (this.state !== "open") return;
     const { input, output } = this.options;
     const saturated = this.inFlight >= MAX_IN_FLIGHT || output.writableLength > MAX_UNREAD_OUTPUT_BYTES;
     if (saturated && !input.isPaused()) input.pause();
-    else if (!saturated && input.isPaused() && !this.closed) input.resume();
+    else if (!saturated && input.isPaused()) input.resume();
   }
 }
 

@@ -3,7 +3,7 @@
  * the one place where thrown errors become error responses.
  */
 import type { z } from "zod";
-import { PaddockError, type ErrorCode, type ErrorData } from "../protocol/errors";
+import { PaddockError, errorCatalog, type ErrorCode, type ErrorData } from "../protocol/errors";
 import type { Logger } from "../log/logger";
 
 export type JsonRpcId = string | number | null;
@@ -36,8 +36,13 @@ export interface MethodSpec<S extends z.ZodType = any, C = any> {
 /** Decides whether a call may run now (e.g. not before `initialize`); throws PaddockError if not. */
 export type Guard<C> = (method: string, context: C) => void;
 
+/** Most requests in a batch; a bigger batch is refused whole. */
+export const MAX_BATCH = 1000;
+
+/** Builds an error response directly (no Error object, no stack: this runs per bad message). */
 export function errorResponse(id: JsonRpcId, code: ErrorCode, message: string, hint?: string): ErrorResponse {
-  return toErrorResponse(id, new PaddockError(code, message, hint));
+  const data: ErrorData = hint === undefined ? { code } : { code, hint };
+  return { jsonrpc: "2.0", id, error: { code: errorCatalog[code], message, data } };
 }
 
 function toErrorResponse(id: JsonRpcId, error: PaddockError): ErrorResponse {
@@ -55,6 +60,9 @@ export class Dispatcher<C> {
     if (!Array.isArray(message)) return this.handleOne(message, context, log);
     if (message.length === 0) {
       return errorResponse(null, "E_INVALID_REQUEST", "empty batch", "a batch must contain at least one request");
+    }
+    if (message.length > MAX_BATCH) {
+      return errorResponse(null, "E_INVALID_REQUEST", `batch of ${message.length} requests is over the limit of ${MAX_BATCH}`, "split it into smaller batches");
     }
     const answers = await Promise.all(message.map((m) => this.handleOne(m, context, log)));
     const responses = answers.filter((r): r is Response => r !== null);

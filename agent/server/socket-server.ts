@@ -1,13 +1,19 @@
 /**
  * The agent's Unix socket: in a directory only its owner can write, mode 0600 (0660 with a
  * group), and every connection's peer identified by SO_PEERCRED, never by what it claims.
+ * A lock file beside the socket says whether a live agent owns it, so a socket left by a
+ * killed agent is replaced and a live one is never stolen.
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { peerCredentials } from "../sys/libc";
+import { tryExclusiveLock } from "../state/lock";
 import type { Caller } from "./session";
+
+/** More simultaneous clients than this are refused (each costs buffers and an fd). */
+export const MAX_CONNECTIONS = 128;
 
 export interface SocketServerOptions {
   socketPath: string;
@@ -15,6 +21,7 @@ export interface SocketServerOptions {
   group?: string;
   onConnection: (socket: net.Socket, caller: Caller) => void;
   onRefused?: (reason: string) => void;
+  onError?: (error: Error) => void;
 }
 
 export interface SocketServer {
@@ -24,12 +31,16 @@ export interface SocketServer {
 export async function listenOnSocket(options: SocketServerOptions): Promise<SocketServer> {
   const socketPath = path.resolve(options.socketPath);
   const gid = options.group === undefined ? undefined : resolveGroup(options.group);
-  const dir = path.dirname(socketPath);
-  prepareSocketDir(dir, gid);
-  await removeStaleSocket(socketPath);
+  prepareSocketDir(path.dirname(socketPath), gid);
+  const ownership = claimSocketPath(socketPath);
 
   const sockets = new Set<net.Socket>();
-  const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+  const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
+    if (sockets.size >= MAX_CONNECTIONS) {
+      options.onRefused?.(`more than ${MAX_CONNECTIONS} connections`);
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     let caller: Caller;
@@ -57,10 +68,13 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
       });
     });
   } catch (err) {
+    ownership.release();
     throw new PaddockError("E_SOCKET", `cannot listen on ${socketPath}: ${(err as Error).message}`, "check the path and its directory's permissions");
   } finally {
     process.umask(oldMask);
   }
+  // e.g. EMFILE on accept: report it, keep serving the clients we have.
+  server.on("error", (err) => options.onError?.(err));
   if (gid !== undefined) {
     fs.chownSync(socketPath, -1, gid);
     fs.chmodSync(socketPath, 0o660);
@@ -74,18 +88,56 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
         server.close(() => resolve());
         // close() waits for every client to hang up; an agent that stops does not.
         for (const socket of sockets) socket.destroy();
-        try {
-          fs.unlinkSync(socketPath);
-        } catch {
-          // already gone
-        }
+        ownership.release();
       }),
   };
 }
 
+/**
+ * Takes `<socket>.lock`. Holding it means the socket path is ours: whatever socket file is
+ * there was left by an agent that died, and is removed. On release the socket goes first.
+ */
+function claimSocketPath(socketPath: string): { release(): void } {
+  const lockPath = `${socketPath}.lock`;
+  const fd = tryExclusiveLock(lockPath);
+  if (fd === "busy") {
+    throw new PaddockError("E_SOCKET", `another agent is already listening on ${socketPath}`, "stop it, or connect to it with paddock --socket");
+  }
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.lstatSync(socketPath);
+  } catch {
+    // nothing there
+  }
+  if (st && !st.isSocket()) {
+    fs.closeSync(fd);
+    throw new PaddockError("E_SOCKET", `${socketPath} exists and is not a socket`, "remove it or choose another --socket path");
+  }
+  if (st) fs.unlinkSync(socketPath);
+  return {
+    release() {
+      try {
+        fs.unlinkSync(socketPath);
+      } catch {
+        // already gone
+      }
+      fs.closeSync(fd);
+    },
+  };
+}
+
+/**
+ * The socket's directory: created for the agent if missing; an existing one must already be
+ * private (the agent never loosens or re-owns a directory it did not make).
+ */
 function prepareSocketDir(dir: string, gid: number | undefined): void {
   const uid = process.getuid?.() ?? 0;
-  if (!fs.existsSync(dir)) fs.mkdirSync(dir, { recursive: true, mode: gid === undefined ? 0o700 : 0o750 });
+  const wantedMode = gid === undefined ? 0o700 : 0o750;
+  let created = false;
+  if (!fs.existsSync(dir)) {
+    fs.mkdirSync(dir, { recursive: true, mode: wantedMode });
+    created = true;
+  }
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) {
     throw new PaddockError("E_SOCKET", `${dir} is not a directory`, "put the socket in a directory of its own");
@@ -97,35 +149,17 @@ function prepareSocketDir(dir: string, gid: number | undefined): void {
       "put the socket in a directory that only the agent's user can write, e.g. /run/paddock",
     );
   }
-  if (gid !== undefined) {
+  if (gid === undefined) return;
+  if (created) {
     fs.chownSync(dir, -1, gid);
-    fs.chmodSync(dir, 0o750);
+    fs.chmodSync(dir, wantedMode);
+  } else if (st.gid !== gid || (st.mode & 0o007) !== 0) {
+    throw new PaddockError(
+      "E_SOCKET",
+      `socket directory ${dir} is not reserved for group ${gid} (group ${st.gid}, mode ${(st.mode & 0o7777).toString(8)})`,
+      "with --socket-group, let the agent create the socket's directory (give a --socket path in a new directory)",
+    );
   }
-}
-
-/** A socket file left by a dead agent is removed; a live one is never stolen. */
-async function removeStaleSocket(socketPath: string): Promise<void> {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(socketPath);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) {
-    throw new PaddockError("E_SOCKET", `${socketPath} exists and is not a socket`, "remove it or choose another --socket path");
-  }
-  const alive = await new Promise<boolean>((resolve) => {
-    const probe = net.connect(socketPath);
-    probe.once("connect", () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.once("error", () => resolve(false));
-  });
-  if (alive) {
-    throw new PaddockError("E_SOCKET", `another agent is already listening on ${socketPath}`, "stop it, or connect to it with paddock --socket");
-  }
-  fs.unlinkSync(socketPath);
 }
 
 function resolveGroup(group: string): number {

@@ -1,30 +1,35 @@
 /**
- * One agent per state dir: an exclusive flock held for the agent's whole life. The kernel
- * drops it when the process dies however it dies, so a crashed agent never blocks the next.
+ * Exclusive flocks: one agent per state dir, one agent per socket path. The kernel drops a
+ * flock when its holder dies however it dies, so a crashed agent never blocks the next.
  */
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import { EWOULDBLOCK, LOCK_EX, LOCK_NB, flock } from "../sys/libc";
+
+/** Opens (creating, never following a symlink) and locks `file`; "busy" when another process holds it. */
+export function tryExclusiveLock(file: string): number | "busy" {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  const err = flock(fd, LOCK_EX | LOCK_NB);
+  if (err === 0) return fd;
+  fs.closeSync(fd);
+  if (err === EWOULDBLOCK) return "busy";
+  throw new PaddockError("E_STATE_DIR", `cannot lock ${file}: errno ${err}`, "check the file system it is on");
+}
 
 export interface StateLock {
   release(): void;
 }
 
 export function acquireStateLock(lockFile: string, stateDir: string): StateLock {
-  const fd = fs.openSync(lockFile, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o600);
-  const err = flock(fd, LOCK_EX | LOCK_NB);
-  if (err !== 0) {
-    fs.closeSync(fd);
-    if (err === EWOULDBLOCK) {
-      const holder = readHolder(lockFile);
-      throw new PaddockError(
-        "E_STATE_DIR_LOCKED",
-        `another Paddock agent${holder ? ` (pid ${holder})` : ""} is already using the state dir ${stateDir}`,
-        holder ? `stop it (kill ${holder}), connect to it with "paddock --socket", or pass another --state-dir` : "pass another --state-dir",
-        holder ? { holderPid: holder } : {},
-      );
-    }
-    throw new PaddockError("E_STATE_DIR", `cannot lock ${lockFile}: errno ${err}`, "check the state dir's file system");
+  const fd = tryExclusiveLock(lockFile);
+  if (fd === "busy") {
+    const holder = readHolder(lockFile);
+    throw new PaddockError(
+      "E_STATE_DIR_LOCKED",
+      `another Paddock agent${holder ? ` (pid ${holder})` : ""} is already using the state dir ${stateDir}`,
+      holder ? `stop it (kill ${holder}), connect to it with "paddock --socket", or pass another --state-dir` : "pass another --state-dir",
+      holder ? { holderPid: holder } : {},
+    );
   }
   fs.ftruncateSync(fd, 0);
   fs.writeSync(fd, `${process.pid}\n`, 0);

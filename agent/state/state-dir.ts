@@ -18,7 +18,11 @@ export function prepareStateDir(stateDir: string): void {
   if (st.uid !== uid) {
     throw new PaddockError("E_STATE_DIR", `state dir ${stateDir} belongs to uid ${st.uid}, not to this agent's uid ${uid}`, "use a state dir of your own");
   }
-  if ((st.mode & 0o022) !== 0) fs.chmodSync(stateDir, 0o700);
+  // Logs and records are nobody else's business.
+  if ((st.mode & 0o077) !== 0) fs.chmodSync(stateDir, 0o700);
   const files = stateFiles(stateDir);
-  for (const dir of [path.dirname(files.log), files.cache, files.tmp]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const dir of [path.dirname(files.log), files.cache]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Scratch space of probes that a killed agent may have left behind.
+  fs.rmSync(files.tmp, { recursive: true, force: true });
+  fs.mkdirSync(files.tmp, { mode: 0o700 });
 }

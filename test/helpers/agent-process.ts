@@ -5,12 +5,21 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { RawPeer } from "./raw-peer";
+import { isListening } from "../../agent/protocol/client";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 export const PADDOCK = path.join(REPO, "dist", "paddock.js");
 
+const tempDirs: string[] = [];
+process.on("exit", () => {
+  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A fresh directory, removed when the test process exits. */
 export function tempDir(prefix = "paddock-test-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
 }
 
 export interface AgentProcess {
@@ -53,22 +62,11 @@ export async function startSocketAgent(stateDir: string, socketPath: string, ext
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (agent.child.exitCode !== null) throw new Error(`agent exited early: ${agent.stderr()}`);
-    if (fs.existsSync(socketPath) && (await canConnect(socketPath))) return agent;
+    if (fs.existsSync(socketPath) && (await isListening(socketPath))) return agent;
     await new Promise((r) => setTimeout(r, 25));
   }
   await agent.stop();
   throw new Error(`agent did not listen on ${socketPath}: ${agent.stderr()}`);
-}
-
-export function canConnect(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(socketPath);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
 }
 
 export async function socketPeer(socketPath: string): Promise<{ peer: RawPeer; socket: net.Socket }> {

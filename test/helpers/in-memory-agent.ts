@@ -27,7 +27,7 @@ export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Ag
       checker: unusedChecker,
       onExit: (session, connection) => {
         exits.push(session.shutdownRequested ? 0 : 1);
-        connection.close();
+        connection.closeWhenIdle();
       },
       maxFrameBytes: options.maxFrameBytes,
     });
@@ -37,7 +37,6 @@ export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Ag
 export function connect(agent: Agent): { peer: RawPeer; close(): void } {
   const toAgent = new PassThrough();
   const fromAgent = new PassThrough();
-  const connection = agent.attach(toAgent, fromAgent, { uid: 4242 }, "socket");
-  connection.onClose(() => fromAgent.end());
+  agent.attach(toAgent, fromAgent, { uid: 4242 }, "socket");
   return { peer: new RawPeer(fromAgent, toAgent), close: () => toAgent.end() };
 }

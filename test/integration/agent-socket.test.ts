@@ -45,14 +45,28 @@ after(async () => {
   for (const a of agents) await a.stop();
 });
 
-test("the socket is 0600 in a 0700 directory, and agent.json says where it is", async () => {
+test("the agent creates its socket directory 0700 and the socket 0600", async () => {
   const base = publicBase();
   const socketPath = path.join(base, "run", "agent.sock");
+  const agent = await startSocketAgent(path.join(base, "state"), socketPath);
+  agents.push(agent);
+  assert.equal(fs.statSync(socketPath).mode & 0o777, 0o600);
+  assert.equal(fs.statSync(path.dirname(socketPath)).mode & 0o777, 0o700);
+  await agent.stop();
+});
+
+test("the socket itself refuses other users, and agent.json says where it is", async () => {
+  const base = publicBase();
+  // A directory others may enter (but not write): only the socket's own mode can refuse them.
+  const runDir = path.join(base, "run");
+  fs.mkdirSync(runDir, { mode: 0o755 });
+  fs.chmodSync(runDir, 0o755);
+  const socketPath = path.join(runDir, "agent.sock");
   const stateDir = path.join(base, "state");
   const agent = await startSocketAgent(stateDir, socketPath);
   agents.push(agent);
   assert.equal(fs.statSync(socketPath).mode & 0o777, 0o600);
-  assert.equal(fs.statSync(path.dirname(socketPath)).mode & 0o777, 0o700);
+  assert.equal(fs.statSync(runDir).mode & 0o777, 0o755, "an existing directory is left as it was");
   const info = JSON.parse(fs.readFileSync(path.join(stateDir, "agent.json"), "utf8")) as { pid: number; socket: string };
   assert.equal(info.pid, agent.child.pid);
   assert.equal(info.socket, socketPath);
@@ -126,6 +140,18 @@ test("after kill -9, a new agent replaces the stale socket; a live one is never 
   assert.ok((await peer.call("initialize", {})).result);
   socket.destroy();
   await second.stop();
+});
+
+test("--socket-group never loosens a directory the agent did not create", async () => {
+  const base = publicBase();
+  const runDir = path.join(base, "existing");
+  fs.mkdirSync(runDir, { mode: 0o755 });
+  fs.chmodSync(runDir, 0o755);
+  const agent = startAgent(["--socket", path.join(runDir, "agent.sock"), "--socket-group", TEST_GROUP, "--state-dir", path.join(base, "state")]);
+  assert.equal((await agent.exited).code, 2);
+  assert.match(agent.stderr(), /not reserved for group/);
+  assert.equal(fs.statSync(runDir).mode & 0o777, 0o755);
+  assert.equal(fs.statSync(runDir).gid, 0);
 });
 
 test("a socket in a directory others can write is refused", async () => {

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { startStdioAgent, tempDir } from "../helpers/agent-process";
+import { runCli, startStdioAgent, tempDir } from "../helpers/agent-process";
 import type { RpcMessage } from "../helpers/raw-peer";
 
 test("stdio: initialize, errors, batch, then shutdown and exit end the process with code 0", async () => {
@@ -53,7 +53,7 @@ test("stdio: closing stdin stops the agent and releases the state dir", async ()
   await second.stop();
 });
 
-test("a state dir given as a relative path or one owned by someone else is refused clearly", async () => {
+test("a state dir owned by someone else is refused clearly", async () => {
   const dir = tempDir();
   const foreign = path.join(dir, "foreign");
   fs.mkdirSync(foreign);
@@ -63,4 +63,17 @@ test("a state dir given as a relative path or one owned by someone else is refus
   assert.equal(code, 2);
   assert.match(agent.stderr(), /belongs to uid 65534/);
   assert.match(agent.stderr(), /hint:/);
+});
+
+test("a second CLI on a state dir held by a private stdio agent says who holds it", async () => {
+  const stateDir = path.join(tempDir(), "state");
+  const holder = startStdioAgent(stateDir);
+  await holder.peer.call("initialize", {});
+  const out = await runCli(["check", "--json", "--state-dir", stateDir], { env: { PADDOCK_SOCKET: "" } });
+  assert.equal(out.code, 2);
+  const error = (JSON.parse(out.stderr.trim().split("\n").pop()!) as { error: { code: string; message: string } }).error;
+  assert.equal(error.code, "E_AGENT_UNREACHABLE");
+  assert.match(error.message, new RegExp(`pid ${holder.child.pid}`));
+  assert.equal(out.stderr.trim().split("\n").length, 1, "with --json, stderr holds only the JSON error");
+  await holder.stop();
 });

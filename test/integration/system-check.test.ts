@@ -73,12 +73,30 @@ function ociRuntimeWorks(runtime: string): boolean {
   }
 }
 
+/** The test's own guest: the static probe /init packed by the cpio program, not by the agent. */
+function ownInitramfs(): string {
+  const stage = fs.mkdtempSync(path.join(os.tmpdir(), "truth-initramfs-"));
+  const binary = path.join(REPO, "dist", "native", "probe-init");
+  assert.ok(fs.existsSync(binary), "npm run build compiles the probe /init");
+  fs.copyFileSync(binary, path.join(stage, "init"));
+  fs.chmodSync(path.join(stage, "init"), 0o755);
+  fs.mkdirSync(path.join(stage, "dev"));
+  assert.equal(sh("mknod", [path.join(stage, "dev", "console"), "c", "5", "1"]).status, 0);
+  const image = path.join(path.dirname(stage), `${path.basename(stage)}.cpio`);
+  assert.equal(sh("sh", ["-c", `cd ${stage} && find . | cpio -o -H newc --quiet > ${image}`]).status, 0);
+  fs.rmSync(stage, { recursive: true, force: true });
+  return image;
+}
+
 function guestBoots(accel: "kvm" | "tcg", timeoutMs: number): boolean {
-  const kernel = fs.readdirSync("/boot").filter((n) => n.startsWith("vmlinuz-")).sort().pop();
-  const initramfs = path.join(stateDir, "cache", "probe-initramfs.cpio");
-  if (!kernel || !fs.existsSync(initramfs)) return false;
+  const kernels = fs.readdirSync("/boot").filter((n) => n.startsWith("vmlinuz-"));
+  kernels.sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  const kernel = kernels.pop();
+  assert.ok(kernel, "a guest kernel is installed in /boot");
+  const initramfs = ownInitramfs();
   const args = ["-accel", accel, "-M", "pc", "-m", "128", "-nodefaults", "-display", "none", "-serial", "stdio", "-no-reboot", "-kernel", `/boot/${kernel}`, "-initrd", initramfs, "-append", "console=ttyS0 panic=-1 quiet"];
   const result = sh("qemu-system-x86_64", args, { timeout: timeoutMs });
+  fs.rmSync(initramfs, { force: true });
   return (result.stdout ?? "").includes("PADDOCK-PROBE-OK");
 }
 

@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { startInMemoryAgent, connect } from "../helpers/in-memory-agent";
 import type { RpcMessage } from "../helpers/raw-peer";
 import { PROTOCOL_VERSION } from "../../agent/protocol/methods";
+import { MAX_BATCH } from "../../agent/server/dispatcher";
+import { encodeFrame } from "../../agent/protocol/framing";
 
 async function initialized() {
   const pair = startInMemoryAgent();
@@ -152,6 +154,7 @@ test("after shutdown only exit is accepted; exit after shutdown is a clean exit"
   const { peer, exits } = await initialized();
   assert.equal((await peer.call("shutdown")).result, null);
   const refused = await peer.call("system/ping");
+  assert.equal(refused.error?.code, -32600, "LSP: requests after shutdown are invalid");
   assert.equal(refused.error?.data?.code, "E_SHUTTING_DOWN");
   peer.sendJson({ jsonrpc: "2.0", method: "exit" });
   await peer.waitFor(() => false, 200).catch(() => undefined);
@@ -184,4 +187,45 @@ test("a bad frame on one connection does not disturb another", async () => {
   assert.deepEqual((await other.peer.call("system/ping", { data: "b" })).result, { data: "b" });
   other.close();
   close();
+});
+
+test("a batch over the limit is refused whole with one error", async () => {
+  const { peer, close } = await initialized();
+  peer.sendJson(Array.from({ length: MAX_BATCH + 1 }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "system/ping" })));
+  const res = (await peer.next()) as RpcMessage;
+  assert.equal(Array.isArray(res), false);
+  assert.equal(res.error?.code, -32600);
+  assert.match(res.error?.message ?? "", /over the limit/);
+  peer.sendJson(Array.from({ length: MAX_BATCH }, (_, i) => ({ jsonrpc: "2.0", id: i, method: "system/ping" })));
+  assert.equal(((await peer.next()) as RpcMessage[]).length, MAX_BATCH, "a batch at the limit is served");
+  close();
+});
+
+test("an answer bigger than a frame is replaced by an error, not sent", async () => {
+  const { peer, close } = startInMemoryAgent({ maxFrameBytes: 4000 });
+  await peer.call("initialize", {});
+  peer.sendJson(Array.from({ length: 100 }, () => 1)); // 100 small invalid items, 100 long errors
+  const res = (await peer.next()) as RpcMessage;
+  assert.equal(res.error?.data?.code, "E_RESPONSE_TOO_LARGE");
+  assert.ok((await peer.call("system/ping")).result);
+  close();
+});
+
+test("a client that stops sending still gets the answers to what it sent", async () => {
+  const { peer, close } = await initialized();
+  peer.sendJson({ jsonrpc: "2.0", id: "last", method: "system/ping", params: { data: "before end" } });
+  close(); // half-close: no more input
+  const res = (await peer.next()) as RpcMessage;
+  assert.deepEqual(res.result, { data: "before end" });
+});
+
+test("shutdown and exit in one write: the shutdown is still answered", async () => {
+  const { peer, exits } = await initialized();
+  peer.sendBytes(Buffer.concat([encodeFrame(JSON.stringify({ jsonrpc: "2.0", id: "s", method: "shutdown" })), encodeFrame(JSON.stringify({ jsonrpc: "2.0", method: "exit" }))]));
+  const res = (await peer.next()) as RpcMessage;
+  assert.equal(res.id, "s");
+  assert.equal(res.result, null);
+  await peer.waitFor(() => false, 100).catch(() => undefined);
+  assert.equal(peer.ended, true, "the connection closed after answering");
+  assert.deepEqual(exits, [0]);
 });

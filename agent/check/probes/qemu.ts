@@ -23,7 +23,7 @@ export async function checkQemu(_ctx: ProbeContext): Promise<ProbeVerdict> {
   return { ok: false, detail: describeFailure(out, QEMU_BINARY), hint: "install qemu-system-x86 (apt-get install qemu-system-x86)" };
 }
 
-/** Builds (once per content) the probe initramfs from the static probe /init. */
+/** Writes the probe initramfs (a few hundred KiB, built in memory) from the static probe /init. */
 export function probeInitramfs(ctx: ProbeContext): string | { missing: string } {
   const initPath = path.join(ctx.nativeDir, "probe-init");
   if (!fs.existsSync(initPath)) return { missing: initPath };
