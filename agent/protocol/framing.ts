@@ -158,6 +158,7 @@ function parseHeader(header: string): { length: number } | { error: string; hint
       if (!/^\d{1,15}$/.test(value)) {
         return { error: `Content-Length ${JSON.stringify(value.slice(0, 40))} is not a byte count`, hint };
       }
+      if (length !== undefined && length !== Number(value)) return { error: "two different Content-Length headers", hint };
       length = Number(value);
     } else if (name === "content-type") {
       if (/charset=/i.test(value) && !/charset=["']?utf-?8/i.test(value)) {

@@ -44,6 +44,11 @@ test("a non-numeric or negative Content-Length is an error", () => {
   }
 });
 
+test("two different Content-Length headers are refused", () => {
+  const events = new FrameReader().push(Buffer.from("Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}"));
+  assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+});
+
 test("a charset other than UTF-8 is refused", () => {
   const events = new FrameReader().push(Buffer.from("Content-Length: 2\r\nContent-Type: text/plain; charset=latin1\r\n\r\n{}"));
   assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
