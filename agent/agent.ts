@@ -19,12 +19,16 @@ import { Connection } from "./server/connection";
 import type { Caller, Session, TransportKind } from "./server/session";
 import type { Logger } from "./log/logger";
 import type { SystemChecker } from "./check/system-check";
+import type { SandboxManager } from "./sandbox/manager";
+import type { ProcessTable } from "./process/process-table";
 import { AGENT_VERSION } from "./version";
 
 export interface AgentOptions {
   stateDir: string;
   log: Logger;
   checker: SystemChecker;
+  sandboxes: SandboxManager;
+  processes: ProcessTable;
   /** Called when a client sends `exit`; the transport decides what that ends. */
   onExit: (session: Session, connection: Connection<Session>) => void;
   maxFrameBytes?: number;
@@ -32,7 +36,7 @@ export interface AgentOptions {
 
 /** Methods that may be called before `initialize`. */
 const PRE_INIT_METHODS = new Set(["initialize", "exit"]);
-const RUNTIMES: RuntimeKind[] = [];
+const RUNTIMES: RuntimeKind[] = ["process"];
 
 type Handler<M extends RequestMethod> = (
   params: z.output<(typeof requests)[M]>,
@@ -57,6 +61,29 @@ export class Agent {
     });
     request("system/ping", (params) => (params?.data === undefined ? {} : { data: params.data }));
     request("system/check", (params, call) => options.checker.run({ refresh: params?.refresh ?? false, log: call.log }));
+    const { sandboxes, processes } = options;
+    request("sandbox/create", (params, _call, session) => sandboxes.create(session.caller, params));
+    request("sandbox/list", (params, _call, session) => ({ sandboxes: sandboxes.list(session.caller, params?.workspace) }));
+    request("sandbox/get", (params, _call, session) => sandboxes.get(session.caller, params.id));
+    request("sandbox/stop", (params, _call, session) => sandboxes.stop(session.caller, params.id));
+    request("sandbox/start", (params, _call, session) => sandboxes.start(session.caller, params.id));
+    request("sandbox/delete", (params, _call, session) => sandboxes.delete(session.caller, params.id));
+    request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
+    request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params));
+    request("process/spawn", (params, _call, session) => ({ pid: sandboxes.spawn(session.caller, params.id, params, session) }));
+    request("process/write", (params, _call, session) => {
+      processes.write(session.caller, params.pid, params.data, params.eof ?? false);
+      return null;
+    });
+    request("process/resize", (params, _call, session) => {
+      processes.resize(session.caller, params.pid, params.cols, params.rows);
+      return null;
+    });
+    request("process/kill", (params, _call, session) => {
+      processes.kill(session.caller, params.pid, params.signal ?? "SIGTERM");
+      return null;
+    });
+    request("process/list", (params, _call, session) => ({ processes: processes.list(session.caller, params?.id) }));
     methods.set("exit", {
       params: clientNotifications.exit,
       handler: (_params, _call, session: Session) => this.exit(session),
@@ -75,8 +102,13 @@ export class Agent {
       transport,
       initialized: false,
       shutdownRequested: false,
-      // The connection is created just below; notify is only called after that.
+      // The connection is created just below; these are only called after that.
       notify: (method, params) => connection.notify(method, params),
+      onDrain: (listener) => connection.onDrain(listener),
+      onClose: (listener) => connection.onClose(listener),
+      get closed() {
+        return connection.closed;
+      },
     };
     const connection: Connection<Session> = new Connection({ input, output, dispatcher: this.dispatcher, context: session, log, maxFrameBytes: this.options.maxFrameBytes });
     this.connections.set(session, connection);
@@ -87,6 +119,13 @@ export class Agent {
     connection.start();
     log.debug("client connected", { uid: caller.uid, pid: caller.pid, transport });
     return connection;
+  }
+
+  /** Sends a notification to every initialized client allowed to see `ownerUid`'s sandboxes. */
+  broadcast(ownerUid: number, method: string, params: unknown): void {
+    for (const session of this.connections.keys()) {
+      if (session.initialized && (session.caller.uid === 0 || session.caller.uid === ownerUid)) session.notify(method, params);
+    }
   }
 
   private initialize(params: z.output<typeof requests.initialize>, session: Session): InitializeResult {

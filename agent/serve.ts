@@ -5,7 +5,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Agent } from "./agent";
-import { SystemChecker } from "./check/system-check";
+import { SystemChecker, readBootId } from "./check/system-check";
+import { SandboxManager } from "./sandbox/manager";
+import { SandboxStore } from "./sandbox/store";
+import { ProcessTable } from "./process/process-table";
+import { openCgroups } from "./runtime/cgroup";
 import { killAllProbes } from "./check/run-probe";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
@@ -59,10 +63,26 @@ export async function serve(options: ServeOptions): Promise<void> {
 
   const uid = process.getuid?.() ?? 0;
   let stdioExitCode = 0;
-  const agent = new Agent({
+  const processes = new ProcessTable(log);
+  const sandboxes = new SandboxManager({
+    store: new SandboxStore(files.sandboxes),
+    stateDir: options.stateDir,
+    bootId: readBootId(),
+    cgroups: openCgroups(),
+    processes,
+    log,
+    enterHelper: path.join(options.nativeDir, "paddock-enter"),
+    broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
+  });
+  await sandboxes.reconcile();
+  sandboxes.startTtlSweeper();
+  cleanups.push(() => sandboxes.stopTtlSweeper());
+  const agent: Agent = new Agent({
     stateDir: options.stateDir,
     log,
     checker,
+    sandboxes,
+    processes,
     onExit: (session, connection) => {
       // LSP: exit after shutdown is a clean exit, exit without it is not.
       if (session.transport === "stdio") stdioExitCode = session.shutdownRequested ? 0 : 1;

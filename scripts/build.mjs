@@ -14,19 +14,23 @@ const common = {
   define: { __PADDOCK_VERSION__: JSON.stringify(pkg.version) },
 };
 
-await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: "dist/paddock.js", external: ["koffi"] });
+await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: "dist/paddock.js", external: ["koffi", "node-pty"] });
 chmodSync("dist/paddock.js", 0o755);
-await build({ ...common, entryPoints: ["extension/extension.ts"], outfile: "dist/extension.js", external: ["vscode", "koffi"] });
+await build({ ...common, entryPoints: ["extension/extension.ts"], outfile: "dist/extension.js", external: ["vscode", "koffi", "node-pty"] });
 
-// The probe guest's /init: static, so the initramfs needs no libc.
+// Native helpers: the probe guest's /init (static, so the initramfs needs no libc) and
+// paddock-enter, the privileged steps before bubblewrap.
 mkdirSync("dist/native", { recursive: true });
-const source = "native/probe-init.c";
-const binary = "dist/native/probe-init";
-if (!existsSync(binary) || statSync(binary).mtimeMs < statSync(source).mtimeMs) {
+const natives = [
+  { source: "native/probe-init.c", binary: "dist/native/probe-init", flags: ["-static", "-Os", "-s"] },
+  { source: "native/paddock-enter.c", binary: "dist/native/paddock-enter", flags: ["-O2", "-s"] },
+];
+for (const { source, binary, flags } of natives) {
+  if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) continue;
   try {
-    execFileSync("gcc", ["-static", "-Os", "-s", "-Wall", "-Werror", "-o", binary, source], { stdio: "inherit" });
+    execFileSync("gcc", [...flags, "-Wall", "-Wextra", "-Werror", "-o", binary, source], { stdio: "inherit" });
   } catch {
-    console.error("build: could not compile native/probe-init.c with gcc -static; install gcc and libc6-dev (npm run setup does)");
+    console.error(`build: could not compile ${source} with gcc; install gcc and libc6-dev (npm run setup does)`);
     process.exit(1);
   }
 }

@@ -37,6 +37,14 @@ export const errorCatalog = {
   E_STATE_DIR: -32021,
   E_SOCKET: -32022,
   E_AGENT_UNREACHABLE: -32030,
+  E_NOT_FOUND: -32040,
+  E_INVALID_WORKSPACE: -32041,
+  E_INVALID_STATE: -32042,
+  E_IDEMPOTENCY_CONFLICT: -32043,
+  E_MOUNT: -32050,
+  E_CGROUP: -32051,
+  E_SPAWN: -32052,
+  E_RUNTIME_UNAVAILABLE: -32053,
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -92,6 +92,123 @@ export interface SystemCheckResult {
   defaultRuntime: RuntimeKind;
 }
 
+// ---- sandboxes -------------------------------------------------------------------------
+
+export const SandboxId = z.string().regex(/^sbx-[0-9a-f]{12}$/, 'must be a sandbox id like "sbx-0123456789ab"');
+
+export const Limits = z
+  .object({
+    memoryMiB: z.number().int().min(16, "at least 16 MiB").max(1024 * 1024, "at most 1 TiB").optional(),
+    pids: z.number().int().min(8, "at least 8").max(4_194_304, "at most 4194304").optional(),
+    cpus: z.number().min(0.01, "at least 0.01").max(1024, "at most 1024").optional(),
+  })
+  .strict();
+export type Limits = z.infer<typeof Limits>;
+
+export const NetworkMode = z.enum(["none", "host"]);
+export type NetworkMode = z.infer<typeof NetworkMode>;
+
+export const SandboxCreateParams = z
+  .object({
+    workspace: z.string().min(1).max(4096),
+    runtime: z.literal("process").optional(),
+    name: z.string().min(1).max(100).regex(/^[\w.@+-][\w .@+-]*$/, "letters, digits, spaces and . @ + - _ only").optional(),
+    network: NetworkMode.optional(),
+    limits: Limits.optional(),
+    idempotencyKey: z.string().min(1).max(200).optional(),
+    ttlSeconds: z.number().int().min(1).max(365 * 24 * 3600).optional(),
+  })
+  .strict();
+
+export type SandboxState = "creating" | "running" | "stopped" | "deleting";
+
+export interface Sandbox {
+  id: string;
+  name: string;
+  /** The real workspace directory (resolved, absolute). */
+  workspace: string;
+  runtime: "process";
+  state: SandboxState;
+  network: NetworkMode;
+  limits: Limits;
+  createdAt: string;
+  expiresAt?: string;
+  ownerUid: number;
+}
+
+export const SandboxIdParams = z.object({ id: SandboxId }).strict();
+export const SandboxListParams = z.object({ workspace: z.string().min(1).max(4096).optional() }).strict().optional();
+
+export const Env = z.record(z.string().regex(/^[^=\0]+$/, "no = or NUL in names"), z.string().max(128 * 1024).regex(/^[^\0]*$/, "no NUL bytes")).optional();
+export const Argv = z.array(z.string().max(128 * 1024).regex(/^[^\0]*$/, "no NUL bytes")).min(1, "argv needs at least the program").max(4096);
+
+export const SandboxExecParams = z
+  .object({
+    id: SandboxId,
+    argv: Argv,
+    cwd: z.string().min(1).max(4096).optional(),
+    env: Env,
+    stdin: z.string().max(16 * 1024 * 1024).optional(),
+    timeoutMs: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
+  })
+  .strict();
+
+export interface ExecResult {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  /** True when stdout or stderr was cut at the cap (`outputCap` bytes each). */
+  truncated: boolean;
+  outputCap: number;
+  timedOut: boolean;
+  /** Limits the sandbox ran into while this command ran. */
+  limitsHit: ("memory" | "pids")[];
+}
+
+export interface GcResult {
+  deleted: string[];
+  cleaned: string[];
+}
+
+// ---- processes -------------------------------------------------------------------------
+
+export const ProcessSpawnParams = z
+  .object({
+    id: SandboxId,
+    argv: Argv,
+    cwd: z.string().min(1).max(4096).optional(),
+    env: Env,
+    pty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional(),
+  })
+  .strict();
+
+export const ProcessRef = z.object({ pid: z.number().int().positive() }).strict();
+export const ProcessWriteParams = z
+  .object({ pid: z.number().int().positive(), data: z.string().max(16 * 1024 * 1024), eof: z.boolean().optional() })
+  .strict();
+export const ProcessResizeParams = z
+  .object({ pid: z.number().int().positive(), cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) })
+  .strict();
+export const Signal = z.enum(["SIGTERM", "SIGKILL", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGSTOP", "SIGCONT", "SIGWINCH"]);
+export const ProcessKillParams = z.object({ pid: z.number().int().positive(), signal: Signal.optional() }).strict();
+export const ProcessListParams = z.object({ id: SandboxId.optional() }).strict().optional();
+
+export interface ProcessInfo {
+  pid: number;
+  sandboxId: string;
+  argv: string[];
+  pty: boolean;
+  startedAt: string;
+}
+
+/** Notifications the agent sends. */
+export interface AgentNotifications {
+  "sandbox/didChangeState": { id: string; state: SandboxState | "deleted" };
+  "process/output": { pid: number; stream: "stdout" | "stderr"; data: string };
+  "process/exit": { pid: number; exitCode: number | null; signal: string | null };
+}
+
 // ---- the method table ------------------------------------------------------------------
 
 /** Requests: params schema and result type. */
@@ -100,6 +217,19 @@ export const requests = {
   shutdown: EmptyParams,
   "system/ping": PingParams,
   "system/check": SystemCheckParams,
+  "sandbox/create": SandboxCreateParams,
+  "sandbox/list": SandboxListParams,
+  "sandbox/get": SandboxIdParams,
+  "sandbox/stop": SandboxIdParams,
+  "sandbox/start": SandboxIdParams,
+  "sandbox/delete": SandboxIdParams,
+  "sandbox/gc": EmptyParams,
+  "sandbox/exec": SandboxExecParams,
+  "process/spawn": ProcessSpawnParams,
+  "process/write": ProcessWriteParams,
+  "process/resize": ProcessResizeParams,
+  "process/kill": ProcessKillParams,
+  "process/list": ProcessListParams,
 } as const;
 
 export interface RequestResults {
@@ -107,6 +237,19 @@ export interface RequestResults {
   shutdown: null;
   "system/ping": PingResult;
   "system/check": SystemCheckResult;
+  "sandbox/create": Sandbox;
+  "sandbox/list": { sandboxes: Sandbox[] };
+  "sandbox/get": Sandbox;
+  "sandbox/stop": Sandbox;
+  "sandbox/start": Sandbox;
+  "sandbox/delete": { id: string; deleted: boolean };
+  "sandbox/gc": GcResult;
+  "sandbox/exec": ExecResult;
+  "process/spawn": { pid: number };
+  "process/write": null;
+  "process/resize": null;
+  "process/kill": null;
+  "process/list": { processes: ProcessInfo[] };
 }
 
 /** Notifications a client sends. */

@@ -13,6 +13,8 @@ import type { Logger } from "../log/logger";
 export const MAX_NESTING = 64;
 const MAX_IN_FLIGHT = 256;
 const MAX_UNREAD_OUTPUT_BYTES = 8 * 1024 * 1024;
+/** Unread notification bytes past which producers (process output) are asked to pause. */
+const NOTIFY_BACKLOG_BYTES = 1024 * 1024;
 /** Bad frames logged at warn per connection; the rest at debug, so one client cannot flood the log. */
 const BAD_FRAMES_LOGGED = 5;
 
@@ -32,6 +34,7 @@ export class Connection<C> {
   private state: "open" | "draining" | "closed" = "open";
   private badFrames = 0;
   private readonly closeListeners: (() => void)[] = [];
+  private drainListeners: (() => void)[] = [];
 
   constructor(private readonly options: ConnectionOptions<C>) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -45,11 +48,31 @@ export class Connection<C> {
     input.on("end", () => this.closeWhenIdle());
     input.on("error", (err) => this.abort(`input error: ${err.message}`));
     output.on("error", (err) => this.abort(`output error: ${err.message}`));
-    output.on("drain", () => this.updateFlow());
+    output.on("drain", () => {
+      this.updateFlow();
+      const listeners = this.drainListeners;
+      this.drainListeners = [];
+      for (const listener of listeners) listener();
+    });
   }
 
-  notify(method: string, params: unknown): void {
+  /** Sends a notification; false when the client's unread output is over the threshold. */
+  notify(method: string, params: unknown): boolean {
     this.send({ jsonrpc: "2.0", method, params }, null);
+    return this.state !== "closed" && this.options.output.writableLength <= NOTIFY_BACKLOG_BYTES;
+  }
+
+  /** Calls `listener` once, when the output backlog has been written out. */
+  onDrain(listener: () => void): void {
+    if (this.options.output.writableLength <= NOTIFY_BACKLOG_BYTES || this.state === "closed") {
+      queueMicrotask(listener);
+      return;
+    }
+    this.drainListeners.push(listener);
+  }
+
+  get closed(): boolean {
+    return this.state === "closed";
   }
 
   onClose(listener: () => void): void {
@@ -85,6 +108,10 @@ export class Connection<C> {
   private markClosed(): void {
     this.state = "closed";
     for (const listener of this.closeListeners) listener();
+    // Paused producers resume and then notice the connection is closed.
+    const listeners = this.drainListeners;
+    this.drainListeners = [];
+    for (const listener of listeners) listener();
   }
 
   private receive(chunk: Buffer): void {

@@ -13,6 +13,14 @@ export interface Session {
   readonly transport: TransportKind;
   initialized: boolean;
   shutdownRequested: boolean;
-  /** Sends a notification to this client. */
-  notify(method: string, params: unknown): void;
+  /**
+   * Sends a notification to this client. Returns false when the client is not keeping up
+   * (its unread output is over a threshold): the sender should pause until `onDrain`.
+   */
+  notify(method: string, params: unknown): boolean;
+  /** Calls `listener` once, when the client has read its backlog. */
+  onDrain(listener: () => void): void;
+  /** Calls `listener` when the connection closes. */
+  onClose(listener: () => void): void;
+  readonly closed: boolean;
 }

@@ -28,5 +28,6 @@ export function stateFiles(stateDir: string) {
     cache: path.join(stateDir, "cache"),
     checkCache: path.join(stateDir, "cache", "system-check.json"),
     tmp: path.join(stateDir, "tmp"),
+    sandboxes: path.join(stateDir, "sandboxes"),
   };
 }

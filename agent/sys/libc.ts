@@ -3,12 +3,18 @@
  * Loaded lazily so that code paths that never need them never load the native module.
  */
 import koffi from "koffi";
+import * as os from "node:os";
 
 export const SOL_SOCKET = 1;
 export const SO_PEERCRED = 17;
 export const LOCK_EX = 2;
 export const LOCK_NB = 4;
 export const EWOULDBLOCK = 11;
+export const EINVAL = 22;
+export const ENOENT = 2;
+export const MNT_DETACH = 2;
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
 
 export interface Ucred {
   pid: number;
@@ -18,6 +24,8 @@ export interface Ucred {
 
 interface Libc {
   flock(fd: number, operation: number): number;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): number;
+  umount2(target: string, flags: number): number;
   getsockopt(fd: number, level: number, name: number, value: Ucred, length: number[]): number;
 }
 
@@ -29,6 +37,8 @@ function load(): Libc {
   const ucred = koffi.struct("paddock_ucred", { pid: "int32_t", uid: "uint32_t", gid: "uint32_t" });
   libc = {
     flock: lib.func("int flock(int fd, int operation)"),
+    mount: lib.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)"),
+    umount2: lib.func("int umount2(const char *target, int flags)"),
     getsockopt: lib.func("getsockopt", "int", ["int", "int", "int", koffi.out(koffi.pointer(ucred)), koffi.inout(koffi.pointer("uint32_t"))]),
   };
   return libc;
@@ -51,4 +61,20 @@ export function peerCredentials(fd: number): Ucred {
     throw new Error(`getsockopt(SO_PEERCRED) failed with errno ${errno()}`);
   }
   return cred;
+}
+
+/** mount(2); returns 0 or the errno. */
+export function mount(source: string, target: string, fstype: string, flags: number, data: string): number {
+  return load().mount(source, target, fstype, flags, data) === 0 ? 0 : errno();
+}
+
+/** umount2(2); returns 0 or the errno. */
+export function umount2(target: string, flags: number): number {
+  return load().umount2(target, flags) === 0 ? 0 : errno();
+}
+
+/** A short name for an errno, for messages (os.constants.errno has the map). */
+export function errnoName(code: number): string {
+  const names = Object.entries(os.constants.errno) as [string, number][];
+  return names.find(([, value]) => value === code)?.[0] ?? `errno ${code}`;
 }

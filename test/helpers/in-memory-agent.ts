@@ -2,6 +2,8 @@
 import { PassThrough } from "node:stream";
 import { Agent } from "../../agent/agent";
 import type { SystemChecker } from "../../agent/check/system-check";
+import type { SandboxManager } from "../../agent/sandbox/manager";
+import type { ProcessTable } from "../../agent/process/process-table";
 import { silentLogger } from "../../agent/log/logger";
 import { RawPeer } from "./raw-peer";
 
@@ -12,10 +14,10 @@ export interface InMemoryPair {
   close(): void;
 }
 
-/** A checker that fails the test if called: these tests are about the protocol, not probes. */
-const unusedChecker = {
-  run: () => Promise.reject(new Error("system/check is not part of this test")),
-} as unknown as SystemChecker;
+/** Parts that fail the test if used: these tests are about the protocol, not probes or sandboxes. */
+function unused<T>(what: string): T {
+  return new Proxy({}, { get: () => () => Promise.reject(new Error(`${what} is not part of this test`)) }) as T;
+}
 
 export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Agent } = {}): InMemoryPair {
   const exits: number[] = [];
@@ -24,7 +26,9 @@ export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Ag
     new Agent({
       stateDir: "/nonexistent/state",
       log: silentLogger,
-      checker: unusedChecker,
+      checker: unused<SystemChecker>("system/check"),
+      sandboxes: unused<SandboxManager>("sandboxes"),
+      processes: unused<ProcessTable>("processes"),
       onExit: (session, connection) => {
         exits.push(session.shutdownRequested ? 0 : 1);
         connection.closeWhenIdle();

@@ -1,0 +1,62 @@
+/**
+ * The changeset's file system: kernel overlayfs with the workspace as the read-only lower
+ * layer and the sandbox's private upper and work directories.
+ *
+ * The workspace is opened first and handed to the kernel as /proc/self/fd/N, so the layer
+ * mounted is exactly the directory that was checked, even if someone renames or replaces
+ * the path in between.
+ */
+import * as fs from "node:fs";
+import { PaddockError } from "../protocol/errors";
+import { MNT_DETACH, MS_NODEV, errnoName, mount, umount2 } from "../sys/libc";
+import { OVERLAY_OPTIONS } from "../check/probes/overlay";
+
+export interface OverlayLayers {
+  /** An open descriptor of the workspace directory (the lower layer). */
+  lowerFd: number;
+  upper: string;
+  work: string;
+  merged: string;
+}
+
+/** Characters that overlayfs's option parser treats specially. */
+const UNSAFE_IN_OPTIONS = /[,:\\\n]/;
+
+export function mountOverlay(layers: OverlayLayers, label: string): void {
+  for (const p of [layers.upper, layers.work]) {
+    if (UNSAFE_IN_OPTIONS.test(p)) {
+      throw new PaddockError("E_MOUNT", `path ${JSON.stringify(p)} has a character overlayfs options cannot carry`, "use a --state-dir without , : or \\ in its path");
+    }
+  }
+  const options = `lowerdir=/proc/self/fd/${layers.lowerFd},upperdir=${layers.upper},workdir=${layers.work},${OVERLAY_OPTIONS}`;
+  const err = mount(label, layers.merged, "overlay", MS_NODEV, options);
+  if (err !== 0) {
+    throw new PaddockError("E_MOUNT", `cannot mount the sandbox's overlay on ${layers.merged}: ${errnoName(err)}`, "run `paddock check`: overlayfs must work on this machine");
+  }
+}
+
+/** Unmounts (lazily, so a process still inside cannot block it); true if something was mounted. */
+export function unmountOverlay(merged: string): boolean {
+  let unmounted = false;
+  // Stacked mounts on the same point come off one by one.
+  while (isMountPoint(merged)) {
+    const err = umount2(merged, MNT_DETACH);
+    if (err !== 0) throw new PaddockError("E_MOUNT", `cannot unmount ${merged}: ${errnoName(err)}`, "see the agent log");
+    unmounted = true;
+  }
+  return unmounted;
+}
+
+/** Mount points in this mount namespace, decoded from /proc/self/mountinfo. */
+export function mountPoints(): string[] {
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[4])
+    .filter((p): p is string => p !== undefined)
+    .map((p) => p.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
+}
+
+export function isMountPoint(dir: string): boolean {
+  return mountPoints().includes(dir);
+}

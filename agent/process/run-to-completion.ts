@@ -1,0 +1,69 @@
+/** `sandbox/exec`: runs a command line to its end, with stdin given up front and output capped. */
+import { spawn } from "node:child_process";
+import { PaddockError } from "../protocol/errors";
+import { DEFAULT_PATH } from "../runtime/process-runtime";
+
+export const OUTPUT_CAP_BYTES = 1024 * 1024;
+
+export interface Completed {
+  exitCode: number | null;
+  signal: string | null;
+  stdout: string;
+  stderr: string;
+  truncated: boolean;
+  timedOut: boolean;
+}
+
+/** Collects up to `cap` bytes and drops the rest, still reading so the writer never blocks. */
+class CappedBuffer {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  truncated = false;
+  constructor(private readonly cap: number) {}
+  push(chunk: Buffer): void {
+    const room = this.cap - this.size;
+    if (room <= 0) {
+      this.truncated = true;
+      return;
+    }
+    if (chunk.length > room) this.truncated = true;
+    const kept = chunk.length > room ? chunk.subarray(0, room) : chunk;
+    this.chunks.push(kept);
+    this.size += kept.length;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks, this.size).toString("utf8");
+  }
+}
+
+export function runToCompletion(command: string[], options: { stdin?: string; timeoutMs?: number; cap?: number }): Promise<Completed> {
+  const cap = options.cap ?? OUTPUT_CAP_BYTES;
+  return new Promise((resolve, reject) => {
+    const [file, ...args] = command as [string, ...string[]];
+    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
+    const stdout = new CappedBuffer(cap);
+    const stderr = new CappedBuffer(cap);
+    let timedOut = false;
+    child.stdout.on("data", (d: Buffer) => stdout.push(d));
+    child.stderr.on("data", (d: Buffer) => stderr.push(d));
+    // A program that never reads its stdin must not fail the exec.
+    child.stdin.on("error", () => undefined);
+    child.stdin.end(options.stdin ?? "");
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            // bwrap --die-with-parent takes every process of the command down with it.
+            child.kill("SIGKILL");
+          }, options.timeoutMs);
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      reject(new PaddockError("E_SPAWN", `cannot start ${file}: ${err.message}`, "run `paddock check`"));
+    });
+    child.once("close", (exitCode, signal) => {
+      clearTimeout(timer);
+      resolve({ exitCode, signal, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated, timedOut });
+    });
+  });
+}

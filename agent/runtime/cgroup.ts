@@ -1,0 +1,249 @@
+/**
+ * One cgroup per sandbox, on cgroup v2 or on the v1 memory, pids and cpu hierarchies (these
+ * machines are hybrid: v1 controllers, an empty v2 tree). Every process of a sandbox joins it
+ * before anything else runs, so limits hold and stop/delete can kill everything, daemons that
+ * double-forked included.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Limits } from "../protocol/methods";
+import { PaddockError } from "../protocol/errors";
+import { parseCgroupMounts, type CgroupLayout } from "../check/probes/cgroups";
+
+const PARENT = "paddock";
+
+export interface LimitCounters {
+  oomKills: number;
+  pidsMaxHits: number;
+}
+
+export interface SandboxCgroup {
+  /** Files a process writes its pid to, to join the sandbox (all hierarchies). */
+  readonly procsFiles: string[];
+  pids(): number[];
+  counters(): LimitCounters;
+  /** Kills every process in the cgroup and waits until it is empty. */
+  killAll(): Promise<void>;
+  remove(): Promise<void>;
+}
+
+export interface Cgroups {
+  readonly kind: "v1" | "v2";
+  /** Creates (or re-opens) a sandbox's cgroup and applies its limits. */
+  create(id: string, limits: Limits): SandboxCgroup;
+  open(id: string): SandboxCgroup | undefined;
+  /** Ids of the sandbox cgroups that exist. */
+  list(): string[];
+}
+
+function write(file: string, value: string): void {
+  try {
+    fs.writeFileSync(file, value);
+  } catch (err) {
+    throw new PaddockError("E_CGROUP", `cannot write ${value} to ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "run `paddock check` to see what the cgroups allow");
+  }
+}
+
+function readNumberAfter(file: string, key: string): number {
+  try {
+    const line = fs
+      .readFileSync(file, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith(`${key} `));
+    return line ? Number(line.split(" ")[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function readPids(procsFile: string): number[] {
+  try {
+    return fs.readFileSync(procsFile, "utf8").split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGKILLs what `pids()` lists until it lists nothing (a SIGKILLed process cannot fork). */
+async function killUntilEmpty(pids: () => number[], what: string): Promise<void> {
+  for (let round = 0; round < 500; round++) {
+    const left = pids();
+    if (left.length === 0) return;
+    for (const pid of left) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await sleep(round < 10 ? 5 : 20);
+  }
+  throw new PaddockError("E_CGROUP", `processes in ${what} survived SIGKILL for 10 s`, "a process may be stuck in the kernel (D state); see ps");
+}
+
+async function rmdirWhenEmpty(dir: string): Promise<void> {
+  for (let round = 0; round < 100; round++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      if (code !== "EBUSY") throw new PaddockError("E_CGROUP", `cannot remove ${dir}: ${code}`, "see the agent log");
+      await sleep(10); // the last exiting processes are still being reaped
+    }
+  }
+  throw new PaddockError("E_CGROUP", `cgroup ${dir} stayed busy`, "see the agent log");
+}
+
+class CgroupsV1 implements Cgroups {
+  readonly kind = "v1";
+  constructor(private readonly roots: { memory?: string; pids: string; cpu?: string }) {
+    for (const root of Object.values(this.roots)) if (root) fs.mkdirSync(path.join(root, PARENT), { recursive: true });
+  }
+
+  private dirs(id: string) {
+    return {
+      pids: path.join(this.roots.pids, PARENT, id),
+      memory: this.roots.memory ? path.join(this.roots.memory, PARENT, id) : undefined,
+      cpu: this.roots.cpu ? path.join(this.roots.cpu, PARENT, id) : undefined,
+    };
+  }
+
+  create(id: string, limits: Limits): SandboxCgroup {
+    const d = this.dirs(id);
+    for (const dir of [d.pids, d.memory, d.cpu]) if (dir) fs.mkdirSync(dir, { recursive: true });
+    write(path.join(d.pids, "pids.max"), limits.pids === undefined ? "max" : String(limits.pids));
+    if (limits.memoryMiB !== undefined) {
+      if (!d.memory) throw new PaddockError("E_CGROUP", "no memory controller on this machine", "run without a memory limit");
+      const bytes = String(limits.memoryMiB * 1024 * 1024);
+      write(path.join(d.memory, "memory.limit_in_bytes"), bytes);
+      // Without this, a sandbox could use swap beyond its limit.
+      const memsw = path.join(d.memory, "memory.memsw.limit_in_bytes");
+      if (fs.existsSync(memsw)) write(memsw, bytes);
+    }
+    if (limits.cpus !== undefined) {
+      if (!d.cpu) throw new PaddockError("E_CGROUP", "no cpu controller on this machine", "run without a cpu limit");
+      write(path.join(d.cpu, "cpu.cfs_period_us"), "100000");
+      write(path.join(d.cpu, "cpu.cfs_quota_us"), String(Math.max(1000, Math.round(limits.cpus * 100000))));
+    }
+    return this.handle(id);
+  }
+
+  open(id: string): SandboxCgroup | undefined {
+    return fs.existsSync(this.dirs(id).pids) ? this.handle(id) : undefined;
+  }
+
+  list(): string[] {
+    try {
+      return fs.readdirSync(path.join(this.roots.pids, PARENT)).filter((n) => fs.statSync(path.join(this.roots.pids, PARENT, n)).isDirectory());
+    } catch {
+      return [];
+    }
+  }
+
+  private handle(id: string): SandboxCgroup {
+    const d = this.dirs(id);
+    const all = [d.pids, d.memory, d.cpu].filter((x): x is string => x !== undefined);
+    const pids = () => readPids(path.join(d.pids, "cgroup.procs"));
+    return {
+      procsFiles: all.map((dir) => path.join(dir, "cgroup.procs")),
+      pids,
+      counters: () => ({
+        oomKills: d.memory ? readNumberAfter(path.join(d.memory, "memory.oom_control"), "oom_kill") : 0,
+        pidsMaxHits: readNumberAfter(path.join(d.pids, "pids.events"), "max"),
+      }),
+      killAll: () => killUntilEmpty(pids, d.pids),
+      remove: async () => {
+        await killUntilEmpty(pids, d.pids);
+        for (const dir of all) await rmdirWhenEmpty(dir);
+      },
+    };
+  }
+}
+
+class CgroupsV2 implements Cgroups {
+  readonly kind = "v2";
+  private readonly parent: string;
+  constructor(root: string, controllers: string[]) {
+    this.parent = path.join(root, PARENT);
+    const wanted = ["memory", "pids", "cpu"].filter((c) => controllers.includes(c));
+    const enable = wanted.map((c) => `+${c}`).join(" ");
+    if (enable) write(path.join(root, "cgroup.subtree_control"), enable);
+    fs.mkdirSync(this.parent, { recursive: true });
+    if (enable) write(path.join(this.parent, "cgroup.subtree_control"), enable);
+  }
+
+  create(id: string, limits: Limits): SandboxCgroup {
+    const dir = path.join(this.parent, id);
+    fs.mkdirSync(dir, { recursive: true });
+    write(path.join(dir, "pids.max"), limits.pids === undefined ? "max" : String(limits.pids));
+    if (limits.memoryMiB !== undefined) {
+      write(path.join(dir, "memory.max"), String(limits.memoryMiB * 1024 * 1024));
+      const swap = path.join(dir, "memory.swap.max");
+      if (fs.existsSync(swap)) write(swap, "0");
+    }
+    if (limits.cpus !== undefined) write(path.join(dir, "cpu.max"), `${Math.max(1000, Math.round(limits.cpus * 100000))} 100000`);
+    return this.handle(id);
+  }
+
+  open(id: string): SandboxCgroup | undefined {
+    return fs.existsSync(path.join(this.parent, id)) ? this.handle(id) : undefined;
+  }
+
+  list(): string[] {
+    try {
+      return fs.readdirSync(this.parent).filter((n) => fs.statSync(path.join(this.parent, n)).isDirectory());
+    } catch {
+      return [];
+    }
+  }
+
+  private handle(id: string): SandboxCgroup {
+    const dir = path.join(this.parent, id);
+    const pids = () => readPids(path.join(dir, "cgroup.procs"));
+    const killAll = async () => {
+      const kill = path.join(dir, "cgroup.kill");
+      if (fs.existsSync(kill)) write(kill, "1");
+      await killUntilEmpty(pids, dir);
+    };
+    return {
+      procsFiles: [path.join(dir, "cgroup.procs")],
+      pids,
+      counters: () => ({
+        oomKills: readNumberAfter(path.join(dir, "memory.events"), "oom_kill"),
+        pidsMaxHits: readNumberAfter(path.join(dir, "pids.events"), "max"),
+      }),
+      killAll,
+      remove: async () => {
+        await killAll();
+        await rmdirWhenEmpty(dir);
+      },
+    };
+  }
+}
+
+/** Picks v2 when its tree has the controllers limits need, else the v1 hierarchies; undefined when neither works. */
+export function openCgroups(layout: CgroupLayout = readLayout()): Cgroups | undefined {
+  try {
+    const v2Limits = layout.v2Controllers.includes("pids") || layout.v2Controllers.includes("memory");
+    if (layout.v2Mount && v2Limits) return new CgroupsV2(layout.v2Mount, layout.v2Controllers);
+    const pids = layout.v1.get("pids");
+    if (pids) return new CgroupsV1({ pids, memory: layout.v1.get("memory"), cpu: layout.v1.get("cpu") });
+  } catch {
+    // not writable (e.g. rootless without delegation)
+  }
+  return undefined;
+}
+
+function readLayout(): CgroupLayout {
+  return parseCgroupMounts(fs.readFileSync("/proc/self/mountinfo", "utf8"), (mount) => {
+    try {
+      return fs.readFileSync(path.join(mount, "cgroup.controllers"), "utf8").trim().split(/\s+/).filter(Boolean);
+    } catch {
+      return [];
+    }
+  });
+}

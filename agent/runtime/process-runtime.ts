@@ -1,0 +1,87 @@
+/**
+ * The `process` runtime: the command line that runs a program in a sandbox with bubblewrap.
+ * Pure functions: what to run is decided here, running it is the process module's job.
+ *
+ * The program sees the host's root read-only, the sandbox's merged view read-write at the
+ * workspace's own path, private /tmp, /proc and /dev, every namespace unshared (the network
+ * too unless `host` was asked for), and only the environment it was given plus defaults.
+ */
+import * as path from "node:path";
+import type { NetworkMode } from "../protocol/methods";
+
+export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+export interface LaunchSpec {
+  sandboxId: string;
+  /** The sandbox's merged overlay on the host. */
+  merged: string;
+  workspace: string;
+  network: NetworkMode;
+  argv: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  pty: boolean;
+  /** The caller's identity: the program runs as this user. */
+  uid: number;
+  gid: number;
+  /** cgroup.procs files the program joins before anything else runs. */
+  cgroupProcs: string[];
+}
+
+export function sandboxEnv(spec: Pick<LaunchSpec, "sandboxId" | "env" | "pty">): Record<string, string> {
+  return {
+    PATH: DEFAULT_PATH,
+    HOME: "/tmp",
+    TERM: spec.pty ? "xterm-256color" : "dumb",
+    LANG: "C.UTF-8",
+    PADDOCK_SANDBOX: spec.sandboxId,
+    ...spec.env,
+  };
+}
+
+/** The working directory inside the sandbox: the workspace root by default, relative paths from there. */
+export function sandboxCwd(workspace: string, cwd: string | undefined): string {
+  if (cwd === undefined) return workspace;
+  return path.resolve(workspace, cwd);
+}
+
+export function bwrapArgs(spec: LaunchSpec): string[] {
+  const args = [
+    "--ro-bind", "/", "/",
+    "--dev", "/dev",
+    "--proc", "/proc",
+    "--tmpfs", "/tmp",
+    // After /tmp, so a workspace under /tmp is bound on top of the fresh tmpfs.
+    // paddock-enter has bound the merged view over the workspace path in its mount namespace.
+    "--bind", spec.workspace, spec.workspace,
+    "--unshare-all",
+    ...(spec.network === "host" ? ["--share-net"] : []),
+    "--hostname", "paddock",
+    "--die-with-parent",
+    "--chdir", sandboxCwd(spec.workspace, spec.cwd),
+    "--clearenv",
+  ];
+  // A terminal's program needs the terminal as its controlling tty; a new session would take it away.
+  if (!spec.pty) args.push("--new-session");
+  for (const [name, value] of Object.entries(sandboxEnv(spec))) args.push("--setenv", name, value);
+  args.push("--", ...spec.argv);
+  return args;
+}
+
+/**
+ * The full command line: native/paddock-enter joins the sandbox's cgroups, binds the merged
+ * view over the workspace path in a private mount namespace, drops to the sandbox owner's
+ * uid, then becomes bwrap. Joining before exec means no process of the sandbox ever runs
+ * outside its cgroup; binding as root means the owner never needs access to the state dir.
+ */
+export function launchCommand(spec: LaunchSpec, enterHelper: string): string[] {
+  return [
+    enterHelper,
+    ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
+    "--bind", spec.merged, spec.workspace,
+    ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
+    "--",
+    "bwrap",
+    ...bwrapArgs(spec),
+  ];
+}

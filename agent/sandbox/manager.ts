@@ -1,0 +1,423 @@
+/**
+ * Sandboxes: create, list, stop, start, delete, run commands in them, expire them, and after
+ * a crash or a reboot put everything back in order. The one place that changes a sandbox's
+ * state; each change is recorded durably before the resources it describes are made or
+ * removed.
+ */
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
+import type { ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxState } from "../protocol/methods";
+import type { Caller, Session } from "../server/session";
+import type { Logger } from "../log/logger";
+import { SandboxStore, type SandboxRecord } from "./store";
+import { openWorkspace } from "./workspace";
+import { isMountPoint, mountOverlay, mountPoints, unmountOverlay } from "../changeset/overlay";
+import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
+import { launchCommand, type LaunchSpec } from "../runtime/process-runtime";
+import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
+import type { ProcessTable } from "../process/process-table";
+
+export interface CreateRequest {
+  workspace: string;
+  name?: string;
+  network?: NetworkMode;
+  limits?: Limits;
+  idempotencyKey?: string;
+  ttlSeconds?: number;
+}
+
+export interface CommandRequest {
+  argv: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+export interface ManagerOptions {
+  store: SandboxStore;
+  stateDir: string;
+  bootId: string;
+  cgroups: Cgroups | undefined;
+  processes: ProcessTable;
+  log: Logger;
+  /** native/paddock-enter, built into dist/native. */
+  enterHelper: string;
+  /** Tells every client allowed to see a sandbox of `ownerUid` about a change. */
+  broadcast: (ownerUid: number, method: string, params: unknown) => void;
+}
+
+const TTL_SWEEP_MS = 15_000;
+
+export class SandboxManager {
+  private readonly records = new Map<string, SandboxRecord>();
+  /** Lifecycle changes of one sandbox run one at a time. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private ttlTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly options: ManagerOptions) {}
+
+  // ---- queries ---------------------------------------------------------------------------
+
+  list(caller: Caller, workspace?: string): Sandbox[] {
+    const wanted = workspace === undefined ? undefined : path.resolve(workspace);
+    return [...this.records.values()]
+      .filter((r) => mayAccess(caller, r) && (wanted === undefined || r.workspace === wanted || r.workspace === safeRealpath(wanted)))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+      .map(toSandbox);
+  }
+
+  get(caller: Caller, id: string): Sandbox {
+    return toSandbox(this.find(caller, id));
+  }
+
+  // ---- lifecycle -------------------------------------------------------------------------
+
+  async create(caller: Caller, request: CreateRequest): Promise<Sandbox> {
+    if (request.idempotencyKey !== undefined) {
+      const existing = [...this.records.values()].find((r) => r.ownerUid === caller.uid && r.idempotencyKey === request.idempotencyKey);
+      if (existing) {
+        if (existing.workspace !== safeRealpath(request.workspace)) {
+          throw new PaddockError("E_IDEMPOTENCY_CONFLICT", `idempotency key ${JSON.stringify(request.idempotencyKey)} already names sandbox ${existing.id} of ${existing.workspace}`, "use a new key for a different workspace");
+        }
+        return this.serialized(existing.id, async () => toSandbox(this.find(caller, existing.id)));
+      }
+    }
+    const limits = request.limits ?? {};
+    if (Object.keys(limits).length > 0 && !this.options.cgroups) {
+      throw new PaddockError("E_CGROUP", "limits need cgroups, and this agent cannot create them", "run the agent as root, or create the sandbox without limits");
+    }
+    const workspace = openWorkspace(request.workspace, caller, this.options.stateDir);
+    const id = `sbx-${randomBytes(6).toString("hex")}`;
+    const now = new Date();
+    const record: SandboxRecord = {
+      id,
+      name: request.name ?? `${path.basename(workspace.path)}-${id.slice(4, 8)}`,
+      workspace: workspace.path,
+      runtime: "process",
+      state: "creating",
+      network: request.network ?? "none",
+      limits,
+      createdAt: now.toISOString(),
+      ...(request.ttlSeconds ? { expiresAt: new Date(now.getTime() + request.ttlSeconds * 1000).toISOString() } : {}),
+      ownerUid: caller.uid,
+      bootId: this.options.bootId,
+      ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}),
+    };
+    const log = this.options.log.child({ sandboxId: id });
+    this.records.set(id, record);
+    return this.serialized(id, async () => {
+      try {
+        this.options.store.save(record); // before anything is made
+        this.makeResources(record, workspace.fd);
+        this.setState(record, "running");
+        log.info("sandbox created", { workspace: record.workspace, name: record.name, network: record.network, limits });
+        return toSandbox(record);
+      } catch (err) {
+        log.warn("sandbox creation failed; cleaning up", { error: (err as Error).message });
+        await this.destroy(record).catch(() => undefined);
+        throw err;
+      } finally {
+        workspace.close();
+      }
+    });
+  }
+
+  async stop(caller: Caller, id: string): Promise<Sandbox> {
+    const record = this.find(caller, id);
+    return this.serialized(id, async () => {
+      if (record.state === "stopped") return toSandbox(record);
+      await this.killProcesses(record);
+      unmountOverlay(this.options.store.paths(id).merged);
+      this.setState(record, "stopped");
+      this.options.log.info("sandbox stopped", { sandboxId: id });
+      return toSandbox(record);
+    });
+  }
+
+  async start(caller: Caller, id: string): Promise<Sandbox> {
+    const record = this.find(caller, id);
+    return this.serialized(id, async () => {
+      if (record.state === "running") return toSandbox(record);
+      const workspace = openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
+      try {
+        this.makeResources(record, workspace.fd);
+      } finally {
+        workspace.close();
+      }
+      this.setState(record, "running");
+      this.options.log.info("sandbox started", { sandboxId: id });
+      return toSandbox(record);
+    });
+  }
+
+  /** Deleting a sandbox that is already gone is not an error. */
+  async delete(caller: Caller, id: string): Promise<{ id: string; deleted: boolean }> {
+    const record = this.records.get(id);
+    if (!record || !mayAccess(caller, record)) return { id, deleted: false };
+    return this.serialized(id, async () => {
+      if (!this.records.has(id)) return { id, deleted: false };
+      await this.destroy(record);
+      return { id, deleted: true };
+    });
+  }
+
+  // ---- commands --------------------------------------------------------------------------
+
+  async exec(caller: Caller, id: string, request: CommandRequest & { stdin?: string; timeoutMs?: number }): Promise<ExecResult> {
+    const record = this.runnable(caller, id);
+    const cgroup = this.cgroupOf(record);
+    const before = cgroup?.counters();
+    const done = await runToCompletion(launchCommand(this.launchSpec(record, request, false), this.options.enterHelper), {
+      stdin: request.stdin,
+      timeoutMs: request.timeoutMs,
+    });
+    const after = cgroup?.counters();
+    const limitsHit: ExecResult["limitsHit"] = [];
+    if (before && after && after.oomKills > before.oomKills) limitsHit.push("memory");
+    if (before && after && after.pidsMaxHits > before.pidsMaxHits) limitsHit.push("pids");
+    if (limitsHit.length > 0) this.options.log.warn("sandbox hit its limits", { sandboxId: id, limitsHit });
+    return { ...done, outputCap: OUTPUT_CAP_BYTES, limitsHit };
+  }
+
+  spawn(caller: Caller, id: string, request: CommandRequest & { pty?: { cols: number; rows: number } }, session: Session): number {
+    const record = this.runnable(caller, id);
+    const spec = this.launchSpec(record, request, request.pty !== undefined);
+    return this.options.processes.spawn({
+      sandboxId: id,
+      ownerUid: record.ownerUid,
+      argv: request.argv,
+      command: launchCommand(spec, this.options.enterHelper),
+      pty: request.pty,
+      session,
+    });
+  }
+
+  // ---- expiry, gc, recovery --------------------------------------------------------------
+
+  startTtlSweeper(): void {
+    this.ttlTimer = setInterval(() => void this.expire(), TTL_SWEEP_MS);
+    this.ttlTimer.unref();
+  }
+
+  stopTtlSweeper(): void {
+    clearInterval(this.ttlTimer);
+  }
+
+  /** Deletes expired sandboxes; returns their ids. */
+  async expire(now = Date.now()): Promise<string[]> {
+    const expired = [...this.records.values()].filter((r) => r.expiresAt !== undefined && Date.parse(r.expiresAt) <= now);
+    for (const record of expired) {
+      this.options.log.info("sandbox expired", { sandboxId: record.id, expiresAt: record.expiresAt });
+      await this.serialized(record.id, () => this.destroy(record)).catch((err: Error) =>
+        this.options.log.error("cannot delete expired sandbox", { sandboxId: record.id, error: err.message }),
+      );
+    }
+    return expired.map((r) => r.id);
+  }
+
+  async gc(caller: Caller): Promise<GcResult> {
+    const deleted = await this.expire();
+    const cleaned = caller.uid === 0 ? await this.cleanOrphans() : [];
+    return { deleted: deleted.filter((id) => caller.uid === 0 || !this.records.has(id)), cleaned };
+  }
+
+  /**
+   * Startup: loads every record and brings the machine in line with it: re-adopts healthy
+   * sandboxes, re-mounts after a reboot, finishes interrupted creations and deletions, and
+   * removes whatever no record owns.
+   */
+  async reconcile(): Promise<void> {
+    const log = this.options.log;
+    const { records, orphans } = this.options.store.loadAll();
+    for (const id of orphans) {
+      log.warn("removing a sandbox directory without a record", { sandboxId: id });
+      this.removeLeftovers(id);
+    }
+    for (const record of records) {
+      this.records.set(record.id, record);
+      const rlog = log.child({ sandboxId: record.id });
+      if (record.state === "creating" || record.state === "deleting") {
+        rlog.info(`finishing an interrupted ${record.state === "creating" ? "creation" : "deletion"}`);
+        await this.destroy(record).catch((err: Error) => rlog.error("cleanup failed", { error: err.message }));
+        continue;
+      }
+      // Whatever ran in it died with the previous agent (bwrap --die-with-parent); make sure.
+      await this.cgroupOf(record)?.killAll().catch(() => undefined);
+      if (record.state === "stopped") {
+        unmountOverlay(this.options.store.paths(record.id).merged);
+        rlog.info("adopted stopped sandbox");
+        continue;
+      }
+      const mounted = isMountPoint(this.options.store.paths(record.id).merged);
+      const rebooted = record.bootId !== this.options.bootId;
+      if (mounted && !rebooted) {
+        if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
+        rlog.info("adopted running sandbox");
+        continue;
+      }
+      try {
+        const workspace = openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
+        try {
+          this.makeResources(record, workspace.fd);
+        } finally {
+          workspace.close();
+        }
+        record.bootId = this.options.bootId;
+        this.options.store.save(record);
+        rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
+      } catch (err) {
+        this.setState(record, "stopped");
+        rlog.warn("cannot re-mount; the sandbox is stopped, its changes kept", { error: (err as Error).message });
+      }
+    }
+    const cleaned = await this.cleanOrphans();
+    if (cleaned.length > 0) log.info("cleaned orphaned resources", { cleaned });
+    await this.expire();
+  }
+
+  // ---- internals -------------------------------------------------------------------------
+
+  private find(caller: Caller, id: string): SandboxRecord {
+    const record = this.records.get(id);
+    // Another user's sandbox is reported as missing, not as forbidden: its existence is not theirs to know.
+    if (!record || !mayAccess(caller, record) || record.state === "deleting") {
+      throw new PaddockError("E_NOT_FOUND", `no sandbox ${id}`, "sandbox/list shows your sandboxes");
+    }
+    return record;
+  }
+
+  private runnable(caller: Caller, id: string): SandboxRecord {
+    const record = this.find(caller, id);
+    if (record.state !== "running") {
+      throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is ${record.state}`, record.state === "stopped" ? "start it first (sandbox/start)" : "wait until it is running");
+    }
+    return record;
+  }
+
+  private launchSpec(record: SandboxRecord, request: CommandRequest, pty: boolean): LaunchSpec {
+    const cgroup = this.cgroupOf(record);
+    const ids = ownerIds(record.ownerUid);
+    return {
+      sandboxId: record.id,
+      merged: this.options.store.paths(record.id).merged,
+      workspace: record.workspace,
+      network: record.network,
+      argv: request.argv,
+      cwd: request.cwd,
+      env: request.env,
+      pty,
+      uid: ids.uid,
+      gid: ids.gid,
+      cgroupProcs: cgroup?.procsFiles ?? [],
+    };
+  }
+
+  private cgroupOf(record: SandboxRecord): SandboxCgroup | undefined {
+    return this.options.cgroups?.open(record.id);
+  }
+
+  private makeResources(record: SandboxRecord, workspaceFd: number): void {
+    const paths = this.options.store.paths(record.id);
+    for (const dir of [paths.upper, paths.work, paths.merged]) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    // The merged view's root takes the upper dir's owner and mode: make them the workspace's.
+    const ws = fs.fstatSync(workspaceFd);
+    fs.chownSync(paths.upper, ws.uid, ws.gid);
+    fs.chmodSync(paths.upper, ws.mode & 0o7777);
+    if (!isMountPoint(paths.merged)) mountOverlay({ lowerFd: workspaceFd, upper: paths.upper, work: paths.work, merged: paths.merged }, `paddock-${record.id}`);
+    this.options.cgroups?.create(record.id, record.limits);
+  }
+
+  private async killProcesses(record: SandboxRecord): Promise<void> {
+    this.options.processes.killSandbox(record.id);
+    await this.cgroupOf(record)?.killAll();
+  }
+
+  /** Removes everything of a sandbox; the record goes last. Safe to repeat after a crash. */
+  private async destroy(record: SandboxRecord): Promise<void> {
+    this.setState(record, "deleting");
+    await this.killProcesses(record);
+    await this.cgroupOf(record)?.remove();
+    this.removeLeftovers(record.id);
+    this.records.delete(record.id);
+    this.options.log.info("sandbox deleted", { sandboxId: record.id });
+    this.options.broadcast(record.ownerUid, "sandbox/didChangeState", { id: record.id, state: "deleted" });
+  }
+
+  private removeLeftovers(id: string): void {
+    unmountOverlay(this.options.store.paths(id).merged);
+    this.options.store.removeAll(id);
+  }
+
+  /** Mounts and cgroups under Paddock's names that no record owns. */
+  private async cleanOrphans(): Promise<string[]> {
+    const cleaned: string[] = [];
+    const root = this.options.store.root + path.sep;
+    for (const point of mountPoints()) {
+      if (!point.startsWith(root)) continue;
+      const id = path.relative(this.options.store.root, point).split(path.sep)[0] ?? "";
+      const record = this.records.get(id);
+      if (!record || record.state !== "running") {
+        unmountOverlay(point);
+        cleaned.push(`mount ${point}`);
+      }
+    }
+    for (const id of this.options.cgroups?.list() ?? []) {
+      if (!this.records.has(id)) {
+        await this.options.cgroups?.open(id)?.remove();
+        cleaned.push(`cgroup ${id}`);
+      }
+    }
+    return cleaned;
+  }
+
+  private setState(record: SandboxRecord, state: SandboxState): void {
+    record.state = state;
+    this.options.store.save(record);
+    this.options.broadcast(record.ownerUid, "sandbox/didChangeState", { id: record.id, state });
+  }
+
+  private serialized<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(id) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(id, settled);
+    void settled.then(() => {
+      if (this.queues.get(id) === settled) this.queues.delete(id);
+    });
+    return next;
+  }
+}
+
+export function mayAccess(caller: Caller, record: { ownerUid: number }): boolean {
+  return caller.uid === 0 || caller.uid === record.ownerUid;
+}
+
+function toSandbox(record: SandboxRecord): Sandbox {
+  const { bootId: _bootId, idempotencyKey: _key, ...sandbox } = record;
+  return sandbox;
+}
+
+function safeRealpath(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/** Processes run as the sandbox's owner (root's own sandboxes run as root). */
+function ownerIds(ownerUid: number): { uid: number; gid: number } {
+  if (ownerUid === 0) return { uid: 0, gid: 0 };
+  try {
+    const line = fs
+      .readFileSync("/etc/passwd", "utf8")
+      .split("\n")
+      .find((l) => l.split(":")[2] === String(ownerUid));
+    const gid = line?.split(":")[3];
+    if (gid !== undefined) return { uid: ownerUid, gid: Number(gid) };
+  } catch {
+    // fall through
+  }
+  return { uid: ownerUid, gid: ownerUid };
+}

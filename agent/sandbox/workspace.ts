@@ -1,0 +1,57 @@
+/**
+ * Which directories may be a sandbox's workspace, checked on an open descriptor so that the
+ * directory checked is the directory mounted.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
+import type { Caller } from "../server/session";
+
+export interface OpenWorkspace {
+  /** The resolved absolute path. */
+  path: string;
+  fd: number;
+  close(): void;
+}
+
+const SYSTEM_TREES = ["/proc", "/sys", "/dev", "/run"];
+
+function refuse(message: string, hint: string): never {
+  throw new PaddockError("E_INVALID_WORKSPACE", message, hint);
+}
+
+function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
+}
+
+export function openWorkspace(requested: string, caller: Caller, stateDir: string): OpenWorkspace {
+  if (!path.isAbsolute(requested)) refuse(`workspace ${JSON.stringify(requested)} is not an absolute path`, "pass the workspace folder's full path");
+  let real: string;
+  try {
+    real = fs.realpathSync(requested);
+  } catch {
+    refuse(`workspace ${requested} does not exist`, "create the folder first, or check the path");
+  }
+  const st = fs.statSync(real);
+  if (!st.isDirectory()) refuse(`workspace ${requested} is a file, not a directory`, "pass the folder that contains your project");
+  if (real === "/") refuse("the root directory cannot be a workspace", "pass a project folder");
+  for (const tree of SYSTEM_TREES) {
+    if (isInside(real, tree)) refuse(`workspace ${real} is inside ${tree}`, "pass a project folder");
+  }
+  const state = path.resolve(stateDir);
+  if (isInside(real, state)) {
+    refuse(`workspace ${real} is inside Paddock's state dir (a sandbox's private files)`, "pass the real project folder, not a sandbox's directory");
+  }
+  if (isInside(state, real)) refuse(`workspace ${real} contains Paddock's state dir ${state}`, "pass a folder that does not contain the state dir");
+  if (caller.uid !== 0 && st.uid !== caller.uid) {
+    refuse(`workspace ${real} belongs to uid ${st.uid}, not to you (uid ${caller.uid})`, "sandbox a folder you own");
+  }
+  const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+  const opened = fs.fstatSync(fd);
+  if (opened.ino !== st.ino || opened.dev !== st.dev) {
+    fs.closeSync(fd);
+    refuse(`workspace ${real} changed while it was being checked`, "try again");
+  }
+  return { path: real, fd, close: () => fs.closeSync(fd) };
+}
