@@ -12,6 +12,7 @@ import { serve } from "../serve";
 import { AGENT_VERSION } from "../version";
 import { connectToAgent } from "./connect";
 import { printCheck } from "./check-command";
+import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
 
 const USAGE = `Usage: paddock <command> [options]
 
@@ -22,6 +23,13 @@ Commands:
     --socket-group G    let group G connect too (socket 0660, directory 0750)
   check               test what this machine can run (overlayfs, bwrap, runc, QEMU, ...)
     --refresh           re-run every probe instead of using this boot's cached results
+  create [DIR]        create a sandbox of DIR (default: the current directory)
+    --name N, --network none|host, --memory MiB, --pids N, --cpus N, --ttl SECONDS
+  ls [DIR]            list your sandboxes (of DIR only, if given)
+  exec ID -- CMD...   run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code
+  stop ID | start ID  end every process of a sandbox, keeping its changes | run it again
+  rm ID               delete a sandbox and its changes
+  gc                  delete expired sandboxes and clean what no sandbox owns
   version             print the version
 
 Options for every command:
@@ -49,6 +57,12 @@ async function main(argv: string[]): Promise<number> {
       "state-dir": { type: "string" },
       json: { type: "boolean" },
       refresh: { type: "boolean" },
+      name: { type: "string" },
+      network: { type: "string" },
+      memory: { type: "string" },
+      pids: { type: "string" },
+      cpus: { type: "string" },
+      ttl: { type: "string" },
       "log-level": { type: "string" },
       "stderr-log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -78,11 +92,32 @@ async function main(argv: string[]): Promise<number> {
         transport: values.stdio ? { kind: "stdio" } : { kind: "socket", path: values.socket ?? defaultSocketPath(), group: values["socket-group"] },
       });
       return -1; // keeps serving
-    case "check": {
+    case "check":
+    case "create":
+    case "ls":
+    case "exec":
+    case "stop":
+    case "start":
+    case "rm":
+    case "gc": {
       const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel });
+      const o = { ...values, json: values.json ?? false };
+      const [, first, ...rest] = positionals;
       try {
-        const result = await agent.client.request("system/check", { refresh: values.refresh ?? false });
-        return printCheck(result, values.json ?? false);
+        switch (command) {
+          case "check":
+            return printCheck(await agent.client.request("system/check", { refresh: values.refresh ?? false }), o.json);
+          case "create":
+            return await createCommand(agent.client, first, o);
+          case "ls":
+            return await listCommand(agent.client, first, o);
+          case "exec":
+            return await execCommand(agent.client, first, rest);
+          case "gc":
+            return await gcCommand(agent.client, o);
+          default:
+            return await lifecycleCommand(agent.client, command, first, o);
+        }
       } finally {
         agent.close();
       }

@@ -1,0 +1,126 @@
+/** `paddock create | ls | exec | stop | start | rm | gc`: sandboxes from the command line. */
+import * as os from "node:os";
+import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
+import type { AgentClient } from "../protocol/client";
+import type { Limits, Sandbox } from "../protocol/methods";
+import { renderTable } from "./table";
+
+export interface SandboxCommandOptions {
+  json: boolean;
+  name?: string;
+  network?: string;
+  memory?: string;
+  pids?: string;
+  cpus?: string;
+  ttl?: string;
+}
+
+function number(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new PaddockError("E_INVALID_PARAMS", `--${flag} ${JSON.stringify(value)} is not a number`, `e.g. --${flag} 512`);
+  return n;
+}
+
+function print(json: boolean, value: unknown, human: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : human());
+}
+
+function sandboxRows(sandboxes: Sandbox[]): string {
+  if (sandboxes.length === 0) return "No sandboxes. Create one with: paddock create [DIR]";
+  return renderTable(
+    ["ID", "NAME", "STATE", "NETWORK", "CREATED", "WORKSPACE"],
+    sandboxes.map((s) => [s.id, s.name, s.state, s.network, s.createdAt.replace("T", " ").slice(0, 19), s.workspace]),
+  );
+}
+
+export async function createCommand(client: AgentClient, dir: string | undefined, o: SandboxCommandOptions): Promise<number> {
+  const limits: Limits = {};
+  const memoryMiB = number("memory", o.memory);
+  const pids = number("pids", o.pids);
+  const cpus = number("cpus", o.cpus);
+  if (memoryMiB !== undefined) limits.memoryMiB = memoryMiB;
+  if (pids !== undefined) limits.pids = pids;
+  if (cpus !== undefined) limits.cpus = cpus;
+  if (o.network !== undefined && o.network !== "none" && o.network !== "host") {
+    throw new PaddockError("E_INVALID_PARAMS", `--network ${JSON.stringify(o.network)} is not none or host`, "use --network none (default) or --network host");
+  }
+  const sandbox = await client.request("sandbox/create", {
+    workspace: path.resolve(dir ?? "."),
+    ...(o.name !== undefined ? { name: o.name } : {}),
+    ...(o.network !== undefined ? { network: o.network as "none" | "host" } : {}),
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(o.ttl !== undefined ? { ttlSeconds: number("ttl", o.ttl) } : {}),
+  });
+  print(o.json, sandbox, () => `${sandbox.id}  (${sandbox.name}, ${sandbox.workspace})\nRun a shell in it: paddock exec ${sandbox.id} -- bash`);
+  return 0;
+}
+
+export async function listCommand(client: AgentClient, dir: string | undefined, o: SandboxCommandOptions): Promise<number> {
+  const { sandboxes } = await client.request("sandbox/list", dir === undefined ? {} : { workspace: path.resolve(dir) });
+  print(o.json, { sandboxes }, () => sandboxRows(sandboxes));
+  return 0;
+}
+
+export async function lifecycleCommand(client: AgentClient, verb: "stop" | "start" | "rm", id: string | undefined, o: SandboxCommandOptions): Promise<number> {
+  if (!id) throw new PaddockError("E_INVALID_PARAMS", `paddock ${verb} needs a sandbox id`, "paddock ls lists them");
+  if (verb === "rm") {
+    const result = await client.request("sandbox/delete", { id });
+    print(o.json, result, () => (result.deleted ? `deleted ${id}` : `${id} was already gone`));
+    return 0;
+  }
+  const sandbox = await client.request(verb === "stop" ? "sandbox/stop" : "sandbox/start", { id });
+  print(o.json, sandbox, () => `${sandbox.id} ${sandbox.state}`);
+  return 0;
+}
+
+export async function gcCommand(client: AgentClient, o: SandboxCommandOptions): Promise<number> {
+  const result = await client.request("sandbox/gc", {});
+  print(o.json, result, () => `expired and deleted: ${result.deleted.join(", ") || "none"}\ncleaned: ${result.cleaned.join(", ") || "nothing"}`);
+  return 0;
+}
+
+/**
+ * `paddock exec ID -- CMD...`: an interactive terminal when stdin is one (raw mode, resize,
+ * Ctrl-C reaching the program), plain pipes otherwise. The program's exit code is ours.
+ */
+export async function execCommand(client: AgentClient, id: string | undefined, argv: string[]): Promise<number> {
+  if (!id) throw new PaddockError("E_INVALID_PARAMS", "paddock exec needs a sandbox id", "paddock exec ID -- CMD...");
+  if (argv.length === 0) throw new PaddockError("E_INVALID_PARAMS", "paddock exec needs a command", "paddock exec ID -- bash");
+  const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
+  const size = () => ({ cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 });
+
+  // Output can arrive before the spawn's answer names the pid: hold it until then.
+  let pid: number | undefined;
+  const held: [string, unknown][] = [];
+  let exit: (code: number) => void = () => undefined;
+  const exited = new Promise<number>((resolve) => (exit = resolve));
+  const handle = (method: string, params: unknown) => {
+    const p = params as { pid: number; stream?: string; data?: string; exitCode?: number | null; signal?: string | null };
+    if (p.pid !== pid) return;
+    if (method === "process/output") (p.stream === "stderr" ? process.stderr : process.stdout).write(p.data ?? "");
+    if (method === "process/exit") exit(p.exitCode ?? 128 + (os.constants.signals[p.signal as NodeJS.Signals] ?? 9));
+  };
+  client.onNotification((method, params) => (pid === undefined ? held.push([method, params]) : handle(method, params)));
+  pid = (await client.request("process/spawn", { id, argv, ...(interactive ? { pty: size() } : {}) })).pid;
+  for (const [method, params] of held.splice(0)) handle(method, params);
+
+  const running = pid;
+  const onResize = () => void client.request("process/resize", { pid: running, ...size() }).catch(() => undefined);
+  if (interactive) {
+    process.stdin.setRawMode(true);
+    process.stdout.on("resize", onResize);
+  }
+  process.stdin.on("data", (d: Buffer) => void client.request("process/write", { pid: running, data: d.toString("utf8") }).catch(() => undefined));
+  process.stdin.on("end", () => void client.request("process/write", { pid: running, data: "", eof: true }).catch(() => undefined));
+  try {
+    return await exited;
+  } finally {
+    if (interactive) {
+      process.stdin.setRawMode(false);
+      process.stdout.off("resize", onResize);
+    }
+    process.stdin.pause();
+  }
+}
