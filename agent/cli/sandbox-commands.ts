@@ -92,21 +92,21 @@ export async function execCommand(client: AgentClient, id: string | undefined, a
   const size = () => ({ cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 });
 
   // Output can arrive before the spawn's answer names the pid: hold it until then.
-  let pid: number | undefined;
+  const spawned: { pid?: number } = {};
   const held: [string, unknown][] = [];
   let exit: (code: number) => void = () => undefined;
   const exited = new Promise<number>((resolve) => (exit = resolve));
   const handle = (method: string, params: unknown) => {
     const p = params as { pid: number; stream?: string; data?: string; exitCode?: number | null; signal?: string | null };
-    if (p.pid !== pid) return;
+    if (p.pid !== spawned.pid) return;
     if (method === "process/output") (p.stream === "stderr" ? process.stderr : process.stdout).write(p.data ?? "");
     if (method === "process/exit") exit(p.exitCode ?? 128 + (os.constants.signals[p.signal as NodeJS.Signals] ?? 9));
   };
-  client.onNotification((method, params) => (pid === undefined ? held.push([method, params]) : handle(method, params)));
-  pid = (await client.request("process/spawn", { id, argv, ...(interactive ? { pty: size() } : {}) })).pid;
+  client.onNotification((method, params) => (spawned.pid === undefined ? held.push([method, params]) : handle(method, params)));
+  const running = (await client.request("process/spawn", { id, argv, ...(interactive ? { pty: size() } : {}) })).pid;
+  spawned.pid = running;
   for (const [method, params] of held.splice(0)) handle(method, params);
 
-  const running = pid;
   const onResize = () => void client.request("process/resize", { pid: running, ...size() }).catch(() => undefined);
   if (interactive) {
     process.stdin.setRawMode(true);
