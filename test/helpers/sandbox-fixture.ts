@@ -1,0 +1,101 @@
+/** A real agent on a socket with a fresh state dir, and typed clients of it. */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { AgentClient } from "../../agent/protocol/client";
+import { startSocketAgent, tempDir, type AgentProcess } from "./agent-process";
+
+export interface Fixture {
+  base: string;
+  stateDir: string;
+  socketPath: string;
+  agent: AgentProcess;
+  client(): Promise<AgentClient>;
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
+  const base = tempDir("paddock-sbx-");
+  fs.chmodSync(base, 0o755);
+  const stateDir = path.join(base, "state");
+  const socketPath = path.join(base, "run", "agent.sock");
+  const clients: AgentClient[] = [];
+  const fixture: Fixture = {
+    base,
+    stateDir,
+    socketPath,
+    agent: await startSocketAgent(stateDir, socketPath, extraArgs),
+    async client() {
+      const client = await AgentClient.connect(socketPath);
+      clients.push(client);
+      await client.initialize("test");
+      return client;
+    },
+    async restart() {
+      fixture.agent = await startSocketAgent(stateDir, socketPath, extraArgs);
+    },
+    async stop() {
+      for (const c of clients) c.close();
+      await fixture.agent.stop();
+    },
+  };
+  return fixture;
+}
+
+/** A workspace with a few files, owned by `uid` (root by default). */
+export function makeWorkspace(base: string, name = "ws", uid = 0, gid = 0): string {
+  const ws = path.join(base, name);
+  fs.mkdirSync(path.join(ws, "src"), { recursive: true });
+  fs.writeFileSync(path.join(ws, "README.md"), "# demo\n");
+  fs.writeFileSync(path.join(ws, "src", "main.c"), "int main(void) { return 0; }\n");
+  fs.writeFileSync(path.join(ws, "delete-me.txt"), "bye\n");
+  if (uid !== 0) {
+    for (const p of [ws, path.join(ws, "src"), path.join(ws, "README.md"), path.join(ws, "src", "main.c"), path.join(ws, "delete-me.txt")]) fs.chownSync(p, uid, gid);
+  }
+  return ws;
+}
+
+/** A digest of every path, type, mode, owner and content under `dir`. */
+export function treeHash(dir: string): string {
+  const hash = createHash("sha256");
+  const walk = (rel: string) => {
+    const full = path.join(dir, rel);
+    const st = fs.lstatSync(full);
+    hash.update(`${rel}\0${st.mode}\0${st.uid}\0${st.gid}\0`);
+    if (st.isDirectory()) for (const name of fs.readdirSync(full).sort()) walk(path.join(rel, name));
+    else if (st.isSymbolicLink()) hash.update(fs.readlinkSync(full));
+    else hash.update(fs.readFileSync(full));
+  };
+  walk(".");
+  return hash.digest("hex");
+}
+
+export function mountsUnder(dir: string): string[] {
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((p) => p.startsWith(dir));
+}
+
+/** Sandbox cgroups that exist on the machine (v1 pids hierarchy or v2). */
+export function sandboxCgroups(): string[] {
+  for (const dir of ["/sys/fs/cgroup/pids/paddock", "/sys/fs/cgroup/paddock"]) {
+    if (fs.existsSync(dir)) return fs.readdirSync(dir).filter((n) => n.startsWith("sbx-"));
+  }
+  return [];
+}
+
+export function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      const value = probe();
+      if (value !== undefined) return resolve(value);
+      if (Date.now() > deadline) return reject(new Error(`timed out waiting for ${what}`));
+      setTimeout(tick, 25);
+    };
+    tick();
+  });
+}
