@@ -74,9 +74,6 @@ export async function serve(options: ServeOptions): Promise<void> {
     enterHelper: path.join(options.nativeDir, "paddock-enter"),
     broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
   });
-  await sandboxes.reconcile();
-  sandboxes.startTtlSweeper();
-  cleanups.push(() => sandboxes.stopTtlSweeper());
   const agent: Agent = new Agent({
     stateDir: options.stateDir,
     log,
@@ -91,6 +88,11 @@ export async function serve(options: ServeOptions): Promise<void> {
   });
 
   log.info("agent starting", { version: AGENT_VERSION, pid: process.pid, uid, stateDir: options.stateDir, transport: options.transport.kind });
+  // Before any client is served: put every sandbox in order after a crash or a reboot.
+  await sandboxes.reconcile();
+  sandboxes.startTtlSweeper();
+  cleanups.push(() => sandboxes.stopTtlSweeper());
+
 
   if (options.transport.kind === "stdio") {
     const connection = agent.attach(process.stdin, process.stdout, { uid }, "stdio");
