@@ -5,6 +5,7 @@ Usage: paddock_client.py SOCKET_PATH [scenario]
 Scenarios:
   initialize  -> prints the initialize result as JSON
   conformance -> initialize, system/check, then bad input; prints one JSON object of results
+  calls JSON  -> JSON is a list of [method, params]; prints the list of responses
 """
 import json
 import socket
@@ -52,7 +53,11 @@ class Client:
         if params is not None:
             message["params"] = params
         self.send(message)
-        return self.read()
+        while True:
+            answer = self.read()
+            # Notifications (a "method", no "id") may arrive before the answer.
+            if isinstance(answer, list) or answer.get("id") == request_id:
+                return answer
 
 
 def main():
@@ -62,6 +67,9 @@ def main():
     init = client.call("initialize", {"clientName": "python", "protocolVersion": "1.0"})
     if scenario == "initialize":
         print(json.dumps(init))
+        return
+    if scenario == "calls":
+        print(json.dumps([client.call(method, params) for method, params in json.loads(sys.argv[3])]))
         return
     out = {"initialize": init}
     out["check"] = client.call("system/check", {})
