@@ -9,7 +9,7 @@ import { SystemChecker, readBootId } from "./check/system-check";
 import { SandboxManager } from "./sandbox/manager";
 import { SandboxStore } from "./sandbox/store";
 import { ProcessTable } from "./process/process-table";
-import { openCgroups } from "./runtime/cgroup";
+import { cgroupScope, openCgroups } from "./runtime/cgroup";
 import { killAllProbes } from "./check/run-probe";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
@@ -68,7 +68,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     store: new SandboxStore(files.sandboxes),
     stateDir: options.stateDir,
     bootId: readBootId(),
-    cgroups: openCgroups(),
+    cgroups: openCgroups(cgroupScope(options.stateDir)),
     processes,
     log,
     enterHelper: path.join(options.nativeDir, "paddock-enter"),

@@ -4,6 +4,7 @@
  * before anything else runs, so limits hold and stop/delete can kill everything, daemons that
  * double-forked included.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Limits } from "../protocol/methods";
@@ -11,6 +12,20 @@ import { PaddockError } from "../protocol/errors";
 import { parseCgroupMounts, type CgroupLayout } from "../check/probes/cgroups";
 
 const PARENT = "paddock";
+
+/**
+ * Sandboxes of one state dir live under paddock/<scope>/, so that two agents on one machine
+ * (different state dirs) never take each other's cgroups for orphans.
+ */
+export function cgroupScope(stateDir: string): string {
+  let real = stateDir;
+  try {
+    real = fs.realpathSync(stateDir);
+  } catch {
+    // not created yet: the path as given
+  }
+  return `s-${createHash("sha256").update(real).digest("hex").slice(0, 12)}`;
+}
 
 export interface LimitCounters {
   oomKills: number;
@@ -100,15 +115,19 @@ async function rmdirWhenEmpty(dir: string): Promise<void> {
 
 class CgroupsV1 implements Cgroups {
   readonly kind = "v1";
-  constructor(private readonly roots: { memory?: string; pids: string; cpu?: string }) {
-    for (const root of Object.values(this.roots)) if (root) fs.mkdirSync(path.join(root, PARENT), { recursive: true });
+  constructor(
+    private readonly roots: { memory?: string; pids: string; cpu?: string },
+    private readonly scope: string,
+  ) {
+    for (const root of Object.values(this.roots)) if (root) fs.mkdirSync(path.join(root, PARENT, scope), { recursive: true });
   }
 
   private dirs(id: string) {
+    const under = (root: string) => path.join(root, PARENT, this.scope, id);
     return {
-      pids: path.join(this.roots.pids, PARENT, id),
-      memory: this.roots.memory ? path.join(this.roots.memory, PARENT, id) : undefined,
-      cpu: this.roots.cpu ? path.join(this.roots.cpu, PARENT, id) : undefined,
+      pids: under(this.roots.pids),
+      memory: this.roots.memory ? under(this.roots.memory) : undefined,
+      cpu: this.roots.cpu ? under(this.roots.cpu) : undefined,
     };
   }
 
@@ -137,11 +156,7 @@ class CgroupsV1 implements Cgroups {
   }
 
   list(): string[] {
-    try {
-      return fs.readdirSync(path.join(this.roots.pids, PARENT)).filter((n) => fs.statSync(path.join(this.roots.pids, PARENT, n)).isDirectory());
-    } catch {
-      return [];
-    }
+    return subdirectories(path.join(this.roots.pids, PARENT, this.scope));
   }
 
   private handle(id: string): SandboxCgroup {
@@ -167,13 +182,18 @@ class CgroupsV1 implements Cgroups {
 class CgroupsV2 implements Cgroups {
   readonly kind = "v2";
   private readonly parent: string;
-  constructor(root: string, controllers: string[]) {
-    this.parent = path.join(root, PARENT);
+  constructor(root: string, controllers: string[], scope: string) {
+    this.parent = path.join(root, PARENT, scope);
     const wanted = ["memory", "pids", "cpu"].filter((c) => controllers.includes(c));
     const enable = wanted.map((c) => `+${c}`).join(" ");
-    if (enable) write(path.join(root, "cgroup.subtree_control"), enable);
-    fs.mkdirSync(this.parent, { recursive: true });
-    if (enable) write(path.join(this.parent, "cgroup.subtree_control"), enable);
+    // Controllers must be enabled at every level down to the sandboxes' parent.
+    let dir = root;
+    for (const part of [PARENT, scope]) {
+      if (enable) write(path.join(dir, "cgroup.subtree_control"), enable);
+      dir = path.join(dir, part);
+      fs.mkdirSync(dir, { recursive: true });
+    }
+    if (enable) write(path.join(dir, "cgroup.subtree_control"), enable);
   }
 
   create(id: string, limits: Limits): SandboxCgroup {
@@ -194,11 +214,7 @@ class CgroupsV2 implements Cgroups {
   }
 
   list(): string[] {
-    try {
-      return fs.readdirSync(this.parent).filter((n) => fs.statSync(path.join(this.parent, n)).isDirectory());
-    } catch {
-      return [];
-    }
+    return subdirectories(this.parent);
   }
 
   private handle(id: string): SandboxCgroup {
@@ -225,13 +241,21 @@ class CgroupsV2 implements Cgroups {
   }
 }
 
+function subdirectories(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
 /** Picks v2 when its tree has the controllers limits need, else the v1 hierarchies; undefined when neither works. */
-export function openCgroups(layout: CgroupLayout = readLayout()): Cgroups | undefined {
+export function openCgroups(scope: string, layout: CgroupLayout = readLayout()): Cgroups | undefined {
   try {
     const v2Limits = layout.v2Controllers.includes("pids") || layout.v2Controllers.includes("memory");
-    if (layout.v2Mount && v2Limits) return new CgroupsV2(layout.v2Mount, layout.v2Controllers);
+    if (layout.v2Mount && v2Limits) return new CgroupsV2(layout.v2Mount, layout.v2Controllers, scope);
     const pids = layout.v1.get("pids");
-    if (pids) return new CgroupsV1({ pids, memory: layout.v1.get("memory"), cpu: layout.v1.get("cpu") });
+    if (pids) return new CgroupsV1({ pids, memory: layout.v1.get("memory"), cpu: layout.v1.get("cpu") }, scope);
   } catch {
     // not writable (e.g. rootless without delegation)
   }

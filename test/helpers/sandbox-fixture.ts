@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { AgentClient } from "../../agent/protocol/client";
 import { startSocketAgent, tempDir, type AgentProcess } from "./agent-process";
+import { cgroupScope } from "../../agent/runtime/cgroup";
 
 export interface Fixture {
   base: string;
@@ -79,12 +80,24 @@ export function mountsUnder(dir: string): string[] {
     .filter((p) => p.startsWith(dir));
 }
 
-/** Sandbox cgroups that exist on the machine (v1 pids hierarchy or v2). */
-export function sandboxCgroups(): string[] {
-  for (const dir of ["/sys/fs/cgroup/pids/paddock", "/sys/fs/cgroup/paddock"]) {
-    if (fs.existsSync(dir)) return fs.readdirSync(dir).filter((n) => n.startsWith("sbx-"));
+/** The directory of the cgroups of a state dir's sandboxes (v1 pids hierarchy, or v2). */
+export function cgroupParent(stateDir: string): string {
+  const v1 = path.join("/sys/fs/cgroup/pids/paddock", cgroupScope(stateDir));
+  return fs.existsSync(v1) ? v1 : path.join("/sys/fs/cgroup/paddock", cgroupScope(stateDir));
+}
+
+/** The cgroup.procs of one sandbox. */
+export function cgroupProcs(stateDir: string, id: string): string {
+  return path.join(cgroupParent(stateDir), id, "cgroup.procs");
+}
+
+/** Sandbox cgroups of a state dir that exist on the machine. */
+export function sandboxCgroups(stateDir: string): string[] {
+  try {
+    return fs.readdirSync(cgroupParent(stateDir)).filter((n) => n.startsWith("sbx-"));
+  } catch {
+    return [];
   }
-  return [];
 }
 
 export function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import type { AgentClient } from "../../agent/protocol/client";
 import { encodeFrame } from "../../agent/protocol/framing";
 import { REPO, tempDir } from "../helpers/agent-process";
-import { makeWorkspace, startFixture, waitFor, type Fixture } from "../helpers/sandbox-fixture";
+import { cgroupProcs, makeWorkspace, startFixture, type Fixture, waitFor } from "../helpers/sandbox-fixture";
 
 const GROUP = "paddock-test-grp";
 const USERS = ["paddock-test", "paddock-test2"];
@@ -120,7 +120,7 @@ test("flow control: a program writing fast to a client that does not read cannot
   socket.resume();
   await waitFor("output flowing again", () => (received > atPause + 5_000_000 ? true : undefined));
   socket.destroy(); // the client goes away: its process ends with it
-  await waitFor("the flood to be killed", () => ((fs.readFileSync(`/sys/fs/cgroup/pids/paddock/${id}/cgroup.procs`, "utf8").trim() === "") ? true : undefined));
+  await waitFor("the flood to be killed", () => ((fs.readFileSync(cgroupProcs(fx.stateDir, id), "utf8").trim() === "") ? true : undefined));
   await client.request("sandbox/delete", { id });
 });
 

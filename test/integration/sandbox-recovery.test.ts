@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { makeWorkspace, mountsUnder, sandboxCgroups, startFixture, waitFor } from "../helpers/sandbox-fixture";
+import { cgroupParent, cgroupProcs, makeWorkspace, mountsUnder, sandboxCgroups, startFixture, waitFor } from "../helpers/sandbox-fixture";
 
 function processesUsing(stateDir: string): string[] {
   return execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
@@ -21,17 +21,17 @@ test("kill -9 of the agent with running processes: the restart adopts running sa
   await client.request("sandbox/stop", { id: stopped.id });
   await client.request("process/spawn", { id: running.id, argv: ["sh", "-c", "(setsid sleep 1000 &); sleep 1000"] });
   await client.request("process/spawn", { id: running.id, argv: ["bash"], pty: { cols: 80, rows: 24 } });
-  await waitFor("processes in the cgroup", () => (fs.readFileSync(`/sys/fs/cgroup/pids/paddock/${running.id}/cgroup.procs`, "utf8").trim().split("\n").length >= 4 ? true : undefined));
+  await waitFor("processes in the cgroup", () => (fs.readFileSync(cgroupProcs(fx.stateDir, running.id), "utf8").trim().split("\n").length >= 4 ? true : undefined));
 
   // Leftovers no record owns: a sandbox directory with a mount, and a cgroup.
   const orphanDir = path.join(fx.stateDir, "sandboxes", "sbx-0000deadbeef");
   fs.mkdirSync(path.join(orphanDir, "merged"), { recursive: true });
   execFileSync("mount", ["-t", "tmpfs", "orphan", path.join(orphanDir, "merged")]);
-  fs.mkdirSync("/sys/fs/cgroup/pids/paddock/sbx-0000deadbeef");
+  fs.mkdirSync(path.join(cgroupParent(fx.stateDir), "sbx-0000deadbeef"));
 
   fx.agent.child.kill("SIGKILL");
   await fx.agent.exited;
-  await waitFor("the sandbox's processes to die with the agent", () => (fs.readFileSync(`/sys/fs/cgroup/pids/paddock/${running.id}/cgroup.procs`, "utf8").trim() === "" ? true : undefined));
+  await waitFor("the sandbox's processes to die with the agent", () => (fs.readFileSync(cgroupProcs(fx.stateDir, running.id), "utf8").trim() === "" ? true : undefined));
 
   await fx.restart();
   const after = await fx.client();
@@ -41,7 +41,7 @@ test("kill -9 of the agent with running processes: the restart adopts running sa
 
   const merged = (id: string) => path.join(fx.stateDir, "sandboxes", id, "merged");
   assert.deepEqual(mountsUnder(fx.stateDir), [merged(running.id)], "only the running sandbox is mounted");
-  assert.deepEqual(sandboxCgroups().filter((id) => [running.id, stopped.id, "sbx-0000deadbeef"].includes(id)).sort(), [running.id, stopped.id].sort());
+  assert.deepEqual(sandboxCgroups(fx.stateDir).filter((id) => [running.id, stopped.id, "sbx-0000deadbeef"].includes(id)).sort(), [running.id, stopped.id].sort());
   assert.equal(fs.existsSync(orphanDir), false);
   const log = fs.readFileSync(path.join(fx.stateDir, "logs", "agent.log"), "utf8");
   assert.match(log, /adopted running sandbox/);
@@ -50,7 +50,7 @@ test("kill -9 of the agent with running processes: the restart adopts running sa
   await after.request("sandbox/delete", { id: running.id });
   await after.request("sandbox/delete", { id: stopped.id });
   assert.deepEqual(mountsUnder(fx.stateDir), []);
-  assert.deepEqual(sandboxCgroups().filter((id) => [running.id, stopped.id].includes(id)), []);
+  assert.deepEqual(sandboxCgroups(fx.stateDir).filter((id) => [running.id, stopped.id].includes(id)), []);
   assert.deepEqual(processesUsing(fx.stateDir), []);
   await fx.stop();
 });
@@ -64,7 +64,7 @@ test("after a reboot (another boot id, mounts gone) running sandboxes are mounte
   // What a reboot does to us: the mount and the cgroup are gone, the records say another boot.
   const merged = path.join(fx.stateDir, "sandboxes", id, "merged");
   execFileSync("umount", [merged]);
-  fs.rmdirSync(`/sys/fs/cgroup/pids/paddock/${id}`);
+  fs.rmdirSync(path.dirname(cgroupProcs(fx.stateDir, id)));
   const recordFile = path.join(fx.stateDir, "sandboxes", id, "record.json");
   const record = JSON.parse(fs.readFileSync(recordFile, "utf8"));
   record.bootId = "00000000-0000-0000-0000-000000000000";
@@ -95,6 +95,6 @@ test("an interrupted creation or deletion is finished at startup", async () => {
   assert.deepEqual((await after.request("sandbox/list")).sandboxes, []);
   assert.deepEqual(mountsUnder(fx.stateDir), []);
   assert.deepEqual(fs.readdirSync(path.join(fx.stateDir, "sandboxes")), []);
-  assert.deepEqual(sandboxCgroups().filter((id) => id === a.id || id === b.id), []);
+  assert.deepEqual(sandboxCgroups(fx.stateDir).filter((id) => id === a.id || id === b.id), []);
   await fx.stop();
 });

@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { AgentClient } from "../../agent/protocol/client";
-import { makeWorkspace, mountsUnder, sandboxCgroups, startFixture, treeHash, waitFor, type Fixture } from "../helpers/sandbox-fixture";
+import { cgroupProcs, makeWorkspace, mountsUnder, sandboxCgroups, startFixture, treeHash, type Fixture, waitFor } from "../helpers/sandbox-fixture";
 
 let fx: Fixture;
 let client: AgentClient;
@@ -106,14 +106,14 @@ test("stop ends every process, double-forked daemons included, and keeps the cha
   const exits: unknown[] = [];
   client.onNotification((method, params) => method === "process/exit" && exits.push(params));
   const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "echo kept > kept.txt; (setsid sh -c 'sleep 1000 & sleep 1000' &); sleep 1000"] });
-  const cgroupProcs = `/sys/fs/cgroup/pids/paddock/${id}/cgroup.procs`;
+  const procsFile = cgroupProcs(fx.stateDir, id);
   const daemons = await waitFor("the daemon", () => {
-    const pids = fs.readFileSync(cgroupProcs, "utf8").trim().split("\n").filter(Boolean);
+    const pids = fs.readFileSync(procsFile, "utf8").trim().split("\n").filter(Boolean);
     return pids.length >= 5 ? pids : undefined; // bwrap, its init, sh, the setsid'd sh and its sleeps
   });
   const stopped = await client.request("sandbox/stop", { id });
   assert.equal(stopped.state, "stopped");
-  assert.equal(fs.readFileSync(cgroupProcs, "utf8").trim(), "", "no process of the sandbox is left");
+  assert.equal(fs.readFileSync(procsFile, "utf8").trim(), "", "no process of the sandbox is left");
   // Dead processes may linger a moment as zombies until their parents reap them.
   await waitFor("every process of the sandbox to be reaped", () => (daemons.every((p) => !fs.existsSync(`/proc/${p}`)) ? true : undefined));
   await waitFor("process/exit", () => (exits.some((e) => (e as { pid: number }).pid === pid) ? true : undefined));
@@ -121,7 +121,7 @@ test("stop ends every process, double-forked daemons included, and keeps the cha
   await client.request("sandbox/start", { id });
   assert.equal((await client.request("sandbox/exec", { id, argv: ["cat", "kept.txt"] })).stdout, "kept\n");
   await client.request("sandbox/delete", { id });
-  assert.equal(fs.existsSync(cgroupProcs), false, "delete removes the cgroup");
+  assert.equal(fs.existsSync(procsFile), false, "delete removes the cgroup");
 });
 
 test("limits: a fork bomb and a memory hog are contained and reported; the other sandboxes carry on", async () => {
@@ -141,7 +141,7 @@ test("limits: a fork bomb and a memory hog are contained and reported; the other
 });
 
 test("bad params give clear errors and change nothing", async () => {
-  const before = { mounts: mountsUnder(fx.stateDir).length, cgroups: sandboxCgroups().length, sandboxes: (await client.request("sandbox/list")).sandboxes.length };
+  const before = { mounts: mountsUnder(fx.stateDir).length, cgroups: sandboxCgroups(fx.stateDir).length, sandboxes: (await client.request("sandbox/list")).sandboxes.length };
   const file = path.join(fx.base, "a-file");
   fs.writeFileSync(file, "x");
   await refused(client.request("sandbox/create", { workspace: "relative/dir" }), "E_INVALID_WORKSPACE", /absolute/);
@@ -157,7 +157,7 @@ test("bad params give clear errors and change nothing", async () => {
   const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-argv") });
   await refused(client.request("sandbox/exec", { id, argv: [] }), "E_INVALID_PARAMS", /argv/);
   await client.request("sandbox/delete", { id });
-  const after = { mounts: mountsUnder(fx.stateDir).length, cgroups: sandboxCgroups().length, sandboxes: (await client.request("sandbox/list")).sandboxes.length };
+  const after = { mounts: mountsUnder(fx.stateDir).length, cgroups: sandboxCgroups(fx.stateDir).length, sandboxes: (await client.request("sandbox/list")).sandboxes.length };
   assert.deepEqual(after, before);
 });
 
