@@ -64,11 +64,13 @@ export async function serve(options: ServeOptions): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   let stdioExitCode = 0;
   const processes = new ProcessTable(log);
+  const cgroups = openCgroups(cgroupScope(options.stateDir));
+  cleanups.push(() => cgroups?.releaseIfEmpty());
   const sandboxes = new SandboxManager({
     store: new SandboxStore(files.sandboxes),
     stateDir: options.stateDir,
     bootId: readBootId(),
-    cgroups: openCgroups(cgroupScope(options.stateDir)),
+    cgroups,
     processes,
     log,
     enterHelper: path.join(options.nativeDir, "paddock-enter"),
@@ -92,7 +94,6 @@ export async function serve(options: ServeOptions): Promise<void> {
   await sandboxes.reconcile();
   sandboxes.startTtlSweeper();
   cleanups.push(() => sandboxes.stopTtlSweeper());
-
 
   if (options.transport.kind === "stdio") {
     const connection = agent.attach(process.stdin, process.stdout, { uid }, "stdio");

@@ -49,6 +49,16 @@ export interface Cgroups {
   open(id: string): SandboxCgroup | undefined;
   /** Ids of the sandbox cgroups that exist. */
   list(): string[];
+  /** Removes this state dir's parent cgroups if no sandbox is left in them (the agent is stopping). */
+  releaseIfEmpty(): void;
+}
+
+function rmdirIfEmpty(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // still has sandboxes, or already gone
+  }
 }
 
 function write(file: string, value: string): void {
@@ -159,6 +169,10 @@ class CgroupsV1 implements Cgroups {
     return subdirectories(path.join(this.roots.pids, PARENT, this.scope));
   }
 
+  releaseIfEmpty(): void {
+    for (const root of Object.values(this.roots)) if (root) rmdirIfEmpty(path.join(root, PARENT, this.scope));
+  }
+
   private handle(id: string): SandboxCgroup {
     const d = this.dirs(id);
     const all = [d.pids, d.memory, d.cpu].filter((x): x is string => x !== undefined);
@@ -215,6 +229,10 @@ class CgroupsV2 implements Cgroups {
 
   list(): string[] {
     return subdirectories(this.parent);
+  }
+
+  releaseIfEmpty(): void {
+    rmdirIfEmpty(this.parent);
   }
 
   private handle(id: string): SandboxCgroup {

@@ -1,5 +1,5 @@
 /** Runs the built agent (dist/paddock.js) as a real process, as users and the extension do. */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -12,8 +12,20 @@ export const PADDOCK = path.join(REPO, "dist", "paddock.js");
 
 const tempDirs: string[] = [];
 process.on("exit", () => {
-  for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
+  for (const dir of tempDirs) {
+    // Never let the removal walk into a mount a failed test left behind.
+    for (const point of mountPointsUnder(dir).reverse()) spawnSync("umount", ["-l", point]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
+
+function mountPointsUnder(dir: string): string[] {
+  return fs
+    .readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((l) => l.split(" ")[4] ?? "")
+    .filter((p) => p.startsWith(dir + "/"));
+}
 
 /** A fresh directory, removed when the test process exits. */
 export function tempDir(prefix = "paddock-test-"): string {

@@ -13,6 +13,8 @@ export interface Fixture {
   agent: AgentProcess;
   client(): Promise<AgentClient>;
   restart(): Promise<void>;
+  /** Stops the agent, leaving its sandboxes as they are. */
+  stopAgent(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,7 +38,16 @@ export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
     async restart() {
       fixture.agent = await startSocketAgent(stateDir, socketPath, extraArgs);
     },
+    async stopAgent() {
+      for (const c of clients.splice(0)) c.close();
+      await fixture.agent.stop();
+    },
+    /** Deletes every sandbox left (a failed test's too), then stops the agent. */
     async stop() {
+      if (fixture.agent.child.exitCode === null && fixture.agent.child.signalCode === null) {
+        const admin = await fixture.client();
+        for (const s of (await admin.request("sandbox/list")).sandboxes) await admin.request("sandbox/delete", { id: s.id });
+      }
       for (const c of clients) c.close();
       await fixture.agent.stop();
     },

@@ -60,7 +60,7 @@ test("after a reboot (another boot id, mounts gone) running sandboxes are mounte
   const client = await fx.client();
   const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-reboot") });
   await client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo survived > reboot.txt"] });
-  await fx.stop();
+  await fx.stopAgent();
   // What a reboot does to us: the mount and the cgroup are gone, the records say another boot.
   const merged = path.join(fx.stateDir, "sandboxes", id, "merged");
   execFileSync("umount", [merged]);
@@ -85,7 +85,7 @@ test("an interrupted creation or deletion is finished at startup", async () => {
   const client = await fx.client();
   const a = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-c1") });
   const b = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-c2") });
-  await fx.stop();
+  await fx.stopAgent();
   for (const [id, state] of [[a.id, "creating"], [b.id, "deleting"]] as const) {
     const file = path.join(fx.stateDir, "sandboxes", id, "record.json");
     fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, "utf8")), state }));
