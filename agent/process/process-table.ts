@@ -14,6 +14,47 @@ import type { Caller, Session } from "../server/session";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import type { Logger } from "../log/logger";
 
+/** Output gathered within one event-loop turn goes out as one notification, up to this size. */
+const MAX_NOTIFICATION_CHARS = 256 * 1024;
+
+/**
+ * One output stream of a process: coalesces what arrives in one event-loop turn into one
+ * `process/output` notification, and pauses its source while the client is behind.
+ */
+class OutputPump {
+  private pending = "";
+  private scheduled = false;
+
+  constructor(
+    private readonly session: Session,
+    private readonly pid: number,
+    private readonly stream: "stdout" | "stderr",
+    private readonly pause: () => void,
+    private readonly resume: () => void,
+  ) {}
+
+  push(data: string): void {
+    if (data.length === 0) return;
+    this.pending += data;
+    if (this.pending.length >= MAX_NOTIFICATION_CHARS) this.flush();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    const data = this.pending;
+    this.pending = "";
+    if (data.length === 0 || this.session.closed) return;
+    if (!this.session.notify("process/output", { pid: this.pid, stream: this.stream, data })) {
+      this.pause();
+      this.session.onDrain(this.resume);
+    }
+  }
+}
+
 interface Running {
   info: ProcessInfo;
   ownerUid: number;
@@ -79,19 +120,11 @@ export class ProcessTable {
     return entry;
   }
 
-  private finish(request: SpawnRequest, pid: number, exitCode: number | null, signal: string | null): void {
+  private finish(request: SpawnRequest, pid: number, pumps: OutputPump[], exitCode: number | null, signal: string | null): void {
+    for (const pump of pumps) pump.flush(); // all output before the exit
     this.running.delete(pid);
     this.log.info("process exited", { sandboxId: request.sandboxId, pid, exitCode, signal });
     request.session.notify("process/exit", { pid, exitCode, signal });
-  }
-
-  /** Sends output; pauses the source while the client is behind. */
-  private pump(session: Session, pid: number, stream: "stdout" | "stderr", data: string, pause: () => void, resume: () => void): void {
-    if (data.length === 0 || session.closed) return;
-    if (!session.notify("process/output", { pid, stream, data })) {
-      pause();
-      session.onDrain(resume);
-    }
   }
 
   private spawnPty(request: SpawnRequest, size: { cols: number; rows: number }): Running {
@@ -103,10 +136,11 @@ export class ProcessTable {
       throw new PaddockError("E_SPAWN", `cannot start a terminal: ${(err as Error).message}`, "run `paddock check`");
     }
     const pid = term.pid;
-    term.onData((data) => this.pump(request.session, pid, "stdout", data, () => term.pause(), () => term.resume()));
+    const output = new OutputPump(request.session, pid, "stdout", () => term.pause(), () => term.resume());
+    term.onData((data) => output.push(data));
     term.onExit(({ exitCode, signal }) => {
       const sig = signal ? signalName(signal) : null;
-      this.finish(request, pid, sig ? null : exitCode, sig);
+      this.finish(request, pid, [output], sig ? null : exitCode, sig);
     });
     return {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty: true, startedAt: new Date().toISOString() },
@@ -129,14 +163,16 @@ export class ProcessTable {
     const child: ChildProcessWithoutNullStreams = spawnChild(file, args, { stdio: ["pipe", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
     if (child.pid === undefined) throw new PaddockError("E_SPAWN", `cannot start ${file}`, "run `paddock check`");
     const pid = child.pid;
-    for (const stream of ["stdout", "stderr"] as const) {
+    const pumps = (["stdout", "stderr"] as const).map((stream) => {
       const source = child[stream];
       const decoder = new StringDecoder("utf8");
-      source.on("data", (chunk: Buffer) => this.pump(request.session, pid, stream, decoder.write(chunk), () => source.pause(), () => source.resume()));
-      source.on("end", () => this.pump(request.session, pid, stream, decoder.end(), () => undefined, () => undefined));
-    }
+      const pump = new OutputPump(request.session, pid, stream, () => source.pause(), () => source.resume());
+      source.on("data", (chunk: Buffer) => pump.push(decoder.write(chunk)));
+      source.on("end", () => pump.push(decoder.end()));
+      return pump;
+    });
     child.stdin.on("error", () => undefined);
-    child.once("close", (exitCode, signal) => this.finish(request, pid, exitCode, signal));
+    child.once("close", (exitCode, signal) => this.finish(request, pid, pumps, exitCode, signal));
     return {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty: false, startedAt: new Date().toISOString() },
       ownerUid: request.ownerUid,
