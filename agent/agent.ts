@@ -70,7 +70,7 @@ export class Agent {
     request("sandbox/delete", (params, _call, session) => sandboxes.delete(session.caller, params.id));
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params));
-    request("process/spawn", (params, _call, session) => ({ pid: sandboxes.spawn(session.caller, params.id, params, session) }));
+    request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", (params, _call, session) => {
       processes.write(session.caller, params.pid, params.data, params.eof ?? false);
       return null;

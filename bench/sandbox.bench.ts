@@ -118,7 +118,7 @@ async function ptyBench(client: AgentClient, work: string) {
   await client.request("process/kill", { pid, signal: "SIGKILL" });
   await client.request("sandbox/delete", { id });
   const mbps = (r: number) => round(r / 1e6);
-  const echoP50 = round(percentile(echoes, 50) * 1000) / 1000;
+  const echoP50 = Math.round(percentile(echoes, 50) * 1000) / 1000;
   return {
     result: { ptyMBps: mbps(agentRate), rawPtyMBps: mbps(rawRate), keystrokeEchoP50Ms: echoP50 },
     rows: [

@@ -7,7 +7,7 @@
 import { spawn as spawnChild, type ChildProcessWithoutNullStreams } from "node:child_process";
 import * as os from "node:os";
 import { StringDecoder } from "node:string_decoder";
-import * as pty from "node-pty";
+import type * as NodePty from "node-pty";
 import { PaddockError } from "../protocol/errors";
 import type { ProcessInfo } from "../protocol/methods";
 import type { Caller, Session } from "../server/session";
@@ -78,8 +78,8 @@ export class ProcessTable {
 
   constructor(private readonly log: Logger) {}
 
-  spawn(request: SpawnRequest): number {
-    const entry = request.pty ? this.spawnPty(request, request.pty) : this.spawnPipes(request);
+  async spawn(request: SpawnRequest): Promise<number> {
+    const entry = request.pty ? this.spawnPty(request, request.pty, await loadNodePty()) : this.spawnPipes(request);
     this.running.set(entry.info.pid, entry);
     // The client that started it is the only one that sees its output: without it, it ends.
     request.session.onClose(() => entry.kill("SIGKILL"));
@@ -127,9 +127,9 @@ export class ProcessTable {
     request.session.notify("process/exit", { pid, exitCode, signal });
   }
 
-  private spawnPty(request: SpawnRequest, size: { cols: number; rows: number }): Running {
+  private spawnPty(request: SpawnRequest, size: { cols: number; rows: number }, pty: typeof NodePty): Running {
     const [file, ...args] = request.command as [string, ...string[]];
-    let term: pty.IPty;
+    let term: NodePty.IPty;
     try {
       term = pty.spawn(file, args, { name: "xterm-256color", cols: size.cols, rows: size.rows, cwd: "/", env: { PATH: DEFAULT_PATH } });
     } catch (err) {
@@ -181,6 +181,13 @@ export class ProcessTable {
       kill: (signal) => child.kill(signal),
     };
   }
+}
+
+/** node-pty (a native module) is loaded on the first terminal, not at agent start. */
+let nodePty: Promise<typeof NodePty> | undefined;
+function loadNodePty(): Promise<typeof NodePty> {
+  nodePty ??= import("node-pty");
+  return nodePty;
 }
 
 function signalName(signal: number): string {

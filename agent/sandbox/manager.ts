@@ -180,7 +180,7 @@ export class SandboxManager {
     return { ...done, outputCap: OUTPUT_CAP_BYTES, limitsHit };
   }
 
-  spawn(caller: Caller, id: string, request: CommandRequest & { pty?: { cols: number; rows: number } }, session: Session): number {
+  spawn(caller: Caller, id: string, request: CommandRequest & { pty?: { cols: number; rows: number } }, session: Session): Promise<number> {
     const record = this.runnable(caller, id);
     const spec = this.launchSpec(record, request, request.pty !== undefined);
     return this.options.processes.spawn({
