@@ -10,6 +10,7 @@ import { SandboxManager } from "./sandbox/manager";
 import { SandboxStore } from "./sandbox/store";
 import { ProcessTable } from "./process/process-table";
 import { cgroupScope, openCgroups } from "./runtime/cgroup";
+import { KernelChangesets, UserNamespaceChangesets } from "./changeset/changesets";
 import { killAllProbes } from "./check/run-probe";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
@@ -64,6 +65,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   let stdioExitCode = 0;
   const processes = new ProcessTable(log);
+  const enterHelper = path.join(options.nativeDir, "paddock-enter");
   const cgroups = openCgroups(cgroupScope(options.stateDir));
   cleanups.push(() => cgroups?.releaseIfEmpty());
   const sandboxes = new SandboxManager({
@@ -73,7 +75,7 @@ export async function serve(options: ServeOptions): Promise<void> {
     cgroups,
     processes,
     log,
-    enterHelper: path.join(options.nativeDir, "paddock-enter"),
+    changesets: uid === 0 ? new KernelChangesets(enterHelper) : new UserNamespaceChangesets(enterHelper),
     broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
   });
   const agent: Agent = new Agent({

@@ -45,15 +45,15 @@ export function sandboxCwd(workspace: string, cwd: string | undefined): string {
   return path.resolve(workspace, cwd);
 }
 
-export function bwrapArgs(spec: LaunchSpec): string[] {
+/** bwrap's options; `view` is where bwrap finds the sandbox's merged view. */
+export function bwrapArgs(spec: LaunchSpec, view: string): string[] {
   const args = [
     "--ro-bind", "/", "/",
     "--dev", "/dev",
     "--proc", "/proc",
     "--tmpfs", "/tmp",
     // After /tmp, so a workspace under /tmp is bound on top of the fresh tmpfs.
-    // paddock-enter has bound the merged view over the workspace path in its mount namespace.
-    "--bind", spec.workspace, spec.workspace,
+    "--bind", view, spec.workspace,
     "--unshare-all",
     ...(spec.network === "host" ? ["--share-net"] : []),
     "--hostname", "paddock",
@@ -66,22 +66,4 @@ export function bwrapArgs(spec: LaunchSpec): string[] {
   for (const [name, value] of Object.entries(sandboxEnv(spec))) args.push("--setenv", name, value);
   args.push("--", ...spec.argv);
   return args;
-}
-
-/**
- * The full command line: native/paddock-enter joins the sandbox's cgroups, binds the merged
- * view over the workspace path in a private mount namespace, drops to the sandbox owner's
- * uid, then becomes bwrap. Joining before exec means no process of the sandbox ever runs
- * outside its cgroup; binding as root means the owner never needs access to the state dir.
- */
-export function launchCommand(spec: LaunchSpec, enterHelper: string): string[] {
-  return [
-    enterHelper,
-    ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
-    "--bind", spec.merged, spec.workspace,
-    ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
-    "--",
-    "bwrap",
-    ...bwrapArgs(spec),
-  ];
 }

@@ -12,10 +12,10 @@ import type { ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxState }
 import type { Caller, Session } from "../server/session";
 import type { Logger } from "../log/logger";
 import { SandboxStore, type SandboxRecord } from "./store";
-import { openWorkspace } from "./workspace";
-import { isMountPoint, mountOverlay, mountPoints, unmountOverlay } from "../changeset/overlay";
+import { openWorkspace, type OpenWorkspace } from "./workspace";
+import type { Changesets } from "../changeset/changesets";
 import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
-import { launchCommand, type LaunchSpec } from "../runtime/process-runtime";
+import type { LaunchSpec } from "../runtime/process-runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
 
@@ -41,8 +41,7 @@ export interface ManagerOptions {
   cgroups: Cgroups | undefined;
   processes: ProcessTable;
   log: Logger;
-  /** native/paddock-enter, built into dist/native. */
-  enterHelper: string;
+  changesets: Changesets;
   /** Tells every client allowed to see a sandbox of `ownerUid` about a change. */
   broadcast: (ownerUid: number, method: string, params: unknown) => void;
 }
@@ -54,6 +53,8 @@ export class SandboxManager {
   /** Lifecycle changes of one sandbox run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private ttlTimer: NodeJS.Timeout | undefined;
+  /** How to kill each running `sandbox/exec`, per sandbox (without cgroups, stop needs them). */
+  private readonly execs = new Map<string, Set<() => void>>();
 
   constructor(private readonly options: ManagerOptions) {}
 
@@ -109,7 +110,7 @@ export class SandboxManager {
     return this.serialized(id, async () => {
       try {
         this.options.store.save(record); // before anything is made
-        this.makeResources(record, workspace.fd);
+        await this.makeResources(record, workspace);
         this.setState(record, "running");
         log.info("sandbox created", { workspace: record.workspace, name: record.name, network: record.network, limits });
         return toSandbox(record);
@@ -128,7 +129,7 @@ export class SandboxManager {
     return this.serialized(id, async () => {
       if (record.state === "stopped") return toSandbox(record);
       await this.killProcesses(record);
-      unmountOverlay(this.options.store.paths(id).merged);
+      await this.options.changesets.unmount(id, this.options.store.paths(id));
       this.setState(record, "stopped");
       this.options.log.info("sandbox stopped", { sandboxId: id });
       return toSandbox(record);
@@ -139,12 +140,7 @@ export class SandboxManager {
     const record = this.find(caller, id);
     return this.serialized(id, async () => {
       if (record.state === "running") return toSandbox(record);
-      const workspace = openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
-      try {
-        this.makeResources(record, workspace.fd);
-      } finally {
-        workspace.close();
-      }
+      await this.makeResources(record);
       this.setState(record, "running");
       this.options.log.info("sandbox started", { sandboxId: id });
       return toSandbox(record);
@@ -168,9 +164,14 @@ export class SandboxManager {
     const record = this.runnable(caller, id);
     const cgroup = this.cgroupOf(record);
     const before = cgroup?.counters();
-    const done = await runToCompletion(launchCommand(this.launchSpec(record, request, false), this.options.enterHelper), {
+    const done = await runToCompletion(this.options.changesets.launch(this.launchSpec(record, request, false)), {
       stdin: request.stdin,
       timeoutMs: request.timeoutMs,
+      onStart: (kill) => {
+        const kills = this.execs.get(id) ?? new Set();
+        this.execs.set(id, kills.add(kill));
+        return () => kills.delete(kill);
+      },
     });
     const after = cgroup?.counters();
     const limitsHit: ExecResult["limitsHit"] = [];
@@ -187,7 +188,7 @@ export class SandboxManager {
       sandboxId: id,
       ownerUid: record.ownerUid,
       argv: request.argv,
-      command: launchCommand(spec, this.options.enterHelper),
+      command: this.options.changesets.launch(spec),
       pty: request.pty,
       session,
     });
@@ -232,7 +233,7 @@ export class SandboxManager {
     const { records, orphans } = this.options.store.loadAll();
     for (const id of orphans) {
       log.warn("removing a sandbox directory without a record", { sandboxId: id });
-      this.removeLeftovers(id);
+      await this.removeLeftovers(id);
     }
     for (const record of records) {
       this.records.set(record.id, record);
@@ -244,12 +245,13 @@ export class SandboxManager {
       }
       // Whatever ran in it died with the previous agent (bwrap --die-with-parent); make sure.
       await this.cgroupOf(record)?.killAll().catch(() => undefined);
+      const paths = this.options.store.paths(record.id);
       if (record.state === "stopped") {
-        unmountOverlay(this.options.store.paths(record.id).merged);
+        await this.options.changesets.unmount(record.id, paths);
         rlog.info("adopted stopped sandbox");
         continue;
       }
-      const mounted = isMountPoint(this.options.store.paths(record.id).merged);
+      const mounted = this.options.changesets.isMounted(record.id, paths);
       const rebooted = record.bootId !== this.options.bootId;
       if (mounted && !rebooted) {
         if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
@@ -257,12 +259,7 @@ export class SandboxManager {
         continue;
       }
       try {
-        const workspace = openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
-        try {
-          this.makeResources(record, workspace.fd);
-        } finally {
-          workspace.close();
-        }
+        await this.makeResources(record);
         record.bootId = this.options.bootId;
         this.options.store.save(record);
         rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
@@ -317,19 +314,26 @@ export class SandboxManager {
     return this.options.cgroups?.open(record.id);
   }
 
-  private makeResources(record: SandboxRecord, workspaceFd: number): void {
-    const paths = this.options.store.paths(record.id);
-    for (const dir of [paths.upper, paths.work, paths.merged]) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
-    // The merged view's root takes the upper dir's owner and mode: make them the workspace's.
-    const ws = fs.fstatSync(workspaceFd);
-    fs.chownSync(paths.upper, ws.uid, ws.gid);
-    fs.chmodSync(paths.upper, ws.mode & 0o7777);
-    if (!isMountPoint(paths.merged)) mountOverlay({ lowerFd: workspaceFd, upper: paths.upper, work: paths.work, merged: paths.merged }, `paddock-${record.id}`);
-    this.options.cgroups?.create(record.id, record.limits);
+  /** Mounts the overlay and makes the cgroup; opens (and checks) the workspace unless given. */
+  private async makeResources(record: SandboxRecord, opened?: OpenWorkspace): Promise<void> {
+    const workspace = opened ?? openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
+    try {
+      const paths = this.options.store.paths(record.id);
+      for (const dir of [paths.upper, paths.work, paths.merged]) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      // The merged view's root takes the upper dir's owner and mode: make them the workspace's.
+      const ws = fs.fstatSync(workspace.fd);
+      if (fs.statSync(paths.upper).uid !== ws.uid) fs.chownSync(paths.upper, ws.uid, ws.gid);
+      fs.chmodSync(paths.upper, ws.mode & 0o7777);
+      await this.options.changesets.mount(record.id, paths, workspace);
+      this.options.cgroups?.create(record.id, record.limits);
+    } finally {
+      if (!opened) workspace.close();
+    }
   }
 
   private async killProcesses(record: SandboxRecord): Promise<void> {
     this.options.processes.killSandbox(record.id);
+    for (const kill of this.execs.get(record.id) ?? []) kill();
     await this.cgroupOf(record)?.killAll();
   }
 
@@ -338,28 +342,25 @@ export class SandboxManager {
     this.setState(record, "deleting");
     await this.killProcesses(record);
     await this.cgroupOf(record)?.remove();
-    this.removeLeftovers(record.id);
+    await this.removeLeftovers(record.id);
     this.records.delete(record.id);
     this.options.log.info("sandbox deleted", { sandboxId: record.id });
     this.options.broadcast(record.ownerUid, "sandbox/didChangeState", { id: record.id, state: "deleted" });
   }
 
-  private removeLeftovers(id: string): void {
-    unmountOverlay(this.options.store.paths(id).merged);
+  private async removeLeftovers(id: string): Promise<void> {
+    await this.options.changesets.unmount(id, this.options.store.paths(id));
     this.options.store.removeAll(id);
   }
 
   /** Mounts and cgroups under Paddock's names that no record owns. */
   private async cleanOrphans(): Promise<string[]> {
     const cleaned: string[] = [];
-    const root = this.options.store.root + path.sep;
-    for (const point of mountPoints()) {
-      if (!point.startsWith(root)) continue;
-      const id = path.relative(this.options.store.root, point).split(path.sep)[0] ?? "";
+    for (const id of this.options.changesets.mountedIds(this.options.store.root)) {
       const record = this.records.get(id);
       if (!record || record.state !== "running") {
-        unmountOverlay(point);
-        cleaned.push(`mount ${point}`);
+        await this.options.changesets.unmount(id, this.options.store.paths(id));
+        cleaned.push(`mount of ${id}`);
       }
     }
     for (const id of this.options.cgroups?.list() ?? []) {

@@ -1,0 +1,146 @@
+/**
+ * How a sandbox's overlay is mounted and how a program gets to see it, in the two modes the
+ * agent runs in:
+ *
+ * - root: kernel overlayfs mounted in the host's mount namespace; native/paddock-enter joins
+ *   the cgroups, binds the merged view over the workspace path in a private namespace and
+ *   drops to the owner before bwrap runs.
+ * - rootless: overlayfs with `userxattr`, mounted inside a user and mount namespace that a
+ *   small holder process keeps alive (and that dies with the agent); programs enter it with
+ *   nsenter, then bwrap binds the merged view over the workspace path.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
+import type { SandboxPaths } from "../sandbox/store";
+import { bwrapArgs, DEFAULT_PATH, type LaunchSpec } from "../runtime/process-runtime";
+import { isMountPoint, mountOverlay, mountPoints, unmountOverlay } from "./overlay";
+import { OVERLAY_OPTIONS } from "../check/probes/overlay";
+
+export interface Changesets {
+  readonly kind: "kernel overlayfs" | "overlayfs in a user namespace";
+  mount(id: string, paths: SandboxPaths, workspace: { fd: number; path: string }): Promise<void>;
+  unmount(id: string, paths: SandboxPaths): Promise<void>;
+  isMounted(id: string, paths: SandboxPaths): boolean;
+  /** The command line that runs the program in the sandbox. */
+  launch(spec: LaunchSpec): string[];
+  /** Sandbox ids that have a mount, so that orphans (no record) can be found. */
+  mountedIds(sandboxesRoot: string): string[];
+}
+
+export class KernelChangesets implements Changesets {
+  readonly kind = "kernel overlayfs";
+  constructor(private readonly enterHelper: string) {}
+
+  async mount(id: string, paths: SandboxPaths, workspace: { fd: number }): Promise<void> {
+    if (!isMountPoint(paths.merged)) mountOverlay({ lowerFd: workspace.fd, upper: paths.upper, work: paths.work, merged: paths.merged }, `paddock-${id}`);
+  }
+
+  async unmount(_id: string, paths: SandboxPaths): Promise<void> {
+    unmountOverlay(paths.merged);
+  }
+
+  isMounted(_id: string, paths: SandboxPaths): boolean {
+    return isMountPoint(paths.merged);
+  }
+
+  launch(spec: LaunchSpec): string[] {
+    return [
+      this.enterHelper,
+      ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
+      "--bind", spec.merged, spec.workspace,
+      ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
+      "--",
+      "bwrap",
+      // paddock-enter has bound the merged view over the workspace path.
+      ...bwrapArgs(spec, spec.workspace),
+    ];
+  }
+
+  mountedIds(sandboxesRoot: string): string[] {
+    const root = sandboxesRoot + path.sep;
+    return mountPoints()
+      .filter((p) => p.startsWith(root))
+      .map((p) => path.relative(sandboxesRoot, p).split(path.sep)[0] ?? "");
+  }
+}
+
+const HOLDER_READY = "paddock-holder-ready";
+const HOLDER_TIMEOUT_MS = 10_000;
+
+export class UserNamespaceChangesets implements Changesets {
+  readonly kind = "overlayfs in a user namespace";
+  private readonly holders = new Map<string, ChildProcess>();
+
+  constructor(private readonly enterHelper: string) {}
+
+  async mount(id: string, paths: SandboxPaths, workspace: { path: string }): Promise<void> {
+    if (this.isMounted(id)) return;
+    for (const p of [workspace.path, paths.upper, paths.work]) {
+      if (/[,:\\\n]/.test(p)) throw new PaddockError("E_MOUNT", `path ${JSON.stringify(p)} has a character overlayfs options cannot carry`, "rename it without , : or \\");
+    }
+    const options = `lowerdir=${workspace.path},upperdir=${paths.upper},workdir=${paths.work},userxattr,${OVERLAY_OPTIONS}`;
+    // setpriv --pdeathsig: the namespace, and so the mount, ends when the agent does.
+    const holder = spawn(
+      "setpriv",
+      ["--pdeathsig", "SIGKILL", "--", "unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "sh", "-c", `mount -t overlay paddock-${id} -o "$1" "$2" && echo ${HOLDER_READY} && exec sleep infinity`, "holder", options, paths.merged],
+      { stdio: ["ignore", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } },
+    );
+    await new Promise<void>((resolve, reject) => {
+      let stderr = "";
+      const fail = (why: string) => {
+        holder.kill("SIGKILL");
+        reject(new PaddockError("E_MOUNT", `cannot mount the sandbox's overlay in a user namespace: ${why}`, "run `paddock check`: overlayfs-rootless must pass"));
+      };
+      const timer = setTimeout(() => fail("timed out"), HOLDER_TIMEOUT_MS);
+      holder.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+      holder.stdout!.on("data", (d: Buffer) => {
+        if (d.toString("utf8").includes(HOLDER_READY)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      holder.once("exit", (code) => {
+        clearTimeout(timer);
+        fail(stderr.trim() || `exit code ${code}`);
+      });
+      holder.once("error", (err) => fail(err.message));
+    });
+    holder.removeAllListeners("exit");
+    holder.once("exit", () => this.holders.delete(id));
+    this.holders.set(id, holder);
+  }
+
+  async unmount(id: string): Promise<void> {
+    const holder = this.holders.get(id);
+    if (!holder) return;
+    this.holders.delete(id);
+    const exited = new Promise((resolve) => holder.once("exit", resolve));
+    holder.kill("SIGKILL");
+    await exited;
+  }
+
+  isMounted(id: string): boolean {
+    const holder = this.holders.get(id);
+    return holder !== undefined && holder.exitCode === null && holder.signalCode === null;
+  }
+
+  launch(spec: LaunchSpec): string[] {
+    const holder = this.holders.get(spec.sandboxId);
+    if (!holder?.pid) throw new PaddockError("E_INVALID_STATE", `sandbox ${spec.sandboxId} is not mounted`, "start it (sandbox/start)");
+    return [
+      "nsenter", "--target", String(holder.pid), "--user", "--mount", "--preserve-credentials", "--",
+      this.enterHelper,
+      ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
+      "--",
+      "bwrap",
+      // Inside, the program has the owner's uid, as outside.
+      "--unshare-user", "--uid", String(spec.uid), "--gid", String(spec.gid),
+      ...bwrapArgs(spec, spec.merged),
+    ];
+  }
+
+  mountedIds(): string[] {
+    return [...this.holders.keys()];
+  }
+}
