@@ -41,8 +41,8 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-export function startAgent(args: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv } = {}): AgentProcess {
-  const child = spawn(process.execPath, [PADDOCK, "agent", ...args], {
+export function startAgent(args: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; script?: string } = {}): AgentProcess {
+  const child = spawn(process.execPath, [options.script ?? PADDOCK, "agent", ...args], {
     stdio: ["pipe", "pipe", "pipe"],
     uid: options.uid,
     gid: options.gid,
@@ -60,6 +60,26 @@ export function startAgent(args: string[], options: { uid?: number; gid?: number
       await exited;
     },
   };
+}
+
+let publicCopy: string | undefined;
+
+/**
+ * A copy of the built agent that any user can run (the checkout itself may sit in a
+ * directory other users cannot enter): dist/ and the two native modules it loads.
+ */
+export function publicAgentScript(): string {
+  if (publicCopy) return publicCopy;
+  const dir = tempDir("paddock-public-");
+  fs.chmodSync(dir, 0o755);
+  const copy = (from: string, to = from) => fs.cpSync(path.join(REPO, from), path.join(dir, to), { recursive: true });
+  copy("dist");
+  copy("node_modules/koffi");
+  copy("node_modules/@koromix"); // koffi's native part
+  for (const part of ["package.json", "lib", "build/Release"]) copy(path.join("node_modules/node-pty", part));
+  spawnSync("chmod", ["-R", "a+rX", dir]);
+  publicCopy = path.join(dir, "dist", "paddock.js");
+  return publicCopy;
 }
 
 /** Starts an agent over stdio and returns a raw peer on its stdin/stdout. */
