@@ -71,8 +71,8 @@ export class Agent {
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params));
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
-    request("process/write", (params, _call, session) => {
-      processes.write(session.caller, params.pid, params.data, params.eof ?? false);
+    request("process/write", async (params, _call, session) => {
+      await processes.write(session.caller, params.pid, params.data, params.eof ?? false);
       return null;
     });
     request("process/resize", (params, _call, session) => {

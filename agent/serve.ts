@@ -36,8 +36,10 @@ export interface AgentInfo {
   startedAt: string;
 }
 
-export async function serve(options: ServeOptions): Promise<void> {
-  prepareStateDir(options.stateDir);
+export async function serve(requested: ServeOptions): Promise<void> {
+  prepareStateDir(requested.stateDir);
+  // One spelling of the state dir everywhere (mount points are compared as strings).
+  const options = { ...requested, stateDir: fs.realpathSync(requested.stateDir) };
   const files = stateFiles(options.stateDir);
   const lock = acquireStateLock(files.lock, options.stateDir);
   const fileSink = new JsonFileSink(files.log);

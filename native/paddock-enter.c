@@ -2,28 +2,36 @@
  * paddock-enter: the few privileged steps between the agent and bubblewrap, done in one
  * small exec instead of a chain of shell tools.
  *
- *   paddock-enter [--cgroup FILE]... [--bind SRC DST] [--user UID GID] -- PROGRAM [ARG]...
+ *   paddock-enter [--cgroup FILE]... [--bind SRC DST DEV:INO] [--user UID GID] -- PROGRAM [ARG]...
  *
  *   --cgroup FILE   write our pid to FILE (a cgroup.procs) first, so that everything that
  *                   follows, PROGRAM's children included, is inside the sandbox's cgroups
- *   --bind SRC DST  in a new private mount namespace, bind SRC (the sandbox's merged overlay,
- *                   which the user may not be able to reach) over DST (the workspace path)
+ *   --bind SRC DST DEV:INO
+ *                   in a new private mount namespace, bind SRC (the sandbox's merged overlay,
+ *                   which must be a mount point) over DST (the workspace). DST is opened
+ *                   without following any symlink and must be the directory DEV:INO that the
+ *                   agent checked, so a path swapped in the meantime cannot redirect the bind.
  *   --user UID GID  drop every group and become UID:GID before running PROGRAM
  *
- * File descriptors other than 0, 1 and 2 are closed before PROGRAM runs.
- *
- * Every step is checked; on any failure it prints why and exits with 125, running nothing.
+ * PROGRAM must be an absolute path; it is opened before the bind, so the bind cannot replace
+ * it. File descriptors other than 0, 1 and 2 are closed before it runs. Every step is
+ * checked; on any failure it prints why on stderr and exits with 125, running nothing.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+extern char **environ;
 
 static void die(const char *what, const char *arg) {
     fprintf(stderr, "paddock-enter: %s%s%s: %s\n", what, arg ? " " : "", arg ? arg : "", strerror(errno));
@@ -31,7 +39,7 @@ static void die(const char *what, const char *arg) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: paddock-enter [--cgroup FILE]... [--bind SRC DST] [--user UID GID] -- PROGRAM [ARG]...\n");
+    fprintf(stderr, "usage: paddock-enter [--cgroup FILE]... [--bind SRC DST DEV:INO] [--user UID GID] -- /PROGRAM [ARG]...\n");
     exit(125);
 }
 
@@ -44,10 +52,35 @@ static void join_cgroup(const char *procs) {
     close(fd);
 }
 
-static void bind_private(const char *src, const char *dst) {
+static int open_beneath_no_symlinks(const char *path) {
+    struct open_how how = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+    return (int)syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof how);
+}
+
+static void bind_private(const char *src, const char *dst, const char *expected) {
+    /* SRC must be a mounted overlay: a stopped sandbox's empty directory is refused. */
+    struct stat s, parent;
+    char up[4096];
+    if (snprintf(up, sizeof up, "%s/..", src) >= (int)sizeof up) { errno = ENAMETOOLONG; die("path too long", src); }
+    if (stat(src, &s) != 0 || stat(up, &parent) != 0) die("cannot stat", src);
+    if (s.st_dev == parent.st_dev) { errno = ENOENT; die("the sandbox view is not mounted at", src); }
+
     if (unshare(CLONE_NEWNS) != 0) die("cannot create a mount namespace", NULL);
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("cannot make mounts private", NULL);
-    if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) die("cannot bind the sandbox view onto", dst);
+
+    /* Opened in the new namespace (a mount target must be in ours), without following symlinks. */
+    int fd = open_beneath_no_symlinks(dst);
+    if (fd < 0) die("cannot open the workspace (without following symlinks)", dst);
+    struct stat d;
+    if (fstat(fd, &d) != 0) die("cannot stat", dst);
+    char actual[64];
+    snprintf(actual, sizeof actual, "%llu:%llu", (unsigned long long)d.st_dev, (unsigned long long)d.st_ino);
+    if (strcmp(actual, expected) != 0) { errno = ESTALE; die("the workspace is not the directory that was checked", dst); }
+
+    char target[64];
+    snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
+    if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) != 0) die("cannot bind the sandbox view onto", dst);
+    close(fd);
 }
 
 static unsigned long parse_id(const char *s) {
@@ -59,7 +92,7 @@ static unsigned long parse_id(const char *s) {
 }
 
 int main(int argc, char **argv) {
-    const char *bind_src = NULL, *bind_dst = NULL;
+    const char *bind_src = NULL, *bind_dst = NULL, *bind_id = NULL;
     long uid = -1, gid = -1;
     int i = 1;
     /* cgroups first, as they come: nothing may run outside them. */
@@ -67,9 +100,10 @@ int main(int argc, char **argv) {
         if (strcmp(argv[i], "--") == 0) break;
         if (strcmp(argv[i], "--cgroup") == 0 && i + 1 < argc) {
             join_cgroup(argv[++i]);
-        } else if (strcmp(argv[i], "--bind") == 0 && i + 2 < argc) {
+        } else if (strcmp(argv[i], "--bind") == 0 && i + 3 < argc) {
             bind_src = argv[++i];
             bind_dst = argv[++i];
+            bind_id = argv[++i];
         } else if (strcmp(argv[i], "--user") == 0 && i + 2 < argc) {
             uid = (long)parse_id(argv[++i]);
             gid = (long)parse_id(argv[++i]);
@@ -77,19 +111,23 @@ int main(int argc, char **argv) {
             usage();
         }
     }
-    if (i >= argc - 1) usage();
+    if (i >= argc - 1 || argv[i + 1][0] != '/') usage();
     char **program = &argv[i + 1];
+    int exe = open(program[0], O_PATH | O_CLOEXEC);
+    if (exe < 0) die("cannot open", program[0]);
 
-    if (bind_src) bind_private(bind_src, bind_dst);
+    if (bind_src) bind_private(bind_src, bind_dst, bind_id);
     if (uid >= 0) {
         if (setgroups(0, NULL) != 0) die("cannot drop supplementary groups", NULL);
         if (setgid((gid_t)gid) != 0) die("cannot set gid", NULL);
         if (setuid((uid_t)uid) != 0) die("cannot set uid", NULL);
         if (setuid(0) == 0) { errno = EPERM; die("privileges were not dropped", NULL); }
     }
-    /* Nothing but stdio reaches the sandbox, whatever the agent itself inherited. */
-    if (close_range(3, ~0U, 0) != 0) die("cannot close inherited file descriptors", NULL);
-    execvp(program[0], program);
+    /* Nothing but stdio (and the program itself, closed on exec) reaches the sandbox. */
+    if (exe > 3 && dup2(exe, 3) < 0) die("cannot move a descriptor", NULL);
+    if (close_range(4, ~0U, 0) != 0) die("cannot close inherited file descriptors", NULL);
+    if (fcntl(3, F_SETFD, FD_CLOEXEC) != 0) die("cannot mark a descriptor close-on-exec", NULL);
+    syscall(SYS_execveat, 3, "", program, environ, AT_EMPTY_PATH);
     die("cannot run", program[0]);
     return 125;
 }

@@ -13,7 +13,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { SandboxPaths } from "../sandbox/store";
-import { bwrapArgs, DEFAULT_PATH, type LaunchSpec } from "../runtime/process-runtime";
+import { bwrapArgs, DEFAULT_PATH, findProgram, type LaunchSpec } from "../runtime/process-runtime";
 import { isMountPoint, mountOverlay, mountPoints, unmountOverlay } from "./overlay";
 import { OVERLAY_OPTIONS } from "../check/probes/overlay";
 
@@ -30,6 +30,7 @@ export interface Changesets {
 
 export class KernelChangesets implements Changesets {
   readonly kind = "kernel overlayfs";
+  private readonly bwrap = findProgram("bwrap");
   constructor(private readonly enterHelper: string) {}
 
   async mount(id: string, paths: SandboxPaths, workspace: { fd: number }): Promise<void> {
@@ -48,10 +49,10 @@ export class KernelChangesets implements Changesets {
     return [
       this.enterHelper,
       ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
-      "--bind", spec.merged, spec.workspace,
+      "--bind", spec.merged, spec.workspace, spec.workspaceId,
       ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
       "--",
-      "bwrap",
+      this.bwrap,
       // paddock-enter has bound the merged view over the workspace path.
       ...bwrapArgs(spec, spec.workspace),
     ];
@@ -71,6 +72,7 @@ const HOLDER_TIMEOUT_MS = 10_000;
 export class UserNamespaceChangesets implements Changesets {
   readonly kind = "overlayfs in a user namespace";
   private readonly holders = new Map<string, ChildProcess>();
+  private readonly bwrap = findProgram("bwrap");
 
   constructor(private readonly enterHelper: string) {}
 
@@ -133,7 +135,7 @@ export class UserNamespaceChangesets implements Changesets {
       this.enterHelper,
       ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
       "--",
-      "bwrap",
+      this.bwrap,
       // Inside, the program has the owner's uid, as outside.
       "--unshare-user", "--uid", String(spec.uid), "--gid", String(spec.gid),
       ...bwrapArgs(spec, spec.merged),

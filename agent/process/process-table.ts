@@ -5,6 +5,7 @@
  * client that goes away takes its processes with it.
  */
 import { spawn as spawnChild, type ChildProcessWithoutNullStreams } from "node:child_process";
+import * as fs from "node:fs";
 import * as os from "node:os";
 import { StringDecoder } from "node:string_decoder";
 import type * as NodePty from "node-pty";
@@ -12,6 +13,7 @@ import { PaddockError } from "../protocol/errors";
 import type { ProcessInfo } from "../protocol/methods";
 import type { Caller, Session } from "../server/session";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { exitAndDrain } from "./child-exit";
 import type { Logger } from "../log/logger";
 
 /** Output gathered within one event-loop turn goes out as one notification, up to this size. */
@@ -58,10 +60,16 @@ class OutputPump {
 interface Running {
   info: ProcessInfo;
   ownerUid: number;
-  write(data: string, eof: boolean): void;
+  write(data: string, eof: boolean): Promise<void>;
   resize(cols: number, rows: number): void;
+  /** Signals the whole command (SIGKILL) or the program itself (any other signal). */
   kill(signal: NodeJS.Signals): void;
+  /** Resolves when the process has exited and its exit was reported. */
+  exited: Promise<void>;
 }
+
+/** Input a program has not read yet, past which `process/write` waits for it to read. */
+const MAX_UNREAD_INPUT_BYTES = 1024 * 1024;
 
 export interface SpawnRequest {
   sandboxId: string;
@@ -78,17 +86,25 @@ export class ProcessTable {
 
   constructor(private readonly log: Logger) {}
 
-  async spawn(request: SpawnRequest): Promise<number> {
-    const entry = request.pty ? this.spawnPty(request, request.pty, await loadNodePty()) : this.spawnPipes(request);
+  /** Loads what spawning needs (node-pty for terminals) before the caller checks the sandbox's state. */
+  async prepare(pty: boolean): Promise<typeof NodePty | undefined> {
+    return pty ? loadNodePty() : undefined;
+  }
+
+  /** Starts a process; synchronous, so nothing can change the sandbox between the caller's check and the start. */
+  spawn(request: SpawnRequest, nodePty: typeof NodePty | undefined): number {
+    const entry = request.pty && nodePty ? this.spawnPty(request, request.pty, nodePty) : this.spawnPipes(request);
     this.running.set(entry.info.pid, entry);
     // The client that started it is the only one that sees its output: without it, it ends.
-    request.session.onClose(() => entry.kill("SIGKILL"));
+    const stopListening = request.session.onClose(() => entry.kill("SIGKILL"));
+    void entry.exited.then(stopListening);
+    if (request.session.closed) entry.kill("SIGKILL");
     this.log.info("process started", { sandboxId: request.sandboxId, pid: entry.info.pid, pty: entry.info.pty });
     return entry.info.pid;
   }
 
-  write(caller: Caller, pid: number, data: string, eof: boolean): void {
-    this.get(caller, pid).write(data, eof);
+  async write(caller: Caller, pid: number, data: string, eof: boolean): Promise<void> {
+    await this.get(caller, pid).write(data, eof);
   }
 
   resize(caller: Caller, pid: number, cols: number, rows: number): void {
@@ -107,9 +123,11 @@ export class ProcessTable {
       .map((p) => p.info);
   }
 
-  /** Kills every process of a sandbox that this table started. */
-  killSandbox(sandboxId: string): void {
-    for (const p of this.running.values()) if (p.info.sandboxId === sandboxId) p.kill("SIGKILL");
+  /** Kills every process of a sandbox that this table started, and waits until they have exited. */
+  async killSandbox(sandboxId: string): Promise<void> {
+    const ending = [...this.running.values()].filter((p) => p.info.sandboxId === sandboxId);
+    for (const p of ending) p.kill("SIGKILL");
+    await Promise.all(ending.map((p) => p.exited));
   }
 
   private get(caller: Caller, pid: number): Running {
@@ -136,31 +154,37 @@ export class ProcessTable {
       throw new PaddockError("E_SPAWN", `cannot start a terminal: ${(err as Error).message}`, "run `paddock check`");
     }
     const pid = term.pid;
+    let alive = true;
     const output = new OutputPump(request.session, pid, "stdout", () => term.pause(), () => term.resume());
     term.onData((data) => output.push(data));
-    term.onExit(({ exitCode, signal }) => {
-      const sig = signal ? signalName(signal) : null;
-      this.finish(request, pid, [output], sig ? null : exitCode, sig);
-    });
+    const exited = new Promise<void>((resolve) =>
+      term.onExit(({ exitCode, signal }) => {
+        alive = false;
+        const sig = signal ? signalName(signal) : null;
+        this.finish(request, pid, [output], sig ? null : exitCode, sig);
+        resolve();
+      }),
+    );
     return {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty: true, startedAt: new Date().toISOString() },
       ownerUid: request.ownerUid,
       // A terminal has no end of input of its own: EOF is the ^D the program reads.
-      write: (data, eof) => term.write(eof ? data + "\x04" : data),
-      resize: (cols, rows) => term.resize(cols, rows),
-      kill: (signal) => {
-        try {
-          process.kill(pid, signal);
-        } catch {
-          // already gone
-        }
+      write: async (data, eof) => {
+        if (alive) term.write(eof ? data + "\x04" : data);
       },
+      resize: (cols, rows) => {
+        if (alive) term.resize(cols, rows);
+      },
+      // Only while it runs: after its exit, its pid may belong to someone else.
+      kill: (signal) => alive && signalCommand(pid, signal),
+      exited,
     };
   }
 
   private spawnPipes(request: SpawnRequest): Running {
     const [file, ...args] = request.command as [string, ...string[]];
     const child: ChildProcessWithoutNullStreams = spawnChild(file, args, { stdio: ["pipe", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
+    child.on("error", (err) => this.log.warn("process error", { sandboxId: request.sandboxId, error: err.message }));
     if (child.pid === undefined) throw new PaddockError("E_SPAWN", `cannot start ${file}`, "run `paddock check`");
     const pid = child.pid;
     const pumps = (["stdout", "stderr"] as const).map((stream) => {
@@ -172,21 +196,72 @@ export class ProcessTable {
       return pump;
     });
     child.stdin.on("error", () => undefined);
-    child.once("close", (exitCode, signal) => this.finish(request, pid, pumps, exitCode, signal));
+    const exited = exitAndDrain(child).then(({ exitCode, signal }) => this.finish(request, pid, pumps, exitCode, signal));
+    const alive = () => child.exitCode === null && child.signalCode === null;
     return {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty: false, startedAt: new Date().toISOString() },
       ownerUid: request.ownerUid,
-      write: (data, eof) => (eof ? child.stdin.end(data) : child.stdin.write(data)),
+      write: async (data, eof) => {
+        if (!alive() || child.stdin.writableEnded) return;
+        if (eof) child.stdin.end(data);
+        else child.stdin.write(data);
+        // A program that does not read its input makes the writer wait, not the agent's memory grow.
+        if (child.stdin.writableLength > MAX_UNREAD_INPUT_BYTES) await new Promise((r) => child.stdin.once("drain", r).once("close", r));
+      },
       resize: () => undefined,
-      kill: (signal) => child.kill(signal),
+      kill: (signal) => alive() && signalCommand(pid, signal),
+      exited,
     };
   }
+}
+
+/**
+ * Signals a command started as paddock-enter → bwrap: SIGKILL goes to bwrap, which takes the
+ * whole sandboxed tree down (--die-with-parent); any other signal goes to the program itself
+ * (bwrap's grandchild: bwrap forks a PID-1 reaper that runs the program), so that it can
+ * handle SIGTERM or SIGINT as it would outside.
+ */
+function signalCommand(pid: number, signal: NodeJS.Signals): void {
+  const target = signal === "SIGKILL" ? pid : (programPid(pid) ?? pid);
+  try {
+    process.kill(target, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The first process below `pid` that is not bwrap itself. */
+function programPid(pid: number): number | undefined {
+  const queue = childrenOf(pid);
+  while (queue.length > 0) {
+    const candidate = queue.shift()!;
+    let comm: string;
+    try {
+      comm = fs.readFileSync(`/proc/${candidate}/comm`, "utf8").trim();
+    } catch {
+      continue; // it just exited
+    }
+    if (comm !== "bwrap") return candidate;
+    queue.push(...childrenOf(candidate));
+  }
+  return undefined;
 }
 
 /** node-pty (a native module) is loaded on the first terminal, not at agent start. */
 let nodePty: Promise<typeof NodePty> | undefined;
 function loadNodePty(): Promise<typeof NodePty> {
-  nodePty ??= import("node-pty");
+  nodePty ??= import("node-pty").catch((err: Error) => {
+    nodePty = undefined; // try again next time
+    throw new PaddockError("E_RUNTIME_UNAVAILABLE", `terminals are unavailable: ${err.message}`, "reinstall with npm ci (node-pty is built from source)");
+  });
   return nodePty;
 }
 

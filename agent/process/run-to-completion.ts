@@ -2,6 +2,7 @@
 import { spawn } from "node:child_process";
 import { PaddockError } from "../protocol/errors";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { exitAndDrain } from "./child-exit";
 
 export const OUTPUT_CAP_BYTES = 1024 * 1024;
 
@@ -38,14 +39,14 @@ class CappedBuffer {
 
 export function runToCompletion(
   command: string[],
-  options: { stdin?: string; timeoutMs?: number; cap?: number; onStart?: (kill: () => void) => () => void },
+  options: { stdin?: string; timeoutMs?: number; cap?: number; onStart?: (kill: () => void) => void },
 ): Promise<Completed> {
   const cap = options.cap ?? OUTPUT_CAP_BYTES;
   return new Promise((resolve, reject) => {
     const [file, ...args] = command as [string, ...string[]];
     const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
-    // Lets the caller kill the command (e.g. the sandbox is stopping); returns how to forget it.
-    const forget = options.onStart?.(() => child.kill("SIGKILL")) ?? (() => undefined);
+    // Lets the caller kill the command (e.g. the sandbox is stopping).
+    options.onStart?.(() => child.kill("SIGKILL"));
     const stdout = new CappedBuffer(cap);
     const stderr = new CappedBuffer(cap);
     let timedOut = false;
@@ -64,12 +65,10 @@ export function runToCompletion(
           }, options.timeoutMs);
     child.once("error", (err) => {
       clearTimeout(timer);
-      forget();
       reject(new PaddockError("E_SPAWN", `cannot start ${file}: ${err.message}`, "run `paddock check`"));
     });
-    child.once("close", (exitCode, signal) => {
+    void exitAndDrain(child).then(({ exitCode, signal }) => {
       clearTimeout(timer);
-      forget();
       resolve({ exitCode, signal, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated, timedOut });
     });
   });

@@ -69,6 +69,14 @@ function write(file: string, value: string): void {
   }
 }
 
+function makeDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    throw new PaddockError("E_CGROUP", `cannot create cgroup ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "run `paddock check` to see what the cgroups allow");
+  }
+}
+
 function readNumberAfter(file: string, key: string): number {
   try {
     const line = fs
@@ -143,7 +151,7 @@ class CgroupsV1 implements Cgroups {
 
   create(id: string, limits: Limits): SandboxCgroup {
     const d = this.dirs(id);
-    for (const dir of [d.pids, d.memory, d.cpu]) if (dir) fs.mkdirSync(dir, { recursive: true });
+    for (const dir of [d.pids, d.memory, d.cpu]) if (dir) makeDir(dir);
     write(path.join(d.pids, "pids.max"), limits.pids === undefined ? "max" : String(limits.pids));
     if (limits.memoryMiB !== undefined) {
       if (!d.memory) throw new PaddockError("E_CGROUP", "no memory controller on this machine", "run without a memory limit");
@@ -212,7 +220,7 @@ class CgroupsV2 implements Cgroups {
 
   create(id: string, limits: Limits): SandboxCgroup {
     const dir = path.join(this.parent, id);
-    fs.mkdirSync(dir, { recursive: true });
+    makeDir(dir);
     write(path.join(dir, "pids.max"), limits.pids === undefined ? "max" : String(limits.pids));
     if (limits.memoryMiB !== undefined) {
       write(path.join(dir, "memory.max"), String(limits.memoryMiB * 1024 * 1024));

@@ -6,8 +6,13 @@
  * workspace's own path, private /tmp, /proc and /dev, every namespace unshared (the network
  * too unless `host` was asked for), and only the environment it was given plus defaults.
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
 import type { NetworkMode } from "../protocol/methods";
+
+/** paddock-enter's exit code when it could not enter the sandbox (it then ran nothing). */
+export const ENTER_FAILED = 125;
 
 export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -16,6 +21,8 @@ export interface LaunchSpec {
   /** The sandbox's merged overlay on the host. */
   merged: string;
   workspace: string;
+  /** "dev:ino" of the workspace directory checked at creation. */
+  workspaceId: string;
   network: NetworkMode;
   argv: string[];
   cwd?: string;
@@ -26,6 +33,20 @@ export interface LaunchSpec {
   gid: number;
   /** cgroup.procs files the program joins before anything else runs. */
   cgroupProcs: string[];
+}
+
+/** The absolute path of a program on the default PATH (paddock-enter runs programs by absolute path only). */
+export function findProgram(name: string): string {
+  for (const dir of DEFAULT_PATH.split(":")) {
+    const candidate = path.join(dir, name);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  throw new PaddockError("E_RUNTIME_UNAVAILABLE", `${name} is not installed`, `install it (apt-get install ${name === "bwrap" ? "bubblewrap" : name}); paddock check tells what works`);
 }
 
 export function sandboxEnv(spec: Pick<LaunchSpec, "sandboxId" | "env" | "pty">): Record<string, string> {
@@ -52,6 +73,8 @@ export function bwrapArgs(spec: LaunchSpec, view: string): string[] {
     "--dev", "/dev",
     "--proc", "/proc",
     "--tmpfs", "/tmp",
+    // The host's sockets (D-Bus, docker.sock, /run/user/UID/...) live here: none of them inside.
+    "--tmpfs", "/run",
     // After /tmp, so a workspace under /tmp is bound on top of the fresh tmpfs.
     "--bind", view, spec.workspace,
     "--unshare-all",

@@ -4,6 +4,7 @@
  * state; each change is recorded durably before the resources it describes are made or
  * removed.
  */
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -15,7 +16,7 @@ import { SandboxStore, type SandboxRecord } from "./store";
 import { openWorkspace, type OpenWorkspace } from "./workspace";
 import type { Changesets } from "../changeset/changesets";
 import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
-import type { LaunchSpec } from "../runtime/process-runtime";
+import { ENTER_FAILED, type LaunchSpec } from "../runtime/process-runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
 
@@ -53,8 +54,8 @@ export class SandboxManager {
   /** Lifecycle changes of one sandbox run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private ttlTimer: NodeJS.Timeout | undefined;
-  /** How to kill each running `sandbox/exec`, per sandbox (without cgroups, stop needs them). */
-  private readonly execs = new Map<string, Set<() => void>>();
+  /** Each running `sandbox/exec`, per sandbox: how to kill it and when it is over. */
+  private readonly execs = new Map<string, Set<{ kill: () => void; done: Promise<void> }>>();
 
   constructor(private readonly options: ManagerOptions) {}
 
@@ -103,6 +104,7 @@ export class SandboxManager {
       ...(request.ttlSeconds ? { expiresAt: new Date(now.getTime() + request.ttlSeconds * 1000).toISOString() } : {}),
       ownerUid: caller.uid,
       bootId: this.options.bootId,
+      workspaceId: workspace.id,
       ...(request.idempotencyKey !== undefined ? { idempotencyKey: request.idempotencyKey } : {}),
     };
     const log = this.options.log.child({ sandboxId: id });
@@ -127,6 +129,7 @@ export class SandboxManager {
   async stop(caller: Caller, id: string): Promise<Sandbox> {
     const record = this.find(caller, id);
     return this.serialized(id, async () => {
+      this.stillThere(record);
       if (record.state === "stopped") return toSandbox(record);
       await this.killProcesses(record);
       await this.options.changesets.unmount(id, this.options.store.paths(id));
@@ -139,6 +142,7 @@ export class SandboxManager {
   async start(caller: Caller, id: string): Promise<Sandbox> {
     const record = this.find(caller, id);
     return this.serialized(id, async () => {
+      this.stillThere(record);
       if (record.state === "running") return toSandbox(record);
       await this.makeResources(record);
       this.setState(record, "running");
@@ -164,15 +168,20 @@ export class SandboxManager {
     const record = this.runnable(caller, id);
     const cgroup = this.cgroupOf(record);
     const before = cgroup?.counters();
-    const done = await runToCompletion(this.options.changesets.launch(this.launchSpec(record, request, false)), {
+    let kill = () => undefined as void;
+    const running = runToCompletion(this.options.changesets.launch(this.launchSpec(record, request, false)), {
       stdin: request.stdin,
       timeoutMs: request.timeoutMs,
-      onStart: (kill) => {
-        const kills = this.execs.get(id) ?? new Set();
-        this.execs.set(id, kills.add(kill));
-        return () => kills.delete(kill);
-      },
+      onStart: (killer) => (kill = killer),
     });
+    // Tracked from the moment it starts, so that stop and delete end it and wait for it.
+    const execs = this.execs.get(id) ?? new Set();
+    const entry = { kill: () => kill(), done: running.then(() => undefined, () => undefined) };
+    this.execs.set(id, execs.add(entry));
+    const done = await running.finally(() => execs.delete(entry));
+    if (done.exitCode === ENTER_FAILED && done.stderr.startsWith("paddock-enter:")) {
+      throw new PaddockError("E_SPAWN", `cannot enter the sandbox: ${done.stderr.trim().slice("paddock-enter: ".length)}`, "see the agent log; `paddock check` tells what works");
+    }
     const after = cgroup?.counters();
     const limitsHit: ExecResult["limitsHit"] = [];
     if (before && after && after.oomKills > before.oomKills) limitsHit.push("memory");
@@ -181,17 +190,15 @@ export class SandboxManager {
     return { ...done, outputCap: OUTPUT_CAP_BYTES, limitsHit };
   }
 
-  spawn(caller: Caller, id: string, request: CommandRequest & { pty?: { cols: number; rows: number } }, session: Session): Promise<number> {
+  async spawn(caller: Caller, id: string, request: CommandRequest & { pty?: { cols: number; rows: number } }, session: Session): Promise<number> {
+    const nodePty = await this.options.processes.prepare(request.pty !== undefined);
+    // From the check to the start nothing awaits, so a stop cannot slip in between.
     const record = this.runnable(caller, id);
     const spec = this.launchSpec(record, request, request.pty !== undefined);
-    return this.options.processes.spawn({
-      sandboxId: id,
-      ownerUid: record.ownerUid,
-      argv: request.argv,
-      command: this.options.changesets.launch(spec),
-      pty: request.pty,
-      session,
-    });
+    return this.options.processes.spawn(
+      { sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, command: this.options.changesets.launch(spec), pty: request.pty, session },
+      nodePty,
+    );
   }
 
   // ---- expiry, gc, recovery --------------------------------------------------------------
@@ -205,22 +212,23 @@ export class SandboxManager {
     clearInterval(this.ttlTimer);
   }
 
-  /** Deletes expired sandboxes; returns their ids. */
-  async expire(now = Date.now()): Promise<string[]> {
-    const expired = [...this.records.values()].filter((r) => r.expiresAt !== undefined && Date.parse(r.expiresAt) <= now);
+  /** Deletes expired sandboxes; returns them. */
+  async expire(now = Date.now()): Promise<SandboxRecord[]> {
+    const expired = [...this.records.values()].filter((r) => r.expiresAt !== undefined && Date.parse(r.expiresAt) <= now && r.state !== "deleting");
     for (const record of expired) {
       this.options.log.info("sandbox expired", { sandboxId: record.id, expiresAt: record.expiresAt });
       await this.serialized(record.id, () => this.destroy(record)).catch((err: Error) =>
         this.options.log.error("cannot delete expired sandbox", { sandboxId: record.id, error: err.message }),
       );
     }
-    return expired.map((r) => r.id);
+    return expired;
   }
 
+  /** Expired sandboxes go (the caller hears only of their own); orphans are cleaned for root only. */
   async gc(caller: Caller): Promise<GcResult> {
-    const deleted = await this.expire();
+    const deleted = (await this.expire()).filter((r) => mayAccess(caller, r)).map((r) => r.id);
     const cleaned = caller.uid === 0 ? await this.cleanOrphans() : [];
-    return { deleted: deleted.filter((id) => caller.uid === 0 || !this.records.has(id)), cleaned };
+    return { deleted, cleaned };
   }
 
   /**
@@ -237,36 +245,10 @@ export class SandboxManager {
     }
     for (const record of records) {
       this.records.set(record.id, record);
-      const rlog = log.child({ sandboxId: record.id });
-      if (record.state === "creating" || record.state === "deleting") {
-        rlog.info(`finishing an interrupted ${record.state === "creating" ? "creation" : "deletion"}`);
-        await this.destroy(record).catch((err: Error) => rlog.error("cleanup failed", { error: err.message }));
-        continue;
-      }
-      // Whatever ran in it died with the previous agent (bwrap --die-with-parent); make sure.
-      await this.cgroupOf(record)?.killAll().catch(() => undefined);
-      const paths = this.options.store.paths(record.id);
-      if (record.state === "stopped") {
-        await this.options.changesets.unmount(record.id, paths);
-        rlog.info("adopted stopped sandbox");
-        continue;
-      }
-      const mounted = this.options.changesets.isMounted(record.id, paths);
-      const rebooted = record.bootId !== this.options.bootId;
-      if (mounted && !rebooted) {
-        if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
-        rlog.info("adopted running sandbox");
-        continue;
-      }
-      try {
-        await this.makeResources(record);
-        record.bootId = this.options.bootId;
-        this.options.store.save(record);
-        rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
-      } catch (err) {
-        this.setState(record, "stopped");
-        rlog.warn("cannot re-mount; the sandbox is stopped, its changes kept", { error: (err as Error).message });
-      }
+      // One sandbox that cannot be put in order must not keep the agent from starting.
+      await this.reconcileOne(record).catch((err: Error) =>
+        log.error("cannot reconcile sandbox; left as it is", { sandboxId: record.id, error: err.message }),
+      );
     }
     const cleaned = await this.cleanOrphans();
     if (cleaned.length > 0) log.info("cleaned orphaned resources", { cleaned });
@@ -275,6 +257,39 @@ export class SandboxManager {
 
   // ---- internals -------------------------------------------------------------------------
 
+  private async reconcileOne(record: SandboxRecord): Promise<void> {
+    const rlog = this.options.log.child({ sandboxId: record.id });
+    if (record.state === "creating" || record.state === "deleting") {
+      rlog.info(`finishing an interrupted ${record.state === "creating" ? "creation" : "deletion"}`);
+      await this.destroy(record).catch((err: Error) => rlog.error("cleanup failed", { error: err.message }));
+      return;
+    }
+    // Whatever ran in it died with the previous agent (bwrap --die-with-parent); make sure.
+    await this.cgroupOf(record)?.killAll().catch(() => undefined);
+    const paths = this.options.store.paths(record.id);
+    if (record.state === "stopped") {
+      await this.options.changesets.unmount(record.id, paths);
+      rlog.info("adopted stopped sandbox");
+      return;
+    }
+    const mounted = this.options.changesets.isMounted(record.id, paths);
+    const rebooted = record.bootId !== this.options.bootId;
+    if (mounted && !rebooted) {
+      if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
+      rlog.info("adopted running sandbox");
+      return;
+    }
+    try {
+      await this.makeResources(record);
+      record.bootId = this.options.bootId;
+      this.options.store.save(record);
+      rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
+    } catch (err) {
+      this.setState(record, "stopped");
+      rlog.warn("cannot re-mount; the sandbox is stopped, its changes kept", { error: (err as Error).message });
+    }
+  }
+
   private find(caller: Caller, id: string): SandboxRecord {
     const record = this.records.get(id);
     // Another user's sandbox is reported as missing, not as forbidden: its existence is not theirs to know.
@@ -282,6 +297,13 @@ export class SandboxManager {
       throw new PaddockError("E_NOT_FOUND", `no sandbox ${id}`, "sandbox/list shows your sandboxes");
     }
     return record;
+  }
+
+  /** Queued work runs after whatever came before it: a sandbox deleted meanwhile is gone. */
+  private stillThere(record: SandboxRecord): void {
+    if (this.records.get(record.id) !== record || record.state === "deleting") {
+      throw new PaddockError("E_NOT_FOUND", `sandbox ${record.id} was deleted`, "sandbox/list shows your sandboxes");
+    }
   }
 
   private runnable(caller: Caller, id: string): SandboxRecord {
@@ -299,6 +321,7 @@ export class SandboxManager {
       sandboxId: record.id,
       merged: this.options.store.paths(record.id).merged,
       workspace: record.workspace,
+      workspaceId: record.workspaceId,
       network: record.network,
       argv: request.argv,
       cwd: request.cwd,
@@ -318,6 +341,9 @@ export class SandboxManager {
   private async makeResources(record: SandboxRecord, opened?: OpenWorkspace): Promise<void> {
     const workspace = opened ?? openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
     try {
+      if (workspace.id !== record.workspaceId) {
+        throw new PaddockError("E_INVALID_WORKSPACE", `${record.workspace} is no longer the directory this sandbox was made from`, "delete the sandbox; its changes are in its upper directory");
+      }
       const paths = this.options.store.paths(record.id);
       for (const dir of [paths.upper, paths.work, paths.merged]) fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
       // The merged view's root takes the upper dir's owner and mode: make them the workspace's.
@@ -331,9 +357,11 @@ export class SandboxManager {
     }
   }
 
+  /** Ends every process of a sandbox and waits until they are gone: only then may files be removed. */
   private async killProcesses(record: SandboxRecord): Promise<void> {
-    this.options.processes.killSandbox(record.id);
-    for (const kill of this.execs.get(record.id) ?? []) kill();
+    const execs = [...(this.execs.get(record.id) ?? [])];
+    for (const exec of execs) exec.kill();
+    await Promise.all([this.options.processes.killSandbox(record.id), ...execs.map((e) => e.done)]);
     await this.cgroupOf(record)?.killAll();
   }
 
@@ -357,8 +385,8 @@ export class SandboxManager {
   private async cleanOrphans(): Promise<string[]> {
     const cleaned: string[] = [];
     for (const id of this.options.changesets.mountedIds(this.options.store.root)) {
-      const record = this.records.get(id);
-      if (!record || record.state !== "running") {
+      // Only what no record knows: a sandbox being created or started is not an orphan.
+      if (!this.records.has(id)) {
         await this.options.changesets.unmount(id, this.options.store.paths(id));
         cleaned.push(`mount of ${id}`);
       }
@@ -407,18 +435,23 @@ function safeRealpath(p: string): string {
   }
 }
 
-/** Processes run as the sandbox's owner (root's own sandboxes run as root). */
+const primaryGroups = new Map<number, number>();
+
+/**
+ * Processes run as the sandbox's owner, with the owner's primary group as the name service
+ * (NSS: files, LDAP, SSSD alike) knows it. An owner it does not know is refused.
+ */
 function ownerIds(ownerUid: number): { uid: number; gid: number } {
-  if (ownerUid === 0) return { uid: 0, gid: 0 };
-  try {
-    const line = fs
-      .readFileSync("/etc/passwd", "utf8")
-      .split("\n")
-      .find((l) => l.split(":")[2] === String(ownerUid));
-    const gid = line?.split(":")[3];
-    if (gid !== undefined) return { uid: ownerUid, gid: Number(gid) };
-  } catch {
-    // fall through
+  if (ownerUid === process.getuid?.()) return { uid: ownerUid, gid: process.getgid?.() ?? ownerUid };
+  let gid = primaryGroups.get(ownerUid);
+  if (gid === undefined) {
+    const entry = spawnSync("getent", ["passwd", String(ownerUid)], { encoding: "utf8" });
+    const field = entry.status === 0 ? entry.stdout.split(":")[3] : undefined;
+    if (field === undefined || !/^\d+$/.test(field)) {
+      throw new PaddockError("E_PERMISSION_DENIED", `uid ${ownerUid} is not a known user`, "sandboxes run as their owner, who must exist in the user database");
+    }
+    gid = Number(field);
+    primaryGroups.set(ownerUid, gid);
   }
-  return { uid: ownerUid, gid: ownerUid };
+  return { uid: ownerUid, gid };
 }

@@ -4,13 +4,17 @@
  * the directory) before the resources it describes are made, so after a crash the agent
  * knows about everything that might exist.
  */
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Sandbox } from "../protocol/methods";
+import { PaddockError } from "../protocol/errors";
 
 export interface SandboxRecord extends Sandbox {
   /** The boot during which the overlay was last mounted. */
   bootId: string;
+  /** "dev:ino" of the workspace directory that was checked: a directory put in its place is refused. */
+  workspaceId: string;
   idempotencyKey?: string;
 }
 
@@ -36,6 +40,14 @@ export class SandboxStore {
 
   /** Writes a record durably; creates the sandbox's directory on first write. */
   save(record: SandboxRecord): void {
+    try {
+      this.write(record);
+    } catch (err) {
+      throw new PaddockError("E_STATE_DIR", `cannot record sandbox ${record.id}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "check the state dir's file system (full disk?)");
+    }
+  }
+
+  private write(record: SandboxRecord): void {
     const { dir, record: file } = this.paths(record.id);
     if (!fs.existsSync(dir)) {
       fs.mkdirSync(dir, { mode: 0o700 });
@@ -53,14 +65,17 @@ export class SandboxStore {
     fsyncDir(dir);
   }
 
-  /** Removes a sandbox's directory, record last, so a crash half-way leaves a record to finish from. */
+  /**
+   * Removes a sandbox's directory, record last, so a crash half-way leaves a record to finish
+   * from. GNU rm walks with directory descriptors: a tree deeper than PATH_MAX is removed too,
+   * symlinks are never followed, and --one-file-system keeps it out of any mount left inside.
+   */
   removeAll(id: string): void {
     const { dir, record } = this.paths(id);
-    for (const entry of safeReaddir(dir)) {
-      if (entry !== RECORD) fs.rmSync(path.join(dir, entry), { recursive: true, force: true });
-    }
+    const victims = safeReaddir(dir).filter((e) => e !== RECORD).map((e) => path.join(dir, e));
+    if (victims.length > 0) removeTree(victims);
     fs.rmSync(record, { force: true });
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeTree([dir]);
     fsyncDir(this.root);
   }
 
@@ -76,6 +91,13 @@ export class SandboxStore {
       }
     }
     return { records, orphans };
+  }
+}
+
+function removeTree(paths: string[]): void {
+  const rm = spawnSync("rm", ["-rf", "--one-file-system", "--", ...paths], { encoding: "utf8" });
+  if (rm.status !== 0) {
+    throw new PaddockError("E_STATE_DIR", `cannot remove ${paths.join(", ")}: ${rm.stderr.trim() || rm.error?.message}`, "see the agent log; `paddock gc` tries again");
   }
 }
 

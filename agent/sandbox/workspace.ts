@@ -11,6 +11,8 @@ export interface OpenWorkspace {
   /** The resolved absolute path. */
   path: string;
   fd: number;
+  /** "dev:ino" of the directory. */
+  id: string;
   close(): void;
 }
 
@@ -53,5 +55,5 @@ export function openWorkspace(requested: string, caller: Caller, stateDir: strin
     fs.closeSync(fd);
     refuse(`workspace ${real} changed while it was being checked`, "try again");
   }
-  return { path: real, fd, close: () => fs.closeSync(fd) };
+  return { path: real, fd, id: `${opened.dev}:${opened.ino}`, close: () => fs.closeSync(fd) };
 }

@@ -75,8 +75,12 @@ export class Connection<C> {
     return this.state === "closed";
   }
 
-  onClose(listener: () => void): void {
+  onClose(listener: () => void): () => void {
     this.closeListeners.push(listener);
+    return () => {
+      const index = this.closeListeners.indexOf(listener);
+      if (index >= 0) this.closeListeners.splice(index, 1);
+    };
   }
 
   get context(): C {

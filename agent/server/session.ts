@@ -20,7 +20,7 @@ export interface Session {
   notify(method: string, params: unknown): boolean;
   /** Calls `listener` once, when the client has read its backlog. */
   onDrain(listener: () => void): void;
-  /** Calls `listener` when the connection closes. */
-  onClose(listener: () => void): void;
+  /** Calls `listener` when the connection closes; returns how to stop listening. */
+  onClose(listener: () => void): () => void;
   readonly closed: boolean;
 }

@@ -11,7 +11,9 @@ export const REPO = path.resolve(__dirname, "..", "..");
 export const PADDOCK = path.join(REPO, "dist", "paddock.js");
 
 const tempDirs: string[] = [];
+const running = new Set<ChildProcess>();
 process.on("exit", () => {
+  for (const child of running) child.kill("SIGKILL");
   for (const dir of tempDirs) {
     // Never let the removal walk into a mount a failed test left behind.
     for (const point of mountPointsUnder(dir).reverse()) spawnSync("umount", ["-l", point]);
@@ -50,6 +52,9 @@ export function startAgent(args: string[], options: { uid?: number; gid?: number
   });
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+  // A test that fails half-way must not leave an agent that keeps the test process alive.
+  running.add(child);
+  child.once("exit", () => running.delete(child));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
   return {
     child,

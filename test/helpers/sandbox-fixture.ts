@@ -1,4 +1,5 @@
 /** A real agent on a socket with a fresh state dir, and typed clients of it. */
+import { after } from "node:test";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -17,6 +18,12 @@ export interface Fixture {
   stopAgent(): Promise<void>;
   stop(): Promise<void>;
 }
+
+const fixtures = new Set<Fixture>();
+// Whatever a failed test left running is stopped (and its sandboxes deleted) when its file ends.
+after(async () => {
+  for (const fixture of fixtures) await fixture.stop().catch(() => undefined);
+});
 
 export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
   const base = tempDir("paddock-sbx-");
@@ -44,6 +51,7 @@ export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
     },
     /** Deletes every sandbox left (a failed test's too), then stops the agent. */
     async stop() {
+      fixtures.delete(fixture);
       if (fixture.agent.child.exitCode === null && fixture.agent.child.signalCode === null) {
         const admin = await fixture.client();
         for (const s of (await admin.request("sandbox/list")).sandboxes) await admin.request("sandbox/delete", { id: s.id });
@@ -52,6 +60,7 @@ export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
       await fixture.agent.stop();
     },
   };
+  fixtures.add(fixture);
   return fixture;
 }
 

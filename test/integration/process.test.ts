@@ -47,7 +47,7 @@ function outputOf(c: AgentClient, pid: () => number) {
       return text;
     },
     until: (pattern: RegExp) => waitFor(`output matching ${pattern}`, () => (pattern.test(text) ? true : undefined)),
-    exited: () => waitFor("process/exit", () => exit),
+    exited: () => waitFor(`process/exit of ${pid()} (output so far: ${JSON.stringify(text.slice(-200))})`, () => exit),
   };
 }
 

@@ -6,10 +6,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { cgroupParent, cgroupProcs, makeWorkspace, mountsUnder, sandboxCgroups, startFixture, waitFor } from "../helpers/sandbox-fixture";
 
-function processesUsing(stateDir: string): string[] {
+/** Processes whose command line names a path under `dir` (bwrap names the workspace and the view). */
+function processesUsing(dir: string): string[] {
   return execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
     .split("\n")
-    .filter((l) => l.includes(stateDir) && !l.includes("paddock.js agent"));
+    .filter((l) => l.includes(dir) && !l.includes("paddock.js agent") && !l.includes(" ps "));
 }
 
 test("kill -9 of the agent with running processes: the restart adopts running sandboxes and cleans the rest", async () => {
@@ -29,11 +30,11 @@ test("kill -9 of the agent with running processes: the restart adopts running sa
   execFileSync("mount", ["-t", "tmpfs", "orphan", path.join(orphanDir, "merged")]);
   fs.mkdirSync(path.join(cgroupParent(fx.stateDir), "sbx-0000deadbeef"));
 
+  assert.ok(processesUsing(fx.base).length > 0, "bwrap processes are running");
   fx.agent.child.kill("SIGKILL");
   await fx.agent.exited;
-  await waitFor("the sandbox's processes to die with the agent", () => (fs.readFileSync(cgroupProcs(fx.stateDir, running.id), "utf8").trim() === "" ? true : undefined));
-
-  await fx.restart();
+  await fx.restart(); // at once: whatever is still dying, the new agent must finish off
+  assert.equal(fs.readFileSync(cgroupProcs(fx.stateDir, running.id), "utf8").trim(), "", "no process is left in the sandbox's cgroup");
   const after = await fx.client();
   const list = (await after.request("sandbox/list")).sandboxes;
   assert.deepEqual(list.map((s) => [s.id, s.state]).sort(), [[running.id, "running"], [stopped.id, "stopped"]].sort());
@@ -51,7 +52,7 @@ test("kill -9 of the agent with running processes: the restart adopts running sa
   await after.request("sandbox/delete", { id: stopped.id });
   assert.deepEqual(mountsUnder(fx.stateDir), []);
   assert.deepEqual(sandboxCgroups(fx.stateDir).filter((id) => [running.id, stopped.id].includes(id)), []);
-  assert.deepEqual(processesUsing(fx.stateDir), []);
+  assert.deepEqual(processesUsing(fx.base), []);
   await fx.stop();
 });
 
