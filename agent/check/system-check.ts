@@ -133,8 +133,11 @@ export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<R
     if (anyOf.length > 0 && !using) missing.push(...anyOf);
     return { available: missing.length === 0, missing, ...(using ? { using } : {}) };
   };
+  // Which changeset mechanism sandboxes get (there is no fuse-overlayfs fallback yet).
+  const changeset = root ? "kernel overlayfs" : "overlayfs in a user namespace";
+  const process = readiness([overlay, "bwrap"]);
   return {
-    process: readiness([overlay, "bwrap"]),
+    process: process.available ? { ...process, using: changeset } : process,
     container: readiness(root ? [overlay, "cgroups"] : [overlay], ["runc", "crun"]),
     vm: readiness([overlay, "qemu"], ["kvm", "tcg"]),
   };

@@ -91,6 +91,15 @@ test("pipes: stdout and stderr apart, stdin with end of file, kill", async () =>
   assert.deepEqual(await out.exited(), { exitCode: 3, signal: null });
   assert.deepEqual(streams, { stdout: "QUIET WORDS\n", stderr: "oops\n" });
 
+  // process/kill's default, SIGTERM, reaches the program itself, which may handle it.
+  let pid3 = 0;
+  const out3 = outputOf(client, () => pid3);
+  pid3 = (await client.request("process/spawn", { id, argv: ["sh", "-c", "trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.1; done"] })).pid;
+  await out3.until(/ready/);
+  await client.request("process/kill", { pid: pid3 });
+  assert.deepEqual(await out3.exited(), { exitCode: 7, signal: null });
+  assert.match(out3.text, /got-term/);
+
   let pid2 = 0;
   const out2 = outputOf(client, () => pid2);
   pid2 = (await client.request("process/spawn", { id, argv: ["sleep", "100"] })).pid;
@@ -156,6 +165,15 @@ test("a user other than root: processes run as that user; other users neither se
   assert.deepEqual(del!.result, { id, deleted: false });
   assert.equal(exec!.error?.data?.code, "E_NOT_FOUND");
   assert.equal((await client.request("sandbox/get", { id })).state, "running", "root sees it, and it survived");
+
+  const { pid } = await client.request("process/spawn", { id, argv: ["sleep", "100"] });
+  const [processes, kill] = callAs(stranger, [
+    ["process/list", {}],
+    ["process/kill", { pid, signal: "SIGKILL" }],
+  ]);
+  assert.deepEqual(processes!.result, { processes: [] });
+  assert.equal(kill!.error?.data?.code, "E_NOT_FOUND", "another user's process is not theirs to kill");
+  assert.equal((await client.request("process/list", { id })).processes.length, 1);
 
   const [foreign] = callAs(stranger, [["sandbox/create", { workspace: ws }]]);
   assert.equal(foreign!.error?.data?.code, "E_INVALID_WORKSPACE", "a workspace of someone else's");

@@ -73,7 +73,7 @@ test("rootless: the agent reports itself rootless and its check says the process
   assert.ok(init?.result);
   const result = check!.result as unknown as { runtimes: { process: { available: boolean; missing: string[] } }; checks: { name: string; ok: boolean }[] };
   assert.equal(result.checks.find((c) => c.name === "overlayfs-rootless")?.ok, true);
-  assert.deepEqual(result.runtimes.process, { available: true, missing: [] });
+  assert.deepEqual(result.runtimes.process, { available: true, missing: [], using: "overlayfs in a user namespace" });
 });
 
 test("rootless: writes land only in the sandbox; the program runs as the user, sees only lo and a read-only host", () => {

@@ -1,6 +1,7 @@
 /** Sandboxes with real overlay mounts, real bwrap and real cgroups, through the agent's protocol. */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../../agent/protocol/errors";
@@ -90,10 +91,11 @@ test("exec: stdin, exit codes, signals, cwd, output cap and timeout", async () =
   assert.equal(big.truncated, true);
   assert.equal(big.stdout.length, big.outputCap);
   const started = Date.now();
-  const slow = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "sleep 30 & sleep 30"], timeoutMs: 300 });
+  const slow = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "sleep 31 & sleep 31"], timeoutMs: 300 });
   assert.equal(slow.timedOut, true);
   assert.equal(slow.signal, "SIGKILL");
   assert.ok(Date.now() - started < 10_000);
+  await waitFor("both sleeps to be gone", () => (execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes("sleep 31") ? undefined : true));
   const missing = await client.request("sandbox/exec", { id, argv: ["/no/such/program"] });
   assert.notEqual(missing.exitCode, 0);
   assert.match(missing.stderr, /No such file/);

@@ -35,7 +35,7 @@ function checks(ok: Partial<Record<CheckName, boolean>>): CheckResult[] {
 
 test("readiness: runc stands in for a failed crun, TCG for a failed KVM", () => {
   const r = runtimeReadiness(checks({ overlayfs: true, bwrap: true, runc: true, crun: false, cgroups: true, qemu: true, kvm: false, tcg: true }), true);
-  assert.deepEqual(r.process, { available: true, missing: [] });
+  assert.deepEqual(r.process, { available: true, missing: [], using: "kernel overlayfs" });
   assert.deepEqual(r.container, { available: true, missing: [], using: "runc" });
   assert.deepEqual(r.vm, { available: true, missing: [], using: "tcg" });
 });
