@@ -24,7 +24,8 @@ export interface Connected {
   client: AgentClient;
   info: InitializeResult;
   via: string;
-  close(): void;
+  /** Closes the connection; for a private agent, also waits until it has exited (and released the state dir). */
+  close(): Promise<void>;
 }
 
 const CLIENT_NAME = "paddock-cli";
@@ -41,7 +42,7 @@ export async function connectToAgent(options: ConnectOptions): Promise<Connected
     try {
       const connected = await viaSocket(socket);
       if (path.resolve(connected.info.agent.stateDir) === options.stateDir) return connected;
-      connected.close(); // an agent, but for another state dir
+      await connected.close(); // an agent, but for another state dir
     } catch {
       // not there, or not ours: try the next
     }
@@ -65,7 +66,7 @@ async function viaSocket(socket: string): Promise<Connected> {
   const client = await AgentClient.connect(socket);
   try {
     const info = await client.initialize(CLIENT_NAME);
-    return { client, info, via: `socket ${socket}`, close: () => client.close() };
+    return { client, info, via: `socket ${socket}`, close: async () => client.close() };
   } catch (err) {
     client.close();
     throw err;
@@ -84,7 +85,7 @@ async function viaStdio(options: ConnectOptions): Promise<Connected> {
   const client = new AgentClient(child.stdout, child.stdin, {
     // If the private agent dies (e.g. the state dir is locked), its own message says why.
     explainClose: async () => {
-      const code = await Promise.race([exited, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+      const code = await within(exited, 2000);
       const lines = stderr.trim().split("\n").filter(Boolean);
       const message = lines.find((l) => l.startsWith("paddock: "))?.slice("paddock: ".length) ?? lines.pop();
       const hint = lines.find((l) => l.trim().startsWith("hint: "))?.trim().slice("hint: ".length);
@@ -93,7 +94,28 @@ async function viaStdio(options: ConnectOptions): Promise<Connected> {
     },
   });
   const info = await client.initialize(CLIENT_NAME);
-  return { client, info, via: "a private agent over stdio", close: () => client.close() };
+  return {
+    client,
+    info,
+    via: "a private agent over stdio",
+    // The next command may need the state dir's lock: let this agent finish first.
+    close: async () => {
+      client.close();
+      await within(exited, 5000);
+    },
+  };
+}
+
+/** The promise's value, or null after `ms`; the timer never keeps the process alive. */
+function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(null), ms);
+    timer.unref();
+    void promise.then((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
 }
 
 function hintFor(err: NodeJS.ErrnoException): string {

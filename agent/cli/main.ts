@@ -119,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
             return await lifecycleCommand(agent.client, command, first, o);
         }
       } finally {
-        agent.close();
+        await agent.close();
       }
     }
     default:

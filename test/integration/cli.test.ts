@@ -1,0 +1,84 @@
+/** The paddock command line, as a person uses it: through a private agent, and with a real terminal. */
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PADDOCK, runCli, tempDir } from "../helpers/agent-process";
+import { makeWorkspace, treeHash } from "../helpers/sandbox-fixture";
+
+const base = tempDir("paddock-cli-");
+const stateDir = path.join(base, "state");
+const env = { PADDOCK_SOCKET: "" };
+/** Options go before `--`: everything after it is the sandboxed command's. */
+const cli = (...args: string[]) => {
+  const dash = args.indexOf("--");
+  const withState = dash < 0 ? [...args, "--state-dir", stateDir] : [...args.slice(0, dash), "--state-dir", stateDir, ...args.slice(dash)];
+  return runCli(withState, { env });
+};
+
+after(async () => {
+  const { stdout } = await cli("ls", "--json");
+  for (const s of (JSON.parse(stdout) as { sandboxes: { id: string }[] }).sandboxes) await cli("rm", s.id);
+});
+
+test("create, ls, exec (exit code and stdin passed through), stop, start, rm", async () => {
+  const ws = makeWorkspace(base, "ws-cli");
+  const before = treeHash(ws);
+  const created = await cli("create", ws, "--json", "--name", "cli demo");
+  assert.equal(created.code, 0, created.stderr);
+  const { id, name } = JSON.parse(created.stdout) as { id: string; name: string };
+  assert.equal(name, "cli demo");
+
+  const ls = await cli("ls");
+  assert.match(ls.stdout, new RegExp(`^${id}\\s+cli demo\\s+running\\s+none`, "m"));
+
+  const run = await cli("exec", id, "--", "sh", "-c", "echo to-out; echo to-err >&2; echo changed > README.md; exit 7");
+  assert.equal(run.code, 7, run.stderr);
+  assert.equal(run.stdout, "to-out\n");
+  assert.equal(run.stderr, "to-err\n");
+  assert.equal(treeHash(ws), before);
+
+  const piped = spawnSync(process.execPath, [PADDOCK, "exec", id, "--state-dir", stateDir, "--", "tr", "a-z", "A-Z"], { input: "piped in\n", encoding: "utf8", env: { ...process.env, ...env } });
+  assert.equal(piped.stdout, "PIPED IN\n");
+  assert.equal(piped.status, 0);
+
+  assert.match((await cli("stop", id)).stdout, /stopped/);
+  const refused = await cli("exec", id, "--", "true");
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /is stopped\n {2}hint: start it/);
+  assert.match((await cli("start", id)).stdout, /running/);
+  assert.equal((await cli("exec", id, "--", "cat", "README.md")).stdout, "changed\n");
+  assert.match((await cli("rm", id)).stdout, /deleted/);
+  assert.match((await cli("rm", id)).stdout, /already gone/);
+});
+
+test("exec with a terminal: a real TTY, its size, and the exit code", async () => {
+  const ws = makeWorkspace(base, "ws-tty");
+  const { id } = JSON.parse((await cli("create", ws, "--json")).stdout) as { id: string };
+  // script(1) gives the CLI a terminal of its own, as a person's shell would.
+  const command = `stty cols 91 rows 33; ${process.execPath} ${PADDOCK} exec ${id} --state-dir ${stateDir} -- sh -c 'test -t 0 && echo is-a-tty; stty size; exit 4'`;
+  const result = spawnSync("script", ["-qec", command, "/dev/null"], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 30_000 });
+  assert.match(result.stdout, /is-a-tty/);
+  assert.match(result.stdout, /33 91/);
+  assert.equal(result.status, 4);
+});
+
+test("bad input: clear errors with hints, exit code 2, and nothing created", async () => {
+  const before = await listCount();
+  const missing = await cli("create", path.join(base, "nope"));
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /does not exist\n {2}hint: /);
+  const limits = await cli("create", makeWorkspace(base, "ws-bad"), "--memory", "lots");
+  assert.match(limits.stderr, /--memory "lots" is not a number/);
+  const noCommand = await cli("exec", "sbx-000000000000");
+  assert.match(noCommand.stderr, /needs a command/);
+  const unknown = await cli("frobnicate");
+  assert.match(unknown.stderr, /unknown command/);
+  assert.equal(await listCount(), before);
+  assert.equal(fs.readdirSync(path.join(stateDir, "sandboxes")).length, before);
+});
+
+async function listCount(): Promise<number> {
+  return (JSON.parse((await cli("ls", "--json")).stdout) as { sandboxes: unknown[] }).sandboxes.length;
+}
