@@ -142,12 +142,17 @@ export const SandboxListParams = z.object({ workspace: z.string().min(1).max(409
 export const Env = z.record(z.string().regex(/^[^=\0]+$/, "no = or NUL in names"), z.string().max(128 * 1024).regex(/^[^\0]*$/, "no NUL bytes")).optional();
 export const Argv = z.array(z.string().max(128 * 1024).regex(/^[^\0]*$/, "no NUL bytes")).min(1, "argv needs at least the program").max(4096);
 
+/** What every command names: the sandbox, the program and its arguments, where, with what environment. */
+const CommandFields = {
+  id: SandboxId,
+  argv: Argv,
+  cwd: z.string().min(1).max(4096).optional(),
+  env: Env,
+};
+
 export const SandboxExecParams = z
   .object({
-    id: SandboxId,
-    argv: Argv,
-    cwd: z.string().min(1).max(4096).optional(),
-    env: Env,
+    ...CommandFields,
     stdin: z.string().max(16 * 1024 * 1024).optional(),
     timeoutMs: z.number().int().min(1).max(24 * 3600 * 1000).optional(),
   })
@@ -175,10 +180,7 @@ export interface GcResult {
 
 export const ProcessSpawnParams = z
   .object({
-    id: SandboxId,
-    argv: Argv,
-    cwd: z.string().min(1).max(4096).optional(),
-    env: Env,
+    ...CommandFields,
     pty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional(),
   })
   .strict();

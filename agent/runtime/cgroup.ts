@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Limits } from "../protocol/methods";
 import { PaddockError } from "../protocol/errors";
-import { parseCgroupMounts, type CgroupLayout } from "../check/probes/cgroups";
+import { readCgroupLayout, type CgroupLayout } from "../check/probes/cgroups";
 
 const PARENT = "paddock";
 
@@ -276,7 +276,7 @@ function subdirectories(dir: string): string[] {
 }
 
 /** Picks v2 when its tree has the controllers limits need, else the v1 hierarchies; undefined when neither works. */
-export function openCgroups(scope: string, layout: CgroupLayout = readLayout()): Cgroups | undefined {
+export function openCgroups(scope: string, layout: CgroupLayout = readCgroupLayout()): Cgroups | undefined {
   try {
     const v2Limits = layout.v2Controllers.includes("pids") || layout.v2Controllers.includes("memory");
     if (layout.v2Mount && v2Limits) return new CgroupsV2(layout.v2Mount, layout.v2Controllers, scope);
@@ -286,14 +286,4 @@ export function openCgroups(scope: string, layout: CgroupLayout = readLayout()):
     // not writable (e.g. rootless without delegation)
   }
   return undefined;
-}
-
-function readLayout(): CgroupLayout {
-  return parseCgroupMounts(fs.readFileSync("/proc/self/mountinfo", "utf8"), (mount) => {
-    try {
-      return fs.readFileSync(path.join(mount, "cgroup.controllers"), "utf8").trim().split(/\s+/).filter(Boolean);
-    } catch {
-      return [];
-    }
-  });
 }

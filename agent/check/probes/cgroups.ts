@@ -37,6 +37,11 @@ export function parseCgroupMounts(mountinfo: string, readControllers: (mount: st
   return { mode, v1, v2Mount, v2Controllers };
 }
 
+/** This machine's cgroup layout, as the kernel reports it now. */
+export function readCgroupLayout(): CgroupLayout {
+  return parseCgroupMounts(fs.readFileSync("/proc/self/mountinfo", "utf8"), readV2Controllers);
+}
+
 function readV2Controllers(mount: string): string[] {
   try {
     return fs.readFileSync(path.join(mount, "cgroup.controllers"), "utf8").trim().split(/\s+/).filter(Boolean);
@@ -46,7 +51,7 @@ function readV2Controllers(mount: string): string[] {
 }
 
 export async function checkCgroups(ctx: ProbeContext): Promise<ProbeVerdict> {
-  const layout = parseCgroupMounts(fs.readFileSync("/proc/self/mountinfo", "utf8"), readV2Controllers);
+  const layout = readCgroupLayout();
   const v1 = [...layout.v1.keys()].sort().join(", ");
   const v2 = layout.v2Controllers.join(", ");
   const description =
