@@ -137,7 +137,8 @@ class CgroupsV1 implements Cgroups {
     private readonly roots: { memory?: string; pids: string; cpu?: string },
     private readonly scope: string,
   ) {
-    for (const root of Object.values(this.roots)) if (root) fs.mkdirSync(path.join(root, PARENT, scope), { recursive: true });
+    // Probe that the hierarchy is ours to write; the parents themselves are made with the first sandbox.
+    fs.accessSync(path.join(roots.pids), fs.constants.W_OK);
   }
 
   private dirs(id: string) {
@@ -204,21 +205,33 @@ class CgroupsV1 implements Cgroups {
 class CgroupsV2 implements Cgroups {
   readonly kind = "v2";
   private readonly parent: string;
-  constructor(root: string, controllers: string[], scope: string) {
+  private parentReady = false;
+
+  constructor(
+    private readonly root: string,
+    private readonly controllers: string[],
+    scope: string,
+  ) {
     this.parent = path.join(root, PARENT, scope);
-    const wanted = ["memory", "pids", "cpu"].filter((c) => controllers.includes(c));
-    const enable = wanted.map((c) => `+${c}`).join(" ");
-    // Controllers must be enabled at every level down to the sandboxes' parent.
-    let dir = root;
-    for (const part of [PARENT, scope]) {
+    fs.accessSync(root, fs.constants.W_OK);
+  }
+
+  /** Controllers must be enabled at every level down to the sandboxes' parent. */
+  private prepareParent(): void {
+    if (this.parentReady) return;
+    const enable = ["memory", "pids", "cpu"].filter((c) => this.controllers.includes(c)).map((c) => `+${c}`).join(" ");
+    let dir = this.root;
+    for (const part of path.relative(this.root, this.parent).split(path.sep)) {
       if (enable) write(path.join(dir, "cgroup.subtree_control"), enable);
       dir = path.join(dir, part);
-      fs.mkdirSync(dir, { recursive: true });
+      makeDir(dir);
     }
     if (enable) write(path.join(dir, "cgroup.subtree_control"), enable);
+    this.parentReady = true;
   }
 
   create(id: string, limits: Limits): SandboxCgroup {
+    this.prepareParent();
     const dir = path.join(this.parent, id);
     makeDir(dir);
     write(path.join(dir, "pids.max"), limits.pids === undefined ? "max" : String(limits.pids));
