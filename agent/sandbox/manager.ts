@@ -118,7 +118,8 @@ export class SandboxManager {
         return toSandbox(record);
       } catch (err) {
         log.warn("sandbox creation failed; cleaning up", { error: (err as Error).message });
-        await this.destroy(record).catch(() => undefined);
+        // If even the cleanup fails (a full disk, say), the next start's reconcile finds what is left.
+        await this.destroy(record).catch(() => this.records.delete(id));
         throw err;
       } finally {
         workspace.close();
