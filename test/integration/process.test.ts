@@ -76,6 +76,26 @@ test("PTY: an interactive shell echoes, Ctrl-C interrupts, resize reaches it as 
   await client.request("sandbox/delete", { id });
 });
 
+test("PTY: full-screen programs work: vi edits a file, less pages it, top shows the load", async () => {
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-fullscreen") });
+  const run = async (argv: string[], ready: RegExp, keys: string[]) => {
+    let pid = 0;
+    const out = outputOf(client, () => pid);
+    pid = (await client.request("process/spawn", { id, argv, pty: { cols: 100, rows: 30 } })).pid;
+    await out.until(ready);
+    for (const k of keys) {
+      await client.request("process/write", { pid, data: k });
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return out.exited();
+  };
+  assert.deepEqual(await run(["vi", "notes.txt"], /notes\.txt/, ["i", "written in vi", "\x1b", ":wq\r"]), { exitCode: 0, signal: null });
+  assert.equal((await client.request("sandbox/exec", { id, argv: ["cat", "notes.txt"] })).stdout, "written in vi\n");
+  assert.deepEqual(await run(["less", "README.md"], /# demo/, ["q"]), { exitCode: 0, signal: null });
+  assert.deepEqual(await run(["top"], /load average/, ["q"]), { exitCode: 0, signal: null });
+  await client.request("sandbox/delete", { id });
+});
+
 test("pipes: stdout and stderr apart, stdin with end of file, kill", async () => {
   const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-pipes") });
   let pid = 0;
