@@ -5,12 +5,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Agent } from "./agent";
-import { SystemChecker, readBootId } from "./check/system-check";
+import { SystemChecker, chooseChangeset, readBootId, type ChangesetKind } from "./check/system-check";
 import { SandboxManager } from "./sandbox/manager";
 import { SandboxStore } from "./sandbox/store";
 import { ProcessTable } from "./process/process-table";
 import { cgroupScope, openCgroups } from "./runtime/cgroup";
-import { KernelChangesets, UserNamespaceChangesets } from "./changeset/changesets";
+import { FuseChangesets, KernelChangesets, UserNamespaceChangesets, type Changesets } from "./changeset/changesets";
 import { killAllProbes } from "./check/run-probe";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
@@ -27,6 +27,18 @@ export interface ServeOptions {
   stderrLevel?: LogLevel;
   /** Where the built native helpers (probe-init) are. */
   nativeDir: string;
+}
+
+/**
+ * The changeset mechanism: overlayfs itself, or fuse-overlayfs where this boot's checks found
+ * that overlayfs does not mount and fuse-overlayfs does. PADDOCK_CHANGESET forces one.
+ */
+function makeChangesets(chosen: ChangesetKind, enterHelper: string, log: Logger): Changesets {
+  const forced = process.env.PADDOCK_CHANGESET;
+  const kind = forced === "fuse-overlayfs" ? "fuse-overlayfs" : chosen;
+  log.info("changesets", { using: kind, ...(forced ? { forcedBy: "PADDOCK_CHANGESET" } : {}) });
+  if (kind === "fuse-overlayfs") return new FuseChangesets(enterHelper);
+  return kind === "kernel overlayfs" ? new KernelChangesets(enterHelper) : new UserNamespaceChangesets(enterHelper);
 }
 
 export interface AgentInfo {
@@ -77,7 +89,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
     cgroups,
     processes,
     log,
-    changesets: uid === 0 ? new KernelChangesets(enterHelper) : new UserNamespaceChangesets(enterHelper),
+    changesets: makeChangesets(chooseChangeset(checker.cachedChecks(), uid === 0), enterHelper, log),
     broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
   });
   const agent: Agent = new Agent({

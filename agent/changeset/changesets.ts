@@ -9,16 +9,17 @@
  *   small holder process keeps alive (and that dies with the agent); programs enter it with
  *   nsenter, then bwrap binds the merged view over the workspace path.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { SandboxPaths } from "../sandbox/store";
 import { bwrapArgs, DEFAULT_PATH, findProgram, type LaunchSpec } from "../runtime/process-runtime";
 import { isMountPoint, mountOverlay, mountPoints, unmountOverlay } from "./overlay";
 import { OVERLAY_OPTIONS } from "../check/probes/overlay";
+import type { ChangesetKind } from "../check/system-check";
 
 export interface Changesets {
-  readonly kind: "kernel overlayfs" | "overlayfs in a user namespace";
+  readonly kind: ChangesetKind;
   mount(id: string, paths: SandboxPaths, workspace: { fd: number; path: string }): Promise<void>;
   unmount(id: string, paths: SandboxPaths): Promise<void>;
   isMounted(id: string, paths: SandboxPaths): boolean;
@@ -29,7 +30,7 @@ export interface Changesets {
 }
 
 export class KernelChangesets implements Changesets {
-  readonly kind = "kernel overlayfs";
+  readonly kind: ChangesetKind = "kernel overlayfs";
   private readonly bwrap = findProgram("bwrap");
   constructor(private readonly enterHelper: string) {}
 
@@ -46,23 +47,85 @@ export class KernelChangesets implements Changesets {
   }
 
   launch(spec: LaunchSpec): string[] {
-    return [
-      this.enterHelper,
-      ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
-      "--bind", spec.merged, spec.workspace, spec.workspaceId,
-      ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
-      "--",
-      this.bwrap,
-      // paddock-enter has bound the merged view over the workspace path.
-      ...bwrapArgs(spec, spec.workspace),
-    ];
+    return rootLaunch(this.enterHelper, this.bwrap, spec);
   }
 
   mountedIds(sandboxesRoot: string): string[] {
-    const root = sandboxesRoot + path.sep;
-    return mountPoints()
-      .filter((p) => p.startsWith(root))
-      .map((p) => path.relative(sandboxesRoot, p).split(path.sep)[0] ?? "");
+    return mountedUnder(sandboxesRoot);
+  }
+}
+
+/** As root: paddock-enter joins the cgroups, binds the view over the workspace and drops to the owner. */
+function rootLaunch(enterHelper: string, bwrap: string, spec: LaunchSpec): string[] {
+  return [
+    enterHelper,
+    ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
+    "--bind", spec.merged, spec.workspace, spec.workspaceId,
+    ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
+    "--",
+    bwrap,
+    // paddock-enter has bound the merged view over the workspace path.
+    ...bwrapArgs(spec, spec.workspace),
+  ];
+}
+
+/** Paths go into a comma-separated option string: characters that would split it are refused. */
+function refuseUnsafeOptionPaths(paths: string[]): void {
+  for (const p of paths) {
+    if (/[,:\\\n]/.test(p)) throw new PaddockError("E_MOUNT", `path ${JSON.stringify(p)} has a character overlay options cannot carry`, "rename it without , : or \\");
+  }
+}
+
+function mountedUnder(sandboxesRoot: string): string[] {
+  const root = sandboxesRoot + path.sep;
+  return mountPoints()
+    .filter((p) => p.startsWith(root))
+    .map((p) => path.relative(sandboxesRoot, p).split(path.sep)[0] ?? "");
+}
+
+/**
+ * fuse-overlayfs: the fallback where overlayfs itself cannot be mounted. The mount is in
+ * the host's namespace (as root) or the user's (rootless, through fusermount3); a daemon
+ * serves it and outlives the agent, so a restarted agent adopts it.
+ */
+export class FuseChangesets implements Changesets {
+  readonly kind: ChangesetKind = "fuse-overlayfs";
+  private readonly bwrap = findProgram("bwrap");
+  private readonly root = process.getuid?.() === 0;
+
+  constructor(private readonly enterHelper: string) {}
+
+  async mount(_id: string, paths: SandboxPaths, workspace: { path: string }): Promise<void> {
+    if (isMountPoint(paths.merged)) return;
+    refuseUnsafeOptionPaths([workspace.path, paths.upper, paths.work]);
+    const result = spawnSync("fuse-overlayfs", ["-o", `lowerdir=${workspace.path},upperdir=${paths.upper},workdir=${paths.work}`, paths.merged], {
+      encoding: "utf8",
+      timeout: HOLDER_TIMEOUT_MS,
+      env: { PATH: DEFAULT_PATH },
+    });
+    if (result.status !== 0 || !isMountPoint(paths.merged)) {
+      throw new PaddockError("E_MOUNT", `cannot mount fuse-overlayfs: ${result.stderr?.trim() || result.error?.message || `exit code ${result.status}`}`, "run `paddock check`: fuse-overlayfs must pass");
+    }
+  }
+
+  async unmount(_id: string, paths: SandboxPaths): Promise<void> {
+    if (!isMountPoint(paths.merged)) return;
+    const result = spawnSync("fusermount3", ["-u", "-z", paths.merged], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+    if (result.status !== 0 && isMountPoint(paths.merged)) unmountOverlay(paths.merged);
+  }
+
+  isMounted(_id: string, paths: SandboxPaths): boolean {
+    return isMountPoint(paths.merged);
+  }
+
+  launch(spec: LaunchSpec): string[] {
+    if (this.root) return rootLaunch(this.enterHelper, this.bwrap, spec);
+    // The user's own mount, in the host's namespace: bwrap binds it directly.
+    return [this.enterHelper, ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]), "--", this.bwrap, ...bwrapArgs(spec, spec.merged)];
+  }
+
+  mountedIds(sandboxesRoot: string): string[] {
+    return mountedUnder(sandboxesRoot);
   }
 }
 
@@ -70,7 +133,7 @@ const HOLDER_READY = "paddock-holder-ready";
 const HOLDER_TIMEOUT_MS = 10_000;
 
 export class UserNamespaceChangesets implements Changesets {
-  readonly kind = "overlayfs in a user namespace";
+  readonly kind: ChangesetKind = "overlayfs in a user namespace";
   private readonly holders = new Map<string, ChildProcess>();
   private readonly bwrap = findProgram("bwrap");
 
@@ -78,9 +141,7 @@ export class UserNamespaceChangesets implements Changesets {
 
   async mount(id: string, paths: SandboxPaths, workspace: { path: string }): Promise<void> {
     if (this.isMounted(id)) return;
-    for (const p of [workspace.path, paths.upper, paths.work]) {
-      if (/[,:\\\n]/.test(p)) throw new PaddockError("E_MOUNT", `path ${JSON.stringify(p)} has a character overlayfs options cannot carry`, "rename it without , : or \\");
-    }
+    refuseUnsafeOptionPaths([workspace.path, paths.upper, paths.work]);
     const options = `lowerdir=${workspace.path},upperdir=${paths.upper},workdir=${paths.work},userxattr,${OVERLAY_OPTIONS}`;
     // setpriv --pdeathsig: the namespace, and so the mount, ends when the agent does.
     const holder = spawn(

@@ -11,6 +11,7 @@ import { AGENT_VERSION } from "../version";
 import type { ProbeContext, ProbeVerdict } from "./probes/context";
 import { checkKernelOverlay, checkRootlessOverlay } from "./probes/overlay";
 import { checkBwrap } from "./probes/bwrap";
+import { checkFuseOverlay } from "./probes/fuse-overlay";
 import { checkOciRuntime } from "./probes/oci";
 import { checkCgroups } from "./probes/cgroups";
 import { checkAccelerator, checkQemu } from "./probes/qemu";
@@ -18,6 +19,7 @@ import { checkAccelerator, checkQemu } from "./probes/qemu";
 const PROBES: Record<CheckName, (ctx: ProbeContext) => Promise<ProbeVerdict>> = {
   overlayfs: checkKernelOverlay,
   "overlayfs-rootless": checkRootlessOverlay,
+  "fuse-overlayfs": checkFuseOverlay,
   bwrap: checkBwrap,
   runc: (ctx) => checkOciRuntime(ctx, "runc"),
   crun: (ctx) => checkOciRuntime(ctx, "crun"),
@@ -100,6 +102,12 @@ export class SystemChecker {
     return result;
   }
 
+  /** This boot's results, if the checks have run (no probe is run for this). */
+  cachedChecks(): CheckResult[] | undefined {
+    this.latest ??= this.readCache();
+    return this.latest?.checks;
+  }
+
   private readCache(): CacheFile | undefined {
     try {
       const entry = JSON.parse(fs.readFileSync(this.options.cacheFile, "utf8")) as CacheFile;
@@ -123,18 +131,26 @@ export class SystemChecker {
   }
 }
 
+export type ChangesetKind = "kernel overlayfs" | "overlayfs in a user namespace" | "fuse-overlayfs";
+
+/** How sandboxes get their copy-on-write view: overlayfs itself when it mounts, fuse-overlayfs only where it does not. */
+export function chooseChangeset(checks: CheckResult[] | undefined, root: boolean): ChangesetKind {
+  const native: ChangesetKind = root ? "kernel overlayfs" : "overlayfs in a user namespace";
+  const ok = (name: CheckName) => checks?.find((c) => c.name === name)?.ok;
+  return ok(root ? "overlayfs" : "overlayfs-rootless") === false && ok("fuse-overlayfs") === true ? "fuse-overlayfs" : native;
+}
+
 /** Which runtimes the checks allow, and with what (pure, for tests). */
 export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<RuntimeKind, RuntimeReadiness> {
   const ok = (name: CheckName) => checks.find((c) => c.name === name)?.ok === true;
-  const overlay: CheckName = root ? "overlayfs" : "overlayfs-rootless";
+  const changeset = chooseChangeset(checks, root);
+  const overlay: CheckName = changeset === "fuse-overlayfs" ? "fuse-overlayfs" : root ? "overlayfs" : "overlayfs-rootless";
   const readiness = (needs: CheckName[], anyOf: CheckName[] = []): RuntimeReadiness => {
     const missing = needs.filter((n) => !ok(n));
     const using = anyOf.find(ok);
     if (anyOf.length > 0 && !using) missing.push(...anyOf);
     return { available: missing.length === 0, missing, ...(using ? { using } : {}) };
   };
-  // Which changeset mechanism sandboxes get (there is no fuse-overlayfs fallback yet).
-  const changeset = root ? "kernel overlayfs" : "overlayfs in a user namespace";
   const process = readiness([overlay, "bwrap"]);
   return {
     process: process.available ? { ...process, using: changeset } : process,

@@ -49,6 +49,7 @@ export interface PingResult {
 export const CheckName = z.enum([
   "overlayfs",
   "overlayfs-rootless",
+  "fuse-overlayfs",
   "bwrap",
   "runc",
   "crun",

@@ -103,6 +103,22 @@ function guestBoots(accel: "kvm" | "tcg", timeoutMs: number): boolean {
 const truths: Record<CheckName, () => boolean> = {
   overlayfs: () => overlayWorks(false),
   "overlayfs-rootless": () => overlayWorks(true),
+  "fuse-overlayfs": () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "truth-fuse-"));
+    for (const d of ["l", "u", "w", "m"]) fs.mkdirSync(path.join(dir, d));
+    const mounted = sh("fuse-overlayfs", ["-o", `lowerdir=${dir}/l,upperdir=${dir}/u,workdir=${dir}/w`, `${dir}/m`]).status === 0;
+    let ok = false;
+    if (mounted) {
+      try {
+        fs.writeFileSync(path.join(dir, "m", "f"), "x");
+        ok = fs.existsSync(path.join(dir, "u", "f"));
+      } finally {
+        sh("fusermount3", ["-u", "-z", `${dir}/m`]);
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    return ok;
+  },
   bwrap: () => sh("bwrap", ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all", "--", "/usr/bin/true"]).status === 0,
   runc: () => ociRuntimeWorks("runc"),
   crun: () => ociRuntimeWorks("crun"),

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseCgroupMounts } from "../../agent/check/probes/cgroups";
-import { runtimeReadiness } from "../../agent/check/system-check";
+import { chooseChangeset, runtimeReadiness } from "../../agent/check/system-check";
 import type { CheckName, CheckResult } from "../../agent/protocol/methods";
 
 const HYBRID = `
@@ -45,4 +45,14 @@ test("readiness: a missing piece is named; rootless needs the rootless overlay",
   assert.deepEqual(r.process, { available: false, missing: ["overlayfs-rootless"] });
   assert.deepEqual(r.container.missing, ["overlayfs-rootless", "runc", "crun"]);
   assert.equal(r.vm.using, "kvm");
+});
+
+test("changesets: overlayfs where it mounts; fuse-overlayfs only where it does not and fuse does", () => {
+  assert.equal(chooseChangeset(checks({ overlayfs: true, "fuse-overlayfs": true }), true), "kernel overlayfs");
+  assert.equal(chooseChangeset(checks({ overlayfs: false, "fuse-overlayfs": true }), true), "fuse-overlayfs");
+  assert.equal(chooseChangeset(checks({ overlayfs: false, "fuse-overlayfs": false }), true), "kernel overlayfs");
+  assert.equal(chooseChangeset(checks({ "overlayfs-rootless": false, "fuse-overlayfs": true }), false), "fuse-overlayfs");
+  assert.equal(chooseChangeset(undefined, false), "overlayfs in a user namespace", "before any check has run");
+  const r = runtimeReadiness(checks({ overlayfs: false, "fuse-overlayfs": true, bwrap: true }), true);
+  assert.deepEqual(r.process, { available: true, missing: [], using: "fuse-overlayfs" });
 });
