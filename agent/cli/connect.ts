@@ -41,7 +41,7 @@ export async function connectToAgent(options: ConnectOptions): Promise<Connected
   for (const socket of candidateSockets(options.stateDir)) {
     try {
       const connected = await viaSocket(socket);
-      if (path.resolve(connected.info.agent.stateDir) === options.stateDir) return connected;
+      if (samePath(connected.info.agent.stateDir, options.stateDir)) return connected;
       await connected.close(); // an agent, but for another state dir
     } catch {
       // not there, or not ours: try the next
@@ -62,10 +62,25 @@ function candidateSockets(stateDir: string): string[] {
   return [...new Set(found)].filter((p) => fs.existsSync(p));
 }
 
+function samePath(a: string, b: string): boolean {
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
+  return real(a) === real(b);
+}
+
+/** An agent that accepts a connection but does not answer within this is not used. */
+const INITIALIZE_TIMEOUT_MS = 5_000;
+
 async function viaSocket(socket: string): Promise<Connected> {
   const client = await AgentClient.connect(socket);
   try {
-    const info = await client.initialize(CLIENT_NAME);
+    const info = await within(client.initialize(CLIENT_NAME), INITIALIZE_TIMEOUT_MS);
+    if (info === null) throw new PaddockError("E_AGENT_UNREACHABLE", `the agent at ${socket} did not answer`, "is it stuck? see its log");
     return { client, info, via: `socket ${socket}`, close: async () => client.close() };
   } catch (err) {
     client.close();
@@ -106,15 +121,21 @@ async function viaStdio(options: ConnectOptions): Promise<Connected> {
   };
 }
 
-/** The promise's value, or null after `ms`; the timer never keeps the process alive. */
+/** The promise's outcome, or null after `ms`; the timer never keeps the process alive. */
 function within<T>(promise: Promise<T>, ms: number): Promise<T | null> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => resolve(null), ms);
     timer.unref();
-    void promise.then((value) => {
-      clearTimeout(timer);
-      resolve(value);
-    });
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
   });
 }
 

@@ -196,7 +196,10 @@ export class ProcessTable {
       return pump;
     });
     child.stdin.on("error", () => undefined);
-    const exited = exitAndDrain(child).then(({ exitCode, signal }) => this.finish(request, pid, pumps, exitCode, signal));
+    const exited = exitAndDrain(child).then(({ exitCode, signal }) => {
+      child.stdin.destroy(); // nobody reads it any more
+      this.finish(request, pid, pumps, exitCode, signal);
+    });
     const alive = () => child.exitCode === null && child.signalCode === null;
     return {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty: false, startedAt: new Date().toISOString() },
@@ -206,7 +209,9 @@ export class ProcessTable {
         if (eof) child.stdin.end(data);
         else child.stdin.write(data);
         // A program that does not read its input makes the writer wait, not the agent's memory grow.
-        if (child.stdin.writableLength > MAX_UNREAD_INPUT_BYTES) await new Promise((r) => child.stdin.once("drain", r).once("close", r));
+        if (child.stdin.writableLength > MAX_UNREAD_INPUT_BYTES) {
+          await Promise.race([new Promise((r) => child.stdin.once("drain", r).once("close", r)), exited]);
+        }
       },
       resize: () => undefined,
       kill: (signal) => alive() && signalCommand(pid, signal),

@@ -54,6 +54,8 @@ export class SandboxManager {
   /** Lifecycle changes of one sandbox run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private ttlTimer: NodeJS.Timeout | undefined;
+  /** Sandboxes whose processes are being ended: nothing new may start in them meanwhile. */
+  private readonly stopping = new Set<string>();
   /** Each running `sandbox/exec`, per sandbox: how to kill it and when it is over. */
   private readonly execs = new Map<string, Set<{ kill: () => void; done: Promise<void> }>>();
 
@@ -132,9 +134,14 @@ export class SandboxManager {
     return this.serialized(id, async () => {
       this.stillThere(record);
       if (record.state === "stopped") return toSandbox(record);
-      await this.killProcesses(record);
-      await this.options.changesets.unmount(id, this.options.store.paths(id));
-      this.setState(record, "stopped");
+      this.stopping.add(id);
+      try {
+        await this.killProcesses(record);
+        await this.options.changesets.unmount(id, this.options.store.paths(id));
+        this.setState(record, "stopped");
+      } finally {
+        this.stopping.delete(id);
+      }
       this.options.log.info("sandbox stopped", { sandboxId: id });
       return toSandbox(record);
     });
@@ -165,7 +172,7 @@ export class SandboxManager {
 
   // ---- commands --------------------------------------------------------------------------
 
-  async exec(caller: Caller, id: string, request: CommandRequest & { stdin?: string; timeoutMs?: number }): Promise<ExecResult> {
+  async exec(caller: Caller, id: string, request: CommandRequest & { stdin?: string; timeoutMs?: number }, session?: Session): Promise<ExecResult> {
     const record = this.runnable(caller, id);
     const cgroup = this.cgroupOf(record);
     const before = cgroup?.counters();
@@ -179,7 +186,12 @@ export class SandboxManager {
     const execs = this.execs.get(id) ?? new Set();
     const entry = { kill: () => kill(), done: running.then(() => undefined, () => undefined) };
     this.execs.set(id, execs.add(entry));
-    const done = await running.finally(() => execs.delete(entry));
+    // A client that goes away takes its command with it.
+    const stopListening = session?.onClose(() => kill());
+    const done = await running.finally(() => {
+      execs.delete(entry);
+      stopListening?.();
+    });
     if (done.exitCode === ENTER_FAILED && done.stderr.startsWith("paddock-enter:")) {
       throw new PaddockError("E_SPAWN", `cannot enter the sandbox: ${done.stderr.trim().slice("paddock-enter: ".length)}`, "see the agent log; `paddock check` tells what works");
     }
@@ -239,10 +251,14 @@ export class SandboxManager {
    */
   async reconcile(): Promise<void> {
     const log = this.options.log;
-    const { records, orphans } = this.options.store.loadAll();
+    const { records, orphans, unreadable } = this.options.store.loadAll();
+    for (const id of unreadable) {
+      // Its changes may be precious: never removed on a guess.
+      log.error("cannot read this sandbox's record; leaving it alone", { sandboxId: id });
+    }
     for (const id of orphans) {
       log.warn("removing a sandbox directory without a record", { sandboxId: id });
-      await this.removeLeftovers(id);
+      await this.removeLeftovers(id).catch((err: Error) => log.error("cannot remove it", { sandboxId: id, error: err.message }));
     }
     for (const record of records) {
       this.records.set(record.id, record);
@@ -309,8 +325,8 @@ export class SandboxManager {
 
   private runnable(caller: Caller, id: string): SandboxRecord {
     const record = this.find(caller, id);
-    if (record.state !== "running") {
-      throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is ${record.state}`, record.state === "stopped" ? "start it first (sandbox/start)" : "wait until it is running");
+    if (record.state !== "running" || this.stopping.has(id)) {
+      throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is ${this.stopping.has(id) ? "stopping" : record.state}`, record.state === "stopped" ? "start it first (sandbox/start)" : "wait until it is running");
     }
     return record;
   }
@@ -352,7 +368,12 @@ export class SandboxManager {
       if (fs.statSync(paths.upper).uid !== ws.uid) fs.chownSync(paths.upper, ws.uid, ws.gid);
       fs.chmodSync(paths.upper, ws.mode & 0o7777);
       await this.options.changesets.mount(record.id, paths, workspace);
-      this.options.cgroups?.create(record.id, record.limits);
+      try {
+        this.options.cgroups?.create(record.id, record.limits);
+      } catch (err) {
+        await this.options.changesets.unmount(record.id, paths);
+        throw err;
+      }
     } finally {
       if (!opened) workspace.close();
     }
@@ -385,18 +406,20 @@ export class SandboxManager {
   /** Mounts and cgroups under Paddock's names that no record owns. */
   private async cleanOrphans(): Promise<string[]> {
     const cleaned: string[] = [];
+    const attempt = async (what: string, work: () => Promise<unknown>) => {
+      try {
+        await work();
+        cleaned.push(what);
+      } catch (err) {
+        this.options.log.error(`cannot clean the ${what}`, { error: (err as Error).message });
+      }
+    };
     for (const id of this.options.changesets.mountedIds(this.options.store.root)) {
       // Only what no record knows: a sandbox being created or started is not an orphan.
-      if (!this.records.has(id)) {
-        await this.options.changesets.unmount(id, this.options.store.paths(id));
-        cleaned.push(`mount of ${id}`);
-      }
+      if (!this.records.has(id)) await attempt(`mount of ${id}`, () => this.options.changesets.unmount(id, this.options.store.paths(id)));
     }
     for (const id of this.options.cgroups?.list() ?? []) {
-      if (!this.records.has(id)) {
-        await this.options.cgroups?.open(id)?.remove();
-        cleaned.push(`cgroup ${id}`);
-      }
+      if (!this.records.has(id)) await attempt(`cgroup ${id}`, async () => this.options.cgroups?.open(id)?.remove());
     }
     return cleaned;
   }

@@ -79,18 +79,23 @@ export class SandboxStore {
     fsyncDir(this.root);
   }
 
-  /** Every record on disk, plus the ids of directories whose record is missing or unreadable. */
-  loadAll(): { records: SandboxRecord[]; orphans: string[] } {
+  /**
+   * Every record on disk; the ids of directories without a record (orphans, safe to remove);
+   * and of those whose record exists but cannot be read (kept: their changes may matter).
+   */
+  loadAll(): { records: SandboxRecord[]; orphans: string[]; unreadable: string[] } {
     const records: SandboxRecord[] = [];
     const orphans: string[] = [];
+    const unreadable: string[] = [];
     for (const id of safeReaddir(this.root)) {
       try {
         records.push(JSON.parse(fs.readFileSync(this.paths(id).record, "utf8")) as SandboxRecord);
-      } catch {
-        orphans.push(id);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") orphans.push(id);
+        else unreadable.push(id);
       }
     }
-    return { records, orphans };
+    return { records, orphans, unreadable };
   }
 }
 

@@ -99,3 +99,19 @@ test("an interrupted creation or deletion is finished at startup", async () => {
   assert.deepEqual(sandboxCgroups(fx.stateDir).filter((id) => id === a.id || id === b.id), []);
   await fx.stop();
 });
+
+test("a record that cannot be read is left alone with its changes, never removed on a guess", async () => {
+  const fx = await startFixture();
+  const client = await fx.client();
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-corrupt") });
+  await client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo precious > work.txt"] });
+  await client.request("sandbox/stop", { id });
+  await fx.stopAgent();
+  fs.writeFileSync(path.join(fx.stateDir, "sandboxes", id, "record.json"), "{ torn write");
+  await fx.restart();
+  const after = await fx.client();
+  assert.deepEqual((await after.request("sandbox/list")).sandboxes, []);
+  assert.equal(fs.readFileSync(path.join(fx.stateDir, "sandboxes", id, "upper", "work.txt"), "utf8"), "precious\n");
+  assert.match(fs.readFileSync(path.join(fx.stateDir, "logs", "agent.log"), "utf8"), /cannot read this sandbox's record; leaving it alone/);
+  await fx.stop();
+});
