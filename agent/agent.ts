@@ -3,7 +3,7 @@
  * shutdown but exit), independent of how clients reach it.
  */
 import type { Readable, Writable } from "node:stream";
-import type { z } from "zod";
+import type { z } from "zod/v3";
 import { PaddockError } from "./protocol/errors";
 import {
   PROTOCOL_VERSION,

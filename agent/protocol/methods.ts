@@ -3,7 +3,7 @@
  * The agent validates with these schemas; the CLI, the extension and tests get their types
  * from them, so a method cannot drift between the two sides.
  */
-import { z } from "zod";
+import { z } from "zod/v3";
 
 export const PROTOCOL_VERSION = "1.0";
 

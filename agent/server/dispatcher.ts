@@ -2,7 +2,7 @@
  * JSON-RPC 2.0 dispatch: envelope validation, batches, notifications, params validation and
  * the one place where thrown errors become error responses.
  */
-import type { z } from "zod";
+import type { z } from "zod/v3";
 import { PaddockError, errorCatalog, type ErrorCode, type ErrorData } from "../protocol/errors";
 import type { Logger } from "../log/logger";
 
