@@ -70,6 +70,7 @@ export class Agent {
     request("sandbox/delete", (params, _call, session) => sandboxes.delete(session.caller, params.id));
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params, session));
+    request("sandbox/changes", (params, _call, session) => ({ changes: sandboxes.changes(session.caller, params.id) }));
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", async (params, _call, session) => {
       await processes.write(session.caller, params.pid, params.data, params.eof ?? false);

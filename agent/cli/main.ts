@@ -12,7 +12,7 @@ import { serve } from "../serve";
 import { AGENT_VERSION } from "../version";
 import { connectToAgent } from "./connect";
 import { printCheck } from "./check-command";
-import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
+import { changesCommand, createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
 
 const USAGE = `Usage: paddock <command> [options]
 
@@ -28,6 +28,7 @@ Commands:
   ls [DIR]            list your sandboxes (of DIR only, if given)
   exec ID -- CMD...   run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code
   stop ID | start ID  end every process of a sandbox, keeping its changes | run it again
+  changes ID          what the sandbox changed: A added, M modified, D deleted
   rm ID               delete a sandbox and its changes
   gc                  delete expired sandboxes and clean what no sandbox owns
   version             print the version
@@ -99,7 +100,8 @@ async function main(argv: string[]): Promise<number> {
     case "stop":
     case "start":
     case "rm":
-    case "gc": {
+    case "gc":
+    case "changes": {
       const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel });
       const o = { ...values, json: values.json ?? false };
       const [, first, ...rest] = positionals;
@@ -115,6 +117,8 @@ async function main(argv: string[]): Promise<number> {
             return await execCommand(agent.client, first, rest);
           case "gc":
             return await gcCommand(agent.client, o);
+          case "changes":
+            return await changesCommand(agent.client, first, o);
           default:
             return await lifecycleCommand(agent.client, command, first, o);
         }

@@ -75,6 +75,18 @@ export async function lifecycleCommand(client: AgentClient, verb: "stop" | "star
   return 0;
 }
 
+export async function changesCommand(client: AgentClient, id: string | undefined, o: SandboxCommandOptions): Promise<number> {
+  if (!id) throw new PaddockError("E_INVALID_PARAMS", "paddock changes needs a sandbox id", "paddock ls lists them");
+  const { changes } = await client.request("sandbox/changes", { id });
+  const letter = { added: "A", modified: "M", deleted: "D" } as const;
+  print(o.json, { changes }, () =>
+    changes.length === 0
+      ? "No changes."
+      : changes.map((c) => `${letter[c.kind]}  ${c.path}${c.type === "directory" ? "/" : c.type === "symlink" ? " (symlink)" : c.binary ? " (binary)" : ""}`).join("\n"),
+  );
+  return 0;
+}
+
 export async function gcCommand(client: AgentClient, o: SandboxCommandOptions): Promise<number> {
   const result = await client.request("sandbox/gc", {});
   print(o.json, result, () => `expired and deleted: ${result.deleted.join(", ") || "none"}\ncleaned: ${result.cleaned.join(", ") || "nothing"}`);

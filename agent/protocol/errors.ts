@@ -45,6 +45,7 @@ export const errorCatalog = {
   E_CGROUP: -32051,
   E_SPAWN: -32052,
   E_RUNTIME_UNAVAILABLE: -32053,
+  E_UNSUPPORTED_CHANGE: -32060,
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

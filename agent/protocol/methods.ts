@@ -172,6 +172,17 @@ export interface ExecResult {
   limitsHit: ("memory" | "pids")[];
 }
 
+export interface Change {
+  /** Relative to the workspace, with `/` separators. */
+  path: string;
+  kind: "added" | "modified" | "deleted";
+  type: "file" | "directory" | "symlink" | "other";
+  /** A NUL byte in the first 8000 bytes, as git decides. */
+  binary: boolean;
+  size: number;
+  mode: number;
+}
+
 export interface GcResult {
   deleted: string[];
   cleaned: string[];
@@ -228,6 +239,7 @@ export const requests = {
   "sandbox/delete": SandboxIdParams,
   "sandbox/gc": EmptyParams,
   "sandbox/exec": SandboxExecParams,
+  "sandbox/changes": SandboxIdParams,
   "process/spawn": ProcessSpawnParams,
   "process/write": ProcessWriteParams,
   "process/resize": ProcessResizeParams,
@@ -248,6 +260,7 @@ export interface RequestResults {
   "sandbox/delete": { id: string; deleted: boolean };
   "sandbox/gc": GcResult;
   "sandbox/exec": ExecResult;
+  "sandbox/changes": { changes: Change[] };
   "process/spawn": { pid: number };
   "process/write": null;
   "process/resize": null;

@@ -9,7 +9,8 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import type { ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxState } from "../protocol/methods";
+import type { Change, ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxState } from "../protocol/methods";
+import { listChanges } from "../changeset/changes";
 import type { Caller, Session } from "../server/session";
 import type { Logger } from "../log/logger";
 import { SandboxStore, type SandboxRecord } from "./store";
@@ -73,6 +74,12 @@ export class SandboxManager {
 
   get(caller: Caller, id: string): Sandbox {
     return toSandbox(this.find(caller, id));
+  }
+
+  /** What the sandbox changed, from its upper directory (running or stopped alike). */
+  changes(caller: Caller, id: string): Change[] {
+    const record = this.find(caller, id);
+    return listChanges(this.options.store.paths(record.id).upper, record.workspace);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------

@@ -25,6 +25,7 @@ export interface Ucred {
 interface Libc {
   flock(fd: number, operation: number): number;
   mount(source: string, target: string, fstype: string, flags: number, data: string): number;
+  lgetxattr(path: string, name: string, value: Buffer | null, size: number): number;
   umount2(target: string, flags: number): number;
   getsockopt(fd: number, level: number, name: number, value: Ucred, length: number[]): number;
 }
@@ -39,6 +40,7 @@ function load(): Libc {
     flock: lib.func("int flock(int fd, int operation)"),
     mount: lib.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)"),
     umount2: lib.func("int umount2(const char *target, int flags)"),
+    lgetxattr: lib.func("long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)"),
     getsockopt: lib.func("getsockopt", "int", ["int", "int", "int", koffi.out(koffi.pointer(ucred)), koffi.inout(koffi.pointer("uint32_t"))]),
   };
   return libc;
@@ -77,4 +79,11 @@ export function umount2(target: string, flags: number): number {
 export function errnoName(code: number): string {
   const names = Object.entries(os.constants.errno) as [string, number][];
   return names.find(([, value]) => value === code)?.[0] ?? `errno ${code}`;
+}
+
+/** An extended attribute of a path (not following a final symlink); undefined when it has none. */
+export function lgetxattr(path: string, name: string): Buffer | undefined {
+  const buffer = Buffer.alloc(4096);
+  const length = load().lgetxattr(path, name, buffer, buffer.length);
+  return length < 0 ? undefined : buffer.subarray(0, length);
 }

@@ -1,0 +1,42 @@
+/** listChanges over hand-made upper directories: both whiteout forms, both opaque forms. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { listChanges } from "../../agent/changeset/changes";
+
+function layers() {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), "paddock-changes-"));
+  const lower = path.join(base, "lower");
+  const upper = path.join(base, "upper");
+  for (const rel of ["dir/x.txt", "dir/y.txt", "file.txt"]) {
+    fs.mkdirSync(path.dirname(path.join(lower, rel)), { recursive: true });
+    fs.writeFileSync(path.join(lower, rel), rel);
+  }
+  fs.mkdirSync(upper);
+  return { base, lower, upper };
+}
+
+const kinds = (upper: string, lower: string) => listChanges(upper, lower).map((c) => `${c.kind} ${c.path}`);
+
+test("OCI/fuse whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) read like the kernel's", () => {
+  const { base, lower, upper } = layers();
+  fs.writeFileSync(path.join(upper, ".wh.file.txt"), "");
+  fs.mkdirSync(path.join(upper, "dir"));
+  fs.writeFileSync(path.join(upper, "dir", ".wh..wh..opq"), "");
+  fs.writeFileSync(path.join(upper, "dir", "x.txt"), "dir/x.txt"); // re-created identical: no change
+  assert.deepEqual(kinds(upper, lower), ["deleted dir/y.txt", "deleted file.txt"]);
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+test("kernel whiteouts (0/0 character devices) and the opaque attribute (as root, like every test here)", () => {
+  const { base, lower, upper } = layers();
+  execFileSync("mknod", [path.join(upper, "file.txt"), "c", "0", "0"]);
+  fs.mkdirSync(path.join(upper, "dir"));
+  execFileSync("python3", ["-c", `import os; os.setxattr(${JSON.stringify(path.join(upper, "dir"))}, "trusted.overlay.opaque", b"y")`]);
+  fs.writeFileSync(path.join(upper, "dir", "z.txt"), "new");
+  assert.deepEqual(kinds(upper, lower), ["deleted dir/x.txt", "deleted dir/y.txt", "added dir/z.txt", "deleted file.txt"]);
+  fs.rmSync(base, { recursive: true, force: true });
+});
