@@ -88,6 +88,13 @@ test("rootless: writes land only in the sandbox; the program runs as the user, s
   assert.equal(treeHash(ws), before, "the real workspace is unchanged");
   const upper = path.join(stateDir, "sandboxes", id, "upper");
   assert.equal(fs.statSync(path.join(upper, "new.txt")).uid, uid, "files the sandbox made belong to the user");
+  // The rootless upper dir speaks user.overlay.* attributes: changes read them too.
+  const [, changes] = callAs([
+    ["sandbox/exec", { id, argv: ["sh", "-c", "rm -rf src && mkdir src && echo x > src/other.c"] }],
+    ["sandbox/changes", { id }],
+  ]);
+  const listed = (changes!.result as unknown as { changes: { kind: string; path: string }[] }).changes.map((c) => `${c.kind} ${c.path}`);
+  assert.deepEqual(listed, ["modified README.md", "deleted delete-me.txt", "added new.txt", "deleted src/main.c", "added src/other.c"]);
   const [stopped, started, kept] = callAs([["sandbox/stop", { id }], ["sandbox/start", { id }], ["sandbox/exec", { id, argv: ["cat", "new.txt"] }]]);
   assert.equal(stopped!.result!.state, "stopped");
   assert.equal(started!.result!.state, "running");
