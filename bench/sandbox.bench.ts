@@ -26,6 +26,28 @@ function makeTree(dir: string, files: number): void {
 
 const git = (cwd: string, ...args: string[]) => execFileSync("git", ["-c", "user.email=b@b", "-c", "user.name=b", ...args], { cwd, stdio: "ignore" });
 
+/**
+ * sandbox/changes with 1,000 modified files in the largest workspace, beside `git status` of
+ * a worktree with the same edits and `diff -rq` of the workspace against the sandbox's view.
+ */
+async function changesBench(client: AgentClient, ws: string, worktree: string): Promise<Row[]> {
+  const edit = "for i in $(seq 0 999); do echo edited >> d$((i / 100))/f$i.txt; done";
+  const { id } = await client.request("sandbox/create", { workspace: ws });
+  await client.request("sandbox/exec", { id, argv: ["sh", "-c", edit] });
+  execFileSync("sh", ["-c", edit], { cwd: worktree });
+  const samples: number[] = [];
+  let count = 0;
+  for (let i = 0; i < 10; i++) samples.push(await timeMs(async () => (count = (await client.request("sandbox/changes", { id })).changes.length)));
+  const status = await timeMs(() => execFileSync("git", ["status", "--porcelain"], { cwd: worktree, maxBuffer: 64 * 1024 * 1024 }));
+  const merged = path.join(path.dirname(ws), "state", "sandboxes", id, "merged");
+  const diff = await timeMs(() => spawnSync("diff", ["-rq", ws, fs.existsSync(merged) ? merged : ws], { maxBuffer: 64 * 1024 * 1024 }));
+  await client.request("sandbox/delete", { id });
+  const p50 = round(percentile(samples, 50));
+  return [[`sandbox/changes, ${count} modified of ${Math.max(...SIZES)} files (p50)`, `${p50} ms`, `git status ${round(status)} ms; diff -rq ${round(diff)} ms`, "≤ 20 ms", p50 <= 20]];
+}
+
+const changesRows: Row[] = [];
+
 async function createBench(client: AgentClient, work: string): Promise<{ rows: Row[]; results: object[] }> {
   const rows: Row[] = [];
   const results: object[] = [];
@@ -45,6 +67,7 @@ async function createBench(client: AgentClient, work: string): Promise<{ rows: R
     git(ws, "add", "-A");
     git(ws, "commit", "-q", "-m", "tree");
     const worktree = await timeMs(() => git(ws, "worktree", "add", "-q", `${ws}-wt`));
+    if (files === Math.max(...SIZES)) changesRows.push(...(await changesBench(client, ws, `${ws}-wt`)));
     fs.rmSync(`${ws}-wt`, { recursive: true, force: true });
     fs.rmSync(ws, { recursive: true, force: true });
     results.push({ files, createP50Ms: p50, createP99Ms: round(percentile(samples, 99)), cpAMs: round(copy), gitWorktreeAddMs: round(worktree) });
@@ -141,7 +164,7 @@ async function main(): Promise<void> {
       "Sandbox benchmark",
       "Anchors are measured on the same trees in the same run.",
       { create: create.results, exec: exec.result, pty: ptyResult.result },
-      [...create.rows, exec.row, ...ptyResult.rows],
+      [...create.rows, ...changesRows, exec.row, ...ptyResult.rows],
     );
   } finally {
     agent.stop();

@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change } from "../protocol/methods";
-import { lgetxattr } from "../sys/libc";
+import { lgetxattr, llistxattr } from "../sys/libc";
 
 const WHITEOUT_PREFIX = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
@@ -21,12 +21,19 @@ const XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", "user.fuseoverlayfs
 /** Bytes looked at to tell binary from text, as git does. */
 const BINARY_SNIFF = 8000;
 
-function xattr(file: string, name: string): Buffer | undefined {
-  for (const prefix of XATTR_PREFIXES) {
-    const value = lgetxattr(file, prefix + name);
-    if (value !== undefined) return value;
+/** The overlay attributes of an entry (one listing syscall; most entries have none). */
+function overlayAttributes(file: string): Map<string, () => string> {
+  const found = new Map<string, () => string>();
+  for (const name of llistxattr(file)) {
+    const prefix = XATTR_PREFIXES.find((p) => name.startsWith(p));
+    if (prefix) found.set(name.slice(prefix.length), () => lgetxattr(file, name)?.toString() ?? "");
   }
-  return undefined;
+  return found;
+}
+
+function isOpaque(dir: string, names?: string[]): boolean {
+  if ((names ?? safeReaddir(dir)).includes(OPAQUE_MARKER)) return true;
+  return overlayAttributes(dir).get("opaque")?.() === "y";
 }
 
 function lstat(file: string): fs.Stats | undefined {
@@ -91,7 +98,7 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
   const walk = (rel: string, hidden: boolean) => {
     const upperDir = path.join(upperRoot, rel);
     const names = fs.readdirSync(upperDir).sort();
-    const opaque = hidden || names.includes(OPAQUE_MARKER) || xattr(upperDir, "opaque")?.toString() === "y";
+    const opaque = hidden || isOpaque(upperDir, names);
     const present = new Set<string>();
     for (const name of names) {
       if (name === OPAQUE_MARKER) continue;
@@ -108,8 +115,9 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
         deletedTree(childRel);
         continue;
       }
+      const attributes = overlayAttributes(upperPath);
       for (const attribute of ["redirect", "metacopy"]) {
-        if (xattr(upperPath, attribute) !== undefined) {
+        if (attributes.has(attribute)) {
           throw new PaddockError(
             "E_UNSUPPORTED_CHANGE",
             `${childRel} carries an overlay ${attribute} attribute; Paddock cannot tell what it means`,

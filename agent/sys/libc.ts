@@ -26,6 +26,7 @@ interface Libc {
   flock(fd: number, operation: number): number;
   mount(source: string, target: string, fstype: string, flags: number, data: string): number;
   lgetxattr(path: string, name: string, value: Buffer | null, size: number): number;
+  llistxattr(path: string, list: Buffer, size: number): number;
   umount2(target: string, flags: number): number;
   getsockopt(fd: number, level: number, name: number, value: Ucred, length: number[]): number;
 }
@@ -41,6 +42,7 @@ function load(): Libc {
     mount: lib.func("int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)"),
     umount2: lib.func("int umount2(const char *target, int flags)"),
     lgetxattr: lib.func("long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)"),
+    llistxattr: lib.func("long llistxattr(const char *path, _Out_ uint8_t *list, size_t size)"),
     getsockopt: lib.func("getsockopt", "int", ["int", "int", "int", koffi.out(koffi.pointer(ucred)), koffi.inout(koffi.pointer("uint32_t"))]),
   };
   return libc;
@@ -86,4 +88,13 @@ export function lgetxattr(path: string, name: string): Buffer | undefined {
   const buffer = Buffer.alloc(4096);
   const length = load().lgetxattr(path, name, buffer, buffer.length);
   return length < 0 ? undefined : buffer.subarray(0, length);
+}
+
+const xattrNames = Buffer.alloc(64 * 1024);
+
+/** The names of a path's extended attributes (not following a final symlink). */
+export function llistxattr(path: string): string[] {
+  const length = load().llistxattr(path, xattrNames, xattrNames.length);
+  if (length <= 0) return [];
+  return xattrNames.subarray(0, length).toString("utf8").split("\0").filter(Boolean);
 }
