@@ -97,6 +97,10 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
    */
   const walk = (rel: string, hidden: boolean) => {
     const upperDir = path.join(upperRoot, rel);
+    // The workspace is consulted only through real directories: a symlink put in place of one
+    // must not make the agent read (or list) what lies elsewhere.
+    const lowerDir = path.join(workspace, rel);
+    const lowerTrusted = isRealDirectory(lowerDir);
     const names = fs.readdirSync(upperDir).sort();
     const opaque = hidden || isOpaque(upperDir, names);
     const present = new Set<string>();
@@ -106,13 +110,13 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
       const st = fs.lstatSync(upperPath);
       if (name.startsWith(WHITEOUT_PREFIX)) {
         present.add(name.slice(WHITEOUT_PREFIX.length));
-        deletedTree(path.join(rel, name.slice(WHITEOUT_PREFIX.length)));
+        if (lowerTrusted) deletedTree(path.join(rel, name.slice(WHITEOUT_PREFIX.length)));
         continue;
       }
       present.add(name);
       const childRel = path.join(rel, name);
       if (isWhiteoutDevice(st)) {
-        deletedTree(childRel);
+        if (lowerTrusted) deletedTree(childRel);
         continue;
       }
       const attributes = overlayAttributes(upperPath);
@@ -127,7 +131,7 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
         }
       }
       const lowerPath = path.join(workspace, childRel);
-      const lower = lstat(lowerPath);
+      const lower = lowerTrusted ? lstat(lowerPath) : undefined;
       if (!lower || typeOf(lower) !== typeOf(st)) {
         if (lower) deletedTree(childRel); // the type changed: the old one is gone
         changes.push(describe(childRel, "added", upperPath, st));
@@ -149,13 +153,21 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
       }
     }
     // Whatever the workspace has here that an opaque directory did not bring back is deleted.
-    if (opaque) {
-      for (const name of safeReaddir(path.join(workspace, rel))) if (!present.has(name)) deletedTree(path.join(rel, name));
+    if (opaque && lowerTrusted) {
+      for (const name of safeReaddir(lowerDir)) if (!present.has(name)) deletedTree(path.join(rel, name));
     }
   };
 
   walk("", false);
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function isRealDirectory(dir: string): boolean {
+  try {
+    return fs.lstatSync(dir).isDirectory() && fs.realpathSync(dir) === dir;
+  } catch {
+    return false;
+  }
 }
 
 function safeReaddir(dir: string): string[] {

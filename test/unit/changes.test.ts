@@ -40,3 +40,19 @@ test("kernel whiteouts (0/0 character devices) and the opaque attribute (as root
   assert.deepEqual(kinds(upper, lower), ["deleted dir/x.txt", "deleted dir/y.txt", "added dir/z.txt", "deleted file.txt"]);
   fs.rmSync(base, { recursive: true, force: true });
 });
+
+test("a workspace directory swapped for a symlink is not followed: nothing outside is read or listed", () => {
+  const { base, lower, upper } = layers();
+  const outside = path.join(base, "outside");
+  fs.mkdirSync(outside);
+  fs.writeFileSync(path.join(outside, "secret.txt"), "secret");
+  fs.rmSync(path.join(lower, "dir"), { recursive: true });
+  fs.symlinkSync(outside, path.join(lower, "dir"));
+  fs.mkdirSync(path.join(upper, "dir"));
+  fs.writeFileSync(path.join(upper, "dir", ".wh..wh..opq"), "");
+  fs.writeFileSync(path.join(upper, "dir", ".wh.secret.txt"), "");
+  const listed = kinds(upper, lower);
+  assert.ok(listed.every((l) => !l.includes("secret")), listed.join(", "));
+  assert.deepEqual(listed, ["deleted dir", "added dir"]);
+  fs.rmSync(base, { recursive: true, force: true });
+});
