@@ -14,8 +14,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { SandboxPaths } from "../sandbox/store";
 import { bwrapArgs, DEFAULT_PATH, findProgram, type LaunchSpec } from "../runtime/process-runtime";
-import { isMountPoint, mountOverlay, mountPoints, unmountOverlay } from "./overlay";
-import { OVERLAY_OPTIONS } from "../check/probes/overlay";
+import { OVERLAY_OPTIONS, isMountPoint, mountOverlay, mountPoints, refuseUnsafeOptionPaths, unmountOverlay } from "./overlay";
 import type { ChangesetKind } from "../check/system-check";
 
 export interface Changesets {
@@ -67,13 +66,6 @@ function rootLaunch(enterHelper: string, bwrap: string, spec: LaunchSpec): strin
     // paddock-enter has bound the merged view over the workspace path.
     ...bwrapArgs(spec, spec.workspace),
   ];
-}
-
-/** Paths go into a comma-separated option string: characters that would split it are refused. */
-function refuseUnsafeOptionPaths(paths: string[]): void {
-  for (const p of paths) {
-    if (/[,:\\\n]/.test(p)) throw new PaddockError("E_MOUNT", `path ${JSON.stringify(p)} has a character overlay options cannot carry`, "rename it without , : or \\");
-  }
 }
 
 function mountedUnder(sandboxesRoot: string): string[] {

@@ -9,7 +9,6 @@
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import { MNT_DETACH, MS_NODEV, errnoName, mount, umount2 } from "../sys/libc";
-import { OVERLAY_OPTIONS } from "../check/probes/overlay";
 
 export interface OverlayLayers {
   /** An open descriptor of the workspace directory (the lower layer). */
@@ -19,15 +18,21 @@ export interface OverlayLayers {
   merged: string;
 }
 
-/** Characters that overlayfs's option parser treats specially. */
-const UNSAFE_IN_OPTIONS = /[,:\\\n]/;
+// "nofollow" rather than "off": with the overlay module's redirect_always_follow=Y, "off" still
+// follows redirects, and "off" conflicts with userxattr. nofollow neither creates nor follows.
+export const OVERLAY_OPTIONS = "redirect_dir=nofollow,metacopy=off,index=off";
 
-export function mountOverlay(layers: OverlayLayers, label: string): void {
-  for (const p of [layers.upper, layers.work]) {
-    if (UNSAFE_IN_OPTIONS.test(p)) {
-      throw new PaddockError("E_MOUNT", `path ${JSON.stringify(p)} has a character overlayfs options cannot carry`, "use a --state-dir without , : or \\ in its path");
+/** Paths go into a comma-separated option string: characters its parser treats specially are refused. */
+export function refuseUnsafeOptionPaths(paths: string[]): void {
+  for (const p of paths) {
+    if (/[,:\\\n]/.test(p)) {
+      throw new PaddockError("E_MOUNT", `path ${JSON.stringify(p)} has a character overlay options cannot carry (, : \\ or a newline)`, "rename it, or use a --state-dir without those characters");
     }
   }
+}
+
+export function mountOverlay(layers: OverlayLayers, label: string): void {
+  refuseUnsafeOptionPaths([layers.upper, layers.work]);
   const options = `lowerdir=/proc/self/fd/${layers.lowerFd},upperdir=${layers.upper},workdir=${layers.work},${OVERLAY_OPTIONS}`;
   const err = mount(label, layers.merged, "overlay", MS_NODEV, options);
   if (err !== 0) {

@@ -1,5 +1,6 @@
 /** Runs one probe command with a deadline, killing its whole process group if it overruns. */
 import { spawn } from "node:child_process";
+import { DEFAULT_PATH } from "../runtime/process-runtime";
 
 export interface ProbeOutcome {
   exitCode: number | null;
@@ -56,7 +57,7 @@ export function runProbe(command: string, args: string[], options: ProbeOptions)
       detached: true,
       uid: options.uid,
       gid: options.gid,
-      env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
+      env: { PATH: DEFAULT_PATH, LANG: "C.UTF-8" },
     });
     if (child.pid !== undefined) running.add(child.pid);
     const stop = () => {

@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { RawPeer } from "./raw-peer";
 import { isListening } from "../../agent/protocol/client";
+import { mountPoints } from "../../agent/changeset/overlay";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 export const PADDOCK = path.join(REPO, "dist", "paddock.js");
@@ -22,11 +23,7 @@ process.on("exit", () => {
 });
 
 function mountPointsUnder(dir: string): string[] {
-  return fs
-    .readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4] ?? "")
-    .filter((p) => p.startsWith(dir + "/"));
+  return mountPoints().filter((p) => p.startsWith(dir + "/"));
 }
 
 /** A fresh directory, removed when the test process exits. */

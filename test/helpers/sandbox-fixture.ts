@@ -1,11 +1,14 @@
 /** A real agent on a socket with a fresh state dir, and typed clients of it. */
-import { after } from "node:test";
+import { after, before } from "node:test";
+import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { AgentClient } from "../../agent/protocol/client";
 import { startSocketAgent, tempDir, type AgentProcess } from "./agent-process";
 import { cgroupScope } from "../../agent/runtime/cgroup";
+import { mountPoints } from "../../agent/changeset/overlay";
+import type { PaddockError } from "../../agent/protocol/errors";
 
 export interface Fixture {
   base: string;
@@ -93,11 +96,7 @@ export function treeHash(dir: string): string {
 }
 
 export function mountsUnder(dir: string): string[] {
-  return fs
-    .readFileSync("/proc/self/mountinfo", "utf8")
-    .split("\n")
-    .map((l) => l.split(" ")[4] ?? "")
-    .filter((p) => p.startsWith(dir));
+  return mountPoints().filter((p) => p.startsWith(dir));
 }
 
 /** The directory of the cgroups of a state dir's sandboxes (v1 pids hierarchy, or v2). */
@@ -131,4 +130,34 @@ export function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs =
     };
     tick();
   });
+}
+
+/** One agent (and one client of it) for a whole test file, started before its tests. */
+export function fixtureForFile(extraArgs: string[] = []): { readonly fx: Fixture; readonly client: AgentClient } {
+  let fx: Fixture | undefined;
+  let client: AgentClient | undefined;
+  before(async () => {
+    fx = await startFixture(extraArgs);
+    client = await fx.client();
+  });
+  return {
+    get fx() {
+      return fx!;
+    },
+    get client() {
+      return client!;
+    },
+  };
+}
+
+/** Asserts that a request is refused with `code`, a hint, and (optionally) a message matching `pattern`. */
+export async function refused(promise: Promise<unknown>, code: string, pattern?: RegExp): Promise<PaddockError> {
+  const err = await promise.then(
+    () => assert.fail(`expected ${code}`),
+    (e: unknown) => e as PaddockError,
+  );
+  assert.equal(err.code, code, err.message);
+  assert.ok(err.hint, "every refusal carries a hint");
+  if (pattern) assert.match(err.message, pattern);
+  return err;
 }

@@ -1,27 +1,16 @@
 /** sandbox/changes: what a sandbox changed, read from its upper directory, exactly. */
-import { test, before, after } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { AgentClient } from "../../agent/protocol/client";
 import type { Change } from "../../agent/protocol/methods";
-import { PaddockError } from "../../agent/protocol/errors";
-import { startFixture, type Fixture } from "../helpers/sandbox-fixture";
+import { fixtureForFile, refused } from "../helpers/sandbox-fixture";
 
-let fx: Fixture;
-let client: AgentClient;
-
-before(async () => {
-  fx = await startFixture();
-  client = await fx.client();
-});
-after(async () => {
-  await fx.stop();
-});
+const shared = fixtureForFile();
 
 function workspace(name: string): string {
-  const ws = path.join(fx.base, name);
+  const ws = path.join(shared.fx.base, name);
   const write = (rel: string, content: string | Buffer, mode = 0o644) => {
     fs.mkdirSync(path.dirname(path.join(ws, rel)), { recursive: true });
     fs.writeFileSync(path.join(ws, rel), content, { mode });
@@ -44,7 +33,7 @@ const summary = (changes: Change[]) => changes.map((c) => `${c.kind[0]!.toUpperC
 
 test("every kind of change is reported once, exactly; untouched and identical files are not", async () => {
   const ws = workspace("ws-changes");
-  const { id } = await client.request("sandbox/create", { workspace: ws });
+  const { id } = await shared.client.request("sandbox/create", { workspace: ws });
   const script = [
     "printf 'one\\nTWO\\n' > edit.txt",
     "cp same.txt /tmp/s && cat /tmp/s > same.txt", // written, but identical
@@ -57,9 +46,9 @@ test("every kind of change is reported once, exactly; untouched and identical fi
     "mkdir -p 'new dir/ü' && printf '\\000\\001binary' > 'new dir/ü/data.bin' && : > empty",
     "rm typechange && mkdir typechange",
   ].join(" && ");
-  const run = await client.request("sandbox/exec", { id, argv: ["sh", "-c", script] });
+  const run = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", script] });
   assert.equal(run.exitCode, 0, run.stderr);
-  const { changes } = await client.request("sandbox/changes", { id });
+  const { changes } = await shared.client.request("sandbox/changes", { id });
   assert.deepEqual(summary(changes), [
     "M file chmod.sh",
     "A symlink dangling",
@@ -83,22 +72,16 @@ test("every kind of change is reported once, exactly; untouched and identical fi
   assert.deepEqual([bin.binary, bin.size], [true, 8]);
   assert.equal(changes.find((c) => c.path === "chmod.sh")!.mode, 0o755);
   assert.equal(changes.find((c) => c.path === "edit.txt")!.binary, false);
-  await client.request("sandbox/delete", { id });
+  await shared.client.request("sandbox/delete", { id });
 });
 
 test("an upper entry with an overlay redirect attribute is refused, not guessed at", async () => {
   const ws = workspace("ws-redirect");
-  const { id } = await client.request("sandbox/create", { workspace: ws });
-  await client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo x > edit.txt"] });
-  const upper = path.join(fx.stateDir, "sandboxes", id, "upper", "edit.txt");
+  const { id } = await shared.client.request("sandbox/create", { workspace: ws });
+  await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo x > edit.txt"] });
+  const upper = path.join(shared.fx.stateDir, "sandboxes", id, "upper", "edit.txt");
   const set = spawnSync("python3", ["-c", `import os; os.setxattr(${JSON.stringify(upper)}, "trusted.overlay.redirect", b"/keep.txt")`]);
   assert.equal(set.status, 0, set.stderr?.toString());
-  const err = await client.request("sandbox/changes", { id }).then(
-    () => assert.fail("expected a refusal"),
-    (e: unknown) => e as PaddockError,
-  );
-  assert.equal(err.code, "E_UNSUPPORTED_CHANGE");
-  assert.match(err.message, /edit\.txt carries an overlay redirect/);
-  assert.ok(err.hint);
-  await client.request("sandbox/delete", { id });
+  await refused(shared.client.request("sandbox/changes", { id }), "E_UNSUPPORTED_CHANGE", /edit\.txt carries an overlay redirect/);
+  await shared.client.request("sandbox/delete", { id });
 });

@@ -4,12 +4,11 @@
  * and the lower dir was not touched.
  */
 import { describeFailure, runProbe } from "../run-probe";
+import { OVERLAY_OPTIONS } from "../../changeset/overlay";
 import type { ProbeContext, ProbeVerdict } from "./context";
 
 const NOBODY = 65534;
-// "nofollow" rather than "off": with the overlay module's redirect_always_follow=Y, "off" still
-// follows redirects, and "off" conflicts with userxattr. nofollow neither creates nor follows.
-export const OVERLAY_OPTIONS = "redirect_dir=nofollow,metacopy=off,index=off";
+
 
 /**
  * A shell script that builds the layers under "$d", then, in the namespaces `unshare` makes,
