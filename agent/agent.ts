@@ -71,6 +71,11 @@ export class Agent {
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params, session));
     request("sandbox/changes", (params, _call, session) => ({ changes: sandboxes.changes(session.caller, params.id) }));
+    request("sandbox/readFile", (params, _call, session) => sandboxes.readFile(session.caller, params.id, params.path));
+    request("sandbox/writeFile", (params, _call, session) => sandboxes.writeFile(session.caller, params.id, params.path, params.content));
+    request("sandbox/diff", (params, _call, session) => sandboxes.diff(session.caller, params.id, params.paths, params.context));
+    request("sandbox/approve", (params, _call, session) => sandboxes.approve(session.caller, params.id, params));
+    request("sandbox/reject", (params, _call, session) => sandboxes.reject(session.caller, params.id, params));
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", async (params, _call, session) => {
       await processes.write(session.caller, params.pid, params.data, params.eof ?? false);

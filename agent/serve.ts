@@ -110,6 +110,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
   await sandboxes.reconcile();
   sandboxes.startTtlSweeper();
   cleanups.push(() => sandboxes.stopTtlSweeper());
+  cleanups.push(() => void sandboxes.closeWatchers());
 
   if (options.transport.kind === "stdio") {
     const connection = agent.attach(process.stdin, process.stdout, { uid }, "stdio");

@@ -15,8 +15,8 @@ import { PaddockError } from "../protocol/errors";
 import type { Change } from "../protocol/methods";
 import { lgetxattr, llistxattr } from "../sys/libc";
 
-const WHITEOUT_PREFIX = ".wh.";
-const OPAQUE_MARKER = ".wh..wh..opq";
+export const WHITEOUT_PREFIX = ".wh.";
+export const OPAQUE_MARKER = ".wh..wh..opq";
 const XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", "user.fuseoverlayfs."];
 /** Bytes looked at to tell binary from text, as git does. */
 const BINARY_SNIFF = 8000;
@@ -31,7 +31,7 @@ function overlayAttributes(file: string): Map<string, () => string> {
   return found;
 }
 
-function isOpaque(dir: string, names?: string[]): boolean {
+export function isOpaque(dir: string, names?: string[]): boolean {
   if ((names ?? safeReaddir(dir)).includes(OPAQUE_MARKER)) return true;
   return overlayAttributes(dir).get("opaque")?.() === "y";
 }
@@ -51,7 +51,7 @@ function typeOf(st: fs.Stats): Change["type"] {
   return "other";
 }
 
-function isWhiteoutDevice(st: fs.Stats): boolean {
+export function isWhiteoutDevice(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 

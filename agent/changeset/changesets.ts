@@ -22,6 +22,8 @@ export interface Changesets {
   mount(id: string, paths: SandboxPaths, workspace: { fd: number; path: string }): Promise<void>;
   unmount(id: string, paths: SandboxPaths): Promise<void>;
   isMounted(id: string, paths: SandboxPaths): boolean;
+  /** Where the agent itself reaches the merged view of a mounted sandbox. */
+  viewPath(id: string, paths: SandboxPaths): string;
   /** The command line that runs the program in the sandbox. */
   launch(spec: LaunchSpec): string[];
   /** Sandbox ids that have a mount, so that orphans (no record) can be found. */
@@ -43,6 +45,10 @@ export class KernelChangesets implements Changesets {
 
   isMounted(_id: string, paths: SandboxPaths): boolean {
     return isMountPoint(paths.merged);
+  }
+
+  viewPath(_id: string, paths: SandboxPaths): string {
+    return paths.merged;
   }
 
   launch(spec: LaunchSpec): string[] {
@@ -108,6 +114,10 @@ export class FuseChangesets implements Changesets {
 
   isMounted(_id: string, paths: SandboxPaths): boolean {
     return isMountPoint(paths.merged);
+  }
+
+  viewPath(_id: string, paths: SandboxPaths): string {
+    return paths.merged;
   }
 
   launch(spec: LaunchSpec): string[] {
@@ -178,6 +188,13 @@ export class UserNamespaceChangesets implements Changesets {
   isMounted(id: string): boolean {
     const holder = this.holders.get(id);
     return holder !== undefined && holder.exitCode === null && holder.signalCode === null;
+  }
+
+  /** The mount lives in the holder's namespace; its /proc root leads there (same user, so allowed). */
+  viewPath(id: string, paths: SandboxPaths): string {
+    const holder = this.holders.get(id);
+    if (!holder?.pid) throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is not mounted`, "start it (sandbox/start)");
+    return `/proc/${holder.pid}/root${paths.merged}`;
   }
 
   launch(spec: LaunchSpec): string[] {

@@ -46,6 +46,9 @@ export const errorCatalog = {
   E_SPAWN: -32052,
   E_RUNTIME_UNAVAILABLE: -32053,
   E_UNSUPPORTED_CHANGE: -32060,
+  E_HUNK_MISMATCH: -32061,
+  E_FILE_TOO_LARGE: -32062,
+  E_UNSAFE_PATH: -32063,
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

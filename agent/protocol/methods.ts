@@ -183,6 +183,129 @@ export interface Change {
   mode: number;
 }
 
+// ---- review ----------------------------------------------------------------------------
+
+/** A path relative to the workspace, with `/` separators, without `.` or `..` parts. */
+export const RelativePath = z
+  .string()
+  .min(1)
+  .max(4095)
+  .refine((p) => !p.includes("\0") && !p.startsWith("/") && p.split("/").every((part) => part !== "" && part !== "." && part !== ".."), 'must be relative, with "/" separators and no "." or ".." parts');
+
+export const RelativePaths = z.array(RelativePath).max(100_000);
+
+/**
+ * One hunk, as line ranges of the workspace's version (old) and the sandbox's (new): 0-based,
+ * end exclusive. It selects every change of `sandbox/diff` that lies within it on both sides,
+ * so a change as `sandbox/diff` lists it and a wider hunk with context lines both work.
+ */
+export const HunkSelector = z
+  .object({
+    path: RelativePath,
+    oldStart: z.number().int().min(0),
+    oldEnd: z.number().int().min(0),
+    newStart: z.number().int().min(0),
+    newEnd: z.number().int().min(0),
+  })
+  .strict()
+  .refine((h) => h.oldStart <= h.oldEnd && h.newStart <= h.newEnd, "a range's start must not be after its end");
+export type HunkSelector = z.infer<typeof HunkSelector>;
+
+export const SandboxPathParams = z.object({ id: SandboxId, path: RelativePath }).strict();
+
+export const SandboxWriteFileParams = z
+  .object({
+    id: SandboxId,
+    path: RelativePath,
+    /** base64 */
+    content: z.string().max(48 * 1024 * 1024),
+  })
+  .strict();
+
+export interface ReadFileResult {
+  path: string;
+  type: "file" | "directory" | "symlink" | "other";
+  mode: number;
+  size: number;
+  /** base64 of a file's bytes; a symlink's target is in `target`. */
+  content: string;
+  target?: string;
+  /** Directories only: the names inside, as the sandbox sees them. */
+  entries?: string[];
+}
+
+export const SandboxDiffParams = z
+  .object({
+    id: SandboxId,
+    paths: RelativePaths.optional(),
+    context: z.number().int().min(0).max(1000).optional(),
+  })
+  .strict();
+
+export interface FileDiff {
+  path: string;
+  binary: boolean;
+  /** The line changes from the workspace's version to the sandbox's: what hunk selectors select among. */
+  changes: { oldStart: number; oldEnd: number; newStart: number; newEnd: number }[];
+}
+
+export interface DiffResult {
+  /** A git-style unified patch that `git apply` accepts; binary files are named, not dumped. */
+  patch: string;
+  files: FileDiff[];
+}
+
+export const SandboxApproveParams = z
+  .object({
+    id: SandboxId,
+    /** Paths (files or folders) to approve; with neither paths nor hunks, everything. */
+    paths: RelativePaths.optional(),
+    hunks: z.array(HunkSelector).max(100_000).optional(),
+    /** Apply over conflicts: everywhere (true) or at these paths and below. */
+    force: z.union([z.boolean(), RelativePaths]).optional(),
+  })
+  .strict();
+
+export const SandboxRejectParams = z
+  .object({
+    id: SandboxId,
+    paths: RelativePaths.optional(),
+    hunks: z.array(HunkSelector).max(100_000).optional(),
+  })
+  .strict();
+
+export type ConflictReason = "both-modified" | "deleted-in-sandbox" | "deleted-in-workspace" | "added-in-both" | "type-changed";
+
+export interface Conflict {
+  path: string;
+  reason: ConflictReason;
+  /**
+   * The three versions as text (null: nothing at that path); left out when a version is
+   * binary, too large, or (for the base) was not captured.
+   */
+  base?: string | null;
+  workspace?: string | null;
+  sandbox?: string | null;
+  /** The three-way merge, when it is clean. */
+  merged?: string;
+}
+
+export interface Skipped {
+  path: string;
+  reason: string;
+}
+
+export interface ApproveResult {
+  applied: string[];
+  conflicts: Conflict[];
+  skipped: Skipped[];
+}
+
+export interface RejectResult {
+  rejected: string[];
+  skipped: Skipped[];
+}
+
 export interface GcResult {
   deleted: string[];
   cleaned: string[];
@@ -221,6 +344,8 @@ export interface AgentNotifications {
   "sandbox/didChangeState": { id: string; state: SandboxState | "deleted" };
   "process/output": { pid: number; stream: "stdout" | "stderr"; data: string };
   "process/exit": { pid: number; exitCode: number | null; signal: string | null };
+  /** Paths under which a sandbox's changes may have changed (debounced; a folder covers what it holds). */
+  "sandbox/didChange": { id: string; paths: string[] };
 }
 
 // ---- the method table ------------------------------------------------------------------
@@ -240,6 +365,11 @@ export const requests = {
   "sandbox/gc": EmptyParams,
   "sandbox/exec": SandboxExecParams,
   "sandbox/changes": SandboxIdParams,
+  "sandbox/readFile": SandboxPathParams,
+  "sandbox/writeFile": SandboxWriteFileParams,
+  "sandbox/diff": SandboxDiffParams,
+  "sandbox/approve": SandboxApproveParams,
+  "sandbox/reject": SandboxRejectParams,
   "process/spawn": ProcessSpawnParams,
   "process/write": ProcessWriteParams,
   "process/resize": ProcessResizeParams,
@@ -261,6 +391,11 @@ export interface RequestResults {
   "sandbox/gc": GcResult;
   "sandbox/exec": ExecResult;
   "sandbox/changes": { changes: Change[] };
+  "sandbox/readFile": ReadFileResult;
+  "sandbox/writeFile": null;
+  "sandbox/diff": DiffResult;
+  "sandbox/approve": ApproveResult;
+  "sandbox/reject": RejectResult;
   "process/spawn": { pid: number };
   "process/write": null;
   "process/resize": null;

@@ -20,6 +20,17 @@ import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
 import { ENTER_FAILED, type LaunchSpec } from "../runtime/process-runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
+import type { ApproveResult, DiffResult, ReadFileResult, RejectResult } from "../protocol/methods";
+import { UpperWatcher } from "../changeset/upper-watcher";
+import { BaseStore } from "../review/bases";
+import { approve, type ApproveRequest } from "../review/approve";
+import { changedAfter, changedSince } from "../review/conflicts";
+import { readEntry } from "../review/entries";
+import { recoverJournal } from "../review/journal";
+import { diffChanges, readSandboxFile } from "../review/read";
+import { reject, writeSandboxFile, type RejectRequest } from "../review/reject";
+import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/target";
+import { BeneathError } from "../sys/beneath";
 
 export interface CreateRequest {
   workspace: string;
@@ -60,6 +71,9 @@ export class SandboxManager {
   /** Each running `sandbox/exec`, per sandbox: how to kill it and when it is over. */
   private readonly execs = new Map<string, Set<{ kill: () => void; done: Promise<void> }>>();
 
+  /** Live updates and base capture, while a sandbox is mounted. */
+  private readonly watcher = new UpperWatcher((id, paths) => this.upperChanged(id, paths));
+
   constructor(private readonly options: ManagerOptions) {}
 
   // ---- queries ---------------------------------------------------------------------------
@@ -84,6 +98,127 @@ export class SandboxManager {
       throw new PaddockError("E_INVALID_WORKSPACE", `${record.workspace} is no longer the directory this sandbox was made from`, "its changes are kept in the sandbox; delete it when you no longer need them");
     }
     return listChanges(this.options.store.paths(record.id).upper, record.workspace);
+  }
+
+  // ---- review ----------------------------------------------------------------------------
+
+  diff(caller: Caller, id: string, paths: string[] | undefined, context: number | undefined): DiffResult {
+    const changes = this.changes(caller, id);
+    return reviewing(() => withTrees(this.reviewTarget(this.find(caller, id)), (ws, upper) => diffChanges(upper, ws, changes, paths, context ?? 3)));
+  }
+
+  readFile(caller: Caller, id: string, rel: string): ReadFileResult {
+    const record = this.find(caller, id);
+    return reviewing(() => withTrees(this.reviewTarget(record), (ws, upper) => readSandboxFile(upper, ws, rel)));
+  }
+
+  async writeFile(caller: Caller, id: string, rel: string, base64: string): Promise<null> {
+    const record = this.find(caller, id);
+    const bytes = Buffer.from(base64, "base64");
+    return this.serialized(id, () =>
+      this.withView(record, (view) => {
+        const owner = ownerIds(record.ownerUid);
+        writeSandboxFile(view, rel, bytes, [owner.uid, owner.gid]);
+        return null;
+      }),
+    );
+  }
+
+  async approve(caller: Caller, id: string, request: ApproveRequest): Promise<ApproveResult> {
+    const record = this.find(caller, id);
+    // One approve at a time per sandbox, and per workspace (two sandboxes of one folder).
+    return this.serialized(id, () =>
+      this.serialized(`workspace ${record.workspaceId}`, async () => {
+        this.stillThere(record);
+        this.recoverApprove(record);
+        const result = await reviewing(() => approve(this.reviewTarget(record), this.changes(caller, id), request));
+        this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
+        return result;
+      }),
+    );
+  }
+
+  async reject(caller: Caller, id: string, request: RejectRequest): Promise<RejectResult> {
+    const record = this.find(caller, id);
+    return this.serialized(id, () =>
+      this.withView(record, (view) => {
+        const result = reviewing(() => reject(this.reviewTarget(record), view, this.changes(caller, id), request));
+        this.options.log.info("rejected", { sandboxId: id, rejected: result.rejected.length, skipped: result.skipped.length });
+        return result;
+      }),
+    );
+  }
+
+  private reviewTarget(record: SandboxRecord): ReviewTarget {
+    const paths = this.options.store.paths(record.id);
+    return {
+      sandboxId: record.id,
+      workspace: record.workspace,
+      workspaceId: record.workspaceId,
+      upper: paths.upper,
+      journal: paths.journal,
+      bases: new BaseStore(paths.bases),
+      chown: process.getuid?.() === 0,
+      log: this.options.log,
+    };
+  }
+
+  /** Finishes or rolls back an approve that a crash interrupted. */
+  private recoverApprove(record: SandboxRecord): void {
+    const paths = this.options.store.paths(record.id);
+    if (!fs.existsSync(paths.journal)) return;
+    const ws = openWorkspaceTree(record);
+    try {
+      const recovered = recoverJournal(ws, paths.journal);
+      if (recovered) this.options.log.warn(recovered.state === "committed" ? "finished an interrupted approve" : "rolled back an interrupted approve", { sandboxId: record.id, failures: recovered.failures });
+    } finally {
+      ws.close();
+    }
+  }
+
+  /**
+   * Runs `work` against the sandbox's merged view; a stopped sandbox is mounted just for it.
+   * Runs in the sandbox's queue, so that nothing starts or stops it meanwhile.
+   */
+  private async withView<T>(record: SandboxRecord, work: (view: string) => T): Promise<T> {
+    this.stillThere(record);
+    const paths = this.options.store.paths(record.id);
+    const changesets = this.options.changesets;
+    if (changesets.isMounted(record.id, paths)) return work(changesets.viewPath(record.id, paths));
+    const workspace = openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
+    try {
+      if (workspace.id !== record.workspaceId) throw new PaddockError("E_INVALID_WORKSPACE", `${record.workspace} is no longer the directory this sandbox was made from`, "its changes are kept in the sandbox");
+      await changesets.mount(record.id, paths, workspace);
+    } finally {
+      workspace.close();
+    }
+    try {
+      return work(changesets.viewPath(record.id, paths));
+    } finally {
+      await changesets.unmount(record.id, paths);
+    }
+  }
+
+  /** The watcher saw the upper directory change: capture bases, tell the clients. */
+  private upperChanged(id: string, paths: string[]): void {
+    const record = this.records.get(id);
+    if (!record || record.state !== "running") return;
+    try {
+      const target = this.reviewTarget(record);
+      withTrees(target, (ws, upper) => {
+        for (const rel of paths) {
+          if (rel === "" || target.bases.has(rel)) continue;
+          const since = changedSince(upper, rel);
+          if (since === undefined) continue;
+          const workspace = readEntry(ws, rel);
+          // Taken only if the workspace's copy is still what it was when the sandbox changed it.
+          if (!workspace || !changedAfter(workspace, since)) target.bases.record(rel, ws, workspace);
+        }
+      });
+    } catch (err) {
+      this.options.log.debug("cannot capture bases", { sandboxId: id, error: (err as Error).message });
+    }
+    this.options.broadcast(record.ownerUid, "sandbox/didChange", { id, paths });
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -126,6 +261,7 @@ export class SandboxManager {
       try {
         this.options.store.save(record); // before anything is made
         await this.makeResources(record, workspace);
+        this.watcher.watch(id, this.options.store.paths(id).upper);
         this.setState(record, "running");
         log.info("sandbox created", { workspace: record.workspace, name: record.name, network: record.network, limits });
         return toSandbox(record);
@@ -148,6 +284,7 @@ export class SandboxManager {
       this.stopping.add(id);
       try {
         await this.killProcesses(record);
+        await this.watcher.unwatch(id);
         await this.options.changesets.unmount(id, this.options.store.paths(id));
         this.setState(record, "stopped");
       } finally {
@@ -164,6 +301,7 @@ export class SandboxManager {
       this.stillThere(record);
       if (record.state === "running") return toSandbox(record);
       await this.makeResources(record);
+      this.watcher.watch(id, this.options.store.paths(id).upper);
       this.setState(record, "running");
       this.options.log.info("sandbox started", { sandboxId: id });
       return toSandbox(record);
@@ -236,6 +374,11 @@ export class SandboxManager {
     clearInterval(this.ttlTimer);
   }
 
+  /** At shutdown: no more live updates. */
+  async closeWatchers(): Promise<void> {
+    await this.watcher.closeAll();
+  }
+
   /** Deletes expired sandboxes; returns them. */
   async expire(now = Date.now()): Promise<SandboxRecord[]> {
     const expired = [...this.records.values()].filter((r) => r.expiresAt !== undefined && Date.parse(r.expiresAt) <= now && r.state !== "deleting");
@@ -294,6 +437,11 @@ export class SandboxManager {
     }
     // Whatever ran in it died with the previous agent (bwrap --die-with-parent); make sure.
     await this.cgroupOf(record)?.killAll().catch(() => undefined);
+    try {
+      this.recoverApprove(record);
+    } catch (err) {
+      rlog.error("cannot recover an interrupted approve; its journal is kept", { error: (err as Error).message });
+    }
     const paths = this.options.store.paths(record.id);
     if (record.state === "stopped") {
       await this.options.changesets.unmount(record.id, paths);
@@ -304,11 +452,13 @@ export class SandboxManager {
     const rebooted = record.bootId !== this.options.bootId;
     if (mounted && !rebooted) {
       if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
+      this.watcher.watch(record.id, paths.upper);
       rlog.info("adopted running sandbox");
       return;
     }
     try {
       await this.makeResources(record);
+      this.watcher.watch(record.id, paths.upper);
       record.bootId = this.options.bootId;
       this.options.store.save(record);
       rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
@@ -402,6 +552,7 @@ export class SandboxManager {
   private async destroy(record: SandboxRecord): Promise<void> {
     this.setState(record, "deleting");
     await this.killProcesses(record);
+    await this.watcher.unwatch(record.id);
     await this.cgroupOf(record)?.remove();
     await this.removeLeftovers(record.id);
     this.records.delete(record.id);
@@ -450,6 +601,20 @@ export class SandboxManager {
       if (this.queues.get(id) === settled) this.queues.delete(id);
     });
     return next;
+  }
+}
+
+/** A symlink swapped in by the sandbox while the agent works is a refusal, not a crash. */
+function reviewing<T>(work: () => T): T {
+  const refuse = (err: unknown): never => {
+    if (err instanceof BeneathError) throw new PaddockError("E_UNSAFE_PATH", `refused: ${err.message}`, "something in the sandbox changed while it was read; list its changes again");
+    throw err;
+  };
+  try {
+    const result = work();
+    return (result instanceof Promise ? result.catch(refuse) : result) as T;
+  } catch (err) {
+    return refuse(err);
   }
 }
 

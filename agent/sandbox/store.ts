@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Sandbox } from "../protocol/methods";
 import { PaddockError } from "../protocol/errors";
+import { fsyncDir, writeDurably } from "../state/durable";
 
 export interface SandboxRecord extends Sandbox {
   /** The boot during which the overlay was last mounted. */
@@ -24,6 +25,10 @@ export interface SandboxPaths {
   upper: string;
   work: string;
   merged: string;
+  /** An approve in progress (see review/approve.ts). */
+  journal: string;
+  /** What each changed path was before the sandbox changed it (see review/bases.ts). */
+  bases: string;
 }
 
 const RECORD = "record.json";
@@ -35,7 +40,15 @@ export class SandboxStore {
 
   paths(id: string): SandboxPaths {
     const dir = path.join(this.root, id);
-    return { dir, record: path.join(dir, RECORD), upper: path.join(dir, "upper"), work: path.join(dir, "work"), merged: path.join(dir, "merged") };
+    return {
+      dir,
+      record: path.join(dir, RECORD),
+      upper: path.join(dir, "upper"),
+      work: path.join(dir, "work"),
+      merged: path.join(dir, "merged"),
+      journal: path.join(dir, "approve-journal.json"),
+      bases: path.join(dir, "bases"),
+    };
   }
 
   /** Writes a record durably; creates the sandbox's directory on first write. */
@@ -53,16 +66,7 @@ export class SandboxStore {
       fs.mkdirSync(dir, { mode: 0o700 });
       fsyncDir(this.root);
     }
-    const tmp = `${file}.tmp`;
-    const fd = fs.openSync(tmp, "w", 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(record, null, 2) + "\n");
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    fsyncDir(dir);
+    writeDurably(file, JSON.stringify(record, null, 2) + "\n");
   }
 
   /**
@@ -111,14 +115,5 @@ function safeReaddir(dir: string): string[] {
     return fs.readdirSync(dir);
   } catch {
     return [];
-  }
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, "r");
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
   }
 }

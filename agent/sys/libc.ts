@@ -29,6 +29,14 @@ interface Libc {
   llistxattr(path: string, list: Buffer, size: number): number;
   umount2(target: string, flags: number): number;
   getsockopt(fd: number, level: number, name: number, value: Ucred, length: number[]): number;
+  syscall(number: number, ...args: unknown[]): number | bigint;
+  renameat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string): number;
+  unlinkat(dirfd: number, path: string, flags: number): number;
+  mkdirat(dirfd: number, path: string, mode: number): number;
+  symlinkat(target: string, dirfd: number, path: string): number;
+  readlinkat(dirfd: number, path: string, buffer: Buffer, size: number): number;
+  flistxattr(fd: number, list: Buffer, size: number): number;
+  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): number;
 }
 
 let libc: Libc | undefined;
@@ -44,6 +52,14 @@ function load(): Libc {
     lgetxattr: lib.func("long lgetxattr(const char *path, const char *name, _Out_ uint8_t *value, size_t size)"),
     llistxattr: lib.func("long llistxattr(const char *path, _Out_ uint8_t *list, size_t size)"),
     getsockopt: lib.func("getsockopt", "int", ["int", "int", "int", koffi.out(koffi.pointer(ucred)), koffi.inout(koffi.pointer("uint32_t"))]),
+    syscall: lib.func("long syscall(long number, ...)"),
+    renameat: lib.func("int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath)"),
+    unlinkat: lib.func("int unlinkat(int dirfd, const char *path, int flags)"),
+    mkdirat: lib.func("int mkdirat(int dirfd, const char *path, uint32_t mode)"),
+    symlinkat: lib.func("int symlinkat(const char *target, int dirfd, const char *path)"),
+    readlinkat: lib.func("long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buffer, size_t size)"),
+    flistxattr: lib.func("long flistxattr(int fd, _Out_ uint8_t *list, size_t size)"),
+    fchownat: lib.func("int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)"),
   };
   return libc;
 }
@@ -97,4 +113,66 @@ export function llistxattr(path: string): string[] {
   const length = load().llistxattr(path, xattrNames, xattrNames.length);
   if (length <= 0) return [];
   return xattrNames.subarray(0, length).toString("utf8").split("\0").filter(Boolean);
+}
+
+// ---- calls relative to a directory descriptor (see sys/beneath.ts) ----------------------
+
+const SYS_OPENAT2 = 437;
+export const RESOLVE_NO_XDEV = 0x01;
+export const RESOLVE_NO_MAGICLINKS = 0x02;
+export const RESOLVE_NO_SYMLINKS = 0x04;
+export const RESOLVE_BENEATH = 0x08;
+export const AT_REMOVEDIR = 0x200;
+
+/** openat2(2) (no glibc wrapper in Debian 12); returns the fd, or minus the errno. */
+export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags >>> 0), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(resolve), 16);
+  const fd = Number(load().syscall(SYS_OPENAT2, "int", dirfd, "str", path, "void *", how, "size_t", how.length));
+  return fd < 0 ? -errno() : fd;
+}
+
+const orErrno = (result: number): number => (result === 0 ? 0 : errno());
+
+/** renameat(2); returns 0 or the errno. */
+export function renameat(fromDir: number, from: string, toDir: number, to: string): number {
+  return orErrno(load().renameat(fromDir, from, toDir, to));
+}
+
+/** unlinkat(2); returns 0 or the errno. */
+export function unlinkat(dirfd: number, name: string, flags: number): number {
+  return orErrno(load().unlinkat(dirfd, name, flags));
+}
+
+/** mkdirat(2); returns 0 or the errno. */
+export function mkdirat(dirfd: number, name: string, mode: number): number {
+  return orErrno(load().mkdirat(dirfd, name, mode));
+}
+
+/** symlinkat(2); returns 0 or the errno. */
+export function symlinkat(target: string, dirfd: number, name: string): number {
+  return orErrno(load().symlinkat(target, dirfd, name));
+}
+
+/** readlinkat(2) of a name in a directory (an empty name reads an O_PATH descriptor of the link itself). */
+export function readlinkat(dirfd: number, name: string): string | number {
+  const buffer = Buffer.alloc(4096);
+  const length = Number(load().readlinkat(dirfd, name, buffer, buffer.length));
+  return length < 0 ? errno() : buffer.subarray(0, length).toString("utf8");
+}
+
+/** The names of an open file's extended attributes. */
+export function flistxattr(fd: number): string[] {
+  const length = Number(load().flistxattr(fd, xattrNames, xattrNames.length));
+  if (length <= 0) return [];
+  return xattrNames.subarray(0, length).toString("utf8").split("\0").filter(Boolean);
+}
+
+const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/** Changes the owner of a name in a directory, never following a symlink; returns 0 or the errno. */
+export function fchownat(dirfd: number, name: string, uid: number, gid: number): number {
+  return orErrno(load().fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW));
 }

@@ -1,0 +1,61 @@
+/**
+ * Follows a sandbox's upper directory while it runs (chokidar over inotify), and reports in
+ * debounced batches which workspace paths may have changed: the views of a client follow a
+ * running command without listing everything again.
+ */
+import { watch, type FSWatcher } from "chokidar";
+import * as path from "node:path";
+import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./changes";
+
+const DEBOUNCE_MS = 100;
+/** A batch larger than this is reported as "everything" (the root): clients list again. */
+const MAX_BATCH_PATHS = 1000;
+
+/** The workspace path an upper directory entry speaks about. */
+export function workspacePathOf(upperRoot: string, file: string): string {
+  const rel = path.relative(upperRoot, file).split(path.sep).join("/");
+  const name = path.posix.basename(rel);
+  const dir = path.posix.dirname(rel) === "." ? "" : path.posix.dirname(rel);
+  if (name === OPAQUE_MARKER) return dir;
+  if (name.startsWith(WHITEOUT_PREFIX)) return dir === "" ? name.slice(WHITEOUT_PREFIX.length) : `${dir}/${name.slice(WHITEOUT_PREFIX.length)}`;
+  return rel;
+}
+
+export class UpperWatcher {
+  private readonly watchers = new Map<string, { watcher: FSWatcher; timer?: NodeJS.Timeout; pending: Set<string> }>();
+
+  constructor(private readonly onChange: (id: string, paths: string[]) => void) {}
+
+  watch(id: string, upperRoot: string): void {
+    if (this.watchers.has(id)) return;
+    const watcher = watch(upperRoot, { ignoreInitial: true, followSymlinks: false, persistent: false });
+    const state: { watcher: FSWatcher; timer?: NodeJS.Timeout; pending: Set<string> } = { watcher, pending: new Set() };
+    const flush = () => {
+      state.timer = undefined;
+      const paths = state.pending.size > MAX_BATCH_PATHS ? [""] : [...state.pending].sort();
+      state.pending.clear();
+      this.onChange(id, paths);
+    };
+    watcher.on("all", (_event, file) => {
+      const rel = workspacePathOf(upperRoot, file);
+      if (rel.startsWith("..")) return;
+      state.pending.add(rel);
+      state.timer ??= setTimeout(flush, DEBOUNCE_MS);
+    });
+    // A watch that fails (too many inotify watches, say) only costs live updates.
+    watcher.on("error", () => undefined);
+    this.watchers.set(id, state);
+  }
+
+  async unwatch(id: string): Promise<void> {
+    const state = this.watchers.get(id);
+    if (!state) return;
+    this.watchers.delete(id);
+    clearTimeout(state.timer);
+    await state.watcher.close();
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.watchers.keys()].map((id) => this.unwatch(id)));
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * Approve: bring a sandbox's changes (whole paths, or some hunks of a file) into the workspace.
+ *
+ * - Nothing is overwritten that changed in the workspace since the sandbox changed it
+ *   (a conflict), unless forced.
+ * - Everything is read and written through directory descriptors (sys/beneath.ts): a sandbox
+ *   process that swaps a directory for a symlink meanwhile cannot redirect a read or a write.
+ * - Setuid and setgid bits the workspace did not have, special files and security/trusted
+ *   attributes are not applied; they are reported in `skipped`.
+ * - It is journaled (journal.ts): after a crash at any instant, each file is wholly old or
+ *   wholly new, and the next agent finishes or rolls back the whole approve.
+ *
+ * The sandbox is not touched: what it holds is now also in the workspace, so it is no longer
+ * a change.
+ */
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import type { ApproveResult, Change, HunkSelector, Skipped } from "../protocol/methods";
+import { PaddockError } from "../protocol/errors";
+import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
+import { flistxattr } from "../sys/libc";
+import { describeConflict, findConflict } from "./conflicts";
+import { entryBytes, readEntry, type Entry } from "./entries";
+import { fsyncDirectories, removeJournal, rollBack, runOps, touchedDirectories, writeJournal, type Journal, type JournalOp } from "./journal";
+import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "./line-changes";
+import { compareLike, forced, openWorkspaceTree, select, type PathChange, type ReviewTarget } from "./target";
+import { asText } from "./entries";
+
+export interface ApproveRequest {
+  paths?: string[];
+  hunks?: HunkSelector[];
+  force?: boolean | string[];
+}
+
+const O_CREAT_EXCL_WRONLY = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+/** Attributes that carry privilege or belong to the overlay: never applied. */
+const PRIVILEGED_XATTR = /^(security|trusted)\./;
+const OVERLAY_XATTR = /^(trusted\.overlay\.|user\.overlay\.|user\.fuseoverlayfs\.)/;
+
+/** What one path will become: a staged file or symlink, a directory, or nothing. */
+interface Staged {
+  path: string;
+  /** The content to write, when it is not the sandbox's file as it is (hunks). */
+  content?: Buffer;
+  sandbox: Entry;
+  mode: number;
+  owner?: [number, number];
+}
+
+export async function approve(target: ReviewTarget, changes: readonly Change[], request: ApproveRequest): Promise<ApproveResult> {
+  const selection = select(changes, request.paths, request.hunks);
+  const result: ApproveResult = { applied: [], conflicts: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
+  const ws = openWorkspaceTree(target);
+  const upper = Beneath.open(target.upper);
+  try {
+    const plan = planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
+    if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan);
+    for (const rel of plan.applied) {
+      // What the workspace now holds is the base the sandbox's next change is compared with.
+      target.bases.record(rel, ws, readEntry(ws, rel));
+    }
+    result.applied = plan.applied;
+    result.skipped.push(...plan.failed);
+    return result;
+  } finally {
+    upper.close();
+    ws.close();
+  }
+}
+
+interface Plan {
+  approveId: string;
+  ops: JournalOp[];
+  staged: Staged[];
+  applied: string[];
+  failed: Skipped[];
+}
+
+function planApprove(
+  target: ReviewTarget,
+  ws: Beneath,
+  upper: Beneath,
+  paths: PathChange[],
+  hunks: ReturnType<typeof select>["hunks"],
+  force: ApproveRequest["force"],
+  result: ApproveResult,
+): Plan {
+  const removes: JournalOp[] = [];
+  const mkdirs: JournalOp[] = [];
+  const chmods: JournalOp[] = [];
+  const staged: Staged[] = [];
+  const applied: string[] = [];
+  const conflicted: string[] = [];
+
+  const consider = (change: PathChange, hunkContent?: (workspace: Entry, sandbox: Entry) => Buffer) => {
+    const rel = change.path;
+    // A path below a conflicted folder is held back with it.
+    if (conflicted.some((c) => rel.startsWith(`${c}/`))) return;
+    const workspace = readEntry(ws, rel);
+    const sandbox = change.current ? readEntry(upper, rel) : undefined;
+    if (change.current && !sandbox) {
+      result.skipped.push({ path: rel, reason: "changed again in the sandbox while approving; list the changes again" });
+      return;
+    }
+    const conflictInput = { rel, workspace, sandbox, base: target.bases.get(rel), ws, upper };
+    const reason = findConflict(conflictInput);
+    if (reason && !forced(force, rel)) {
+      result.conflicts.push(describeConflict(conflictInput, reason));
+      conflicted.push(rel);
+      return;
+    }
+    if (!sandbox) {
+      if (workspace) removes.push({ op: "remove", path: rel, directory: workspace.type === "directory" });
+      applied.push(rel);
+      return;
+    }
+    if (sandbox.type === "other") {
+      result.skipped.push({ path: rel, reason: "special files (devices, FIFOs, sockets) are never applied" });
+      return;
+    }
+    if (workspace && workspace.type !== "directory" && sandbox.type === "directory") {
+      removes.push({ op: "remove", path: rel, directory: false });
+    }
+    const mode = allowedMode(sandbox, workspace, rel, result.skipped);
+    const owner: [number, number] | undefined = target.chown ? [sandbox.uid, sandbox.gid] : undefined;
+    if (sandbox.type === "directory") {
+      if (!workspace || workspace.type !== "directory") mkdirs.push({ op: "mkdir", path: rel, ...(owner ? { owner } : {}) });
+      chmods.push({ op: "chmod", path: rel, mode });
+    } else {
+      if (workspace?.type === "directory") removes.push({ op: "remove", path: rel, directory: true });
+      staged.push({ path: rel, sandbox, mode, ...(owner ? { owner } : {}), ...(hunkContent && workspace ? { content: hunkContent(workspace, sandbox) } : {}) });
+    }
+    applied.push(rel);
+  };
+
+  /** A symlink swapped in while we look (a hostile sandbox) costs that path, not the approve. */
+  const safely = (rel: string, work: () => void) => {
+    try {
+      work();
+    } catch (err) {
+      if (!(err instanceof BeneathError)) throw err;
+      result.skipped.push({ path: rel, reason: err.message });
+      conflicted.push(rel);
+    }
+  };
+  for (const change of paths) safely(change.path, () => consider(change));
+  for (const [rel, { change, ranges }] of hunks) {
+    safely(rel, () => consider(change, (workspace, sandbox) => {
+      const oldText = asText(entryBytes(ws, rel, workspace));
+      const newText = asText(entryBytes(upper, rel, sandbox));
+      if (oldText === undefined || newText === undefined) {
+        throw new PaddockError("E_UNSUPPORTED_CHANGE", `${rel} is not a text file: it is approved or rejected whole`, "leave out its hunks and name the path instead");
+      }
+      const oldLines = splitLines(oldText);
+      const newLines = splitLines(newText);
+      const lineChanges = computeLineChanges(oldLines, newLines);
+      const { selected, unmatched } = selectLineChanges(lineChanges, ranges);
+      if (unmatched.length > 0) {
+        throw new PaddockError("E_HUNK_MISMATCH", `${unmatched.length} selected hunk(s) of ${rel} match no change: the file changed since its diff was taken`, "take the diff again (sandbox/diff) and select from it", { path: rel });
+      }
+      return Buffer.from(applyLineChanges(oldLines, newLines, lineChanges, (_c, i) => selected.has(i)));
+    }));
+  }
+  // Hunks keep the workspace's mode: only content is chosen line by line.
+  for (const stage of staged) {
+    if (stage.content !== undefined) stage.mode = readEntry(ws, stage.path)?.mode ?? stage.mode;
+  }
+
+  // Deepest removals first; new directories parents first; modes last, deepest first, so that
+  // a read-only directory is made read-only only after everything was put inside it.
+  removes.sort((a, b) => compareLike(b.path, a.path));
+  chmods.sort((a, b) => compareLike(b.path, a.path));
+  const approveId = randomBytes(6).toString("hex");
+  const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(ws, stage.path, approveId, n) }));
+  return { approveId, ops: [...removes, ...mkdirs, ...replaces, ...chmods], staged, applied, failed: [] };
+}
+
+/** A temp file's place: the target's directory, or the nearest one that exists (same file system). */
+function tempPath(ws: Beneath, rel: string, approveId: string, n: number): string {
+  let dir = parentOf(rel);
+  while (dir !== "" && !ws.lstat(dir)?.isDirectory()) dir = parentOf(dir);
+  const name = `.paddock-approve-${approveId}-${n}`;
+  return dir === "" ? name : `${dir}/${name}`;
+}
+
+/** The sandbox's mode, without setuid or setgid bits the workspace did not already have there. */
+function allowedMode(sandbox: Entry, workspace: Entry | undefined, rel: string, skipped: Skipped[]): number {
+  const kept = workspace?.type === sandbox.type ? workspace.mode & 0o6000 : 0;
+  const dropped = sandbox.mode & 0o6000 & ~kept;
+  if (dropped) skipped.push({ path: rel, reason: `${dropped & 0o4000 ? "setuid" : "setgid"} bit not applied` });
+  return sandbox.mode & ~dropped;
+}
+
+async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
+  const journal: Journal = {
+    version: 1,
+    approveId: plan.approveId,
+    sandboxId: target.sandboxId,
+    workspace: target.workspace,
+    workspaceId: target.workspaceId,
+    state: "preparing",
+    ops: plan.ops,
+  };
+  writeJournal(target.journal, journal);
+  try {
+    await stage(ws, upper, plan);
+  } catch (err) {
+    rollBack(ws, journal);
+    removeJournal(target.journal);
+    throw err;
+  }
+  writeJournal(target.journal, { ...journal, state: "committed" });
+  // From here the approve finishes, now or (after a crash) when the agent next starts.
+  const failures = runOps(ws, plan.ops);
+  fsyncDirectories(ws, touchedDirectories(plan.ops));
+  if (failures.length > 0) rollBack(ws, journal);
+  removeJournal(target.journal);
+  for (const { op, error } of failures) {
+    target.log.warn("approve could not apply a path", { sandboxId: target.sandboxId, path: op.path, error });
+    plan.applied = plan.applied.filter((p) => p !== op.path);
+    plan.failed.push({ path: op.path, reason: error });
+  }
+}
+
+/** Writes every temp file and symlink, then fsyncs the files, many at once. */
+async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
+  const replaces = plan.ops.filter((op): op is Extract<JournalOp, { op: "replace" }> => op.op === "replace");
+  const fds: number[] = [];
+  try {
+    plan.staged.forEach((item, n) => {
+      const temp = replaces[n]!.temp;
+      try {
+        if (item.sandbox.type === "symlink") {
+          ws.symlink(item.sandbox.target ?? "", temp);
+          if (item.owner) ws.chown(temp, item.owner[0], item.owner[1]);
+          return;
+        }
+        const out = ws.open(temp, O_CREAT_EXCL_WRONLY, 0o600);
+        fds.push(out);
+        if (item.owner) fs.fchownSync(out, item.owner[0], item.owner[1]);
+        if (item.content !== undefined) writeAll(out, item.content);
+        else copyFromSandbox(upper, item.path, out, plan);
+        fs.fchmodSync(out, item.mode);
+      } catch (err) {
+        if (!(err instanceof BeneathError)) throw err;
+        // The sandbox's entry moved under us: this path is left out (its temp, if any, goes;
+        // a replace whose temp is gone does nothing).
+        try {
+          ws.unlink(temp);
+        } catch {
+          // never made
+        }
+        plan.applied = plan.applied.filter((p) => p !== item.path);
+        plan.failed.push({ path: item.path, reason: err.message });
+      }
+    });
+    await fsyncAll(fds);
+  } finally {
+    for (const fd of fds) fs.closeSync(fd);
+  }
+}
+
+function copyFromSandbox(upper: Beneath, rel: string, out: number, plan: Plan): void {
+  copyFileInto(upper, rel, out, (fd) => {
+    const attributes = flistxattr(fd).filter((name) => PRIVILEGED_XATTR.test(name) && !OVERLAY_XATTR.test(name));
+    for (const name of attributes) plan.failed.push({ path: rel, reason: `attribute ${name} not applied` });
+  });
+}
+
+/** fsync on the thread pool, several at a time: the journal commit of a file system batches them. */
+function fsyncAll(fds: readonly number[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let next = 0;
+    let running = 0;
+    let failed = false;
+    const pump = () => {
+      if (failed) return;
+      if (next === fds.length && running === 0) return resolve();
+      while (running < 16 && next < fds.length) {
+        running++;
+        fs.fsync(fds[next++]!, (err) => {
+          running--;
+          if (err) {
+            failed = true;
+            return reject(err);
+          }
+          pump();
+        });
+      }
+    };
+    pump();
+  });
+}

@@ -1,0 +1,155 @@
+/**
+ * The approve journal: what makes an approve all-or-nothing across a crash.
+ *
+ * 1. "preparing" is written (durably) with every operation and every temp file it will make.
+ * 2. New contents are written to those temp files, in their target's directory, and fsynced.
+ * 3. "committed" is written: from here on the approve will finish.
+ * 4. The operations run (renames over the targets, removals, new directories, modes), then
+ *    the directories are fsynced and the journal removed.
+ *
+ * After a crash, the next agent reads the journal: "preparing" rolls back (the temp files go),
+ * "committed" rolls forward. Every operation is safe to repeat, so a crash during recovery is
+ * recovered the same way.
+ */
+import * as fs from "node:fs";
+import { removeDurably, writeDurably } from "../state/durable";
+import type { Beneath } from "../sys/beneath";
+import { BeneathError, parentOf } from "../sys/beneath";
+
+export type JournalOp =
+  /** Unlinks a file or symlink, or removes an empty directory; nothing there is fine. */
+  | { op: "remove"; path: string; directory: boolean }
+  /** Makes a directory (owner-only until its `chmod`), unless one is there. */
+  | { op: "mkdir"; path: string; owner?: [number, number] }
+  /** Renames a prepared temp file or symlink over the path; a temp that is gone was renamed. */
+  | { op: "replace"; path: string; temp: string }
+  | { op: "chmod"; path: string; mode: number };
+
+export interface Journal {
+  version: 1;
+  approveId: string;
+  sandboxId: string;
+  workspace: string;
+  workspaceId: string;
+  state: "preparing" | "committed";
+  ops: JournalOp[];
+}
+
+export function writeJournal(file: string, journal: Journal): void {
+  writeDurably(file, JSON.stringify(journal));
+}
+
+export function readJournal(file: string): Journal | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  return JSON.parse(text) as Journal;
+}
+
+export function removeJournal(file: string): void {
+  removeDurably(file);
+}
+
+/** Runs the operations in order; returns those that failed (and why) instead of stopping. */
+export function runOps(ws: Beneath, ops: readonly JournalOp[]): { op: JournalOp; error: string }[] {
+  const failures: { op: JournalOp; error: string }[] = [];
+  for (const op of ops) {
+    try {
+      runOp(ws, op);
+    } catch (err) {
+      failures.push({ op, error: err instanceof BeneathError ? err.message : String(err) });
+    }
+  }
+  return failures;
+}
+
+function runOp(ws: Beneath, op: JournalOp): void {
+  switch (op.op) {
+    case "remove": {
+      const st = ws.lstat(op.path);
+      if (!st) return;
+      // A file the sandbox deleted that has become a directory (or the reverse) is left alone.
+      if (op.directory !== st.isDirectory()) return;
+      if (op.directory) {
+        try {
+          ws.rmdir(op.path);
+        } catch (err) {
+          if (err instanceof BeneathError && err.code === "ENOTEMPTY") throw new BeneathError("ENOTEMPTY", `${op.path} still holds entries the sandbox did not delete`);
+          throw err;
+        }
+      } else {
+        ws.unlink(op.path);
+      }
+      return;
+    }
+    case "mkdir": {
+      if (ws.lstat(op.path)?.isDirectory()) return;
+      ws.mkdir(op.path, 0o700);
+      if (op.owner) ws.chown(op.path, op.owner[0], op.owner[1]);
+      return;
+    }
+    case "replace": {
+      if (!ws.lstat(op.temp)) return;
+      const existing = ws.lstat(op.path);
+      // rename(2) replaces a file or symlink, not a directory the sandbox turned into a file.
+      if (existing?.isDirectory()) throw new BeneathError("EISDIR", `${op.path} is a directory in the workspace`);
+      ws.rename(op.temp, op.path);
+      return;
+    }
+    case "chmod":
+      ws.chmodDirectory(op.path, op.mode);
+      return;
+  }
+}
+
+/** The directories whose entries the operations changed: fsynced once the operations ran. */
+export function touchedDirectories(ops: readonly JournalOp[]): string[] {
+  const dirs = new Set<string>();
+  for (const op of ops) {
+    dirs.add(parentOf(op.path));
+    if (op.op === "replace") dirs.add(parentOf(op.temp));
+  }
+  return [...dirs];
+}
+
+export function fsyncDirectories(ws: Beneath, dirs: readonly string[]): void {
+  for (const dir of dirs) {
+    try {
+      ws.fsyncDir(dir);
+    } catch {
+      // A directory removed by a later operation has nothing left to make durable.
+    }
+  }
+}
+
+/** Removes the temp files of a journal that never committed. */
+export function rollBack(ws: Beneath, journal: Journal): void {
+  for (const op of journal.ops) {
+    if (op.op !== "replace") continue;
+    try {
+      ws.unlink(op.temp);
+    } catch {
+      // Never made, or already gone.
+    }
+  }
+}
+
+/** Finishes or rolls back an approve a crash interrupted. Returns what was done, for the log. */
+export function recoverJournal(ws: Beneath, file: string): { state: Journal["state"]; failures: { op: JournalOp; error: string }[] } | undefined {
+  const journal = readJournal(file);
+  if (!journal) return undefined;
+  let failures: { op: JournalOp; error: string }[] = [];
+  if (journal.state === "preparing") {
+    rollBack(ws, journal);
+  } else {
+    failures = runOps(ws, journal.ops);
+    fsyncDirectories(ws, touchedDirectories(journal.ops));
+    rollBack(ws, journal); // temps whose rename failed
+  }
+  removeJournal(file);
+  return { state: journal.state, failures };
+}

@@ -1,0 +1,124 @@
+/**
+ * Reading a sandbox without entering it: one path as the sandbox sees it (its upper
+ * directory over the workspace, as overlayfs would resolve it), and the patch of its changes.
+ */
+import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
+import type { Change, DiffResult, ReadFileResult } from "../protocol/methods";
+import { isOpaque, isWhiteoutDevice, OPAQUE_MARKER, WHITEOUT_PREFIX } from "../changeset/changes";
+import { parentOf, type Beneath } from "../sys/beneath";
+import { entryBytes, readEntry, type Entry } from "./entries";
+import { diffItem, type PatchItem, type PatchSide } from "./patch";
+import { byPath, select } from "./target";
+
+/** The largest file read or diffed as text; larger ones are named as binary in a patch. */
+export const MAX_TEXT_BYTES = 16 * 1024 * 1024;
+/** The largest file sandbox/readFile returns (base64 in one JSON answer). */
+export const MAX_READ_BYTES = 32 * 1024 * 1024;
+
+interface Found {
+  tree: Beneath;
+  entry: Entry;
+  /** Whether the workspace's entries show through (a directory that is not opaque, or not in the upper dir). */
+  lowerVisible: boolean;
+}
+
+/** Resolves `rel` as the sandbox's overlay does: upper first, whiteouts and opaque directories hide the workspace. */
+export function lookup(upper: Beneath, ws: Beneath, rel: string): Found | undefined {
+  const parts = rel.split("/");
+  if (parts.some((p) => p.startsWith(WHITEOUT_PREFIX))) return undefined;
+  let lowerVisible = true;
+  for (let i = 1; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join("/");
+    const parent = parentOf(prefix);
+    const st = upper.lstat(prefix);
+    if (st && isWhiteoutDevice(st)) return undefined;
+    if (!st) {
+      if (!lowerVisible || upper.lstat(`${parent === "" ? "" : `${parent}/`}${WHITEOUT_PREFIX}${parts[i - 1]}`)) return undefined;
+      // Nothing of the rest is in the upper directory: the workspace's entry, if any.
+      const entry = readEntry(ws, rel);
+      return entry ? { tree: ws, entry, lowerVisible: true } : undefined;
+    }
+    const opaque = st.isDirectory() && isOpaque(path.join(upper.root, prefix));
+    if (i === parts.length) {
+      const entry = readEntry(upper, prefix)!;
+      return { tree: upper, entry, lowerVisible: lowerVisible && !opaque && readEntry(ws, rel)?.type === "directory" };
+    }
+    if (!st.isDirectory()) return undefined;
+    if (opaque) lowerVisible = false;
+    if (lowerVisible && readEntry(ws, prefix)?.type !== "directory") lowerVisible = false;
+  }
+  return undefined;
+}
+
+export function readSandboxFile(upper: Beneath, ws: Beneath, rel: string): ReadFileResult {
+  const found = lookup(upper, ws, rel);
+  if (!found) throw new PaddockError("E_NOT_FOUND", `${rel} does not exist in the sandbox`, "sandbox/changes lists what the sandbox changed");
+  const { entry, tree } = found;
+  const result: ReadFileResult = { path: rel, type: entry.type, mode: entry.mode, size: entry.stat.size, content: "" };
+  if (entry.type === "file") {
+    if (entry.stat.size > MAX_READ_BYTES) throw new PaddockError("E_FILE_TOO_LARGE", `${rel} is ${entry.stat.size} bytes; sandbox/readFile returns at most ${MAX_READ_BYTES}`, "run a command in the sandbox to read it");
+    result.content = tree.readFile(rel).toString("base64");
+  } else if (entry.type === "symlink") {
+    result.target = entry.target;
+  } else if (entry.type === "directory") {
+    result.entries = listDirectory(upper, ws, rel, found);
+  }
+  return result;
+}
+
+/** A directory's names as the sandbox sees them. */
+function listDirectory(upper: Beneath, ws: Beneath, rel: string, found: Found): string[] {
+  const names = new Set<string>();
+  const hidden = new Set<string>();
+  const prefix = rel === "" ? "" : `${rel}/`;
+  if (found.tree === upper) {
+    for (const name of upper.readdir(rel)) {
+      if (name === OPAQUE_MARKER) continue;
+      if (name.startsWith(WHITEOUT_PREFIX)) hidden.add(name.slice(WHITEOUT_PREFIX.length));
+      else if (isWhiteoutDevice(upper.lstat(`${prefix}${name}`)!)) hidden.add(name);
+      else names.add(name);
+    }
+  }
+  if (found.lowerVisible || found.tree === ws) {
+    for (const name of safeReaddir(ws, rel)) if (!hidden.has(name)) names.add(name);
+  }
+  return [...names].sort();
+}
+
+function safeReaddir(tree: Beneath, rel: string): string[] {
+  try {
+    return tree.readdir(rel);
+  } catch {
+    return [];
+  }
+}
+
+function side(tree: Beneath, rel: string, entry: Entry | undefined): PatchSide | undefined {
+  if (entry?.type !== "file" && entry?.type !== "symlink") return undefined;
+  // A file too large to diff is compared as binary: named, not read.
+  const bytes = entry.type === "file" && entry.stat.size > MAX_TEXT_BYTES ? Buffer.from([0, entry.stat.size & 0xff]) : entryBytes(tree, rel, entry);
+  return { type: entry.type, mode: entry.mode, bytes };
+}
+
+export function diffChanges(upper: Beneath, ws: Beneath, changes: readonly Change[], paths: readonly string[] | undefined, context: number): DiffResult {
+  const selection = paths === undefined ? byPath(changes) : select(changes, paths, undefined).paths;
+  const items: PatchItem[] = [];
+  for (const change of selection) {
+    const rel = change.path;
+    const oldSide = side(ws, rel, readEntry(ws, rel));
+    const newSide = change.current ? side(upper, rel, readEntry(upper, rel)) : undefined;
+    if (!oldSide && !newSide) continue;
+    if (oldSide && newSide && oldSide.type !== newSide.type) {
+      // A type change is a deletion and a creation, as git prints it.
+      items.push({ path: rel, old: oldSide }, { path: rel, new: newSide });
+    } else {
+      items.push({ path: rel, ...(oldSide ? { old: oldSide } : {}), ...(newSide ? { new: newSide } : {}) });
+    }
+  }
+  const diffs = items.map((item) => diffItem(item, context));
+  return {
+    patch: diffs.map((d) => d.text).join(""),
+    files: diffs.map(({ path: p, binary, changes: c }) => ({ path: p, binary, changes: c })),
+  };
+}

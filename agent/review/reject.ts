@@ -1,0 +1,169 @@
+/**
+ * Writing into a sandbox from outside: reject (the sandbox gets the workspace's version back)
+ * and sandbox/writeFile (the user edits the sandbox's side of a diff).
+ *
+ * Both write through the sandbox's merged view, never into its upper directory behind the
+ * overlay's back, so that programs running in the sandbox see the result at once. The view is
+ * as hostile as the sandbox: every path goes through sys/beneath.ts.
+ */
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import { PaddockError } from "../protocol/errors";
+import type { Change, HunkSelector, RejectResult } from "../protocol/methods";
+import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
+import { asText, entryBytes, readEntry, type Entry } from "./entries";
+import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "./line-changes";
+import { openWorkspaceTree, select, type ReviewTarget } from "./target";
+
+const O_CREAT_EXCL_WRONLY = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+
+export interface RejectRequest {
+  paths?: string[];
+  hunks?: HunkSelector[];
+}
+
+export function reject(target: ReviewTarget, view: string, changes: readonly Change[], request: RejectRequest): RejectResult {
+  const selection = select(changes, request.paths, request.hunks);
+  const result: RejectResult = { rejected: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
+  const ws = openWorkspaceTree(target);
+  const sandbox = Beneath.open(view);
+  try {
+    const attempt = (rel: string, work: () => void) => {
+      try {
+        work();
+        target.bases.record(rel, ws, readEntry(ws, rel));
+        result.rejected.push(rel);
+      } catch (err) {
+        if (!(err instanceof BeneathError)) throw err;
+        result.skipped.push({ path: rel, reason: err.message });
+      }
+    };
+    for (const change of selection.paths) attempt(change.path, () => restore(target, ws, sandbox, change.path, result.skipped));
+    for (const [rel, { ranges }] of selection.hunks) {
+      attempt(rel, () => {
+        const workspace = readEntry(ws, rel);
+        const current = readEntry(sandbox, rel);
+        const oldText = workspace?.type === "file" ? asText(entryBytes(ws, rel, workspace)) : undefined;
+        const newText = current?.type === "file" ? asText(entryBytes(sandbox, rel, current)) : undefined;
+        if (oldText === undefined || newText === undefined || !current) {
+          throw new PaddockError("E_UNSUPPORTED_CHANGE", `${rel} is not a text file in both the workspace and the sandbox: it is rejected whole`, "leave out its hunks and name the path instead");
+        }
+        const oldLines = splitLines(oldText);
+        const newLines = splitLines(newText);
+        const lineChanges = computeLineChanges(oldLines, newLines);
+        const { selected, unmatched } = selectLineChanges(lineChanges, ranges);
+        if (unmatched.length > 0) {
+          throw new PaddockError("E_HUNK_MISMATCH", `${unmatched.length} selected hunk(s) of ${rel} match no change: the file changed since its diff was taken`, "take the diff again (sandbox/diff) and select from it", { path: rel });
+        }
+        // The sandbox keeps every change but the rejected ones.
+        const kept = applyLineChanges(oldLines, newLines, lineChanges, (_c, i) => !selected.has(i));
+        putFile(sandbox, rel, { bytes: Buffer.from(kept) }, current.mode, target.chown ? [current.uid, current.gid] : undefined);
+      });
+    }
+    return result;
+  } finally {
+    sandbox.close();
+    ws.close();
+  }
+}
+
+/** Gives the sandbox the workspace's version of one path (nothing, if the workspace has nothing). */
+function restore(target: ReviewTarget, ws: Beneath, sandbox: Beneath, rel: string, skipped: RejectResult["skipped"]): void {
+  const workspace = readEntry(ws, rel);
+  const current = readEntry(sandbox, rel);
+  const owner = (entry: Entry): [number, number] | undefined => (target.chown ? [entry.uid, entry.gid] : undefined);
+  if (!workspace) {
+    if (current) sandbox.removeTree(rel);
+    return;
+  }
+  if (workspace.type === "other") {
+    skipped.push({ path: rel, reason: "special files (devices, FIFOs, sockets) are not copied into a sandbox" });
+    return;
+  }
+  makeParents(ws, sandbox, rel, target.chown);
+  if (current && (current.type === "directory") !== (workspace.type === "directory")) sandbox.removeTree(rel);
+  if (workspace.type === "directory") {
+    if (current?.type !== "directory") makeDirectory(sandbox, rel, workspace, owner(workspace));
+    sandbox.chmodDirectory(rel, workspace.mode);
+    return;
+  }
+  if (workspace.type === "symlink") putFile(sandbox, rel, { target: workspace.target ?? "" }, workspace.mode, owner(workspace));
+  else putFile(sandbox, rel, { from: ws }, workspace.mode, owner(workspace));
+}
+
+/** Directories the sandbox deleted above `rel` come back, as the workspace has them. */
+function makeParents(ws: Beneath, sandbox: Beneath, rel: string, chown: boolean): void {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    const dir = parts.slice(0, i).join("/");
+    const current = sandbox.lstat(dir);
+    if (current?.isDirectory()) continue;
+    const workspace = readEntry(ws, dir);
+    if (workspace?.type !== "directory") throw new BeneathError("ENOTDIR", `${dir} is not a directory in the workspace`);
+    if (current) sandbox.removeTree(dir);
+    makeDirectory(sandbox, dir, workspace, chown ? [workspace.uid, workspace.gid] : undefined);
+  }
+}
+
+function makeDirectory(tree: Beneath, rel: string, like: Entry, owner: [number, number] | undefined): void {
+  tree.mkdir(rel, 0o700);
+  if (owner) tree.chown(rel, owner[0], owner[1]);
+  tree.chmodDirectory(rel, like.mode);
+}
+
+type Content = { bytes: Buffer } | { from: Beneath } | { target: string };
+
+/**
+ * Replaces `rel` in a tree with new content, atomically: a temp file beside it, renamed over
+ * it. A directory in the way is removed first.
+ */
+export function putFile(tree: Beneath, rel: string, content: Content, mode: number, owner: [number, number] | undefined): void {
+  const temp = `${parentOf(rel) === "" ? "" : `${parentOf(rel)}/`}.paddock-write-${randomBytes(6).toString("hex")}`;
+  try {
+    if ("target" in content) {
+      tree.symlink(content.target, temp);
+      if (owner) tree.chown(temp, owner[0], owner[1]);
+    } else {
+      const out = tree.open(temp, O_CREAT_EXCL_WRONLY, 0o600);
+      try {
+        if (owner) fs.fchownSync(out, owner[0], owner[1]);
+        if ("bytes" in content) writeAll(out, content.bytes);
+        else copyFileInto(content.from, rel, out);
+        fs.fchmodSync(out, mode);
+      } finally {
+        fs.closeSync(out);
+      }
+    }
+    if (tree.lstat(rel)?.isDirectory()) tree.removeTree(rel);
+    tree.rename(temp, rel);
+  } catch (err) {
+    try {
+      tree.unlink(temp);
+    } catch {
+      // never made, or renamed
+    }
+    throw err;
+  }
+}
+
+/** sandbox/writeFile: new content for one file, as the sandbox sees it. */
+export function writeSandboxFile(view: string, rel: string, bytes: Buffer, newOwner: [number, number] | undefined): void {
+  const sandbox = Beneath.open(view);
+  try {
+    const parent = sandbox.lstat(parentOf(rel));
+    if (!parent?.isDirectory()) {
+      throw new PaddockError("E_NOT_FOUND", `${parentOf(rel) || "the workspace root"} is not a directory in the sandbox`, "create the folder first (run mkdir in the sandbox)");
+    }
+    const current = readEntry(sandbox, rel);
+    if (current && current.type !== "file") {
+      throw new PaddockError("E_INVALID_PARAMS", `${rel} is a ${current.type} in the sandbox, not a file`, "only regular files can be written", { field: "path" });
+    }
+    const owner = current ? ([current.uid, current.gid] as [number, number]) : newOwner;
+    putFile(sandbox, rel, { bytes }, current?.mode ?? 0o644, process.getuid?.() === 0 ? owner : undefined);
+  } catch (err) {
+    if (err instanceof BeneathError) throw new PaddockError("E_PERMISSION_DENIED", `cannot write ${rel} in the sandbox: ${err.message}`, "a symlink or a missing folder is in the way");
+    throw err;
+  } finally {
+    sandbox.close();
+  }
+}

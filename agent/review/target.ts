@@ -1,0 +1,132 @@
+/**
+ * What every review operation works on: a sandbox's workspace, its upper directory, its
+ * bases and its journal, and how a request's paths and hunks select among its changes.
+ */
+import * as fs from "node:fs";
+import { PaddockError } from "../protocol/errors";
+import type { Change, HunkSelector } from "../protocol/methods";
+import type { Logger } from "../log/logger";
+import { Beneath } from "../sys/beneath";
+import type { BaseStore } from "./bases";
+import type { LineChange } from "./line-changes";
+
+export interface ReviewTarget {
+  sandboxId: string;
+  workspace: string;
+  /** "dev:ino" recorded at creation: a directory put in the workspace's place is refused. */
+  workspaceId: string;
+  upper: string;
+  journal: string;
+  bases: BaseStore;
+  /** As root, what approve creates gets the owner of the sandbox's entry (and reject the workspace's). */
+  chown: boolean;
+  log: Logger;
+}
+
+/** The workspace as a tree, checked to still be the directory the sandbox was made from. */
+export function openWorkspaceTree(target: Pick<ReviewTarget, "workspace" | "workspaceId">): Beneath {
+  let tree: Beneath;
+  try {
+    tree = Beneath.open(target.workspace);
+  } catch (err) {
+    throw new PaddockError("E_INVALID_WORKSPACE", `cannot open the workspace ${target.workspace}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "its changes are kept in the sandbox");
+  }
+  const st = fs.fstatSync(tree.fd);
+  if (`${st.dev}:${st.ino}` !== target.workspaceId) {
+    tree.close();
+    throw new PaddockError("E_INVALID_WORKSPACE", `${target.workspace} is no longer the directory this sandbox was made from`, "its changes are kept in the sandbox; delete it when you no longer need them");
+  }
+  return tree;
+}
+
+/** Runs `work` with the trees open, and closes them whatever happens. */
+export function withTrees<T>(target: ReviewTarget, work: (ws: Beneath, upper: Beneath) => T): T {
+  const ws = openWorkspaceTree(target);
+  try {
+    const upper = Beneath.open(target.upper);
+    try {
+      return work(ws, upper);
+    } finally {
+      upper.close();
+    }
+  } finally {
+    ws.close();
+  }
+}
+
+/** Everything a sandbox did at one path: a deletion, an addition or modification, or both (a type change). */
+export interface PathChange {
+  path: string;
+  deleted?: Change;
+  /** Added or modified: what the sandbox has there now. */
+  current?: Change;
+}
+
+export function byPath(changes: readonly Change[]): PathChange[] {
+  const paths = new Map<string, PathChange>();
+  for (const change of changes) {
+    const entry = paths.get(change.path) ?? { path: change.path };
+    if (change.kind === "deleted") entry.deleted = change;
+    else entry.current = change;
+    paths.set(change.path, entry);
+  }
+  return [...paths.values()].sort((a, b) => compareLike(a.path, b.path));
+}
+
+/** Path order in which a directory comes right before what it holds. */
+export function compareLike(a: string, b: string): number {
+  const ka = a.split("/");
+  const kb = b.split("/");
+  for (let i = 0; i < Math.min(ka.length, kb.length); i++) {
+    if (ka[i] !== kb[i]) return ka[i]! < kb[i]! ? -1 : 1;
+  }
+  return ka.length - kb.length;
+}
+
+export interface Selection {
+  /** Whole paths selected. */
+  paths: PathChange[];
+  /** Paths of which only some hunks are selected. */
+  hunks: Map<string, { change: PathChange; ranges: LineChange[] }>;
+  /** Requested paths that are not changes. */
+  unknown: string[];
+}
+
+/**
+ * A path selects itself and everything below it; no paths and no hunks select everything;
+ * hunks alone select only their files' hunks.
+ */
+export function select(changes: readonly Change[], paths: readonly string[] | undefined, hunks: readonly HunkSelector[] | undefined): Selection {
+  const all = byPath(changes);
+  const unknown: string[] = [];
+  let chosen: PathChange[];
+  if (paths === undefined) {
+    chosen = hunks === undefined ? all : [];
+  } else {
+    const wanted = new Set<PathChange>();
+    for (const p of paths) {
+      const matching = all.filter((c) => c.path === p || c.path.startsWith(`${p}/`));
+      if (matching.length === 0) unknown.push(p);
+      for (const c of matching) wanted.add(c);
+    }
+    chosen = all.filter((c) => wanted.has(c));
+  }
+  const selectedHunks = new Map<string, { change: PathChange; ranges: LineChange[] }>();
+  for (const hunk of hunks ?? []) {
+    if (chosen.some((c) => c.path === hunk.path)) continue; // the whole file is selected anyway
+    const change = all.find((c) => c.path === hunk.path);
+    if (!change?.current || change.deleted || change.current.kind !== "modified" || change.current.type !== "file") {
+      throw new PaddockError("E_INVALID_PARAMS", `${hunk.path} is not a modified file of this sandbox, so it has no hunks`, "sandbox/diff lists the hunks of each modified text file", { field: "hunks" });
+    }
+    const entry = selectedHunks.get(hunk.path) ?? { change, ranges: [] };
+    entry.ranges.push({ oldStart: hunk.oldStart, oldEnd: hunk.oldEnd, newStart: hunk.newStart, newEnd: hunk.newEnd });
+    selectedHunks.set(hunk.path, entry);
+  }
+  return { paths: chosen, hunks: selectedHunks, unknown };
+}
+
+/** True when `force` (true, or a list of paths and folders) covers `rel`. */
+export function forced(force: boolean | readonly string[] | undefined, rel: string): boolean {
+  if (force === true) return true;
+  return Array.isArray(force) && force.some((p) => rel === p || rel.startsWith(`${p}/`));
+}

@@ -1,0 +1,223 @@
+/**
+ * File operations confined to one directory tree: every path is resolved by openat2(2) with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS relative to the tree's descriptor, and the last
+ * component is acted on with the *at() calls, which never follow it. A process that swaps a
+ * directory for a symlink while the agent works cannot make it read or write anything
+ * outside the tree: the resolution fails with ELOOP instead.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import {
+  AT_REMOVEDIR,
+  errnoName,
+  fchownat,
+  mkdirat,
+  openat2,
+  readlinkat,
+  renameat,
+  RESOLVE_BENEATH,
+  RESOLVE_NO_MAGICLINKS,
+  RESOLVE_NO_SYMLINKS,
+  symlinkat,
+  unlinkat,
+} from "./libc";
+
+export const O_PATH = 0o10000000;
+export const O_DIRECTORY = 0o200000;
+const O_NOFOLLOW = 0o400000;
+const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+
+export class BeneathError extends Error {
+  constructor(
+    readonly code: string,
+    readonly where: string,
+  ) {
+    super(`${where}: ${code === "ELOOP" ? "a symlink is in the way" : code}`);
+  }
+}
+
+/** "a/b/c" style, relative, no "." or ".." parts: anything else is refused before any syscall. */
+export function isSafeRelativePath(rel: string): boolean {
+  if (rel.length === 0 || rel.length > 4095 || rel.includes("\0") || rel.startsWith("/")) return false;
+  return rel.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+}
+
+export class Beneath {
+  private constructor(
+    readonly fd: number,
+    readonly root: string,
+  ) {}
+
+  /** Opens a tree's root (which the caller trusts: it is not checked for symlinks). */
+  static open(root: string): Beneath {
+    return new Beneath(fs.openSync(root, fs.constants.O_RDONLY | O_DIRECTORY | O_CLOEXEC), root);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+
+  /** openat2 beneath the root; "" is the root itself. Throws BeneathError. */
+  open(rel: string, flags: number, mode = 0): number {
+    const fd = openat2(this.fd, rel === "" ? "." : rel, flags | O_NOFOLLOW | O_CLOEXEC, mode, RESOLVE);
+    if (fd < 0) throw new BeneathError(errnoName(-fd), this.where(rel));
+    return fd;
+  }
+
+  /** lstat; undefined when the path (or a directory on the way) does not exist. */
+  lstat(rel: string): fs.Stats | undefined {
+    let fd: number;
+    try {
+      fd = this.open(rel, O_PATH);
+    } catch (err) {
+      if (err instanceof BeneathError && (err.code === "ENOENT" || err.code === "ENOTDIR")) return undefined;
+      throw err;
+    }
+    try {
+      return fs.fstatSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  readlink(rel: string): string {
+    return this.withParent(rel, (dir, name) => {
+      const target = readlinkat(dir, name);
+      if (typeof target === "number") throw new BeneathError(errnoName(target), this.where(rel));
+      return target;
+    });
+  }
+
+  readdir(rel: string): string[] {
+    const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
+    try {
+      return fs.readdirSync(`/proc/self/fd/${fd}`);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Opens a regular file for reading (a FIFO cannot block it); throws if it is anything else. */
+  openFile(rel: string): { fd: number; stat: fs.Stats } {
+    const fd = this.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
+    const stat = fs.fstatSync(fd);
+    if (!stat.isFile()) {
+      fs.closeSync(fd);
+      throw new BeneathError("not a regular file", this.where(rel));
+    }
+    return { fd, stat };
+  }
+
+  readFile(rel: string): Buffer {
+    const { fd } = this.openFile(rel);
+    try {
+      return fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Runs `work` with a descriptor of the path's directory and its last component. */
+  withParent<T>(rel: string, work: (dirfd: number, name: string) => T): T {
+    const dir = this.open(parentOf(rel), O_PATH | O_DIRECTORY);
+    try {
+      return work(dir, path.posix.basename(rel));
+    } finally {
+      fs.closeSync(dir);
+    }
+  }
+
+  mkdir(rel: string, mode: number): void {
+    this.check(rel, this.withParent(rel, (dir, name) => mkdirat(dir, name, mode)));
+  }
+
+  symlink(target: string, rel: string): void {
+    this.check(rel, this.withParent(rel, (dir, name) => symlinkat(target, dir, name)));
+  }
+
+  unlink(rel: string): void {
+    this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, 0)));
+  }
+
+  rmdir(rel: string): void {
+    this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, AT_REMOVEDIR)));
+  }
+
+  /** rename(2) within the tree; replaces a file at `to`, never follows a symlink at either end. */
+  rename(from: string, to: string): void {
+    const result = this.withParent(from, (fromDir, fromName) => this.withParent(to, (toDir, toName) => renameat(fromDir, fromName, toDir, toName)));
+    this.check(`${from} -> ${to}`, result);
+  }
+
+  /** Removes a file, symlink or whole directory tree, never leaving the tree or following a link. */
+  removeTree(rel: string): void {
+    const st = this.lstat(rel);
+    if (!st) return;
+    if (st.isDirectory()) {
+      for (const name of this.readdir(rel)) this.removeTree(`${rel}/${name}`);
+      this.rmdir(rel);
+    } else {
+      this.unlink(rel);
+    }
+  }
+
+  chmodDirectory(rel: string, mode: number): void {
+    const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
+    try {
+      fs.fchmodSync(fd, mode);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Changes the owner of the entry itself (a symlink's own, not its target's). */
+  chown(rel: string, uid: number, gid: number): void {
+    this.check(rel, this.withParent(rel, (dir, name) => fchownat(dir, name, uid, gid)));
+  }
+
+  fsyncDir(rel: string): void {
+    const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private check(rel: string, errno: number): void {
+    if (errno !== 0) throw new BeneathError(errnoName(errno), this.where(rel));
+  }
+
+  private where(rel: string): string {
+    return rel === "" ? this.root : `${this.root}/${rel}`;
+  }
+}
+
+export function parentOf(rel: string): string {
+  const parent = path.posix.dirname(rel);
+  return parent === "." ? "" : parent;
+}
+
+export function writeAll(fd: number, data: Buffer): void {
+  for (let at = 0; at < data.length; ) at += fs.writeSync(fd, data, at, data.length - at);
+}
+
+const COPY_CHUNK = 1024 * 1024;
+
+/** Copies a regular file of a tree into an open descriptor, in chunks; `onOpen` sees the source first. */
+export function copyFileInto(from: Beneath, rel: string, out: number, onOpen?: (fd: number) => void): void {
+  const { fd } = from.openFile(rel);
+  try {
+    onOpen?.(fd);
+    const buffer = Buffer.allocUnsafe(COPY_CHUNK);
+    for (;;) {
+      const read = fs.readSync(fd, buffer, 0, COPY_CHUNK, null);
+      if (read === 0) break;
+      writeAll(out, buffer.subarray(0, read));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}

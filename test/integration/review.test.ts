@@ -1,0 +1,285 @@
+/**
+ * Review with real sandboxes: diff, approve and reject (whole paths and hunks), conflicts,
+ * readFile/writeFile and live updates, checked against the files on disk.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fixtureForFile, refused, waitFor } from "../helpers/sandbox-fixture";
+import { copyTree, describeTree } from "../helpers/tree";
+import type { AgentNotifications } from "../../agent/protocol/methods";
+import { applyLineChanges, computeLineChanges, splitLines } from "../../agent/review/line-changes";
+
+const shared = fixtureForFile();
+
+function workspace(name: string, files: Record<string, string> = {}): string {
+  const ws = path.join(shared.fx.base, name);
+  const write = (rel: string, content: string, mode = 0o644) => {
+    fs.mkdirSync(path.dirname(path.join(ws, rel)), { recursive: true });
+    fs.writeFileSync(path.join(ws, rel), content, { mode });
+  };
+  fs.mkdirSync(ws, { recursive: true });
+  for (const [rel, content] of Object.entries(files)) write(rel, content);
+  return ws;
+}
+
+/** The differential workspace: something for every kind of edit to act on. */
+function richWorkspace(name: string): string {
+  const ws = workspace(name, {
+    "keep.txt": "unchanged\n",
+    "edit.txt": "one\ntwo\n",
+    "gone.txt": "bye\n",
+    "chmod.sh": "#!/bin/sh\n",
+    "nl.txt": "no newline at the end soon\n",
+    "tree/a.txt": "a\n",
+    "tree/sub/b.txt": "b\n",
+    "redo/old.txt": "old\n",
+    "redo/kept.txt": "kept\n",
+    "typechange": "a file, for now\n",
+    "dir2file/x.txt": "x\n",
+    "ro/inside.txt": "inside\n",
+  });
+  fs.symlinkSync("keep.txt", path.join(ws, "link"));
+  return ws;
+}
+
+const EDITS = [
+  "printf 'one\\nTWO\\n' > edit.txt",
+  "echo new > created.txt",
+  "rm gone.txt",
+  "mv tree/a.txt tree/renamed.txt",
+  "mv tree/sub moved-sub",
+  "rm -rf redo && mkdir redo && echo new > redo/new.txt && echo kept > redo/kept.txt",
+  "chmod 755 chmod.sh",
+  "ln -sfn edit.txt link",
+  "ln -s nowhere dangling",
+  "printf '\\000\\001binary' > bin.dat",
+  ": > empty",
+  "printf 'no newline at the end soon' > nl.txt",
+  "mkdir -p 'with space/ü' && echo x > 'with space/ü/naïve file.txt'",
+  "rm typechange && mkdir typechange && echo in > typechange/f",
+  "rm -rf dir2file && echo now-a-file > dir2file",
+  "echo more > ro/more.txt && chmod 555 ro",
+].join(" && ");
+
+async function sandboxWith(ws: string, script: string): Promise<string> {
+  const { id } = await shared.client.request("sandbox/create", { workspace: ws });
+  const run = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", script] });
+  assert.equal(run.exitCode, 0, run.stderr);
+  return id;
+}
+
+test("differential: the edits run in a sandbox and approved give the same tree as run directly", async () => {
+  const ws = richWorkspace("ws-diff-approve");
+  const direct = path.join(shared.fx.base, "ws-diff-direct");
+  copyTree(ws, direct);
+  execFileSync("sh", ["-c", EDITS], { cwd: direct });
+  const before = describeTree(ws);
+  const id = await sandboxWith(ws, EDITS);
+  assert.deepEqual(describeTree(ws), before, "nothing reaches the workspace before approve");
+
+  const result = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual(result.conflicts, []);
+  assert.deepEqual(result.skipped, []);
+  assert.deepEqual(describeTree(ws), describeTree(direct));
+  assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes, [], "an approved path is no longer a change");
+  assert.deepEqual(fs.readdirSync(ws).filter((n) => n.startsWith(".paddock")), [], "no temp file is left");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("differential: the same edits rejected leave the workspace as it was, and the sandbox like it", async () => {
+  const ws = richWorkspace("ws-diff-reject");
+  const before = describeTree(ws);
+  const id = await sandboxWith(ws, EDITS);
+  const { changes } = await shared.client.request("sandbox/changes", { id });
+  const result = await shared.client.request("sandbox/reject", { id });
+  assert.deepEqual(result.skipped, []);
+  assert.deepEqual(new Set(result.rejected), new Set(changes.map((c) => c.path)));
+  assert.deepEqual(describeTree(ws), before);
+  assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes, [], "the sandbox shows the workspace's version again");
+  const inside = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", "cat edit.txt; readlink link; ls redo; test -d dir2file && echo dir"] });
+  assert.equal(inside.stdout, "one\ntwo\nkeep.txt\nkept.txt\nold.txt\ndir\n");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("sandbox/diff is a patch that git apply turns the workspace into the sandbox with", async () => {
+  const ws = richWorkspace("ws-git-apply");
+  const id = await sandboxWith(ws, EDITS);
+  const { patch, files } = await shared.client.request("sandbox/diff", { id });
+  assert.match(patch, /^diff --git a\/bin.dat b\/bin.dat\nnew file mode 100644\nBinary files \/dev\/null and b\/bin.dat differ\n/m);
+  assert.ok(files.find((f) => f.path === "bin.dat")?.binary);
+  assert.ok(!patch.includes("\u0001"), "binary content is named, not dumped");
+
+  // git applies everything but the binary file, which it names; the result is the sandbox's tree.
+  const copy = path.join(shared.fx.base, "ws-git-apply-copy");
+  copyTree(ws, copy);
+  const applied = spawnSync("git", ["apply", "--exclude=bin.dat", "-"], { cwd: copy, input: patch, encoding: "utf8" });
+  assert.equal(applied.status, 0, applied.stderr);
+  await shared.client.request("sandbox/approve", { id });
+  fs.rmSync(path.join(ws, "bin.dat"));
+  // git does not track directories: compare files and links, with the executable bit.
+  const filesOnly = (root: string) => describeTree(root).filter((l) => !/ dir \d+$/.test(l)).map((l) => l.replace(/ file (\d+)/, (_m, mode: string) => ` file ${Number.parseInt(mode, 8) & 0o100 ? "x" : "-"}`));
+  assert.deepEqual(filesOnly(copy), filesOnly(ws));
+  await shared.client.request("sandbox/delete", { id });
+});
+
+const TEN = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
+
+test("hunks: approve one hunk and reject another; the results are those hunks applied by hand", async () => {
+  const ws = workspace("ws-hunks", { "f.txt": TEN });
+  const edited = TEN.replace("line 2\n", "line two\n").replace("line 15\n", "line fifteen\n").replace("line 28\n", "");
+  const id = await sandboxWith(ws, `printf '%s' '${edited}' > f.txt`);
+  const { files } = await shared.client.request("sandbox/diff", { id, paths: ["f.txt"] });
+  const hunks = files[0]!.changes;
+  assert.equal(hunks.length, 3);
+
+  const approved = await shared.client.request("sandbox/approve", { id, hunks: [{ path: "f.txt", ...hunks[1]! }] });
+  assert.deepEqual(approved.applied, ["f.txt"]);
+  const oldLines = splitLines(TEN);
+  const newLines = splitLines(edited);
+  const byHand = (pick: (i: number) => boolean) => applyLineChanges(oldLines, newLines, computeLineChanges(oldLines, newLines), (_c, i) => pick(i));
+  assert.equal(fs.readFileSync(path.join(ws, "f.txt"), "utf8"), byHand((i) => i === 1));
+
+  // Now the sandbox differs from the workspace by hunks 0 and 2; reject the last.
+  const now = (await shared.client.request("sandbox/diff", { id, paths: ["f.txt"] })).files[0]!.changes;
+  assert.equal(now.length, 2);
+  const rejected = await shared.client.request("sandbox/reject", { id, hunks: [{ path: "f.txt", ...now[1]! }] });
+  assert.deepEqual(rejected.rejected, ["f.txt"]);
+  const inSandbox = Buffer.from((await shared.client.request("sandbox/readFile", { id, path: "f.txt" })).content, "base64").toString("utf8");
+  assert.equal(inSandbox, byHand((i) => i !== 2));
+  assert.equal(fs.readFileSync(path.join(ws, "f.txt"), "utf8"), byHand((i) => i === 1), "reject never touches the workspace");
+
+  // A hunk that no longer matches is refused, and nothing changes.
+  await refused(shared.client.request("sandbox/approve", { id, hunks: [{ path: "f.txt", ...now[1]! }] }), "E_HUNK_MISMATCH");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("conflicts of each kind are reported with the three versions; nothing is overwritten without force", async () => {
+  const base = Array.from({ length: 12 }, (_, i) => `${i}\n`).join("");
+  const ws = workspace("ws-conflicts", { "both.txt": base, "merge.txt": base, "del-sb.txt": "x\n", "del-ws.txt": "y\n", "type.txt": "t\n" });
+  const id = await sandboxWith(ws, [
+    "echo sandbox > both.txt",
+    "sed -i 's/^1$/one/' merge.txt",
+    "rm del-sb.txt",
+    "echo sandbox >> del-ws.txt",
+    "rm type.txt && ln -s both.txt type.txt",
+    "echo sandbox > added.txt",
+  ].join(" && "));
+  await waitForBases(id, ["both.txt", "merge.txt", "del-ws.txt", "added.txt"]);
+  // Meanwhile, someone works in the workspace.
+  fs.writeFileSync(path.join(ws, "both.txt"), "workspace\n");
+  fs.writeFileSync(path.join(ws, "merge.txt"), base.replace("10\n", "ten\n"));
+  fs.appendFileSync(path.join(ws, "del-sb.txt"), "workspace\n");
+  fs.rmSync(path.join(ws, "del-ws.txt"));
+  fs.rmSync(path.join(ws, "type.txt"));
+  fs.mkdirSync(path.join(ws, "type.txt"));
+  fs.writeFileSync(path.join(ws, "added.txt"), "workspace\n");
+  const before = describeTree(ws);
+
+  const result = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual(result.applied, []);
+  const reasons = Object.fromEntries(result.conflicts.map((c) => [c.path, c.reason]));
+  assert.deepEqual(reasons, {
+    "added.txt": "added-in-both",
+    "both.txt": "both-modified",
+    "del-sb.txt": "deleted-in-sandbox",
+    "del-ws.txt": "deleted-in-workspace",
+    "merge.txt": "both-modified",
+    "type.txt": "type-changed",
+  });
+  assert.deepEqual(describeTree(ws), before, "nothing was overwritten");
+  const both = result.conflicts.find((c) => c.path === "both.txt")!;
+  assert.deepEqual([both.base, both.workspace, both.sandbox, both.merged], [base, "workspace\n", "sandbox\n", undefined]);
+  const merge = result.conflicts.find((c) => c.path === "merge.txt")!;
+  assert.equal(merge.merged, base.replace("1\n", "one\n").replace("10\n", "ten\n"), "a clean three-way merge is offered");
+
+  // force, per path: the sandbox's version wins there, and only there.
+  const forced = await shared.client.request("sandbox/approve", { id, paths: ["both.txt", "added.txt"], force: ["both.txt"] });
+  assert.deepEqual(forced.applied, ["both.txt"]);
+  assert.deepEqual(forced.conflicts.map((c) => c.path), ["added.txt"]);
+  assert.equal(fs.readFileSync(path.join(ws, "both.txt"), "utf8"), "sandbox\n");
+  assert.equal(fs.readFileSync(path.join(ws, "added.txt"), "utf8"), "workspace\n");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("without a captured base, a workspace file changed after the sandbox's change is still a conflict", async () => {
+  const ws = workspace("ws-nobase", { "f.txt": "base\n" });
+  const id = await sandboxWith(ws, "echo sandbox > f.txt");
+  await waitForBases(id, ["f.txt"]);
+  fs.rmSync(path.join(shared.fx.stateDir, "sandboxes", id, "bases"), { recursive: true, force: true });
+  fs.writeFileSync(path.join(ws, "f.txt"), "workspace\n");
+  const result = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual(result.conflicts.map((c) => [c.path, c.reason]), [["f.txt", "both-modified"]]);
+  assert.equal(fs.readFileSync(path.join(ws, "f.txt"), "utf8"), "workspace\n");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("approving twice in a row, and after the workspace moved on, is not a conflict", async () => {
+  const ws = workspace("ws-again", { "f.txt": "1\n", "g.txt": "g\n" });
+  const id = await sandboxWith(ws, "echo 2 > f.txt");
+  assert.deepEqual((await shared.client.request("sandbox/approve", { id })).applied, ["f.txt"]);
+  const again = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo 3 > f.txt"] });
+  assert.equal(again.exitCode, 0);
+  const second = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual([second.applied, second.conflicts], [["f.txt"], []]);
+  assert.equal(fs.readFileSync(path.join(ws, "f.txt"), "utf8"), "3\n");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("special files, setuid bits and privileged attributes are never applied, and are reported", async () => {
+  const ws = workspace("ws-special", { "keep.txt": "k\n" });
+  const id = await sandboxWith(ws, "mkfifo pipe && echo s > suid && chmod 4755 suid && echo c > cap && setfattr -n security.paddock -v 1 cap 2>/dev/null; true");
+  const result = await shared.client.request("sandbox/approve", { id });
+  const reasons = result.skipped.map((s) => `${s.path}: ${s.reason}`);
+  assert.ok(reasons.includes("pipe: special files (devices, FIFOs, sockets) are never applied"), reasons.join("\n"));
+  assert.ok(reasons.includes("suid: setuid bit not applied"), reasons.join("\n"));
+  assert.equal(fs.existsSync(path.join(ws, "pipe")), false);
+  assert.equal(fs.statSync(path.join(ws, "suid")).mode & 0o7777, 0o755);
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("readFile shows the sandbox's side; writeFile edits it, and the sandbox sees the edit at once", async () => {
+  const ws = workspace("ws-rw", { "a.txt": "workspace\n", "dir/b.txt": "b\n" });
+  const id = await sandboxWith(ws, "echo sandbox > a.txt && rm dir/b.txt && echo c > dir/c.txt");
+  const read = (p: string) => shared.client.request("sandbox/readFile", { id, path: p });
+  assert.equal(Buffer.from((await read("a.txt")).content, "base64").toString(), "sandbox\n");
+  assert.deepEqual((await read("dir")).entries, ["c.txt"]);
+  await refused(read("dir/b.txt"), "E_NOT_FOUND");
+  await refused(read("../etc/passwd"), "E_INVALID_PARAMS");
+
+  await shared.client.request("sandbox/writeFile", { id, path: "a.txt", content: Buffer.from("edited by the user\n").toString("base64") });
+  const seen = await shared.client.request("sandbox/exec", { id, argv: ["cat", "a.txt"] });
+  assert.equal(seen.stdout, "edited by the user\n");
+  assert.equal(fs.readFileSync(path.join(ws, "a.txt"), "utf8"), "workspace\n");
+  await refused(shared.client.request("sandbox/writeFile", { id, path: "nowhere/x.txt", content: "" }), "E_NOT_FOUND");
+
+  // A stopped sandbox is mounted just for the write.
+  await shared.client.request("sandbox/stop", { id });
+  await shared.client.request("sandbox/writeFile", { id, path: "new.txt", content: Buffer.from("n\n").toString("base64") });
+  await shared.client.request("sandbox/start", { id });
+  assert.equal((await shared.client.request("sandbox/exec", { id, argv: ["cat", "new.txt"] })).stdout, "n\n");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("sandbox/didChange follows a running command, debounced", async () => {
+  const ws = workspace("ws-live", { "a.txt": "a\n" });
+  const { id } = await shared.client.request("sandbox/create", { workspace: ws });
+  const seen: string[][] = [];
+  const client = await shared.fx.client();
+  client.onNotification((method, params) => {
+    const change = params as AgentNotifications["sandbox/didChange"];
+    if (method === "sandbox/didChange" && change.id === id) seen.push(change.paths);
+  });
+  await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo b > a.txt; mkdir d; for i in 1 2 3 4 5; do echo $i > d/f$i; done; rm a.txt"] });
+  await waitFor("the notifications", () => (seen.flat().includes("d/f5") && seen.flat().includes("a.txt") ? true : undefined));
+  assert.ok(seen.length < 10, `debounced into a few notifications, got ${seen.length}`);
+  await shared.client.request("sandbox/delete", { id });
+});
+
+/** Bases are captured by the watcher, shortly after a path first changes in the sandbox. */
+function waitForBases(id: string, _paths: string[]): Promise<true> {
+  const dir = path.join(shared.fx.stateDir, "sandboxes", id, "bases");
+  return waitFor("bases to be captured", () => (fs.existsSync(dir) && fs.readdirSync(dir).filter((n) => n.endsWith(".json")).length >= _paths.length ? true : undefined));
+}
