@@ -13,27 +13,39 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change } from "../protocol/methods";
-import { lgetxattr, llistxattr } from "../sys/libc";
+import { Beneath, BeneathError } from "../sys/beneath";
+import { fgetxattr, flistxattr } from "../sys/libc";
 
 export const WHITEOUT_PREFIX = ".wh.";
 export const OPAQUE_MARKER = ".wh..wh..opq";
 const XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", "user.fuseoverlayfs."];
 /** Bytes looked at to tell binary from text, as git does. */
 const BINARY_SNIFF = 8000;
+const O_NONBLOCK = 0o4000;
 
-/** The overlay attributes of an entry (one listing syscall; most entries have none). */
-function overlayAttributes(file: string): Map<string, () => string> {
-  const found = new Map<string, () => string>();
-  for (const name of llistxattr(file)) {
-    const prefix = XATTR_PREFIXES.find((p) => name.startsWith(p));
-    if (prefix) found.set(name.slice(prefix.length), () => lgetxattr(file, name)?.toString() ?? "");
+/**
+ * The overlay attributes of a file or directory of the upper tree (one listing; most have
+ * none), read through a descriptor so that a path swapped meanwhile is not followed.
+ */
+function overlayAttributes(upper: Beneath, rel: string, st: fs.Stats): Map<string, string> {
+  const found = new Map<string, string>();
+  if (!st.isFile() && !st.isDirectory()) return found;
+  const fd = upper.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
+  try {
+    for (const name of flistxattr(fd)) {
+      const prefix = XATTR_PREFIXES.find((p) => name.startsWith(p));
+      if (prefix) found.set(name.slice(prefix.length), fgetxattr(fd, name)?.toString() ?? "");
+    }
+  } finally {
+    fs.closeSync(fd);
   }
   return found;
 }
 
-export function isOpaque(dir: string, names?: string[]): boolean {
-  if ((names ?? safeReaddir(dir)).includes(OPAQUE_MARKER)) return true;
-  return overlayAttributes(dir).get("opaque")?.() === "y";
+export function isOpaque(upper: Beneath, rel: string, names?: string[]): boolean {
+  if ((names ?? upper.readdir(rel)).includes(OPAQUE_MARKER)) return true;
+  const st = upper.lstat(rel);
+  return st !== undefined && overlayAttributes(upper, rel, st).get("opaque") === "y";
 }
 
 function lstat(file: string): fs.Stats | undefined {
@@ -55,29 +67,47 @@ export function isWhiteoutDevice(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
-function isBinary(file: string): boolean {
-  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+function isBinary(upper: Beneath, rel: string): boolean {
+  const { fd } = upper.openFile(rel);
   try {
-    const buffer = Buffer.alloc(BINARY_SNIFF);
-    const read = fs.readSync(fd, buffer, 0, BINARY_SNIFF, 0);
-    return buffer.subarray(0, read).includes(0);
+    return sniff(fd);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-function sameContent(a: string, b: string, size: number): boolean {
+function sniff(fd: number): boolean {
+  const buffer = Buffer.alloc(BINARY_SNIFF);
+  return buffer.subarray(0, fs.readSync(fd, buffer, 0, BINARY_SNIFF, 0)).includes(0);
+}
+
+function sameContent(upper: Beneath, rel: string, lowerPath: string, size: number): boolean {
   if (size > 64 * 1024 * 1024) return false; // big files: reported, not compared
-  return fs.readFileSync(a).equals(fs.readFileSync(b));
+  return upper.readFile(rel).equals(fs.readFileSync(lowerPath));
+}
+
+/** Entries that vanish or turn into something else while they are read were being changed: skipped. */
+function isRace(err: unknown): boolean {
+  return err instanceof BeneathError && ["ENOENT", "ENOTDIR", "ELOOP", "not a regular file"].includes(err.code);
 }
 
 export function listChanges(upperRoot: string, workspace: string): Change[] {
+  const upper = Beneath.open(upperRoot);
+  try {
+    return listWith(upper, workspace);
+  } finally {
+    upper.close();
+  }
+}
+
+function listWith(upper: Beneath, workspace: string): Change[] {
   const changes: Change[] = [];
-  const describe = (rel: string, kind: Change["kind"], file: string, st: fs.Stats): Change => ({
-    path: rel.split(path.sep).join("/"),
+  const join = (dir: string, name: string) => (dir === "" ? name : `${dir}/${name}`);
+  const describe = (rel: string, kind: Change["kind"], st: fs.Stats, binary: () => boolean): Change => ({
+    path: rel,
     kind,
     type: typeOf(st),
-    binary: st.isFile() ? isBinary(file) : false,
+    binary: st.isFile() ? binary() : false,
     size: st.isFile() ? st.size : 0,
     mode: st.mode & 0o7777,
   });
@@ -87,8 +117,8 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
     const lowerPath = path.join(workspace, rel);
     const st = lstat(lowerPath);
     if (!st) return;
-    changes.push(describe(rel, "deleted", lowerPath, st));
-    if (st.isDirectory()) for (const name of fs.readdirSync(lowerPath).sort()) deletedTree(path.join(rel, name));
+    changes.push(describe(rel, "deleted", st, () => isBinaryFile(lowerPath)));
+    if (st.isDirectory()) for (const name of safeReaddir(lowerPath)) deletedTree(join(rel, name));
   };
 
   /**
@@ -96,70 +126,94 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
    * inside it): whatever the upper dir does not have again counts as deleted.
    */
   const walk = (rel: string, hidden: boolean) => {
-    const upperDir = path.join(upperRoot, rel);
     // The workspace is consulted only through real directories: a symlink put in place of one
     // must not make the agent read (or list) what lies elsewhere.
     const lowerDir = path.join(workspace, rel);
     const lowerTrusted = isRealDirectory(lowerDir);
-    const names = fs.readdirSync(upperDir).sort();
-    const opaque = hidden || isOpaque(upperDir, names);
+    const names = upper.readdir(rel).sort();
+    const opaque = hidden || isOpaque(upper, rel, names);
     const present = new Set<string>();
     for (const name of names) {
       if (name === OPAQUE_MARKER) continue;
-      const upperPath = path.join(upperDir, name);
-      const st = fs.lstatSync(upperPath);
+      const childRel = join(rel, name);
       if (name.startsWith(WHITEOUT_PREFIX)) {
         present.add(name.slice(WHITEOUT_PREFIX.length));
-        if (lowerTrusted) deletedTree(path.join(rel, name.slice(WHITEOUT_PREFIX.length)));
+        if (lowerTrusted) deletedTree(join(rel, name.slice(WHITEOUT_PREFIX.length)));
         continue;
       }
-      present.add(name);
-      const childRel = path.join(rel, name);
-      if (isWhiteoutDevice(st)) {
-        if (lowerTrusted) deletedTree(childRel);
-        continue;
-      }
-      const attributes = overlayAttributes(upperPath);
-      for (const attribute of ["redirect", "metacopy"]) {
-        if (attributes.has(attribute)) {
-          throw new PaddockError(
-            "E_UNSUPPORTED_CHANGE",
-            `${childRel} carries an overlay ${attribute} attribute; Paddock cannot tell what it means`,
-            "sandboxes are mounted without redirects or metacopy; reject this path or delete the sandbox",
-            { path: childRel.split(path.sep).join("/") },
-          );
-        }
-      }
-      const lowerPath = path.join(workspace, childRel);
-      const lower = lowerTrusted ? lstat(lowerPath) : undefined;
-      if (!lower || typeOf(lower) !== typeOf(st)) {
-        if (lower) deletedTree(childRel); // the type changed: the old one is gone
-        changes.push(describe(childRel, "added", upperPath, st));
-        if (st.isDirectory()) walk(childRel, true);
-        continue;
-      }
-      const modeChanged = (lower.mode & 0o7777) !== (st.mode & 0o7777);
-      if (st.isDirectory()) {
-        if (modeChanged) changes.push(describe(childRel, "modified", upperPath, st));
-        walk(childRel, opaque);
-      } else if (st.isSymbolicLink()) {
-        if (fs.readlinkSync(upperPath) !== fs.readlinkSync(lowerPath)) changes.push(describe(childRel, "modified", upperPath, st));
-      } else if (st.isFile()) {
-        // Copied up but ending identical (written back, touched) is not a change.
-        const contentChanged = st.size !== lower.size || !sameContent(upperPath, lowerPath, st.size);
-        if (contentChanged || modeChanged) changes.push(describe(childRel, "modified", upperPath, st));
-      } else {
-        changes.push(describe(childRel, "modified", upperPath, st));
+      try {
+        const st = upper.lstat(childRel);
+        if (!st) continue; // gone meanwhile
+        present.add(name);
+        visit(childRel, st, lowerTrusted, opaque);
+      } catch (err) {
+        // Changed while it was read (a running command): the next listing will see it settled.
+        if (!isRace(err)) throw err;
       }
     }
     // Whatever the workspace has here that an opaque directory did not bring back is deleted.
     if (opaque && lowerTrusted) {
-      for (const name of safeReaddir(lowerDir)) if (!present.has(name)) deletedTree(path.join(rel, name));
+      for (const name of safeReaddir(lowerDir)) if (!present.has(name)) deletedTree(join(rel, name));
+    }
+  };
+
+  const visit = (rel: string, st: fs.Stats, lowerTrusted: boolean, opaque: boolean) => {
+    if (isWhiteoutDevice(st)) {
+      if (lowerTrusted) deletedTree(rel);
+      return;
+    }
+    const attributes = overlayAttributes(upper, rel, st);
+    for (const attribute of ["redirect", "metacopy"]) {
+      if (attributes.has(attribute)) {
+        throw new PaddockError(
+          "E_UNSUPPORTED_CHANGE",
+          `${rel} carries an overlay ${attribute} attribute; Paddock cannot tell what it means`,
+          "sandboxes are mounted without redirects or metacopy; reject this path or delete the sandbox",
+          { path: rel },
+        );
+      }
+    }
+    const binary = () => isBinary(upper, rel);
+    const lowerPath = path.join(workspace, rel);
+    const lower = lowerTrusted ? lstat(lowerPath) : undefined;
+    if (!lower || typeOf(lower) !== typeOf(st)) {
+      if (lower) deletedTree(rel); // the type changed: the old one is gone
+      changes.push(describe(rel, "added", st, binary));
+      if (st.isDirectory()) walk(rel, true);
+      return;
+    }
+    const modeChanged = (lower.mode & 0o7777) !== (st.mode & 0o7777);
+    if (st.isDirectory()) {
+      if (modeChanged) changes.push(describe(rel, "modified", st, binary));
+      walk(rel, opaque);
+    } else if (st.isSymbolicLink()) {
+      if (upper.readlink(rel) !== fs.readlinkSync(lowerPath)) changes.push(describe(rel, "modified", st, binary));
+    } else if (st.isFile()) {
+      // Copied up but ending identical (written back, touched) is not a change.
+      const contentChanged = st.size !== lower.size || !sameContent(upper, rel, lowerPath, st.size);
+      if (contentChanged || modeChanged) changes.push(describe(rel, "modified", st, binary));
+    } else {
+      changes.push(describe(rel, "modified", st, binary));
     }
   };
 
   walk("", false);
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** A workspace file (reached through real directories only) sniffed as git does. */
+function isBinaryFile(file: string): boolean {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    return sniff(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function isRealDirectory(dir: string): boolean {

@@ -21,7 +21,7 @@ import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/
 import { flistxattr } from "../sys/libc";
 import { describeConflict, findConflict } from "./conflicts";
 import { entryBytes, readEntry, type Entry } from "./entries";
-import { fsyncDirectories, removeJournal, rollBack, runOps, touchedDirectories, writeJournal, type Journal, type JournalOp } from "./journal";
+import { finishJournal, removeJournal, rollBack, writeJournal, type Journal, type JournalOp } from "./journal";
 import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "./line-changes";
 import { compareLike, forced, openWorkspaceTree, select, type PathChange, type ReviewTarget } from "./target";
 import { asText } from "./entries";
@@ -55,10 +55,6 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
   try {
     const plan = planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
     if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan);
-    for (const rel of plan.applied) {
-      // What the workspace now holds is the base the sandbox's next change is compared with.
-      target.bases.record(rel, ws, readEntry(ws, rel));
-    }
     result.applied = plan.applied;
     result.skipped.push(...plan.failed);
     return result;
@@ -209,12 +205,10 @@ async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan
     removeJournal(target.journal);
     throw err;
   }
-  writeJournal(target.journal, { ...journal, state: "committed" });
+  const committed: Journal = { ...journal, state: "committed" };
+  writeJournal(target.journal, committed);
   // From here the approve finishes, now or (after a crash) when the agent next starts.
-  const failures = runOps(ws, plan.ops);
-  fsyncDirectories(ws, touchedDirectories(plan.ops));
-  if (failures.length > 0) rollBack(ws, journal);
-  removeJournal(target.journal);
+  const failures = finishJournal(ws, target.journal, committed, target.bases);
   for (const { op, error } of failures) {
     target.log.warn("approve could not apply a path", { sandboxId: target.sandboxId, path: op.path, error });
     plan.applied = plan.applied.filter((p) => p !== op.path);

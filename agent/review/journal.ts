@@ -15,6 +15,8 @@ import * as fs from "node:fs";
 import { removeDurably, writeDurably } from "../state/durable";
 import type { Beneath } from "../sys/beneath";
 import { BeneathError, parentOf } from "../sys/beneath";
+import type { BaseStore } from "./bases";
+import { readEntry } from "./entries";
 
 export type JournalOp =
   /** Unlinks a file or symlink, or removes an empty directory; nothing there is fine. */
@@ -138,18 +140,27 @@ export function rollBack(ws: Beneath, journal: Journal): void {
   }
 }
 
+/**
+ * Runs a committed journal's operations, records the new bases, and only then removes the
+ * journal: a crash anywhere in here runs it all again, which changes nothing already done.
+ */
+export function finishJournal(ws: Beneath, file: string, journal: Journal, bases: BaseStore): { op: JournalOp; error: string }[] {
+  const failures = runOps(ws, journal.ops);
+  fsyncDirectories(ws, touchedDirectories(journal.ops));
+  const failed = new Set(failures.map((f) => f.op.path));
+  // What the workspace now holds is the base the sandbox's next change is compared with.
+  for (const rel of new Set(journal.ops.map((op) => op.path))) if (!failed.has(rel)) bases.record(rel, ws, readEntry(ws, rel));
+  rollBack(ws, journal); // temps whose rename failed
+  removeJournal(file);
+  return failures;
+}
+
 /** Finishes or rolls back an approve a crash interrupted. Returns what was done, for the log. */
-export function recoverJournal(ws: Beneath, file: string): { state: Journal["state"]; failures: { op: JournalOp; error: string }[] } | undefined {
+export function recoverJournal(ws: Beneath, file: string, bases: BaseStore): { state: Journal["state"]; failures: { op: JournalOp; error: string }[] } | undefined {
   const journal = readJournal(file);
   if (!journal) return undefined;
-  let failures: { op: JournalOp; error: string }[] = [];
-  if (journal.state === "preparing") {
-    rollBack(ws, journal);
-  } else {
-    failures = runOps(ws, journal.ops);
-    fsyncDirectories(ws, touchedDirectories(journal.ops));
-    rollBack(ws, journal); // temps whose rename failed
-  }
+  if (journal.state === "committed") return { state: journal.state, failures: finishJournal(ws, file, journal, bases) };
+  rollBack(ws, journal);
   removeJournal(file);
-  return { state: journal.state, failures };
+  return { state: journal.state, failures: [] };
 }

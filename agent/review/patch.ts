@@ -34,14 +34,15 @@ function gitMode(side: PatchSide): string {
   return side.mode & 0o100 ? "100755" : "100644";
 }
 
+const needsQuoting = (c: string) => c === '"' || c === "\\" || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f;
+const NAMED_ESCAPES: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r" };
+
 /** Quotes a path as git does when it holds a quote, a backslash or a control character. */
 export function gitQuote(name: string): string {
-  if (!/["\\\x00-\x1f\x7f]/.test(name)) return name;
-  const escaped = name.replace(/["\\\x00-\x1f\x7f]/g, (c) => {
-    const named: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r" };
-    return named[c] ?? `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`;
-  });
-  return `"${escaped}"`;
+  const chars = [...name];
+  if (!chars.some(needsQuoting)) return name;
+  const escape = (c: string) => NAMED_ESCAPES[c] ?? `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`;
+  return `"${chars.map((c) => (needsQuoting(c) ? escape(c) : c)).join("")}"`;
 }
 
 const prefixed = (prefix: string, name: string) => gitQuote(`${prefix}${name}`);

@@ -2,7 +2,6 @@
  * Reading a sandbox without entering it: one path as the sandbox sees it (its upper
  * directory over the workspace, as overlayfs would resolve it), and the patch of its changes.
  */
-import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change, DiffResult, ReadFileResult } from "../protocol/methods";
 import { isOpaque, isWhiteoutDevice, OPAQUE_MARKER, WHITEOUT_PREFIX } from "../changeset/changes";
@@ -39,7 +38,7 @@ export function lookup(upper: Beneath, ws: Beneath, rel: string): Found | undefi
       const entry = readEntry(ws, rel);
       return entry ? { tree: ws, entry, lowerVisible: true } : undefined;
     }
-    const opaque = st.isDirectory() && isOpaque(path.join(upper.root, prefix));
+    const opaque = st.isDirectory() && isOpaque(upper, prefix);
     if (i === parts.length) {
       const entry = readEntry(upper, prefix)!;
       return { tree: upper, entry, lowerVisible: lowerVisible && !opaque && readEntry(ws, rel)?.type === "directory" };
@@ -117,8 +116,12 @@ export function diffChanges(upper: Beneath, ws: Beneath, changes: readonly Chang
     }
   }
   const diffs = items.map((item) => diffItem(item, context));
+  // git apply refuses a binary diff without its data, and data is not for a review: binary
+  // files are named before the first diff, where git apply and patch skip the text.
+  const binary = items.filter((_item, i) => diffs[i]!.binary);
+  const preamble = binary.length === 0 ? "" : `Binary files, not included (sandbox/readFile has them):\n${binary.map((item) => `  ${item.old ? (item.new ? "modified" : "deleted") : "added"}: ${item.path}\n`).join("")}`;
   return {
-    patch: diffs.map((d) => d.text).join(""),
+    patch: preamble + diffs.filter((d) => !d.binary).map((d) => d.text).join(""),
     files: diffs.map(({ path: p, binary, changes: c }) => ({ path: p, binary, changes: c })),
   };
 }

@@ -169,7 +169,7 @@ export class SandboxManager {
     if (!fs.existsSync(paths.journal)) return;
     const ws = openWorkspaceTree(record);
     try {
-      const recovered = recoverJournal(ws, paths.journal);
+      const recovered = recoverJournal(ws, paths.journal, new BaseStore(paths.bases));
       if (recovered) this.options.log.warn(recovered.state === "committed" ? "finished an interrupted approve" : "rolled back an interrupted approve", { sandboxId: record.id, failures: recovered.failures });
     } finally {
       ws.close();

@@ -37,6 +37,7 @@ interface Libc {
   readlinkat(dirfd: number, path: string, buffer: Buffer, size: number): number;
   flistxattr(fd: number, list: Buffer, size: number): number;
   fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): number;
+  fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
 }
 
 let libc: Libc | undefined;
@@ -59,6 +60,7 @@ function load(): Libc {
     symlinkat: lib.func("int symlinkat(const char *target, int dirfd, const char *path)"),
     readlinkat: lib.func("long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buffer, size_t size)"),
     flistxattr: lib.func("long flistxattr(int fd, _Out_ uint8_t *list, size_t size)"),
+    fgetxattr: lib.func("long fgetxattr(int fd, const char *name, _Out_ uint8_t *value, size_t size)"),
     fchownat: lib.func("int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)"),
   };
   return libc;
@@ -175,4 +177,11 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 /** Changes the owner of a name in a directory, never following a symlink; returns 0 or the errno. */
 export function fchownat(dirfd: number, name: string, uid: number, gid: number): number {
   return orErrno(load().fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW));
+}
+
+/** An extended attribute of an open file; undefined when it has none. */
+export function fgetxattr(fd: number, name: string): Buffer | undefined {
+  const buffer = Buffer.alloc(4096);
+  const length = Number(load().fgetxattr(fd, name, buffer, buffer.length));
+  return length < 0 ? undefined : buffer.subarray(0, length);
 }

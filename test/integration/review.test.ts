@@ -108,17 +108,17 @@ test("sandbox/diff is a patch that git apply turns the workspace into the sandbo
   const ws = richWorkspace("ws-git-apply");
   const id = await sandboxWith(ws, EDITS);
   const { patch, files } = await shared.client.request("sandbox/diff", { id });
-  assert.match(patch, /^diff --git a\/bin.dat b\/bin.dat\nnew file mode 100644\nBinary files \/dev\/null and b\/bin.dat differ\n/m);
+  assert.match(patch, /^Binary files, not included .*\n {2}added: bin.dat\n/);
   assert.ok(files.find((f) => f.path === "bin.dat")?.binary);
   assert.ok(!patch.includes("\u0001"), "binary content is named, not dumped");
 
-  // git applies everything but the binary file, which it names; the result is the sandbox's tree.
+  // git applies the whole patch; with the binary file (named, not included) copied, the result is the sandbox's tree.
   const copy = path.join(shared.fx.base, "ws-git-apply-copy");
   copyTree(ws, copy);
-  const applied = spawnSync("git", ["apply", "--exclude=bin.dat", "-"], { cwd: copy, input: patch, encoding: "utf8" });
+  const applied = spawnSync("git", ["apply", "-"], { cwd: copy, input: patch, encoding: "utf8" });
   assert.equal(applied.status, 0, applied.stderr);
+  fs.writeFileSync(path.join(copy, "bin.dat"), Buffer.from((await shared.client.request("sandbox/readFile", { id, path: "bin.dat" })).content, "base64"));
   await shared.client.request("sandbox/approve", { id });
-  fs.rmSync(path.join(ws, "bin.dat"));
   // git does not track directories: compare files and links, with the executable bit.
   const filesOnly = (root: string) => describeTree(root).filter((l) => !/ dir \d+$/.test(l)).map((l) => l.replace(/ file (\d+)/, (_m, mode: string) => ` file ${Number.parseInt(mode, 8) & 0o100 ? "x" : "-"}`));
   assert.deepEqual(filesOnly(copy), filesOnly(ws));
@@ -283,3 +283,32 @@ function waitForBases(id: string, _paths: string[]): Promise<true> {
   const dir = path.join(shared.fx.stateDir, "sandboxes", id, "bases");
   return waitFor("bases to be captured", () => (fs.existsSync(dir) && fs.readdirSync(dir).filter((n) => n.endsWith(".json")).length >= _paths.length ? true : undefined));
 }
+
+test("race: a sandbox swapping a folder for a symlink to outside while approve runs never gets a write outside", async () => {
+  const outside = path.join(shared.fx.base, "outside");
+  fs.mkdirSync(outside);
+  const files = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d/f${i}.txt`, `${i}\n`]));
+  const ws = workspace("ws-race", files);
+  const id = await sandboxWith(ws, "for f in d/*.txt; do echo changed >> $f; done");
+  // In a tight loop: the folder goes, a symlink to outside takes its place, the folder comes back,
+  // and files are rewritten so that every approve has something to do.
+  const swapper = `i=0; while :; do i=$((i+1)); mv d d.real && ln -s ${outside} d && rm d && mv d.real d; echo $i > d/f$((i % 40)).txt; done`;
+  const { pid } = await shared.client.request("process/spawn", { id, argv: ["sh", "-c", swapper] });
+  try {
+    let approves = 0;
+    const deadline = Date.now() + 3000;
+    while (Date.now() < deadline) {
+      await shared.client.request("sandbox/approve", { id }).catch((err: { code?: string }) => {
+        // A refusal because something moved is fine; anything else is not.
+        assert.equal(err.code, "E_UNSAFE_PATH", String(err));
+      });
+      approves++;
+    }
+    assert.ok(approves > 5, `approve ran ${approves} times`);
+  } finally {
+    await shared.client.request("process/kill", { pid, signal: "SIGKILL" });
+  }
+  assert.deepEqual(fs.readdirSync(outside), [], "nothing was written outside the workspace");
+  assert.ok(!fs.lstatSync(path.join(ws, "d")).isSymbolicLink() || fs.readdirSync(outside).length === 0);
+  await shared.client.request("sandbox/delete", { id });
+});
