@@ -12,7 +12,8 @@ import { serve } from "../serve";
 import { AGENT_VERSION } from "../version";
 import { connectToAgent } from "./connect";
 import { printCheck } from "./check-command";
-import { changesCommand, createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
+import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
+import { approveCommand, changesCommand, diffCommand, rejectCommand } from "./review-commands";
 
 const USAGE = `Usage: paddock <command> [options]
 
@@ -29,6 +30,11 @@ Commands:
   exec ID -- CMD...   run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code
   stop ID | start ID  end every process of a sandbox, keeping its changes | run it again
   changes ID          what the sandbox changed: A added, M modified, D deleted
+  diff ID [PATH...]   the changes as a patch (git apply takes it); --context N lines
+  approve ID [PATH...]
+                      bring changes into the workspace (all, or these files and folders);
+                      a file that changed in the workspace too is a conflict: --force
+  reject ID [PATH...] throw changes away: the sandbox gets the workspace's version back
   rm ID               delete a sandbox and its changes
   gc                  delete expired sandboxes and clean what no sandbox owns
   version             print the version
@@ -64,6 +70,8 @@ async function main(argv: string[]): Promise<number> {
       pids: { type: "string" },
       cpus: { type: "string" },
       ttl: { type: "string" },
+      force: { type: "boolean" },
+      context: { type: "string" },
       "log-level": { type: "string" },
       "stderr-log-level": { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -101,7 +109,10 @@ async function main(argv: string[]): Promise<number> {
     case "start":
     case "rm":
     case "gc":
-    case "changes": {
+    case "changes":
+    case "diff":
+    case "approve":
+    case "reject": {
       const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel });
       const o = { ...values, json: values.json ?? false };
       const [, first, ...rest] = positionals;
@@ -119,6 +130,12 @@ async function main(argv: string[]): Promise<number> {
             return await gcCommand(agent.client, o);
           case "changes":
             return await changesCommand(agent.client, first, o);
+          case "diff":
+            return await diffCommand(agent.client, first, rest, o);
+          case "approve":
+            return await approveCommand(agent.client, first, rest, o);
+          case "reject":
+            return await rejectCommand(agent.client, first, rest, o);
           default:
             return await lifecycleCommand(agent.client, command, first, o);
         }

@@ -5,6 +5,7 @@ import { PaddockError } from "../protocol/errors";
 import type { AgentClient } from "../protocol/client";
 import type { Limits, Sandbox } from "../protocol/methods";
 import { renderTable } from "./table";
+import { print } from "./output";
 
 export interface SandboxCommandOptions {
   json: boolean;
@@ -23,9 +24,6 @@ function number(flag: string, value: string | undefined): number | undefined {
   return n;
 }
 
-function print(json: boolean, value: unknown, human: () => string): void {
-  console.log(json ? JSON.stringify(value, null, 2) : human());
-}
 
 function sandboxRows(sandboxes: Sandbox[]): string {
   if (sandboxes.length === 0) return "No sandboxes. Create one with: paddock create [DIR]";
@@ -72,18 +70,6 @@ export async function lifecycleCommand(client: AgentClient, verb: "stop" | "star
   }
   const sandbox = await client.request(verb === "stop" ? "sandbox/stop" : "sandbox/start", { id });
   print(o.json, sandbox, () => `${sandbox.id} ${sandbox.state}`);
-  return 0;
-}
-
-export async function changesCommand(client: AgentClient, id: string | undefined, o: SandboxCommandOptions): Promise<number> {
-  if (!id) throw new PaddockError("E_INVALID_PARAMS", "paddock changes needs a sandbox id", "paddock ls lists them");
-  const { changes } = await client.request("sandbox/changes", { id });
-  const letter = { added: "A", modified: "M", deleted: "D" } as const;
-  print(o.json, { changes }, () =>
-    changes.length === 0
-      ? "No changes."
-      : changes.map((c) => `${letter[c.kind]}  ${c.path}${c.type === "directory" ? "/" : c.type === "symlink" ? " (symlink)" : c.binary ? " (binary)" : ""}`).join("\n"),
-  );
   return 0;
 }
 

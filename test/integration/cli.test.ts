@@ -82,3 +82,39 @@ test("bad input: clear errors with hints, exit code 2, and nothing created", asy
 async function listCount(): Promise<number> {
   return (JSON.parse((await cli("ls", "--json")).stdout) as { sandboxes: unknown[] }).sandboxes.length;
 }
+
+test("changes, diff (plain when piped, coloured on a terminal), approve and reject by path", async () => {
+  const ws = makeWorkspace(base, "ws-review");
+  fs.writeFileSync(path.join(ws, "keep.txt"), "keep\n");
+  fs.writeFileSync(path.join(ws, "drop.txt"), "drop\n");
+  const { id } = JSON.parse((await cli("create", ws, "--json")).stdout) as { id: string };
+  await cli("exec", id, "--", "sh", "-c", "echo kept >> keep.txt; echo dropped >> drop.txt; echo new > new.txt");
+
+  assert.equal((await cli("changes", id)).stdout, "M  drop.txt\nM  keep.txt\nA  new.txt\n");
+  const piped = await cli("diff", id, path.join(ws, "keep.txt"));
+  assert.equal(piped.stdout, "diff --git a/keep.txt b/keep.txt\n--- a/keep.txt\n+++ b/keep.txt\n@@ -1 +1,2 @@\n keep\n+kept\n");
+  const tty = spawnSync("script", ["-qec", `${process.execPath} ${PADDOCK} diff ${id} --state-dir ${stateDir}`, "/dev/null"], { encoding: "utf8", env: { ...process.env, ...env, TERM: "xterm" }, timeout: 30_000 });
+  assert.ok(tty.stdout.includes("\x1b[32m+kept\x1b[0m"), JSON.stringify(tty.stdout));
+
+  const approved = await cli("approve", id, path.join(ws, "keep.txt"), path.join(ws, "new.txt"));
+  assert.equal(approved.code, 0, approved.stderr);
+  assert.match(approved.stdout, /Applied 2:\n {2}keep.txt\n {2}new.txt/);
+  assert.equal(fs.readFileSync(path.join(ws, "keep.txt"), "utf8"), "keep\nkept\n");
+  const rejected = await cli("reject", id, path.join(ws, "drop.txt"));
+  assert.match(rejected.stdout, /Rejected 1/);
+  assert.equal(fs.readFileSync(path.join(ws, "drop.txt"), "utf8"), "drop\n");
+  assert.equal((await cli("changes", id)).stdout, "No changes.\n");
+
+  // A conflict: nothing overwritten, exit code 1, and --force applies it.
+  await cli("exec", id, "--", "sh", "-c", "echo sandbox > keep.txt");
+  fs.writeFileSync(path.join(ws, "keep.txt"), "workspace\n");
+  const conflict = await cli("approve", id);
+  assert.equal(conflict.code, 1);
+  assert.match(conflict.stdout, /Conflicts .*\n {2}keep.txt: both-modified/);
+  assert.equal(fs.readFileSync(path.join(ws, "keep.txt"), "utf8"), "workspace\n");
+  assert.equal((await cli("approve", id, "--force")).code, 0);
+  assert.equal(fs.readFileSync(path.join(ws, "keep.txt"), "utf8"), "sandbox\n");
+  const outside = await cli("diff", id, "/etc/passwd");
+  assert.equal(outside.code, 2);
+  assert.match(outside.stderr, /is not inside the sandbox's workspace/);
+});

@@ -127,3 +127,23 @@ test("rootless: kill -9 of the agent ends the namespace holders; the restart mou
   call("sandbox/delete", { id });
   assert.deepEqual(holders(), []);
 });
+
+test("rootless: approve and reject work as for root (the merged view is reached through the holder)", () => {
+  const ws = userWorkspace("ws-rl-review");
+  const created = call("sandbox/create", { workspace: ws });
+  const id = created.result!.id!;
+  const [, approved, rejected, inside, left] = callAs([
+    ["sandbox/exec", { id, argv: ["sh", "-c", "echo more >> README.md; echo new > new.txt; rm delete-me.txt"] }],
+    ["sandbox/approve", { id, paths: ["README.md", "new.txt"] }],
+    ["sandbox/reject", { id, paths: ["delete-me.txt"] }],
+    ["sandbox/exec", { id, argv: ["cat", "delete-me.txt"] }],
+    ["sandbox/changes", { id }],
+  ]);
+  assert.deepEqual((approved!.result as unknown as { applied: string[] }).applied, ["README.md", "new.txt"], JSON.stringify(approved));
+  assert.deepEqual((rejected!.result as unknown as { rejected: string[] }).rejected, ["delete-me.txt"], JSON.stringify(rejected));
+  assert.equal(inside!.result!.stdout, fs.readFileSync(path.join(ws, "delete-me.txt"), "utf8"), "the sandbox has the workspace's file back");
+  assert.deepEqual((left!.result as unknown as { changes: unknown[] }).changes, []);
+  assert.equal(fs.readFileSync(path.join(ws, "new.txt"), "utf8"), "new\n");
+  assert.equal(fs.statSync(path.join(ws, "new.txt")).uid, uid, "approved files belong to the user");
+  call("sandbox/delete", { id });
+});
