@@ -167,14 +167,16 @@ function planApprove(
   removes.sort((a, b) => compareLike(b.path, a.path));
   chmods.sort((a, b) => compareLike(b.path, a.path));
   const approveId = randomBytes(6).toString("hex");
-  const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(ws, stage.path, approveId, n) }));
+  const isDirectory = new Map<string, boolean>();
+  const directory = (dir: string) => isDirectory.get(dir) ?? isDirectory.set(dir, ws.lstat(dir)?.isDirectory() ?? false).get(dir)!;
+  const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(directory, stage.path, approveId, n) }));
   return { approveId, ops: [...removes, ...mkdirs, ...replaces, ...chmods], staged, applied, failed: [] };
 }
 
 /** A temp file's place: the target's directory, or the nearest one that exists (same file system). */
-function tempPath(ws: Beneath, rel: string, approveId: string, n: number): string {
+function tempPath(isDirectory: (dir: string) => boolean, rel: string, approveId: string, n: number): string {
   let dir = parentOf(rel);
-  while (dir !== "" && !ws.lstat(dir)?.isDirectory()) dir = parentOf(dir);
+  while (dir !== "" && !isDirectory(dir)) dir = parentOf(dir);
   const name = `.paddock-approve-${approveId}-${n}`;
   return dir === "" ? name : `${dir}/${name}`;
 }

@@ -7,12 +7,15 @@
  * and only if the workspace's copy has not changed since then (its ctime is not after the
  * upper entry's birth): a base taken later could already hold the workspace's own edit. Where
  * no base was captured, approve falls back on that same time rule.
+ *
+ * All bases of a sandbox live in one index file, read once and written once per operation
+ * (creating a file per path made approve slow). A base keeps the entry's identity (inode,
+ * size, times), which tells "unchanged" exactly, and the contents of small files, for merges.
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as path from "node:path";
 import type { Beneath } from "../sys/beneath";
-import { entryBytes, readEntry, type Entry, type EntryType } from "./entries";
+import { writeDurably } from "../state/durable";
+import { entryBytes, type Entry, type EntryType } from "./entries";
 
 export interface Base {
   path: string;
@@ -20,72 +23,70 @@ export interface Base {
   present: boolean;
   type?: EntryType;
   mode?: number;
-  /** File contents or symlink target. */
+  /** File contents (small files only) or symlink target. */
   bytes?: Buffer;
+  /** inode, size, mtime and ctime: equal means untouched. */
+  identity?: string;
 }
 
-interface BaseMeta {
-  path: string;
+interface StoredBase {
   present: boolean;
   type?: EntryType;
   mode?: number;
+  identity?: string;
+  /** base64 */
+  data?: string;
   target?: string;
 }
 
-/** Files larger than this are not kept as bases: their conflicts are found by time alone. */
-const MAX_BASE_BYTES = 16 * 1024 * 1024;
+/** Files up to this size keep their contents (for three-way merges); larger ones only their identity. */
+const MAX_BASE_BYTES = 256 * 1024;
+
+export function identityOf(entry: Entry): string {
+  const st = entry.stat;
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
 
 export class BaseStore {
-  constructor(private readonly dir: string) {}
+  private entries: Map<string, StoredBase> | undefined;
+  private dirty = false;
 
-  private files(rel: string) {
-    const key = createHash("sha256").update(rel).digest("hex").slice(0, 32);
-    return { meta: path.join(this.dir, `${key}.json`), data: path.join(this.dir, `${key}.data`) };
+  constructor(private readonly file: string) {}
+
+  private load(): Map<string, StoredBase> {
+    if (this.entries) return this.entries;
+    try {
+      this.entries = new Map(Object.entries(JSON.parse(fs.readFileSync(this.file, "utf8")) as Record<string, StoredBase>));
+    } catch {
+      this.entries = new Map(); // none yet, or unreadable: the time rule stands in
+    }
+    return this.entries;
   }
 
   get(rel: string): Base | undefined {
-    const files = this.files(rel);
-    let meta: BaseMeta;
-    try {
-      meta = JSON.parse(fs.readFileSync(files.meta, "utf8")) as BaseMeta;
-    } catch {
-      return undefined;
-    }
-    if (meta.path !== rel) return undefined;
-    const base: Base = { path: rel, present: meta.present, type: meta.type, mode: meta.mode };
-    if (meta.type === "symlink") base.bytes = Buffer.from(meta.target ?? "");
-    if (meta.type === "file") {
-      try {
-        base.bytes = fs.readFileSync(files.data);
-      } catch {
-        return undefined;
-      }
-    }
-    return base;
+    const stored = this.load().get(rel);
+    if (!stored) return undefined;
+    const bytes = stored.data !== undefined ? Buffer.from(stored.data, "base64") : stored.target !== undefined ? Buffer.from(stored.target) : undefined;
+    return { path: rel, present: stored.present, type: stored.type, mode: stored.mode, identity: stored.identity, ...(bytes ? { bytes } : {}) };
   }
 
   has(rel: string): boolean {
-    return fs.existsSync(this.files(rel).meta);
+    return this.load().has(rel);
   }
 
-  /** Records `entry` (undefined: nothing there) read from `tree` as the base of `rel`. */
-  record(rel: string, tree: Beneath, entry: Entry | undefined, bytes?: Buffer): void {
-    const files = this.files(rel);
-    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    if (entry?.type === "file") {
-      if (entry.stat.size > MAX_BASE_BYTES) return this.forget(rel);
-      fs.writeFileSync(files.data, bytes ?? entryBytes(tree, rel, entry), { mode: 0o600 });
-    } else {
-      fs.rmSync(files.data, { force: true });
-    }
-    const meta: BaseMeta = entry ? { path: rel, present: true, type: entry.type, mode: entry.mode, ...(entry.target !== undefined ? { target: entry.target } : {}) } : { path: rel, present: false };
-    fs.writeFileSync(files.meta, JSON.stringify(meta), { mode: 0o600 });
+  /** Sets `entry` (undefined: nothing there), read from `tree`, as the base of `rel`; `save` writes. */
+  set(rel: string, tree: Beneath, entry: Entry | undefined): void {
+    const stored: StoredBase = entry ? { present: true, type: entry.type, mode: entry.mode, identity: identityOf(entry) } : { present: false };
+    if (entry?.type === "file" && entry.stat.size <= MAX_BASE_BYTES) stored.data = entryBytes(tree, rel, entry).toString("base64");
+    if (entry?.type === "symlink") stored.target = entry.target;
+    this.load().set(rel, stored);
+    this.dirty = true;
   }
 
-  forget(rel: string): void {
-    const files = this.files(rel);
-    fs.rmSync(files.meta, { force: true });
-    fs.rmSync(files.data, { force: true });
+  save(): void {
+    if (!this.dirty || !this.entries) return;
+    writeDurably(this.file, JSON.stringify(Object.fromEntries(this.entries)));
+    this.dirty = false;
   }
 }
 
@@ -94,16 +95,14 @@ export function bornAt(st: fs.Stats): number {
   return st.birthtimeMs > 0 ? st.birthtimeMs : st.ctimeMs;
 }
 
-/** True when the workspace entry is the same as the base (contents, type, executable bits). */
+/** True when the workspace entry is still the base: the same entry untouched, or the same contents. */
 export function matchesBase(base: Base, entry: Entry | undefined, bytes: () => Buffer): boolean {
   if (!base.present || !entry) return !base.present && !entry;
   if (base.type !== entry.type) return false;
   if (entry.type === "directory" || entry.type === "other") return true;
   if (entry.type === "file" && (base.mode ?? 0) !== entry.mode) return false;
-  return base.bytes !== undefined && base.bytes.equals(bytes());
-}
-
-export function readBaseOf(tree: Beneath, rel: string): { entry: Entry | undefined; bytes: Buffer } {
-  const entry = readEntry(tree, rel);
-  return { entry, bytes: entryBytes(tree, rel, entry) };
+  // Contents decide where they were kept (a same-size edit within one clock tick keeps the times);
+  // otherwise the entry's identity does.
+  if (base.bytes !== undefined) return base.bytes.equals(bytes());
+  return base.identity === identityOf(entry);
 }

@@ -95,11 +95,15 @@ function runOp(ws: Beneath, op: JournalOp): void {
       return;
     }
     case "replace": {
-      if (!ws.lstat(op.temp)) return;
-      const existing = ws.lstat(op.path);
-      // rename(2) replaces a file or symlink, not a directory the sandbox turned into a file.
-      if (existing?.isDirectory()) throw new BeneathError("EISDIR", `${op.path} is a directory in the workspace`);
-      ws.rename(op.temp, op.path);
+      try {
+        ws.rename(op.temp, op.path);
+      } catch (err) {
+        // A temp that is gone was renamed before a crash: done.
+        if (err instanceof BeneathError && err.code === "ENOENT" && !ws.lstat(op.temp)) return;
+        // rename(2) replaces a file or symlink, not a directory the workspace has there.
+        if (err instanceof BeneathError && err.code === "EISDIR") throw new BeneathError("EISDIR", `${op.path} is a directory in the workspace`);
+        throw err;
+      }
       return;
     }
     case "chmod":
@@ -149,8 +153,9 @@ export function finishJournal(ws: Beneath, file: string, journal: Journal, bases
   fsyncDirectories(ws, touchedDirectories(journal.ops));
   const failed = new Set(failures.map((f) => f.op.path));
   // What the workspace now holds is the base the sandbox's next change is compared with.
-  for (const rel of new Set(journal.ops.map((op) => op.path))) if (!failed.has(rel)) bases.record(rel, ws, readEntry(ws, rel));
-  rollBack(ws, journal); // temps whose rename failed
+  for (const rel of new Set(journal.ops.map((op) => op.path))) if (!failed.has(rel)) bases.set(rel, ws, readEntry(ws, rel));
+  bases.save();
+  if (failures.length > 0) rollBack(ws, journal); // temps whose rename failed
   removeJournal(file);
   return failures;
 }

@@ -19,17 +19,28 @@ export interface LineChange {
 
 /** Lines with their terminators ("\n", or none for the last one). */
 export function splitLines(text: string): string[] {
-  const lines = text.split(/(?<=\n)/);
-  return lines.length === 1 && lines[0] === "" ? [] : lines;
+  const lines: string[] = [];
+  let at = 0;
+  for (let end = text.indexOf("\n"); end !== -1; end = text.indexOf("\n", at)) {
+    lines.push(text.slice(at, end + 1));
+    at = end + 1;
+  }
+  if (at < text.length) lines.push(text.slice(at));
+  return lines;
 }
 
 /** The minimal line changes that turn `oldLines` into `newLines`, in order. */
 export function computeLineChanges(oldLines: readonly string[], newLines: readonly string[]): LineChange[] {
+  // The lines both ends share are no work for the diff algorithm.
+  let head = 0;
+  while (head < oldLines.length && head < newLines.length && oldLines[head] === newLines[head]) head++;
+  let tail = 0;
+  while (tail < oldLines.length - head && tail < newLines.length - head && oldLines[oldLines.length - 1 - tail] === newLines[newLines.length - 1 - tail]) tail++;
   const changes: LineChange[] = [];
-  let oldAt = 0;
-  let newAt = 0;
+  let oldAt = head;
+  let newAt = head;
   let open: LineChange | undefined;
-  for (const part of diffArrays(oldLines as string[], newLines as string[])) {
+  for (const part of diffArrays(oldLines.slice(head, oldLines.length - tail), newLines.slice(head, newLines.length - tail))) {
     const count = part.count ?? part.value.length;
     if (!part.added && !part.removed) {
       if (open) changes.push(open);

@@ -31,7 +31,7 @@ export function reject(target: ReviewTarget, view: string, changes: readonly Cha
     const attempt = (rel: string, work: () => void) => {
       try {
         work();
-        target.bases.record(rel, ws, readEntry(ws, rel));
+        target.bases.set(rel, ws, readEntry(ws, rel));
         result.rejected.push(rel);
       } catch (err) {
         if (!(err instanceof BeneathError)) throw err;
@@ -62,6 +62,7 @@ export function reject(target: ReviewTarget, view: string, changes: readonly Cha
     }
     return result;
   } finally {
+    target.bases.save();
     sandbox.close();
     ws.close();
   }

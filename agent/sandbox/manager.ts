@@ -212,8 +212,9 @@ export class SandboxManager {
           if (since === undefined) continue;
           const workspace = readEntry(ws, rel);
           // Taken only if the workspace's copy is still what it was when the sandbox changed it.
-          if (!workspace || !changedAfter(workspace, since)) target.bases.record(rel, ws, workspace);
+          if (!workspace || !changedAfter(workspace, since)) target.bases.set(rel, ws, workspace);
         }
+        target.bases.save();
       });
     } catch (err) {
       this.options.log.debug("cannot capture bases", { sandboxId: id, error: (err as Error).message });

@@ -47,7 +47,7 @@ export class SandboxStore {
       work: path.join(dir, "work"),
       merged: path.join(dir, "merged"),
       journal: path.join(dir, "approve-journal.json"),
-      bases: path.join(dir, "bases"),
+      bases: path.join(dir, "bases.json"),
     };
   }
 

@@ -208,7 +208,7 @@ test("without a captured base, a workspace file changed after the sandbox's chan
   const ws = workspace("ws-nobase", { "f.txt": "base\n" });
   const id = await sandboxWith(ws, "echo sandbox > f.txt");
   await waitForBases(id, ["f.txt"]);
-  fs.rmSync(path.join(shared.fx.stateDir, "sandboxes", id, "bases"), { recursive: true, force: true });
+  fs.rmSync(path.join(shared.fx.stateDir, "sandboxes", id, "bases.json"), { force: true });
   fs.writeFileSync(path.join(ws, "f.txt"), "workspace\n");
   const result = await shared.client.request("sandbox/approve", { id });
   assert.deepEqual(result.conflicts.map((c) => [c.path, c.reason]), [["f.txt", "both-modified"]]);
@@ -279,9 +279,16 @@ test("sandbox/didChange follows a running command, debounced", async () => {
 });
 
 /** Bases are captured by the watcher, shortly after a path first changes in the sandbox. */
-function waitForBases(id: string, _paths: string[]): Promise<true> {
-  const dir = path.join(shared.fx.stateDir, "sandboxes", id, "bases");
-  return waitFor("bases to be captured", () => (fs.existsSync(dir) && fs.readdirSync(dir).filter((n) => n.endsWith(".json")).length >= _paths.length ? true : undefined));
+function waitForBases(id: string, paths: string[]): Promise<true> {
+  const file = path.join(shared.fx.stateDir, "sandboxes", id, "bases.json");
+  const captured = () => {
+    try {
+      return Object.keys(JSON.parse(fs.readFileSync(file, "utf8")) as object);
+    } catch {
+      return [];
+    }
+  };
+  return waitFor("bases to be captured", () => (paths.every((p) => captured().includes(p)) ? true : undefined));
 }
 
 test("race: a sandbox swapping a folder for a symlink to outside while approve runs never gets a write outside", async () => {
