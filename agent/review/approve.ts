@@ -48,7 +48,7 @@ interface Staged {
 }
 
 export async function approve(target: ReviewTarget, changes: readonly Change[], request: ApproveRequest): Promise<ApproveResult> {
-  const selection = select(changes, request.paths, request.hunks);
+  const selection = select(changes, request.paths, request.hunks, { newFolders: true });
   const result: ApproveResult = { applied: [], conflicts: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
   const ws = openWorkspaceTree(target);
   const upper = Beneath.open(target.upper);

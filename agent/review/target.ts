@@ -96,8 +96,9 @@ export interface Selection {
  * A path selects itself and everything below it; no paths and no hunks select everything;
  * hunks alone select only their files' hunks.
  */
-export function select(changes: readonly Change[], paths: readonly string[] | undefined, hunks: readonly HunkSelector[] | undefined): Selection {
+export function select(changes: readonly Change[], paths: readonly string[] | undefined, hunks: readonly HunkSelector[] | undefined, options: { newFolders?: boolean } = {}): Selection {
   const all = byPath(changes);
+  const byName = new Map(all.map((c) => [c.path, c]));
   const unknown: string[] = [];
   let chosen: PathChange[];
   if (paths === undefined) {
@@ -109,12 +110,19 @@ export function select(changes: readonly Change[], paths: readonly string[] | un
       if (matching.length === 0) unknown.push(p);
       for (const c of matching) wanted.add(c);
     }
+    // Approving a new file brings the new folders it needs along.
+    for (const c of options.newFolders ? [...wanted] : []) {
+      for (let dir = parentOfPath(c.path); dir !== ""; dir = parentOfPath(dir)) {
+        const folder = byName.get(dir);
+        if (folder?.current?.kind === "added" && folder.current.type === "directory") wanted.add(folder);
+      }
+    }
     chosen = all.filter((c) => wanted.has(c));
   }
   const selectedHunks = new Map<string, { change: PathChange; ranges: LineChange[] }>();
   for (const hunk of hunks ?? []) {
     if (chosen.some((c) => c.path === hunk.path)) continue; // the whole file is selected anyway
-    const change = all.find((c) => c.path === hunk.path);
+    const change = byName.get(hunk.path);
     if (!change?.current || change.deleted || change.current.kind !== "modified" || change.current.type !== "file") {
       throw new PaddockError("E_INVALID_PARAMS", `${hunk.path} is not a modified file of this sandbox, so it has no hunks`, "sandbox/diff lists the hunks of each modified text file", { field: "hunks" });
     }
@@ -123,6 +131,11 @@ export function select(changes: readonly Change[], paths: readonly string[] | un
     selectedHunks.set(hunk.path, entry);
   }
   return { paths: chosen, hunks: selectedHunks, unknown };
+}
+
+function parentOfPath(rel: string): string {
+  const slash = rel.lastIndexOf("/");
+  return slash < 0 ? "" : rel.slice(0, slash);
 }
 
 /** True when `force` (true, or a list of paths and folders) covers `rel`. */

@@ -62,6 +62,7 @@ const EDITS = [
   "rm typechange && mkdir typechange && echo in > typechange/f",
   "rm -rf dir2file && echo now-a-file > dir2file",
   "echo more > ro/more.txt && chmod 555 ro",
+  "ln created.txt hardlink.txt",
 ].join(" && ");
 
 async function sandboxWith(ws: string, script: string): Promise<string> {
@@ -216,6 +217,17 @@ test("without a captured base, a workspace file changed after the sandbox's chan
   await shared.client.request("sandbox/delete", { id });
 });
 
+test("approving a file in a new folder brings the folder, not its other files", async () => {
+  const ws = workspace("ws-newdir", { "a.txt": "a\n" });
+  const id = await sandboxWith(ws, "mkdir -p new/deeper && echo 1 > new/deeper/one.txt && echo 2 > new/two.txt");
+  const result = await shared.client.request("sandbox/approve", { id, paths: ["new/deeper/one.txt"] });
+  assert.deepEqual(result.applied, ["new", "new/deeper", "new/deeper/one.txt"]);
+  assert.equal(fs.readFileSync(path.join(ws, "new/deeper/one.txt"), "utf8"), "1\n");
+  assert.equal(fs.existsSync(path.join(ws, "new/two.txt")), false);
+  assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes.map((c) => c.path), ["new/two.txt"]);
+  await shared.client.request("sandbox/delete", { id });
+});
+
 test("approving twice in a row, and after the workspace moved on, is not a conflict", async () => {
   const ws = workspace("ws-again", { "f.txt": "1\n", "g.txt": "g\n" });
   const id = await sandboxWith(ws, "echo 2 > f.txt");
@@ -230,11 +242,18 @@ test("approving twice in a row, and after the workspace moved on, is not a confl
 
 test("special files, setuid bits and privileged attributes are never applied, and are reported", async () => {
   const ws = workspace("ws-special", { "keep.txt": "k\n" });
-  const id = await sandboxWith(ws, "mkfifo pipe && echo s > suid && chmod 4755 suid && echo c > cap && setfattr -n security.paddock -v 1 cap 2>/dev/null; true");
+  const id = await sandboxWith(ws, "mkfifo pipe && echo s > suid && chmod 4755 suid && echo c > cap && echo t > trusted");
+  // What a privileged process could leave in the upper directory: a file capability, a trusted attribute.
+  const upper = path.join(shared.fx.stateDir, "sandboxes", id, "upper");
+  execFileSync("python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'security.capability', bytes.fromhex('0100000200200000000000000000000000000000')); os.setxattr(sys.argv[2], 'trusted.paddock', b'1')", path.join(upper, "cap"), path.join(upper, "trusted")]);
   const result = await shared.client.request("sandbox/approve", { id });
   const reasons = result.skipped.map((s) => `${s.path}: ${s.reason}`);
   assert.ok(reasons.includes("pipe: special files (devices, FIFOs, sockets) are never applied"), reasons.join("\n"));
   assert.ok(reasons.includes("suid: setuid bit not applied"), reasons.join("\n"));
+  assert.ok(reasons.includes("cap: attribute security.capability not applied"), reasons.join("\n"));
+  assert.ok(reasons.includes("trusted: attribute trusted.paddock not applied"), reasons.join("\n"));
+  const attributes = execFileSync("python3", ["-c", "import os, sys; print(os.listxattr(sys.argv[1]) + os.listxattr(sys.argv[2]))", path.join(ws, "cap"), path.join(ws, "trusted")], { encoding: "utf8" });
+  assert.equal(attributes.trim(), "[]", "the files are applied without them");
   assert.equal(fs.existsSync(path.join(ws, "pipe")), false);
   assert.equal(fs.statSync(path.join(ws, "suid")).mode & 0o7777, 0o755);
   await shared.client.request("sandbox/delete", { id });
