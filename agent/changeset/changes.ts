@@ -23,29 +23,45 @@ const XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", "user.fuseoverlayfs
 const BINARY_SNIFF = 8000;
 const O_NONBLOCK = 0o4000;
 
+/** What the listing needs of one upper entry, from a single open where it can be opened. */
+interface Probe {
+  stat: fs.Stats;
+  /** Overlay attributes, prefix removed (most entries have none). */
+  attributes: Map<string, string>;
+  /** Regular files: a NUL byte in the first 8000 bytes. */
+  binary: boolean;
+}
+
 /**
- * The overlay attributes of a file or directory of the upper tree (one listing; most have
- * none), read through a descriptor so that a path swapped meanwhile is not followed.
+ * Opens a file or directory of the upper tree once (through a descriptor, so a path swapped
+ * meanwhile is not followed) for its status, overlay attributes and, for files, the binary
+ * sniff. Symlinks, whiteouts and sockets cannot be opened that way: their status alone.
  */
-function overlayAttributes(upper: Beneath, rel: string, st: fs.Stats): Map<string, string> {
-  const found = new Map<string, string>();
-  if (!st.isFile() && !st.isDirectory()) return found;
-  const fd = upper.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
+function probe(upper: Beneath, rel: string): Probe | undefined {
+  let fd: number;
   try {
+    fd = upper.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
+  } catch (err) {
+    if (!(err instanceof BeneathError) || !["ELOOP", "ENXIO", "ENODEV", "EACCES"].includes(err.code)) throw err;
+    const stat = upper.lstat(rel);
+    return stat && { stat, attributes: new Map(), binary: false };
+  }
+  try {
+    const stat = fs.fstatSync(fd);
+    const attributes = new Map<string, string>();
     for (const name of flistxattr(fd)) {
       const prefix = XATTR_PREFIXES.find((p) => name.startsWith(p));
-      if (prefix) found.set(name.slice(prefix.length), fgetxattr(fd, name)?.toString() ?? "");
+      if (prefix) attributes.set(name.slice(prefix.length), fgetxattr(fd, name)?.toString() ?? "");
     }
+    return { stat, attributes, binary: stat.isFile() && sniff(fd) };
   } finally {
     fs.closeSync(fd);
   }
-  return found;
 }
 
-export function isOpaque(upper: Beneath, rel: string, names?: string[]): boolean {
+export function isOpaque(upper: Beneath, rel: string, names?: string[], known?: Probe): boolean {
   if ((names ?? upper.readdir(rel)).includes(OPAQUE_MARKER)) return true;
-  const st = upper.lstat(rel);
-  return st !== undefined && overlayAttributes(upper, rel, st).get("opaque") === "y";
+  return (known ?? probe(upper, rel))?.attributes.get("opaque") === "y";
 }
 
 function lstat(file: string): fs.Stats | undefined {
@@ -67,18 +83,10 @@ export function isWhiteoutDevice(st: fs.Stats): boolean {
   return st.isCharacterDevice() && st.rdev === 0;
 }
 
-function isBinary(upper: Beneath, rel: string): boolean {
-  const { fd } = upper.openFile(rel);
-  try {
-    return sniff(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
+const sniffBuffer = Buffer.alloc(BINARY_SNIFF);
 
 function sniff(fd: number): boolean {
-  const buffer = Buffer.alloc(BINARY_SNIFF);
-  return buffer.subarray(0, fs.readSync(fd, buffer, 0, BINARY_SNIFF, 0)).includes(0);
+  return sniffBuffer.subarray(0, fs.readSync(fd, sniffBuffer, 0, BINARY_SNIFF, 0)).includes(0);
 }
 
 function sameContent(upper: Beneath, rel: string, lowerPath: string, size: number): boolean {
@@ -125,13 +133,13 @@ function listWith(upper: Beneath, workspace: string): Change[] {
    * `hidden`: the workspace's entries below here are hidden (an opaque directory, or one
    * inside it): whatever the upper dir does not have again counts as deleted.
    */
-  const walk = (rel: string, hidden: boolean) => {
+  const walk = (rel: string, hidden: boolean, own?: Probe) => {
     // The workspace is consulted only through real directories: a symlink put in place of one
     // must not make the agent read (or list) what lies elsewhere.
     const lowerDir = path.join(workspace, rel);
     const lowerTrusted = isRealDirectory(lowerDir);
     const names = upper.readdir(rel).sort();
-    const opaque = hidden || isOpaque(upper, rel, names);
+    const opaque = hidden || isOpaque(upper, rel, names, own);
     const present = new Set<string>();
     for (const name of names) {
       if (name === OPAQUE_MARKER) continue;
@@ -142,10 +150,10 @@ function listWith(upper: Beneath, workspace: string): Change[] {
         continue;
       }
       try {
-        const st = upper.lstat(childRel);
-        if (!st) continue; // gone meanwhile
+        const found = probe(upper, childRel);
+        if (!found) continue; // gone meanwhile
         present.add(name);
-        visit(childRel, st, lowerTrusted, opaque);
+        visit(childRel, found, lowerTrusted, opaque);
       } catch (err) {
         // Changed while it was read (a running command): the next listing will see it settled.
         if (!isRace(err)) throw err;
@@ -157,12 +165,12 @@ function listWith(upper: Beneath, workspace: string): Change[] {
     }
   };
 
-  const visit = (rel: string, st: fs.Stats, lowerTrusted: boolean, opaque: boolean) => {
+  const visit = (rel: string, found: Probe, lowerTrusted: boolean, opaque: boolean) => {
+    const { stat: st, attributes } = found;
     if (isWhiteoutDevice(st)) {
       if (lowerTrusted) deletedTree(rel);
       return;
     }
-    const attributes = overlayAttributes(upper, rel, st);
     for (const attribute of ["redirect", "metacopy"]) {
       if (attributes.has(attribute)) {
         throw new PaddockError(
@@ -173,19 +181,19 @@ function listWith(upper: Beneath, workspace: string): Change[] {
         );
       }
     }
-    const binary = () => isBinary(upper, rel);
+    const binary = () => found.binary;
     const lowerPath = path.join(workspace, rel);
     const lower = lowerTrusted ? lstat(lowerPath) : undefined;
     if (!lower || typeOf(lower) !== typeOf(st)) {
       if (lower) deletedTree(rel); // the type changed: the old one is gone
       changes.push(describe(rel, "added", st, binary));
-      if (st.isDirectory()) walk(rel, true);
+      if (st.isDirectory()) walk(rel, true, found);
       return;
     }
     const modeChanged = (lower.mode & 0o7777) !== (st.mode & 0o7777);
     if (st.isDirectory()) {
       if (modeChanged) changes.push(describe(rel, "modified", st, binary));
-      walk(rel, opaque);
+      walk(rel, opaque, found);
     } else if (st.isSymbolicLink()) {
       if (upper.readlink(rel) !== fs.readlinkSync(lowerPath)) changes.push(describe(rel, "modified", st, binary));
     } else if (st.isFile()) {
