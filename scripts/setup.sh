@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Why each package is here: README.md, "Dependencies".
-DEBIAN_PACKAGES=(bubblewrap runc crun qemu-system-x86 linux-image-amd64 gcc g++ make libc6-dev cpio util-linux passwd python3 less procps vim-tiny fuse-overlayfs fuse3)
+DEBIAN_PACKAGES=(bubblewrap runc crun qemu-system-x86 linux-image-amd64 gcc g++ make libc6-dev cpio util-linux passwd python3 less procps vim-tiny fuse-overlayfs fuse3 git perl)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
