@@ -37,10 +37,12 @@ interface Probe {
  * meanwhile is not followed) for its status, overlay attributes and, for files, the binary
  * sniff. Symlinks, whiteouts and sockets cannot be opened that way: their status alone.
  */
-function probe(upper: Beneath, rel: string): Probe | undefined {
+function probe(upper: Beneath, rel: string, listedAs?: fs.Dirent): Probe | undefined {
   let fd: number;
   try {
-    fd = upper.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
+    // Only what the directory lists as a file or a folder is opened (never a device node).
+    if (listedAs && !listedAs.isFile() && !listedAs.isDirectory()) throw new BeneathError("ENXIO", rel);
+    fd = upper.open(rel, fs.constants.O_RDONLY | O_NONBLOCK | fs.constants.O_NOCTTY);
   } catch (err) {
     if (!(err instanceof BeneathError) || !["ELOOP", "ENXIO", "ENODEV", "EACCES"].includes(err.code)) throw err;
     const stat = upper.lstat(rel);
@@ -138,7 +140,8 @@ function listWith(upper: Beneath, workspace: string): Change[] {
     // must not make the agent read (or list) what lies elsewhere.
     const lowerDir = path.join(workspace, rel);
     const lowerTrusted = isRealDirectory(lowerDir);
-    const names = upper.readdir(rel).sort();
+    const listed = new Map(upper.readdirTypes(rel).map((entry) => [entry.name, entry]));
+    const names = [...listed.keys()].sort();
     const opaque = hidden || isOpaque(upper, rel, names, own);
     const present = new Set<string>();
     for (const name of names) {
@@ -150,7 +153,7 @@ function listWith(upper: Beneath, workspace: string): Change[] {
         continue;
       }
       try {
-        const found = probe(upper, childRel);
+        const found = probe(upper, childRel, listed.get(name));
         if (!found) continue; // gone meanwhile
         present.add(name);
         visit(childRel, found, lowerTrusted, opaque);

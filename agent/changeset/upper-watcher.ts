@@ -8,8 +8,7 @@ import * as path from "node:path";
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./changes";
 
 const DEBOUNCE_MS = 100;
-/** A batch larger than this is reported as "everything" (the root): clients list again. */
-const MAX_BATCH_PATHS = 1000;
+const READY_TIMEOUT_MS = 2000;
 
 /** The workspace path an upper directory entry speaks about. */
 export function workspacePathOf(upperRoot: string, file: string): string {
@@ -26,13 +25,19 @@ export class UpperWatcher {
 
   constructor(private readonly onChange: (id: string, paths: string[]) => void) {}
 
-  watch(id: string, upperRoot: string): void {
-    if (this.watchers.has(id)) return;
+  /** Resolves once the watch is in place (events before that would be taken for the initial state). */
+  watch(id: string, upperRoot: string): Promise<void> {
+    if (this.watchers.has(id)) return Promise.resolve();
     const watcher = watch(upperRoot, { ignoreInitial: true, followSymlinks: false, persistent: false });
+    const ready = new Promise<void>((resolve) => {
+      watcher.once("ready", () => resolve());
+      // A watch slow to start (a huge upper dir) must not hold up the sandbox: live updates only lag.
+      setTimeout(resolve, READY_TIMEOUT_MS).unref();
+    });
     const state: { watcher: FSWatcher; timer?: NodeJS.Timeout; pending: Set<string> } = { watcher, pending: new Set() };
     const flush = () => {
       state.timer = undefined;
-      const paths = state.pending.size > MAX_BATCH_PATHS ? [""] : [...state.pending].sort();
+      const paths = [...state.pending].sort();
       state.pending.clear();
       this.onChange(id, paths);
     };
@@ -45,6 +50,7 @@ export class UpperWatcher {
     // A watch that fails (too many inotify watches, say) only costs live updates.
     watcher.on("error", () => undefined);
     this.watchers.set(id, state);
+    return ready;
   }
 
   async unwatch(id: string): Promise<void> {

@@ -49,6 +49,7 @@ export const errorCatalog = {
   E_HUNK_MISMATCH: -32061,
   E_FILE_TOO_LARGE: -32062,
   E_UNSAFE_PATH: -32063,
+  E_IO: -32064,
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -20,11 +20,10 @@ import { PaddockError } from "../protocol/errors";
 import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
 import { flistxattr } from "../sys/libc";
 import { describeConflict, findConflict } from "./conflicts";
-import { entryBytes, readEntry, type Entry } from "./entries";
+import { entryBytes, identityOf, readEntry, type Entry } from "./entries";
 import { finishJournal, removeJournal, rollBack, writeJournal, type Journal, type JournalOp } from "./journal";
-import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "./line-changes";
+import { withHunks } from "./hunks";
 import { compareLike, forced, openWorkspaceTree, select, type PathChange, type ReviewTarget } from "./target";
-import { asText } from "./entries";
 
 export interface ApproveRequest {
   paths?: string[];
@@ -45,6 +44,8 @@ interface Staged {
   sandbox: Entry;
   mode: number;
   owner?: [number, number];
+  /** The workspace's entry the plan was made against ("absent" for none). */
+  expect: string;
 }
 
 export async function approve(target: ReviewTarget, changes: readonly Change[], request: ApproveRequest): Promise<ApproveResult> {
@@ -65,6 +66,8 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
 }
 
 interface Plan {
+  /** Temp files that could not be made (their paths are reported in `failed`). */
+  unstaged: Set<string>;
   approveId: string;
   ops: JournalOp[];
   staged: Staged[];
@@ -106,7 +109,7 @@ function planApprove(
       return;
     }
     if (!sandbox) {
-      if (workspace) removes.push({ op: "remove", path: rel, directory: workspace.type === "directory" });
+      if (workspace) removes.push({ op: "remove", path: rel, directory: workspace.type === "directory", expect: identityOf(workspace.stat) });
       applied.push(rel);
       return;
     }
@@ -115,7 +118,7 @@ function planApprove(
       return;
     }
     if (workspace && workspace.type !== "directory" && sandbox.type === "directory") {
-      removes.push({ op: "remove", path: rel, directory: false });
+      removes.push({ op: "remove", path: rel, directory: false, expect: identityOf(workspace.stat) });
     }
     const mode = allowedMode(sandbox, workspace, rel, result.skipped);
     const owner: [number, number] | undefined = target.chown ? [sandbox.uid, sandbox.gid] : undefined;
@@ -124,7 +127,10 @@ function planApprove(
       chmods.push({ op: "chmod", path: rel, mode });
     } else {
       if (workspace?.type === "directory") removes.push({ op: "remove", path: rel, directory: true });
-      staged.push({ path: rel, sandbox, mode, ...(owner ? { owner } : {}), ...(hunkContent && workspace ? { content: hunkContent(workspace, sandbox) } : {}) });
+      if (hunkContent && !workspace) throw new PaddockError("E_HUNK_MISMATCH", `${rel} is no longer in the workspace, so it has no hunks`, "take the diff again (sandbox/diff) and select from it", { path: rel });
+      // A directory in the way is removed first: the rename then meets nothing.
+      const expect = workspace && workspace.type !== "directory" ? identityOf(workspace.stat) : "absent";
+      staged.push({ path: rel, sandbox, mode, expect, ...(owner ? { owner } : {}), ...(hunkContent && workspace ? { content: hunkContent(workspace, sandbox) } : {}) });
     }
     applied.push(rel);
   };
@@ -141,21 +147,7 @@ function planApprove(
   };
   for (const change of paths) safely(change.path, () => consider(change));
   for (const [rel, { change, ranges }] of hunks) {
-    safely(rel, () => consider(change, (workspace, sandbox) => {
-      const oldText = asText(entryBytes(ws, rel, workspace));
-      const newText = asText(entryBytes(upper, rel, sandbox));
-      if (oldText === undefined || newText === undefined) {
-        throw new PaddockError("E_UNSUPPORTED_CHANGE", `${rel} is not a text file: it is approved or rejected whole`, "leave out its hunks and name the path instead");
-      }
-      const oldLines = splitLines(oldText);
-      const newLines = splitLines(newText);
-      const lineChanges = computeLineChanges(oldLines, newLines);
-      const { selected, unmatched } = selectLineChanges(lineChanges, ranges);
-      if (unmatched.length > 0) {
-        throw new PaddockError("E_HUNK_MISMATCH", `${unmatched.length} selected hunk(s) of ${rel} match no change: the file changed since its diff was taken`, "take the diff again (sandbox/diff) and select from it", { path: rel });
-      }
-      return Buffer.from(applyLineChanges(oldLines, newLines, lineChanges, (_c, i) => selected.has(i)));
-    }));
+    safely(rel, () => consider(change, (workspace, sandbox) => withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(upper, rel, sandbox), ranges, "selected")));
   }
   // Hunks keep the workspace's mode: only content is chosen line by line.
   for (const stage of staged) {
@@ -169,8 +161,8 @@ function planApprove(
   const approveId = randomBytes(6).toString("hex");
   const isDirectory = new Map<string, boolean>();
   const directory = (dir: string) => isDirectory.get(dir) ?? isDirectory.set(dir, ws.lstat(dir)?.isDirectory() ?? false).get(dir)!;
-  const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(directory, stage.path, approveId, n) }));
-  return { approveId, ops: [...removes, ...mkdirs, ...replaces, ...chmods], staged, applied, failed: [] };
+  const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(directory, stage.path, approveId, n), expect: stage.expect }));
+  return { approveId, unstaged: new Set(), ops: [...removes, ...mkdirs, ...replaces, ...chmods], staged, applied, failed: [] };
 }
 
 /** A temp file's place: the target's directory, or the nearest one that exists (same file system). */
@@ -207,7 +199,8 @@ async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan
     removeJournal(target.journal);
     throw err;
   }
-  const committed: Journal = { ...journal, state: "committed" };
+  // Only what was staged is committed: a replace whose temp was never made must not count as done.
+  const committed: Journal = { ...journal, state: "committed", ops: plan.ops.filter((op) => op.op !== "replace" || !plan.unstaged.has(op.temp)) };
   writeJournal(target.journal, committed);
   // From here the approve finishes, now or (after a crash) when the agent next starts.
   const failures = finishJournal(ws, target.journal, committed, target.bases);
@@ -246,11 +239,14 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
         } catch {
           // never made
         }
+        plan.unstaged.add(temp);
         plan.applied = plan.applied.filter((p) => p !== item.path);
         plan.failed.push({ path: item.path, reason: err.message });
       }
     });
     await fsyncAll(fds);
+    // The temps' names must be durable too before the journal says "committed".
+    for (const dir of new Set(replaces.map((op) => parentOf(op.temp)))) ws.fsyncDir(dir);
   } finally {
     for (const fd of fds) fs.closeSync(fd);
   }
@@ -263,23 +259,23 @@ function copyFromSandbox(upper: Beneath, rel: string, out: number, plan: Plan): 
   });
 }
 
-/** fsync on the thread pool, several at a time: the journal commit of a file system batches them. */
+/**
+ * fsync on the thread pool, several at a time (a file system's journal commit batches them).
+ * Settles only when every fsync has: the descriptors are closed after.
+ */
 function fsyncAll(fds: readonly number[]): Promise<void> {
   return new Promise((resolve, reject) => {
     let next = 0;
     let running = 0;
-    let failed = false;
+    let failure: Error | undefined;
     const pump = () => {
-      if (failed) return;
-      if (next === fds.length && running === 0) return resolve();
-      while (running < 16 && next < fds.length) {
+      if (next === fds.length && running === 0) return failure ? reject(failure) : resolve();
+      while (running < 16 && next < fds.length && !failure) {
         running++;
         fs.fsync(fds[next++]!, (err) => {
           running--;
-          if (err) {
-            failed = true;
-            return reject(err);
-          }
+          failure ??= err ?? undefined;
+          if (failure) next = fds.length;
           pump();
         });
       }

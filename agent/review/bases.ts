@@ -15,7 +15,7 @@
 import * as fs from "node:fs";
 import type { Beneath } from "../sys/beneath";
 import { writeDurably } from "../state/durable";
-import { entryBytes, type Entry, type EntryType } from "./entries";
+import { entryBytes, identityOf, type Entry, type EntryType } from "./entries";
 
 export interface Base {
   path: string;
@@ -41,25 +41,26 @@ interface StoredBase {
 
 /** Files up to this size keep their contents (for three-way merges); larger ones only their identity. */
 const MAX_BASE_BYTES = 256 * 1024;
-
-export function identityOf(entry: Entry): string {
-  const st = entry.stat;
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-}
+/** All kept contents of one sandbox together; past this, bases keep identities only. */
+const MAX_TOTAL_BYTES = 16 * 1024 * 1024;
 
 export class BaseStore {
   private entries: Map<string, StoredBase> | undefined;
-  private dirty = false;
+  /** What this store set since it loaded: `save` merges it into what is on disk now. */
+  private readonly changed = new Map<string, StoredBase>();
 
   constructor(private readonly file: string) {}
 
-  private load(): Map<string, StoredBase> {
-    if (this.entries) return this.entries;
+  private read(): Map<string, StoredBase> {
     try {
-      this.entries = new Map(Object.entries(JSON.parse(fs.readFileSync(this.file, "utf8")) as Record<string, StoredBase>));
+      return new Map(Object.entries(JSON.parse(fs.readFileSync(this.file, "utf8")) as Record<string, StoredBase>));
     } catch {
-      this.entries = new Map(); // none yet, or unreadable: the time rule stands in
+      return new Map(); // none yet, or unreadable: the time rule stands in
     }
+  }
+
+  private load(): Map<string, StoredBase> {
+    this.entries ??= this.read();
     return this.entries;
   }
 
@@ -76,18 +77,37 @@ export class BaseStore {
 
   /** Sets `entry` (undefined: nothing there), read from `tree`, as the base of `rel`; `save` writes. */
   set(rel: string, tree: Beneath, entry: Entry | undefined): void {
-    const stored: StoredBase = entry ? { present: true, type: entry.type, mode: entry.mode, identity: identityOf(entry) } : { present: false };
-    if (entry?.type === "file" && entry.stat.size <= MAX_BASE_BYTES) stored.data = entryBytes(tree, rel, entry).toString("base64");
+    const stored: StoredBase = entry ? { present: true, type: entry.type, mode: entry.mode, identity: identityOf(entry.stat) } : { present: false };
+    if (entry?.type === "file" && entry.stat.size <= MAX_BASE_BYTES && this.keptBytes() + entry.stat.size <= MAX_TOTAL_BYTES) {
+      stored.data = entryBytes(tree, rel, entry).toString("base64");
+    }
     if (entry?.type === "symlink") stored.target = entry.target;
+    this.kept = this.keptBytes() - dataBytes(this.load().get(rel)) + dataBytes(stored);
     this.load().set(rel, stored);
-    this.dirty = true;
+    this.changed.set(rel, stored);
   }
 
+  /** Writes what was set, over what others (the watcher, another request) saved meanwhile. */
   save(): void {
-    if (!this.dirty || !this.entries) return;
-    writeDurably(this.file, JSON.stringify(Object.fromEntries(this.entries)));
-    this.dirty = false;
+    if (this.changed.size === 0) return;
+    const current = this.read();
+    for (const [rel, stored] of this.changed) current.set(rel, stored);
+    writeDurably(this.file, JSON.stringify(Object.fromEntries(current)));
+    this.entries = current;
+    this.kept = undefined;
+    this.changed.clear();
   }
+
+  private kept: number | undefined;
+
+  private keptBytes(): number {
+    this.kept ??= [...this.load().values()].reduce((sum, stored) => sum + dataBytes(stored), 0);
+    return this.kept;
+  }
+}
+
+function dataBytes(stored: StoredBase | undefined): number {
+  return ((stored?.data?.length ?? 0) * 3) / 4;
 }
 
 /** When an upper entry came to be (its birth time; its change time where the file system has none). */
@@ -104,5 +124,5 @@ export function matchesBase(base: Base, entry: Entry | undefined, bytes: () => B
   // Contents decide where they were kept (a same-size edit within one clock tick keeps the times);
   // otherwise the entry's identity does.
   if (base.bytes !== undefined) return base.bytes.equals(bytes());
-  return base.identity === identityOf(entry);
+  return base.identity === identityOf(entry.stat);
 }

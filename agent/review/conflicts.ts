@@ -7,7 +7,7 @@ import { diff3Merge } from "node-diff3";
 import type { Conflict, ConflictReason } from "../protocol/methods";
 import type { Beneath } from "../sys/beneath";
 import { bornAt, matchesBase, type Base } from "./bases";
-import { asText, entryBytes, type Entry } from "./entries";
+import { asText, entryBytes, readEntry, type Entry } from "./entries";
 import { parentOf } from "../sys/beneath";
 import { splitLines } from "./line-changes";
 
@@ -56,9 +56,11 @@ export function findConflict(input: ConflictInput): ConflictReason | undefined {
   if (base) {
     workspaceChanged = !matchesBase(base, workspace, () => entryBytes(ws, rel, workspace));
   } else {
-    // No base was captured: the workspace changed if its entry changed after the sandbox's.
+    // No base was captured: the workspace changed if its entry changed after the sandbox's,
+    // or (nothing there now) if its folder did: something may have been deleted.
     const since = changedSince(input.upper, rel);
-    workspaceChanged = workspace !== undefined && workspace.type !== "directory" && since !== undefined && changedAfter(workspace, since);
+    const witness = workspace ?? readEntry(ws, parentOf(rel));
+    workspaceChanged = since !== undefined && witness !== undefined && (workspace === undefined || workspace.type !== "directory") && changedAfter(witness, since);
   }
   if (!workspaceChanged) return undefined;
   if (!sandbox) return "deleted-in-sandbox";

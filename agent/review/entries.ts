@@ -25,6 +25,11 @@ export function entryType(st: fs.Stats): EntryType {
   return "other";
 }
 
+/** What tells an entry untouched: the same inode, size and times. */
+export function identityOf(st: fs.Stats | undefined): string {
+  return st ? `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}` : "absent";
+}
+
 /** The entry at `rel`, or undefined when there is none. */
 export function readEntry(tree: Beneath, rel: string): Entry | undefined {
   const stat = tree.lstat(rel);

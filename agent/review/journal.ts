@@ -16,15 +16,21 @@ import { removeDurably, writeDurably } from "../state/durable";
 import type { Beneath } from "../sys/beneath";
 import { BeneathError, parentOf } from "../sys/beneath";
 import type { BaseStore } from "./bases";
-import { readEntry } from "./entries";
+import { identityOf, readEntry } from "./entries";
 
 export type JournalOp =
-  /** Unlinks a file or symlink, or removes an empty directory; nothing there is fine. */
-  | { op: "remove"; path: string; directory: boolean }
+  /**
+   * Unlinks a file or symlink (only if it is still `expect`, the entry approve planned
+   * against), or removes an empty directory; nothing there is fine.
+   */
+  | { op: "remove"; path: string; directory: boolean; expect?: string }
   /** Makes a directory (owner-only until its `chmod`), unless one is there. */
   | { op: "mkdir"; path: string; owner?: [number, number] }
-  /** Renames a prepared temp file or symlink over the path; a temp that is gone was renamed. */
-  | { op: "replace"; path: string; temp: string }
+  /**
+   * Renames a prepared temp file or symlink over the path, if what is there is still `expect`
+   * (an identity, or "absent"); a temp that is gone was renamed.
+   */
+  | { op: "replace"; path: string; temp: string; expect?: string }
   | { op: "chmod"; path: string; mode: number };
 
 export interface Journal {
@@ -76,11 +82,12 @@ function runOp(ws: Beneath, op: JournalOp): void {
       if (!st) return;
       // A file the sandbox deleted that has become a directory (or the reverse) is left alone.
       if (op.directory !== st.isDirectory()) return;
+      if (!op.directory && op.expect !== undefined && identityOf(st) !== op.expect) throw changedMeanwhile(op.path);
       if (op.directory) {
         try {
           ws.rmdir(op.path);
         } catch (err) {
-          if (err instanceof BeneathError && err.code === "ENOTEMPTY") throw new BeneathError("ENOTEMPTY", `${op.path} still holds entries the sandbox did not delete`);
+          if (err instanceof BeneathError && err.code === "ENOTEMPTY") throw new BeneathError("ENOTEMPTY", op.path, `${op.path} still holds entries the sandbox did not delete`);
           throw err;
         }
       } else {
@@ -95,13 +102,19 @@ function runOp(ws: Beneath, op: JournalOp): void {
       return;
     }
     case "replace": {
+      // The workspace changed since approve looked (a save just now, or work done while a
+      // journal waited for recovery): it is kept, and the sandbox keeps its change.
+      if (op.expect !== undefined && identityOf(ws.lstat(op.path)) !== op.expect) {
+        if (!ws.lstat(op.temp)) return; // renamed before a crash: that is what is there now
+        throw changedMeanwhile(op.path);
+      }
       try {
         ws.rename(op.temp, op.path);
       } catch (err) {
         // A temp that is gone was renamed before a crash: done.
         if (err instanceof BeneathError && err.code === "ENOENT" && !ws.lstat(op.temp)) return;
         // rename(2) replaces a file or symlink, not a directory the workspace has there.
-        if (err instanceof BeneathError && err.code === "EISDIR") throw new BeneathError("EISDIR", `${op.path} is a directory in the workspace`);
+        if (err instanceof BeneathError && err.code === "EISDIR") throw new BeneathError("EISDIR", op.path, `${op.path} is a directory in the workspace`);
         throw err;
       }
       return;
@@ -110,6 +123,10 @@ function runOp(ws: Beneath, op: JournalOp): void {
       ws.chmodDirectory(op.path, op.mode);
       return;
   }
+}
+
+function changedMeanwhile(rel: string): BeneathError {
+  return new BeneathError("CHANGED", rel, `${rel} changed in the workspace while it was being approved; the workspace's version is kept`);
 }
 
 /** The directories whose entries the operations changed: fsynced once the operations ran. */
@@ -153,8 +170,12 @@ export function finishJournal(ws: Beneath, file: string, journal: Journal, bases
   fsyncDirectories(ws, touchedDirectories(journal.ops));
   const failed = new Set(failures.map((f) => f.op.path));
   // What the workspace now holds is the base the sandbox's next change is compared with.
-  for (const rel of new Set(journal.ops.map((op) => op.path))) if (!failed.has(rel)) bases.set(rel, ws, readEntry(ws, rel));
-  bases.save();
+  try {
+    for (const rel of new Set(journal.ops.map((op) => op.path))) if (!failed.has(rel)) bases.set(rel, ws, readEntry(ws, rel));
+    bases.save();
+  } catch {
+    // Bases are advice (without one, conflicts are judged by time): never a reason to keep a journal.
+  }
   if (failures.length > 0) rollBack(ws, journal); // temps whose rename failed
   removeJournal(file);
   return failures;

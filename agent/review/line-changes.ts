@@ -17,6 +17,10 @@ export interface LineChange {
   newEnd: number;
 }
 
+/** Budget of the line diff: edits and time. */
+const MAX_EDIT_LENGTH = 50_000;
+const DIFF_TIMEOUT_MS = 2000;
+
 /** Lines with their terminators ("\n", or none for the last one). */
 export function splitLines(text: string): string[] {
   const lines: string[] = [];
@@ -40,7 +44,13 @@ export function computeLineChanges(oldLines: readonly string[], newLines: readon
   let oldAt = head;
   let newAt = head;
   let open: LineChange | undefined;
-  for (const part of diffArrays(oldLines.slice(head, oldLines.length - tail), newLines.slice(head, newLines.length - tail))) {
+  const oldMiddle = oldLines.slice(head, oldLines.length - tail);
+  const newMiddle = newLines.slice(head, newLines.length - tail);
+  // Two unrelated big files would keep the agent's only thread busy for long: past a budget
+  // the middle is one change (still exact, just not minimal).
+  const parts = diffArrays(oldMiddle, newMiddle, { maxEditLength: MAX_EDIT_LENGTH, timeout: DIFF_TIMEOUT_MS });
+  if (!parts) return oldMiddle.length + newMiddle.length === 0 ? [] : [{ oldStart: head, oldEnd: oldLines.length - tail, newStart: head, newEnd: newLines.length - tail }];
+  for (const part of parts) {
     const count = part.count ?? part.value.length;
     if (!part.added && !part.removed) {
       if (open) changes.push(open);

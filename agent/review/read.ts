@@ -75,8 +75,11 @@ function listDirectory(upper: Beneath, ws: Beneath, rel: string, found: Found): 
     for (const name of upper.readdir(rel)) {
       if (name === OPAQUE_MARKER) continue;
       if (name.startsWith(WHITEOUT_PREFIX)) hidden.add(name.slice(WHITEOUT_PREFIX.length));
-      else if (isWhiteoutDevice(upper.lstat(`${prefix}${name}`)!)) hidden.add(name);
-      else names.add(name);
+      else {
+        const st = upper.lstat(`${prefix}${name}`);
+        if (st && isWhiteoutDevice(st)) hidden.add(name);
+        else if (st) names.add(name);
+      }
     }
   }
   if (found.lowerVisible || found.tree === ws) {

@@ -11,8 +11,8 @@ import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import type { Change, HunkSelector, RejectResult } from "../protocol/methods";
 import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
-import { asText, entryBytes, readEntry, type Entry } from "./entries";
-import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "./line-changes";
+import { entryBytes, readEntry, type Entry } from "./entries";
+import { withHunks } from "./hunks";
 import { openWorkspaceTree, select, type ReviewTarget } from "./target";
 
 const O_CREAT_EXCL_WRONLY = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
@@ -28,37 +28,29 @@ export function reject(target: ReviewTarget, view: string, changes: readonly Cha
   const ws = openWorkspaceTree(target);
   const sandbox = Beneath.open(view);
   try {
+    // Every hunk is checked before anything is written: a stale selection changes nothing.
+    const hunkContents = [...selection.hunks].map(([rel, { ranges }]) => {
+      const workspace = readEntry(ws, rel);
+      const current = readEntry(sandbox, rel);
+      if (workspace?.type !== "file" || current?.type !== "file") {
+        throw new PaddockError("E_UNSUPPORTED_CHANGE", `${rel} is not a file on both sides: it is rejected whole`, "leave out its hunks and name the path instead", { path: rel });
+      }
+      // The sandbox keeps every change but the rejected ones.
+      return { rel, current, kept: withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(sandbox, rel, current), ranges, "others") };
+    });
     const attempt = (rel: string, work: () => void) => {
       try {
         work();
         target.bases.set(rel, ws, readEntry(ws, rel));
         result.rejected.push(rel);
       } catch (err) {
-        if (!(err instanceof BeneathError)) throw err;
-        result.skipped.push({ path: rel, reason: err.message });
+        // One path that cannot be restored (a symlink in the way, a full disk) does not stop the others.
+        result.skipped.push({ path: rel, reason: (err as Error).message });
       }
     };
     for (const change of selection.paths) attempt(change.path, () => restore(target, ws, sandbox, change.path, result.skipped));
-    for (const [rel, { ranges }] of selection.hunks) {
-      attempt(rel, () => {
-        const workspace = readEntry(ws, rel);
-        const current = readEntry(sandbox, rel);
-        const oldText = workspace?.type === "file" ? asText(entryBytes(ws, rel, workspace)) : undefined;
-        const newText = current?.type === "file" ? asText(entryBytes(sandbox, rel, current)) : undefined;
-        if (oldText === undefined || newText === undefined || !current) {
-          throw new PaddockError("E_UNSUPPORTED_CHANGE", `${rel} is not a text file in both the workspace and the sandbox: it is rejected whole`, "leave out its hunks and name the path instead");
-        }
-        const oldLines = splitLines(oldText);
-        const newLines = splitLines(newText);
-        const lineChanges = computeLineChanges(oldLines, newLines);
-        const { selected, unmatched } = selectLineChanges(lineChanges, ranges);
-        if (unmatched.length > 0) {
-          throw new PaddockError("E_HUNK_MISMATCH", `${unmatched.length} selected hunk(s) of ${rel} match no change: the file changed since its diff was taken`, "take the diff again (sandbox/diff) and select from it", { path: rel });
-        }
-        // The sandbox keeps every change but the rejected ones.
-        const kept = applyLineChanges(oldLines, newLines, lineChanges, (_c, i) => !selected.has(i));
-        putFile(sandbox, rel, { bytes: Buffer.from(kept) }, current.mode, target.chown ? [current.uid, current.gid] : undefined);
-      });
+    for (const { rel, current, kept } of hunkContents) {
+      attempt(rel, () => putFile(sandbox, rel, { bytes: kept }, current.mode, target.chown ? [current.uid, current.gid] : undefined));
     }
     return result;
   } finally {
@@ -162,7 +154,10 @@ export function writeSandboxFile(view: string, rel: string, bytes: Buffer, newOw
     const owner = current ? ([current.uid, current.gid] as [number, number]) : newOwner;
     putFile(sandbox, rel, { bytes }, current?.mode ?? 0o644, process.getuid?.() === 0 ? owner : undefined);
   } catch (err) {
-    if (err instanceof BeneathError) throw new PaddockError("E_PERMISSION_DENIED", `cannot write ${rel} in the sandbox: ${err.message}`, "a symlink or a missing folder is in the way");
+    if (err instanceof BeneathError && ["ELOOP", "EXDEV", "ENOTDIR"].includes(err.code)) {
+      throw new PaddockError("E_UNSAFE_PATH", `cannot write ${rel} in the sandbox: ${err.message}`, "a symlink is in the way in the sandbox");
+    }
+    if (err instanceof BeneathError) throw new PaddockError("E_IO", `cannot write ${rel} in the sandbox: ${err.code}`, err.code === "ENOSPC" ? "the disk is full" : "check the disk and the file's permissions");
     throw err;
   } finally {
     sandbox.close();

@@ -30,7 +30,7 @@ import { recoverJournal } from "../review/journal";
 import { diffChanges, readSandboxFile } from "../review/read";
 import { reject, writeSandboxFile, type RejectRequest } from "../review/reject";
 import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/target";
-import { BeneathError } from "../sys/beneath";
+import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
 
 export interface CreateRequest {
   workspace: string;
@@ -60,6 +60,8 @@ export interface ManagerOptions {
 }
 
 const TTL_SWEEP_MS = 15_000;
+/** More paths than this in one sandbox/didChange are sent as [""]: clients list again. */
+const MAX_CHANGE_PATHS = 1000;
 
 export class SandboxManager {
   private readonly records = new Map<string, SandboxRecord>();
@@ -130,7 +132,8 @@ export class SandboxManager {
     return this.serialized(id, () =>
       this.serialized(`workspace ${record.workspaceId}`, async () => {
         this.stillThere(record);
-        this.recoverApprove(record);
+        // An interrupted approve of this workspace, by this sandbox or another, finishes first.
+        for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) this.recoverApprove(other);
         const result = await reviewing(() => approve(this.reviewTarget(record), this.changes(caller, id), request));
         this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
         return result;
@@ -203,23 +206,27 @@ export class SandboxManager {
   private upperChanged(id: string, paths: string[]): void {
     const record = this.records.get(id);
     if (!record || record.state !== "running") return;
+    const reported: string[] = [];
     try {
       const target = this.reviewTarget(record);
       withTrees(target, (ws, upper) => {
         for (const rel of paths) {
-          if (rel === "" || target.bases.has(rel)) continue;
-          const since = changedSince(upper, rel);
-          if (since === undefined) continue;
-          const workspace = readEntry(ws, rel);
-          // Taken only if the workspace's copy is still what it was when the sandbox changed it.
-          if (!workspace || !changedAfter(workspace, since)) target.bases.set(rel, ws, workspace);
+          try {
+            // A name seen through a symlink swapped in by the sandbox is not the sandbox's: dropped.
+            if (rel !== "") upper.lstat(parentOf(rel));
+            reported.push(rel);
+            if (rel !== "" && !target.bases.has(rel)) captureBase(target.bases, ws, upper, rel);
+          } catch (err) {
+            if (!(err instanceof BeneathError)) throw err;
+          }
         }
         target.bases.save();
       });
     } catch (err) {
       this.options.log.debug("cannot capture bases", { sandboxId: id, error: (err as Error).message });
     }
-    this.options.broadcast(record.ownerUid, "sandbox/didChange", { id, paths });
+    // A flood (a formatter, a checkout) is one "list everything again".
+    if (reported.length > 0) this.options.broadcast(record.ownerUid, "sandbox/didChange", { id, paths: reported.length > MAX_CHANGE_PATHS ? [""] : reported });
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -262,7 +269,7 @@ export class SandboxManager {
       try {
         this.options.store.save(record); // before anything is made
         await this.makeResources(record, workspace);
-        this.watcher.watch(id, this.options.store.paths(id).upper);
+        await this.watcher.watch(id, this.options.store.paths(id).upper);
         this.setState(record, "running");
         log.info("sandbox created", { workspace: record.workspace, name: record.name, network: record.network, limits });
         return toSandbox(record);
@@ -302,7 +309,7 @@ export class SandboxManager {
       this.stillThere(record);
       if (record.state === "running") return toSandbox(record);
       await this.makeResources(record);
-      this.watcher.watch(id, this.options.store.paths(id).upper);
+      await this.watcher.watch(id, this.options.store.paths(id).upper);
       this.setState(record, "running");
       this.options.log.info("sandbox started", { sandboxId: id });
       return toSandbox(record);
@@ -453,13 +460,13 @@ export class SandboxManager {
     const rebooted = record.bootId !== this.options.bootId;
     if (mounted && !rebooted) {
       if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
-      this.watcher.watch(record.id, paths.upper);
+      void this.watcher.watch(record.id, paths.upper);
       rlog.info("adopted running sandbox");
       return;
     }
     try {
       await this.makeResources(record);
-      this.watcher.watch(record.id, paths.upper);
+      void this.watcher.watch(record.id, paths.upper);
       record.bootId = this.options.bootId;
       this.options.store.save(record);
       rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
@@ -554,6 +561,12 @@ export class SandboxManager {
     this.setState(record, "deleting");
     await this.killProcesses(record);
     await this.watcher.unwatch(record.id);
+    try {
+      // An approve the sandbox's journal says was committed is finished before the journal goes.
+      this.recoverApprove(record);
+    } catch (err) {
+      this.options.log.error("cannot finish an interrupted approve before deleting the sandbox", { sandboxId: record.id, error: (err as Error).message });
+    }
     await this.cgroupOf(record)?.remove();
     await this.removeLeftovers(record.id);
     this.records.delete(record.id);
@@ -605,11 +618,31 @@ export class SandboxManager {
   }
 }
 
+/** A failed file operation as the client hears it: a race with the sandbox, or plain I/O trouble. */
+export function reviewError(err: BeneathError): PaddockError {
+  if (["ELOOP", "EXDEV", "ENOENT", "ENOTDIR", "not a regular file"].includes(err.code)) {
+    return new PaddockError("E_UNSAFE_PATH", `refused: ${err.message}`, "something in the sandbox changed while it was read (a symlink or a folder swapped in); list its changes again");
+  }
+  return new PaddockError("E_IO", `cannot read or write ${err.where}: ${err.code}`, err.code === "ENOSPC" ? "the disk is full" : "check the file's permissions and the disk");
+}
+
+/**
+ * Records the workspace's version of `rel` as its base, if it cannot have changed since the
+ * sandbox changed it: the entry (or, for nothing there, its folder) is not newer than the
+ * sandbox's change.
+ */
+function captureBase(bases: BaseStore, ws: Beneath, upper: Beneath, rel: string): void {
+  const since = changedSince(upper, rel);
+  if (since === undefined) return;
+  const workspace = readEntry(ws, rel);
+  const witness = workspace ?? readEntry(ws, parentOf(rel));
+  if (witness && !changedAfter(witness, since)) bases.set(rel, ws, workspace);
+}
+
 /** A symlink swapped in by the sandbox while the agent works is a refusal, not a crash. */
 function reviewing<T>(work: () => T): T {
   const refuse = (err: unknown): never => {
-    if (err instanceof BeneathError) throw new PaddockError("E_UNSAFE_PATH", `refused: ${err.message}`, "something in the sandbox changed while it was read; list its changes again");
-    throw err;
+    throw err instanceof BeneathError ? reviewError(err) : err;
   };
   try {
     const result = work();

@@ -33,8 +33,9 @@ export class BeneathError extends Error {
   constructor(
     readonly code: string,
     readonly where: string,
+    message?: string,
   ) {
-    super(`${where}: ${code === "ELOOP" ? "a symlink is in the way" : code}`);
+    super(message ?? `${where}: ${code === "ELOOP" ? "a symlink is in the way" : code}`);
   }
 }
 
@@ -91,9 +92,14 @@ export class Beneath {
   }
 
   readdir(rel: string): string[] {
+    return this.readdirTypes(rel).map((entry) => entry.name);
+  }
+
+  /** Names with their types as the directory lists them (no stat per entry). */
+  readdirTypes(rel: string): fs.Dirent[] {
     const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
     try {
-      return fs.readdirSync(`/proc/self/fd/${fd}`);
+      return fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true });
     } finally {
       fs.closeSync(fd);
     }

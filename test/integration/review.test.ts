@@ -217,6 +217,41 @@ test("without a captured base, a workspace file changed after the sandbox's chan
   await shared.client.request("sandbox/delete", { id });
 });
 
+test("without a captured base, a file deleted in the workspace after the sandbox changed it is a conflict", async () => {
+  const ws = workspace("ws-nobase-deleted", { "f.txt": "base\n", "other.txt": "o\n" });
+  const id = await sandboxWith(ws, "echo sandbox > f.txt");
+  await waitForBases(id, ["f.txt"]);
+  fs.rmSync(path.join(shared.fx.stateDir, "sandboxes", id, "bases.json"), { force: true });
+  fs.rmSync(path.join(ws, "f.txt"));
+  const result = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual(result.conflicts.map((c) => [c.path, c.reason]), [["f.txt", "deleted-in-workspace"]]);
+  assert.equal(fs.existsSync(path.join(ws, "f.txt")), false);
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("a workspace file saved while approve runs is kept: the approve plans against what it saw", async () => {
+  const files = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`many/f${i}.txt`, `${i}\n`]));
+  const ws = workspace("ws-live-save", files);
+  const id = await sandboxWith(ws, "for f in many/*.txt; do echo sandbox >> $f; done");
+  // Saves land during the approve: each is either applied over (planned before the save) or kept.
+  let saving = true;
+  const saves = (async () => {
+    for (let i = 0; saving; i = (i + 1) % 300) {
+      fs.writeFileSync(path.join(ws, `many/f${i}.txt`), `saved by the user ${i}\n`);
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  const result = await shared.client.request("sandbox/approve", { id });
+  saving = false;
+  await saves;
+  for (const { path: rel, reason } of result.skipped) assert.match(reason, /changed in the workspace while it was being approved/, rel);
+  for (let i = 0; i < 300; i++) {
+    const text = fs.readFileSync(path.join(ws, `many/f${i}.txt`), "utf8");
+    assert.match(text, /^(\d+\nsandbox\n|saved by the user \d+\n)$/, `f${i}.txt is one whole version`);
+  }
+  await shared.client.request("sandbox/delete", { id });
+});
+
 test("approving a file in a new folder brings the folder, not its other files", async () => {
   const ws = workspace("ws-newdir", { "a.txt": "a\n" });
   const id = await sandboxWith(ws, "mkdir -p new/deeper && echo 1 > new/deeper/one.txt && echo 2 > new/two.txt");
@@ -292,7 +327,10 @@ test("sandbox/didChange follows a running command, debounced", async () => {
     if (method === "sandbox/didChange" && change.id === id) seen.push(change.paths);
   });
   await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo b > a.txt; mkdir d; for i in 1 2 3 4 5; do echo $i > d/f$i; done; rm a.txt"] });
-  await waitFor("the notifications", () => (seen.flat().includes("d/f5") && seen.flat().includes("a.txt") ? true : undefined));
+  await waitFor("the notifications", () => (seen.flat().includes("d/f5") && seen.flat().includes("a.txt") ? true : undefined)).catch((err) => {
+    console.log("SEEN", JSON.stringify(seen), fs.readFileSync(path.join(shared.fx.stateDir, "logs", "agent.log"), "utf8").split("\n").filter((l) => /bases|didChange|error/i.test(l)).slice(-5).join("\n"));
+    throw err;
+  });
   assert.ok(seen.length < 10, `debounced into a few notifications, got ${seen.length}`);
   await shared.client.request("sandbox/delete", { id });
 });
@@ -335,6 +373,11 @@ test("race: a sandbox swapping a folder for a symlink to outside while approve r
     await shared.client.request("process/kill", { pid, signal: "SIGKILL" });
   }
   assert.deepEqual(fs.readdirSync(outside), [], "nothing was written outside the workspace");
-  assert.ok(!fs.lstatSync(path.join(ws, "d")).isSymbolicLink() || fs.readdirSync(outside).length === 0);
+  // Every file in the workspace holds what the workspace or the sandbox had at some moment.
+  for (const line of describeTree(ws)) {
+    const [rel, type] = line.split(" ");
+    if (type === "file") assert.match(fs.readFileSync(path.join(ws, rel!), "utf8"), /^\d+\n(changed\n)?$|^\d+\n$/, rel);
+    if (type === "symlink") assert.equal(fs.readlinkSync(path.join(ws, rel!)), outside, "a symlink the sandbox had, approved as a symlink");
+  }
   await shared.client.request("sandbox/delete", { id });
 });

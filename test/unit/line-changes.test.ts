@@ -51,25 +51,29 @@ test("a hunk with context selects the changes inside it, and only those", () => 
 
 const text = fc.array(fc.constantFrom("a\n", "b\n", "c\n", "d\n", "e", ""), { maxLength: 30 }).map((l) => l.join(""));
 
-test("property: any subset of changes applied, then the rest, gives the new text", () => {
+test("property: a subset of changes applied is exactly those changes: its size, and what is left on each side", () => {
   fc.assert(
     fc.property(text, text, fc.func(fc.boolean()), (oldText, newText, pick) => {
       const oldLines = splitLines(oldText);
       const newLines = splitLines(newText);
       const changes = computeLineChanges(oldLines, newLines);
       const chosen = changes.map((c, i) => pick(c, i));
-      const partial = applyLineChanges(oldLines, newLines, changes, (_c, i) => chosen[i]!);
-      // Approving a subset leaves the rest as the remaining difference.
-      const partialLines = splitLines(partial);
-      const rest = computeLineChanges(partialLines, newLines);
-      assert.equal(applyLineChanges(partialLines, newLines, rest, () => true), newText);
+      const partial = splitLines(applyLineChanges(oldLines, newLines, changes, (_c, i) => chosen[i]!));
+      // Each chosen change swaps its old lines for its new ones; nothing else moves.
+      const grows = changes.reduce((sum, c, i) => sum + (chosen[i] ? c.newEnd - c.newStart - (c.oldEnd - c.oldStart) : 0), 0);
+      assert.equal(partial.length, oldLines.length + grows);
+      // The old text is at most the chosen changes away, the new one at most the others.
+      const count = chosen.filter(Boolean).length;
+      assert.ok(computeLineChanges(oldLines, partial).length <= count);
+      assert.ok(computeLineChanges(partial, newLines).length <= changes.length - count);
       assert.equal(applyLineChanges(oldLines, newLines, changes, () => true), newText);
+      assert.equal(applyLineChanges(oldLines, newLines, changes, () => false), oldText);
     }),
     { numRuns: 500 },
   );
 });
 
-test("property: GNU patch applies the formatted hunks and gets the new text", () => {
+test("property: git apply takes the formatted hunks and gets the new text", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "paddock-hunks-"));
   try {
     fc.assert(
