@@ -122,6 +122,8 @@ function planApprove(
     }
     const mode = allowedMode(sandbox, workspace, rel, result.skipped);
     const owner: [number, number] | undefined = target.chown ? [sandbox.uid, sandbox.gid] : undefined;
+    // Attributes are never copied; the privileged ones are said so (files copied whole say it as they are read).
+    if (sandbox.type === "directory" || hunkContent) reportAttributes(upper, rel, result.skipped);
     if (sandbox.type === "directory") {
       if (!workspace || workspace.type !== "directory") mkdirs.push({ op: "mkdir", path: rel, ...(owner ? { owner } : {}) });
       chmods.push({ op: "chmod", path: rel, mode });
@@ -253,10 +255,22 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
 }
 
 function copyFromSandbox(upper: Beneath, rel: string, out: number, plan: Plan): void {
-  copyFileInto(upper, rel, out, (fd) => {
-    const attributes = flistxattr(fd).filter((name) => PRIVILEGED_XATTR.test(name) && !OVERLAY_XATTR.test(name));
-    for (const name of attributes) plan.failed.push({ path: rel, reason: `attribute ${name} not applied` });
-  });
+  copyFileInto(upper, rel, out, (fd) => privilegedAttributes(fd, rel, plan.failed));
+}
+
+function privilegedAttributes(fd: number, rel: string, skipped: Skipped[]): void {
+  for (const name of flistxattr(fd)) {
+    if (PRIVILEGED_XATTR.test(name) && !OVERLAY_XATTR.test(name)) skipped.push({ path: rel, reason: `attribute ${name} not applied` });
+  }
+}
+
+function reportAttributes(upper: Beneath, rel: string, skipped: Skipped[]): void {
+  const fd = upper.open(rel, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | fs.constants.O_NOCTTY);
+  try {
+    privilegedAttributes(fd, rel, skipped);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**

@@ -277,16 +277,17 @@ test("approving twice in a row, and after the workspace moved on, is not a confl
 
 test("special files, setuid bits and privileged attributes are never applied, and are reported", async () => {
   const ws = workspace("ws-special", { "keep.txt": "k\n" });
-  const id = await sandboxWith(ws, "mkfifo pipe && echo s > suid && chmod 4755 suid && echo c > cap && echo t > trusted");
+  const id = await sandboxWith(ws, "mkfifo pipe && echo s > suid && chmod 4755 suid && echo c > cap && echo t > trusted && mkdir tdir");
   // What a privileged process could leave in the upper directory: a file capability, a trusted attribute.
   const upper = path.join(shared.fx.stateDir, "sandboxes", id, "upper");
-  execFileSync("python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'security.capability', bytes.fromhex('0100000200200000000000000000000000000000')); os.setxattr(sys.argv[2], 'trusted.paddock', b'1')", path.join(upper, "cap"), path.join(upper, "trusted")]);
+  execFileSync("python3", ["-c", "import os, sys; os.setxattr(sys.argv[1], 'security.capability', bytes.fromhex('0100000200200000000000000000000000000000')); os.setxattr(sys.argv[2], 'trusted.paddock', b'1'); os.setxattr(sys.argv[3], 'trusted.paddock', b'1')", path.join(upper, "cap"), path.join(upper, "trusted"), path.join(upper, "tdir")]);
   const result = await shared.client.request("sandbox/approve", { id });
   const reasons = result.skipped.map((s) => `${s.path}: ${s.reason}`);
   assert.ok(reasons.includes("pipe: special files (devices, FIFOs, sockets) are never applied"), reasons.join("\n"));
   assert.ok(reasons.includes("suid: setuid bit not applied"), reasons.join("\n"));
   assert.ok(reasons.includes("cap: attribute security.capability not applied"), reasons.join("\n"));
   assert.ok(reasons.includes("trusted: attribute trusted.paddock not applied"), reasons.join("\n"));
+  assert.ok(reasons.includes("tdir: attribute trusted.paddock not applied"), reasons.join("\n"));
   const attributes = execFileSync("python3", ["-c", "import os, sys; print(os.listxattr(sys.argv[1]) + os.listxattr(sys.argv[2]))", path.join(ws, "cap"), path.join(ws, "trusted")], { encoding: "utf8" });
   assert.equal(attributes.trim(), "[]", "the files are applied without them");
   assert.equal(fs.existsSync(path.join(ws, "pipe")), false);
