@@ -10,7 +10,7 @@ import { isLogLevel, type LogLevel } from "../log/logger";
 import { defaultSocketPath, defaultStateDir } from "../state/paths";
 import { serve } from "../serve";
 import { AGENT_VERSION } from "../version";
-import { connectToAgent } from "./connect";
+import { connectToAgent } from "../protocol/connect";
 import { printCheck } from "./check-command";
 import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
 import { approveCommand, changesCommand, diffCommand, rejectCommand } from "./review-commands";

@@ -33,6 +33,7 @@ export class AgentClient {
   private readonly rpc: JSONRPCClient;
   private readonly reader = new FrameReader();
   private readonly listeners: NotificationListener[] = [];
+  private readonly closeListeners: ((error: Error) => void)[] = [];
   private closedError: Error | undefined;
 
   constructor(
@@ -84,6 +85,12 @@ export class AgentClient {
     this.listeners.push(listener);
   }
 
+  /** Called once when the connection ends, with why (the agent went away, or `close()`). */
+  onClose(listener: (error: Error) => void): void {
+    if (this.closedError) listener(this.closedError);
+    else this.closeListeners.push(listener);
+  }
+
   async initialize(clientName: string): Promise<InitializeResult> {
     return this.request("initialize", { clientName, protocolVersion: PROTOCOL_VERSION });
   }
@@ -111,6 +118,7 @@ export class AgentClient {
     if (this.closedError) return;
     this.closedError = error;
     this.rpc.rejectAllPendingRequests(error.message);
+    for (const listener of this.closeListeners.splice(0)) listener(error);
   }
 }
 

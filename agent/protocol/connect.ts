@@ -1,14 +1,14 @@
 /**
- * How the CLI reaches an agent: the socket it was told (--socket or $PADDOCK_SOCKET), else
- * the socket of an agent already serving the state dir, else the default socket if that
- * agent serves the same state dir, else a private agent over stdio.
+ * How a client (the CLI, the extension) reaches an agent: the socket it was told (--socket or
+ * $PADDOCK_SOCKET), else the socket of an agent already serving the state dir, else the
+ * default socket if that agent serves the same state dir, else a private agent over stdio.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { AgentClient } from "../protocol/client";
-import { PaddockError } from "../protocol/errors";
-import type { InitializeResult } from "../protocol/methods";
+import { AgentClient } from "./client";
+import { PaddockError } from "./errors";
+import type { InitializeResult } from "./methods";
 import { defaultSocketPath, stateFiles } from "../state/paths";
 import type { AgentInfo } from "../serve";
 
@@ -18,12 +18,22 @@ export interface ConnectOptions {
   /** The script that runs `paddock` (to spawn `paddock agent --stdio`). */
   selfScript: string;
   logLevel: string;
+  clientName?: string;
+  /**
+   * What runs the private agent's script: node by default. The extension host passes its own
+   * executable with ELECTRON_RUN_AS_NODE, behind `sudo -n` or pkexec for root mode.
+   */
+  launcher?: { command: string[]; env?: NodeJS.ProcessEnv };
+  /** Never start a private agent: only sockets. */
+  socketOnly?: boolean;
 }
 
 export interface Connected {
   client: AgentClient;
   info: InitializeResult;
   via: string;
+  /** The private agent's process, if this client started one. */
+  agentPid?: number;
   /** Closes the connection; for a private agent, also waits until it has exited (and released the state dir). */
   close(): Promise<void>;
 }
@@ -31,23 +41,27 @@ export interface Connected {
 const CLIENT_NAME = "paddock-cli";
 
 export async function connectToAgent(options: ConnectOptions): Promise<Connected> {
+  const clientName = options.clientName ?? CLIENT_NAME;
   const explicit = options.socket || process.env.PADDOCK_SOCKET;
   if (explicit) {
-    return viaSocket(explicit).catch((err: NodeJS.ErrnoException) => {
+    return viaSocket(explicit, clientName).catch((err: NodeJS.ErrnoException) => {
       if (err instanceof PaddockError) throw err;
       throw new PaddockError("E_AGENT_UNREACHABLE", `cannot connect to the agent at ${explicit}: ${err.code ?? err.message}`, hintFor(err));
     });
   }
   for (const socket of candidateSockets(options.stateDir)) {
     try {
-      const connected = await viaSocket(socket);
+      const connected = await viaSocket(socket, clientName);
       if (samePath(connected.info.agent.stateDir, options.stateDir)) return connected;
       await connected.close(); // an agent, but for another state dir
     } catch {
       // not there, or not ours: try the next
     }
   }
-  return viaStdio(options);
+  if (options.socketOnly) {
+    throw new PaddockError("E_AGENT_UNREACHABLE", `no agent serves ${options.stateDir} on a socket`, "start one with `paddock agent` (or `npm start`), or let Paddock start its own");
+  }
+  return viaStdio(options, clientName);
 }
 
 function candidateSockets(stateDir: string): string[] {
@@ -76,10 +90,10 @@ function samePath(a: string, b: string): boolean {
 /** An agent that accepts a connection but does not answer within this is not used. */
 const INITIALIZE_TIMEOUT_MS = 5_000;
 
-async function viaSocket(socket: string): Promise<Connected> {
+async function viaSocket(socket: string, clientName: string): Promise<Connected> {
   const client = await AgentClient.connect(socket);
   try {
-    const info = await within(client.initialize(CLIENT_NAME), INITIALIZE_TIMEOUT_MS);
+    const info = await within(client.initialize(clientName), INITIALIZE_TIMEOUT_MS);
     if (info === null) throw new PaddockError("E_AGENT_UNREACHABLE", `the agent at ${socket} did not answer`, "is it stuck? see its log");
     return { client, info, via: `socket ${socket}`, close: async () => client.close() };
   } catch (err) {
@@ -88,10 +102,11 @@ async function viaSocket(socket: string): Promise<Connected> {
   }
 }
 
-async function viaStdio(options: ConnectOptions): Promise<Connected> {
-  const child = spawn(process.execPath, [options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel, "--stderr-log-level", "warn"], {
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+async function viaStdio(options: ConnectOptions, clientName: string): Promise<Connected> {
+  const [program, ...prefix] = options.launcher?.command ?? [process.execPath];
+  const args = [...prefix, options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel, "--stderr-log-level", "warn"];
+  const child = spawn(program!, args, { stdio: ["pipe", "pipe", "pipe"], env: options.launcher?.env ?? process.env });
+  child.once("error", () => undefined); // a launcher that cannot start shows as the closed connection
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString("utf8")).slice(-16 * 1024);
@@ -108,11 +123,12 @@ async function viaStdio(options: ConnectOptions): Promise<Connected> {
       return new PaddockError("E_AGENT_UNREACHABLE", `the agent stopped${code === null ? "" : ` (exit code ${code})`}: ${message}`, hint ?? "run `paddock agent --stdio` to see its output");
     },
   });
-  const info = await client.initialize(CLIENT_NAME);
+  const info = await client.initialize(clientName);
   return {
     client,
     info,
     via: "a private agent over stdio",
+    agentPid: child.pid,
     // The next command may need the state dir's lock: let this agent finish first.
     close: async () => {
       client.close();

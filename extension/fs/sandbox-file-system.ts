@@ -1,0 +1,94 @@
+/**
+ * `paddock:/SANDBOX_ID/path` as a writable file system: the right side of every diff, so the
+ * user reads and edits a sandbox's version of a file in VS Code's own editors. Reads and
+ * writes go to the agent (`sandbox/readFile`, `sandbox/writeFile`), which resolves paths
+ * inside the sandbox and never through a symlink. `?empty` is an empty file (the missing side
+ * of an added or deleted file's diff).
+ */
+import * as vscode from "vscode";
+import { PaddockError } from "../../agent/protocol/errors";
+import type { AgentConnection } from "../agent/agent-connection";
+import type { SandboxModel } from "../sandboxes/sandbox-model";
+import { parseSandboxPath, sandboxPath, SCHEME } from "../uri";
+
+export function sandboxUri(id: string, rel: string, empty = false): vscode.Uri {
+  return vscode.Uri.from({ scheme: SCHEME, path: sandboxPath(id, rel), ...(empty ? { query: "empty" } : {}) });
+}
+
+export class SandboxFileSystem implements vscode.FileSystemProvider {
+  private readonly emitter = new vscode.EventEmitter<vscode.FileChangeEvent[]>();
+  readonly onDidChangeFile = this.emitter.event;
+
+  constructor(
+    private readonly agent: AgentConnection,
+    model: SandboxModel,
+  ) {
+    // Open editors of a sandbox's files follow what its commands do.
+    model.onDidChangeChanges((id) => this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, "") }]));
+  }
+
+  watch(): vscode.Disposable {
+    return new vscode.Disposable(() => undefined);
+  }
+
+  async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
+    if (uri.query === "empty") return { type: vscode.FileType.File, ctime: 0, mtime: 0, size: 0, permissions: vscode.FilePermission.Readonly };
+    const file = await this.read(uri);
+    const type = file.type === "directory" ? vscode.FileType.Directory : file.type === "symlink" ? vscode.FileType.SymbolicLink : vscode.FileType.File;
+    return { type, ctime: 0, mtime: Date.now(), size: file.size };
+  }
+
+  async readDirectory(uri: vscode.Uri): Promise<[string, vscode.FileType][]> {
+    const file = await this.read(uri);
+    if (file.type !== "directory") throw vscode.FileSystemError.FileNotADirectory(uri);
+    return (file.entries ?? []).map((name) => [name, vscode.FileType.Unknown]);
+  }
+
+  async readFile(uri: vscode.Uri): Promise<Uint8Array> {
+    if (uri.query === "empty") return new Uint8Array();
+    const file = await this.read(uri);
+    if (file.type === "directory") throw vscode.FileSystemError.FileIsADirectory(uri);
+    return file.type === "symlink" ? new TextEncoder().encode(file.target ?? "") : Buffer.from(file.content, "base64");
+  }
+
+  async writeFile(uri: vscode.Uri, content: Uint8Array): Promise<void> {
+    const target = this.parse(uri);
+    if (uri.query === "empty") throw vscode.FileSystemError.NoPermissions(uri);
+    await this.call(uri, () => this.agent.client().request("sandbox/writeFile", { id: target.id, path: target.rel, content: Buffer.from(content).toString("base64") }));
+    this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri }]);
+  }
+
+  createDirectory(uri: vscode.Uri): never {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  delete(uri: vscode.Uri): never {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  rename(uri: vscode.Uri): never {
+    throw vscode.FileSystemError.NoPermissions(uri);
+  }
+
+  private parse(uri: vscode.Uri): { id: string; rel: string } {
+    const target = parseSandboxPath(uri.path);
+    if (!target) throw vscode.FileSystemError.FileNotFound(uri);
+    return target;
+  }
+
+  private read(uri: vscode.Uri) {
+    const target = this.parse(uri);
+    return this.call(uri, () => this.agent.client().request("sandbox/readFile", { id: target.id, path: target.rel }));
+  }
+
+  /** The agent's refusals as the file system errors editors understand. */
+  private async call<T>(uri: vscode.Uri, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof PaddockError && err.code === "E_NOT_FOUND") throw vscode.FileSystemError.FileNotFound(uri);
+      if (err instanceof PaddockError && (err.code === "E_UNSAFE_PATH" || err.code === "E_PERMISSION_DENIED")) throw vscode.FileSystemError.NoPermissions(`${err.message}${err.hint ? ` (${err.hint})` : ""}`);
+      throw vscode.FileSystemError.Unavailable(`${(err as Error).message}`);
+    }
+  }
+}

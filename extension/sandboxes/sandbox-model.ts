@@ -1,0 +1,136 @@
+/**
+ * What the views show, in one place: the user's sandboxes and each one's changes. Lists them
+ * all when the agent (re)connects; after that it follows the agent's notifications, listing
+ * again only the changes of the sandbox a `sandbox/didChange` names (debounced), never
+ * everything per event.
+ */
+import * as vscode from "vscode";
+import type { AgentNotifications, Change, Sandbox } from "../../agent/protocol/methods";
+import type { AgentConnection } from "../agent/agent-connection";
+
+const REFRESH_DEBOUNCE_MS = 150;
+
+export class SandboxModel implements vscode.Disposable {
+  private readonly sandboxes = new Map<string, Sandbox>();
+  private readonly changes = new Map<string, Change[]>();
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private readonly disposables: vscode.Disposable[] = [];
+  private readonly sandboxesEmitter = new vscode.EventEmitter<void>();
+  private readonly changesEmitter = new vscode.EventEmitter<string>();
+  /** The sandbox list (or a sandbox's state) changed. */
+  readonly onDidChangeSandboxes = this.sandboxesEmitter.event;
+  /** One sandbox's changes were listed again. */
+  readonly onDidChangeChanges = this.changesEmitter.event;
+
+  constructor(private readonly agent: AgentConnection) {
+    this.disposables.push(
+      agent.onDidConnect(() => void this.refreshAll()),
+      agent.onDidChangeState((state) => {
+        if (state.kind !== "running") this.clear();
+      }),
+      agent.onNotification(({ method, params }) => this.onNotification(method, params)),
+    );
+  }
+
+  all(): Sandbox[] {
+    return [...this.sandboxes.values()];
+  }
+
+  get(id: string): Sandbox | undefined {
+    return this.sandboxes.get(id);
+  }
+
+  changesOf(id: string): Change[] | undefined {
+    return this.changes.get(id);
+  }
+
+  changeCounts(): Map<string, number> {
+    return new Map([...this.changes].map(([id, list]) => [id, countFiles(list)]));
+  }
+
+  async refreshAll(): Promise<void> {
+    const client = this.agent.client();
+    const { sandboxes } = await client.request("sandbox/list", {});
+    this.sandboxes.clear();
+    for (const s of sandboxes) this.sandboxes.set(s.id, s);
+    for (const id of [...this.changes.keys()]) if (!this.sandboxes.has(id)) this.changes.delete(id);
+    this.sandboxesEmitter.fire();
+    await Promise.all(sandboxes.map((s) => this.refreshChanges(s.id)));
+  }
+
+  /** Lists one sandbox's changes again now. */
+  async refreshChanges(id: string): Promise<void> {
+    if (!this.sandboxes.has(id)) return;
+    try {
+      const { changes } = await this.agent.client().request("sandbox/changes", { id });
+      this.changes.set(id, changes);
+    } catch {
+      this.changes.delete(id); // its workspace is gone, or it is being deleted: shown without changes
+    }
+    this.changesEmitter.fire(id);
+  }
+
+  /** A sandbox the extension just made or changed (the agent's notification may come later). */
+  upsert(sandbox: Sandbox): void {
+    this.sandboxes.set(sandbox.id, sandbox);
+    this.sandboxesEmitter.fire();
+    this.scheduleChanges(sandbox.id);
+  }
+
+  scheduleChanges(id: string): void {
+    clearTimeout(this.pending.get(id));
+    this.pending.set(
+      id,
+      setTimeout(() => {
+        this.pending.delete(id);
+        void this.refreshChanges(id);
+      }, REFRESH_DEBOUNCE_MS),
+    );
+  }
+
+  dispose(): void {
+    for (const timer of this.pending.values()) clearTimeout(timer);
+    for (const d of this.disposables) d.dispose();
+    this.sandboxesEmitter.dispose();
+    this.changesEmitter.dispose();
+  }
+
+  private onNotification(method: string, params: unknown): void {
+    if (method === "sandbox/didChange") {
+      this.scheduleChanges((params as AgentNotifications["sandbox/didChange"]).id);
+    } else if (method === "sandbox/didChangeState") {
+      const { id, state } = params as AgentNotifications["sandbox/didChangeState"];
+      if (state === "deleted") {
+        this.sandboxes.delete(id);
+        this.changes.delete(id);
+        this.sandboxesEmitter.fire();
+        this.changesEmitter.fire(id);
+        return;
+      }
+      const known = this.sandboxes.get(id);
+      if (known) {
+        this.sandboxes.set(id, { ...known, state });
+        this.sandboxesEmitter.fire();
+      } else {
+        // A sandbox made elsewhere (the CLI, another window): learn about it.
+        void this.agent
+          .client()
+          .request("sandbox/get", { id })
+          .then((s) => this.upsert(s), () => undefined);
+      }
+    }
+  }
+
+  private clear(): void {
+    if (this.sandboxes.size === 0) return;
+    this.sandboxes.clear();
+    this.changes.clear();
+    this.sandboxesEmitter.fire();
+  }
+}
+
+/** Files, symlinks and others changed; a folder counts only when it is all there is (a mode change). */
+export function countFiles(changes: readonly Change[]): number {
+  const paths = new Set(changes.filter((c) => c.type !== "directory").map((c) => c.path));
+  return paths.size + changes.filter((c) => c.type === "directory" && c.kind === "modified").length;
+}

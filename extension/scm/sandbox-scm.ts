@@ -1,0 +1,165 @@
+/**
+ * One Source Control provider per sandbox: its changed files (A/M/D), conflicts from the last
+ * approve, a quick diff that shows in the gutter of a workspace file what the sandbox changed,
+ * and file decorations in the Explorer.
+ */
+import * as path from "node:path";
+import * as vscode from "vscode";
+import type { ApproveResult, Change, Conflict, Sandbox } from "../../agent/protocol/methods";
+import type { SandboxModel } from "../sandboxes/sandbox-model";
+import { sandboxUri } from "../fs/sandbox-file-system";
+import { relativeTo } from "../uri";
+
+/** A changed path as Source Control shows it; commands get these back as arguments. */
+export interface ChangeResource extends vscode.SourceControlResourceState {
+  readonly sandboxId: string;
+  readonly path: string;
+  readonly kind: Change["kind"] | "conflict";
+  readonly conflict?: Conflict;
+}
+
+interface Provider {
+  sandbox: Sandbox;
+  scm: vscode.SourceControl;
+  changes: vscode.SourceControlResourceGroup;
+  conflicts: vscode.SourceControlResourceGroup;
+  conflictList: Conflict[];
+  /** Changed path → kind, for decorations (looked up per file the Explorer shows). */
+  kinds: Map<string, Change["kind"]>;
+}
+
+const LETTERS = { added: "A", modified: "M", deleted: "D", conflict: "!" } as const;
+const COLORS = { added: "gitDecoration.addedResourceForeground", modified: "gitDecoration.modifiedResourceForeground", deleted: "gitDecoration.deletedResourceForeground", conflict: "gitDecoration.conflictingResourceForeground" } as const;
+
+export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposable {
+  private readonly providers = new Map<string, Provider>();
+  private readonly disposables: vscode.Disposable[];
+  private readonly decorationsEmitter = new vscode.EventEmitter<vscode.Uri[]>();
+  readonly onDidChangeFileDecorations = this.decorationsEmitter.event;
+
+  constructor(private readonly model: SandboxModel) {
+    this.disposables = [
+      model.onDidChangeSandboxes(() => this.sync()),
+      model.onDidChangeChanges((id) => this.update(id)),
+      vscode.window.registerFileDecorationProvider(this),
+    ];
+  }
+
+  resourcesOf(id: string): ChangeResource[] {
+    const provider = this.providers.get(id);
+    return provider ? (provider.changes.resourceStates as ChangeResource[]) : [];
+  }
+
+  /** The conflicts of the last approve, shown in their own group until resolved. */
+  setConflicts(id: string, conflicts: Conflict[]): void {
+    const provider = this.providers.get(id);
+    if (!provider) return;
+    provider.conflictList = conflicts;
+    provider.conflicts.resourceStates = conflicts.map((c) => this.resource(provider.sandbox, c.path, "conflict", c));
+    provider.conflicts.hideWhenEmpty = true;
+    this.decorationsEmitter.fire(conflicts.map((c) => vscode.Uri.file(path.join(provider.sandbox.workspace, c.path))));
+  }
+
+  resolveConflicts(id: string, paths: readonly string[]): void {
+    const provider = this.providers.get(id);
+    if (provider) this.setConflicts(id, provider.conflictList.filter((c) => !paths.includes(c.path)));
+  }
+
+  /** After an approve: what it applied is no longer in conflict; what it found in conflict is. */
+  recordApprove(id: string, result: ApproveResult): void {
+    const provider = this.providers.get(id);
+    if (!provider) return;
+    const settled = new Set([...result.applied, ...result.conflicts.map((c) => c.path)]);
+    this.setConflicts(id, [...provider.conflictList.filter((c) => !settled.has(c.path)), ...result.conflicts]);
+  }
+
+  provideFileDecoration(uri: vscode.Uri): vscode.FileDecoration | undefined {
+    if (uri.scheme !== "file") return undefined;
+    for (const provider of this.providers.values()) {
+      const rel = relativeTo(provider.sandbox.workspace, uri.fsPath);
+      if (rel === undefined || rel === "") continue;
+      if (provider.conflictList.some((c) => c.path === rel)) return decoration("conflict", provider.sandbox);
+      const kind = provider.kinds.get(rel);
+      if (kind) return decoration(kind, provider.sandbox);
+    }
+    return undefined;
+  }
+
+  dispose(): void {
+    for (const provider of this.providers.values()) provider.scm.dispose();
+    for (const d of this.disposables) d.dispose();
+    this.decorationsEmitter.dispose();
+  }
+
+  private sync(): void {
+    const live = new Set(this.model.all().map((s) => s.id));
+    for (const [id, provider] of this.providers) {
+      if (live.has(id)) continue;
+      provider.scm.dispose();
+      this.providers.delete(id);
+    }
+    for (const sandbox of this.model.all()) {
+      const existing = this.providers.get(sandbox.id);
+      if (existing) {
+        existing.sandbox = sandbox;
+        existing.scm.statusBarCommands = [{ command: "paddock.openTerminal", title: `$(terminal) ${sandbox.state}`, tooltip: vscode.l10n.t("Open a terminal in {0}", sandbox.name), arguments: [sandbox.id] }];
+        continue;
+      }
+      this.providers.set(sandbox.id, this.create(sandbox));
+      this.update(sandbox.id);
+    }
+  }
+
+  private create(sandbox: Sandbox): Provider {
+    const scm = vscode.scm.createSourceControl("paddock", vscode.l10n.t("Sandbox {0}", sandbox.name), vscode.Uri.file(sandbox.workspace));
+    scm.inputBox.visible = false;
+    scm.quickDiffProvider = {
+      // The gutter of a workspace file shows what this sandbox has instead.
+      provideOriginalResource: (uri) => {
+        const rel = relativeTo(sandbox.workspace, uri.fsPath);
+        const change = rel ? this.model.changesOf(sandbox.id)?.find((c) => c.path === rel && c.kind === "modified" && c.type === "file" && !c.binary) : undefined;
+        return change ? sandboxUri(sandbox.id, change.path) : undefined;
+      },
+    };
+    const conflicts = scm.createResourceGroup("conflicts", vscode.l10n.t("Conflicts"));
+    conflicts.hideWhenEmpty = true;
+    const changes = scm.createResourceGroup("changes", vscode.l10n.t("Sandbox Changes"));
+    return { sandbox, scm, changes, conflicts, conflictList: [], kinds: new Map() };
+  }
+
+  private update(id: string): void {
+    const provider = this.providers.get(id);
+    if (!provider) return;
+    const before = provider.changes.resourceStates.map((r) => r.resourceUri);
+    const list = this.model.changesOf(id) ?? [];
+    // One row per path: a type change (deleted + added) shows as modified; folders only for a mode change.
+    const rows = new Map<string, Change["kind"]>();
+    for (const change of list) {
+      if (change.type === "directory" && change.kind !== "modified") continue;
+      rows.set(change.path, rows.has(change.path) ? "modified" : change.kind);
+    }
+    provider.kinds = rows;
+    provider.changes.resourceStates = [...rows].map(([rel, kind]) => this.resource(provider.sandbox, rel, kind));
+    provider.scm.count = rows.size;
+    this.decorationsEmitter.fire([...before, ...provider.changes.resourceStates.map((r) => r.resourceUri)]);
+  }
+
+  private resource(sandbox: Sandbox, rel: string, kind: ChangeResource["kind"], conflict?: Conflict): ChangeResource {
+    const resourceUri = vscode.Uri.file(path.join(sandbox.workspace, rel));
+    const tooltip = kind === "conflict" ? vscode.l10n.t("Conflict: {0}", conflict?.reason ?? "") : vscode.l10n.t("{0} in sandbox {1}", kind, sandbox.name);
+    return {
+      sandboxId: sandbox.id,
+      path: rel,
+      kind,
+      ...(conflict ? { conflict } : {}),
+      resourceUri,
+      contextValue: kind,
+      decorations: { strikeThrough: kind === "deleted", tooltip },
+      command: { command: "paddock.openDiff", title: vscode.l10n.t("Open Changes"), arguments: [{ sandboxId: sandbox.id, path: rel, kind, resourceUri }] },
+    };
+  }
+}
+
+function decoration(kind: keyof typeof LETTERS, sandbox: Sandbox): vscode.FileDecoration {
+  return new vscode.FileDecoration(LETTERS[kind], vscode.l10n.t("{0} in sandbox {1}", kind, sandbox.name), new vscode.ThemeColor(COLORS[kind]));
+}

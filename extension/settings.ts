@@ -1,0 +1,33 @@
+/** The extension's settings, read in one place with their defaults (see package.json). */
+import * as vscode from "vscode";
+import type { NetworkMode, RuntimeKind } from "../agent/protocol/methods";
+
+export interface Settings {
+  /** "user": our own agent, rootless; "root": our own agent through rootCommand; "socket": an agent already running. */
+  agentMode: "user" | "root" | "socket";
+  rootCommand: string[];
+  socketPath: string;
+  stateDir: string;
+  logLevel: string;
+  defaultRuntime: RuntimeKind;
+  network: NetworkMode;
+  memoryMiB: number;
+  pids: number;
+  cpus: number;
+}
+
+export function readSettings(): Settings {
+  const c = vscode.workspace.getConfiguration("paddock");
+  return {
+    agentMode: c.get<Settings["agentMode"]>("agent.mode", "user"),
+    rootCommand: c.get<string[]>("agent.rootCommand", ["sudo", "-n"]),
+    socketPath: c.get<string>("agent.socketPath", ""),
+    stateDir: c.get<string>("agent.stateDir", ""),
+    logLevel: c.get<string>("agent.logLevel", "info"),
+    defaultRuntime: c.get<RuntimeKind>("sandbox.defaultRuntime", "process"),
+    network: c.get<NetworkMode>("sandbox.network", "none"),
+    memoryMiB: c.get<number>("sandbox.memoryMiB", 0),
+    pids: c.get<number>("sandbox.pids", 0),
+    cpus: c.get<number>("sandbox.cpus", 0),
+  };
+}

@@ -1,0 +1,64 @@
+/** The extension's pure parts: the tree's shape, paddock: URIs, quick-diff changes to hunk selectors. */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Sandbox } from "../../agent/protocol/methods";
+import { buildTree } from "../../extension/views/tree-model";
+import { parseSandboxPath, relativeTo, sandboxPath } from "../../extension/uri";
+import { selectorOf } from "../../extension/review/quick-diff-hunks";
+import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "../../agent/review/line-changes";
+
+const sandbox = (id: string, workspace: string, state: Sandbox["state"] = "running", createdAt = "2026-11-22T10:00:00Z"): Sandbox => ({
+  id,
+  name: `name-${id.slice(-2)}`,
+  workspace,
+  runtime: "process",
+  state,
+  network: "none",
+  limits: {},
+  createdAt,
+  ownerUid: 0,
+});
+
+test("tree: sandboxes under their folder in creation order, the rest under Other folders", () => {
+  const tree = buildTree(
+    [{ name: "app", path: "/src/app" }, { name: "lib", path: "/src/lib" }],
+    [sandbox("sbx-000000000002", "/src/app", "stopped", "2026-11-22T11:00:00Z"), sandbox("sbx-000000000001", "/src/app"), sandbox("sbx-000000000003", "/elsewhere")],
+    new Map([["sbx-000000000001", 3]]),
+  );
+  assert.deepEqual(tree.map((f) => [f.name, f.sandboxes.map((s) => s.sandbox.id)]), [
+    ["app", ["sbx-000000000001", "sbx-000000000002"]],
+    ["lib", []],
+    ["Other folders", ["sbx-000000000003"]],
+  ]);
+  const [running, stopped] = tree[0]!.sandboxes;
+  assert.equal(running!.description, "process · 3 changes");
+  assert.equal(running!.contextValue, "sandbox.running");
+  assert.equal(stopped!.description, "stopped · process");
+  assert.equal(stopped!.contextValue, "sandbox.stopped");
+});
+
+test("paddock: URIs name a sandbox and a safe relative path, and nothing else", () => {
+  assert.equal(sandboxPath("sbx-0123456789ab", "src/a b.ts"), "/sbx-0123456789ab/src/a b.ts");
+  assert.deepEqual(parseSandboxPath("/sbx-0123456789ab/src/a b.ts"), { id: "sbx-0123456789ab", rel: "src/a b.ts" });
+  assert.deepEqual(parseSandboxPath("/sbx-0123456789ab"), { id: "sbx-0123456789ab", rel: "" });
+  for (const bad of ["/sbx-0123456789ab/../etc/passwd", "/sbx-0123456789ab//x", "/sbx-xyz/a", "/etc/passwd", "/sbx-0123456789ab/./a"]) assert.equal(parseSandboxPath(bad), undefined, bad);
+  assert.equal(relativeTo("/w/app", "/w/app/src/x.ts"), "src/x.ts");
+  assert.equal(relativeTo("/w/app", "/w/application/x.ts"), undefined);
+});
+
+test("quick diff: a change of the peek (sandbox original, workspace modified) selects the agent's hunk", () => {
+  const workspace = "a\nb\nc\nd\ne\nf\n";
+  const sandboxText = "a\nB\nc\nd\nnew\ne\nf\n";
+  // What the agent computes (workspace → sandbox): b→B at 1, and an insertion before e.
+  const oldLines = splitLines(workspace);
+  const newLines = splitLines(sandboxText);
+  const changes = computeLineChanges(oldLines, newLines);
+  // What VS Code's peek passes: original = sandbox, modified = workspace, 1-based; 0 = empty.
+  const replaced = { originalStartLineNumber: 2, originalEndLineNumber: 2, modifiedStartLineNumber: 2, modifiedEndLineNumber: 2 };
+  const inserted = { originalStartLineNumber: 5, originalEndLineNumber: 5, modifiedStartLineNumber: 4, modifiedEndLineNumber: 0 };
+  for (const [vs, expected] of [[replaced, 0], [inserted, 1]] as const) {
+    const { selected, unmatched } = selectLineChanges(changes, [selectorOf("f", vs)]);
+    assert.deepEqual([[...selected], unmatched], [[expected], []]);
+  }
+  assert.equal(applyLineChanges(oldLines, newLines, changes, (_c, i) => i === 1), "a\nb\nc\nd\nnew\ne\nf\n");
+});
