@@ -90,7 +90,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const id = await sandboxOfGroupOrNode(ctx, arg);
       const count = model.changeCounts().get(id) ?? 0;
       const yes = vscode.l10n.t("Reject All");
-      if ((await vscode.window.showWarningMessage(vscode.l10n.t("Reject all {0} change(s) of sandbox {1}?", count, model.get(id)?.name ?? id), { modal: true, detail: vscode.l10n.t("The sandbox gets the workspace's version of every file back.") }, yes)) !== yes) return;
+      if (readSettings().confirmReject && (await vscode.window.showWarningMessage(vscode.l10n.t("Reject all {0} change(s) of sandbox {1}?", count, model.get(id)?.name ?? id), { modal: true, detail: vscode.l10n.t("The sandbox gets the workspace's version of every file back.") }, yes)) !== yes) return;
       await agent.client().request("sandbox/reject", { id });
       model.scheduleChanges(id);
     }),
@@ -142,6 +142,7 @@ function bySandbox(first: FileArg, more: FileArg[] | undefined): Map<string, str
 }
 
 async function confirmReject(paths: string[]): Promise<boolean> {
+  if (!readSettings().confirmReject) return true;
   const yes = vscode.l10n.t("Reject");
   const message = paths.length === 1 ? vscode.l10n.t("Reject the sandbox's changes to {0}?", paths[0]!) : vscode.l10n.t("Reject the sandbox's changes to {0} files?", paths.length);
   return (await vscode.window.showWarningMessage(message, { modal: true, detail: vscode.l10n.t("The sandbox gets the workspace's version back.") }, yes)) === yes;

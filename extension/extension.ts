@@ -14,9 +14,11 @@ import { registerTaskProvider, registerTerminalProfile } from "./terminal/termin
 import { SCHEME } from "./uri";
 import { SandboxTree } from "./views/sandbox-tree";
 
+/** What activate returns: for tests in the extension host (and other extensions). */
 export interface PaddockApi {
   agent: AgentConnection;
   model: SandboxModel;
+  scm: SandboxScm;
 }
 
 export function activate(context: vscode.ExtensionContext): PaddockApi {
@@ -44,7 +46,7 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
   );
   // Started lazily, with the view or a command (see activationEvents), so VS Code's start is not delayed.
   void agent.start();
-  return { agent, model };
+  return { agent, model, scm };
 }
 
 export function deactivate(): void {}

@@ -14,6 +14,7 @@ export interface Settings {
   memoryMiB: number;
   pids: number;
   cpus: number;
+  confirmReject: boolean;
 }
 
 export function readSettings(): Settings {
@@ -29,5 +30,6 @@ export function readSettings(): Settings {
     memoryMiB: c.get<number>("sandbox.memoryMiB", 0),
     pids: c.get<number>("sandbox.pids", 0),
     cpus: c.get<number>("sandbox.cpus", 0),
+    confirmReject: c.get<boolean>("review.confirmReject", true),
   };
 }
