@@ -153,11 +153,10 @@ async function afterApprove(ctx: CommandContext, id: string, result: ApproveResu
   ctx.scm.recordApprove(id, result);
   if (result.conflicts.length > 0) {
     const show = vscode.l10n.t("Show Conflicts");
-    const pick = await vscode.window.showWarningMessage(
-      vscode.l10n.t("{0} file(s) changed in the workspace too and were not overwritten: {1}", result.conflicts.length, result.conflicts.map((c) => c.path).join(", ")),
-      show,
-    );
-    if (pick === show) await vscode.commands.executeCommand("workbench.view.scm");
+    // Not awaited: the command is done; the notification stays until the user looks at it.
+    void vscode.window
+      .showWarningMessage(vscode.l10n.t("{0} file(s) changed in the workspace too and were not overwritten: {1}", result.conflicts.length, result.conflicts.map((c) => c.path).join(", ")), show)
+      .then((pick) => (pick === show ? vscode.commands.executeCommand("workbench.view.scm") : undefined));
   }
   if (result.skipped.length > 0) {
     ctx.log.warn(`approve skipped: ${result.skipped.map((s) => `${s.path}: ${s.reason}`).join("; ")}`);
@@ -255,9 +254,10 @@ async function run(ctx: CommandContext, work: () => unknown): Promise<void> {
     if (err instanceof AgentNotRunning) {
       const start = vscode.l10n.t("Start Agent");
       const log = vscode.l10n.t("Show Log");
-      const pick = await vscode.window.showErrorMessage(err.message, start, log);
-      if (pick === start) await ctx.agent.start();
-      if (pick === log) ctx.log.show();
+      void vscode.window.showErrorMessage(err.message, start, log).then((pick) => {
+        if (pick === start) void ctx.agent.start();
+        if (pick === log) ctx.log.show();
+      });
       return;
     }
     if (err instanceof PaddockError) {

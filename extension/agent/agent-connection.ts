@@ -51,6 +51,11 @@ export class AgentConnection implements vscode.Disposable {
     return this.state;
   }
 
+  /** The agent process this window started (none when it uses an agent's socket). */
+  get agentPid(): number | undefined {
+    return this.connected?.agentPid;
+  }
+
   /** The client, or an AgentNotRunning error that commands turn into a message with a Start button. */
   client(): AgentClient {
     if (this.state.kind !== "running" || !this.connected) throw new AgentNotRunning(this.state);

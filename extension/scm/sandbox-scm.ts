@@ -50,6 +50,11 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
     return provider ? (provider.changes.resourceStates as ChangeResource[]) : [];
   }
 
+  conflictsOf(id: string): ChangeResource[] {
+    const provider = this.providers.get(id);
+    return provider ? (provider.conflicts.resourceStates as ChangeResource[]) : [];
+  }
+
   /** The conflicts of the last approve, shown in their own group until resolved. */
   setConflicts(id: string, conflicts: Conflict[]): void {
     const provider = this.providers.get(id);

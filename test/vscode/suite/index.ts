@@ -119,12 +119,63 @@ export async function run(): Promise<void> {
       },
     },
     {
+      name: "a conflict is shown, nothing overwritten, and Take Sandbox's Version resolves it",
+      run: async () => {
+        await client().request("sandbox/exec", { id, argv: ["sh", "-c", "echo sandbox again > approve-me.txt"] });
+        await waitFor("approve-me.txt changed again", () => resource("approve-me.txt"));
+        fs.writeFileSync(file("approve-me.txt"), "the user's own edit\n");
+        await vscode.commands.executeCommand("paddock.approveFile", resource("approve-me.txt"));
+        assert.equal(fs.readFileSync(file("approve-me.txt"), "utf8"), "the user's own edit\n", "a conflict never overwrites");
+        const conflict = await waitFor("the conflict in Source Control", () => api.scm.conflictsOf(id).find((c) => c.path === "approve-me.txt"));
+        assert.equal(conflict.conflict?.reason, "both-modified");
+        await vscode.commands.executeCommand("paddock.takeSandbox", conflict);
+        assert.equal(fs.readFileSync(file("approve-me.txt"), "utf8"), "sandbox again\n");
+        await waitFor("the conflict resolved", () => api.scm.conflictsOf(id).length === 0);
+      },
+    },
+    {
+      name: "New Sandbox Terminal: a shell in the sandbox, its size, its writes, its exit code",
+      run: async () => {
+        await vscode.commands.executeCommand("paddock.openTerminal", id);
+        const terminal = await waitFor("the terminal", () => vscode.window.terminals.find((t) => t.name.startsWith("Sandbox ")));
+        terminal.sendText("stty size > term-size.txt; echo from-terminal > term.txt; exit 3");
+        await waitFor("the terminal to exit", () => terminal.exitStatus, 30_000);
+        assert.equal(terminal.exitStatus?.code, 3);
+        const read = async (rel: string) => Buffer.from((await client().request("sandbox/readFile", { id, path: rel })).content, "base64").toString();
+        assert.equal(await read("term.txt"), "from-terminal\n");
+        assert.match(await read("term-size.txt"), /^\d+ \d+\n$/);
+        assert.equal(fs.existsSync(file("term.txt")), false, "the terminal wrote into the sandbox only");
+      },
+    },
+    {
+      name: "a paddock task runs in the sandbox",
+      run: async () => {
+        // Defined in the folder's .vscode/tasks.json, as a user would.
+        const task = await waitFor("the task from tasks.json", async () => (await vscode.tasks.fetchTasks()).find((t) => t.name === "write in the sandbox"));
+        const ended = new Promise<void>((resolve) => vscode.tasks.onDidEndTask((e) => e.execution.task.name === task.name && resolve()));
+        await vscode.tasks.executeTask(task);
+        await Promise.race([ended, new Promise((r) => setTimeout(r, 20_000))]);
+        await waitFor("task.txt in the sandbox", async () => (await client().request("sandbox/readFile", { id, path: "task.txt" }).catch(() => undefined))?.content);
+      },
+    },
+    {
+      name: "the agent killed: the extension starts it again and lists the sandboxes again",
+      run: async () => {
+        const pid = api.agent.agentPid;
+        assert.ok(pid, "this window started its own agent");
+        process.kill(pid, "SIGKILL");
+        await waitFor("the agent to be noticed gone", () => api.agent.current.kind !== "running");
+        await waitFor("the agent running again", () => api.agent.current.kind === "running" && api.agent.agentPid !== pid, 30_000);
+        await waitFor("the sandbox listed again", () => api.model.get(id));
+      },
+    },
+    {
       name: "deleting the sandbox drops what was not approved",
       run: async () => {
         await client().request("sandbox/delete", { id });
         await waitFor("the sandbox gone from the model", () => !api.model.get(id));
         assert.equal(fs.existsSync(file("added.txt")), false, "never approved, never in the workspace");
-        assert.equal(fs.readFileSync(file("approve-me.txt"), "utf8"), "sandbox\n", "what was approved stays");
+        assert.equal(fs.readFileSync(file("approve-me.txt"), "utf8"), "sandbox again\n", "what was approved stays");
       },
     },
   ];
