@@ -1,0 +1,39 @@
+// `npm run package`: builds, stages what the .vsix holds in .package/ (dist/ is never touched,
+// so tests running the agent meanwhile are safe), with the agent's two native modules beside
+// it (only the Linux x64 files it loads) and no source maps, and makes paddock-VERSION.vsix
+// with @vscode/vsce.
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import path from "node:path";
+
+if (process.env.PADDOCK_PACKAGE_PREBUILT !== "1") execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
+const stage = ".package";
+rmSync(stage, { recursive: true, force: true });
+const copy = (from, to = from) => {
+  mkdirSync(path.dirname(path.join(stage, to)), { recursive: true });
+  cpSync(from, path.join(stage, to), { recursive: true, filter: (src) => !/\.(test\.js|map)$/.test(src) });
+};
+for (const file of ["package.json", "README.md", "LICENSE", ".vscodeignore", "media", "dist/extension.js", "dist/paddock.js", "dist/native"]) copy(file);
+const runtime = [
+  "koffi/package.json",
+  "koffi/index.cjs",
+  "koffi/indirect.cjs",
+  "koffi/LICENSE.txt",
+  "koffi/src/koffi/index.cjs",
+  "koffi/src/koffi/indirect.cjs",
+  "koffi/src/koffi/src/static.cjs",
+  "koffi/src/koffi/src/trampolines.cjs",
+  "@koromix/koffi-linux-x64/package.json",
+  "@koromix/koffi-linux-x64/index.js",
+  "@koromix/koffi-linux-x64/linux_x64/koffi.node",
+  "node-pty/package.json",
+  "node-pty/LICENSE",
+  "node-pty/lib",
+  "node-pty/build/Release/pty.node",
+];
+for (const file of runtime) copy(path.join("node_modules", file), path.join("dist/node_modules", file));
+const { version } = JSON.parse(readFileSync("package.json", "utf8"));
+const out = path.resolve(`paddock-${version}.vsix`);
+execFileSync(path.resolve("node_modules/.bin/vsce"), ["package", "--no-dependencies", "--allow-missing-repository", "--out", out], { cwd: stage, stdio: process.env.PADDOCK_PACKAGE_QUIET === "1" ? "pipe" : "inherit" });
+rmSync(stage, { recursive: true, force: true });
+console.log(`${path.basename(out)}: ${(statSync(out).size / 1024 / 1024).toFixed(1)} MiB`);
