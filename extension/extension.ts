@@ -19,9 +19,12 @@ export interface PaddockApi {
   agent: AgentConnection;
   model: SandboxModel;
   scm: SandboxScm;
+  /** The extension's own activation time: evaluating its bundle and running activate() (not VS Code's work between). */
+  activationMs: number;
 }
 
 export function activate(context: vscode.ExtensionContext): PaddockApi {
+  const activateStart = performance.now();
   const log = vscode.window.createOutputChannel("Paddock", { log: true });
   const agent = new AgentConnection(context.extensionPath, log);
   const model = new SandboxModel(agent);
@@ -44,9 +47,11 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
       if (e.affectsConfiguration("paddock.agent")) void agent.restart();
     }),
   );
-  // Started lazily, with the view or a command (see activationEvents), so VS Code's start is not delayed.
+  // Not awaited: the agent starts in the background, VS Code's start is not delayed.
   void agent.start();
-  return { agent, model, scm };
+  // The bundle's evaluation (measured by its banner and footer, see scripts/build.mjs) and activate() itself.
+  const loadMs = (globalThis as { __paddockLoadMs?: number }).__paddockLoadMs ?? 0;
+  return { agent, model, scm, activationMs: loadMs + performance.now() - activateStart };
 }
 
 export function deactivate(): void {}

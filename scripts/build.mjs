@@ -16,7 +16,15 @@ const common = {
 
 await build({ ...common, entryPoints: ["agent/cli/main.ts"], outfile: "dist/paddock.js", external: ["koffi", "node-pty"] });
 chmodSync("dist/paddock.js", 0o755);
-await build({ ...common, entryPoints: ["extension/extension.ts"], outfile: "dist/extension.js", external: ["vscode", "koffi", "node-pty"] });
+// Banner and footer time the bundle's own evaluation: part of the activation time it reports.
+await build({
+  ...common,
+  entryPoints: ["extension/extension.ts"],
+  outfile: "dist/extension.js",
+  external: ["vscode", "koffi", "node-pty"],
+  banner: { js: '"use strict"; var __paddockLoadStart = performance.now();' },
+  footer: { js: "globalThis.__paddockLoadMs = performance.now() - __paddockLoadStart;" },
+});
 
 // Native helpers: the probe guest's /init (static, so the initramfs needs no libc) and
 // paddock-enter, the privileged steps before bubblewrap.

@@ -8,7 +8,8 @@ import type { Readable, Writable } from "node:stream";
 import { JSONRPCClient, JSONRPCErrorException, type JSONRPCResponse } from "json-rpc-2.0";
 import { FrameReader, decodeUtf8, encodeFrame } from "./framing";
 import { isErrorCode, PaddockError } from "./errors";
-import { PROTOCOL_VERSION, type InitializeResult, type RequestMethod, type RequestParams, type RequestResults } from "./methods";
+import type { InitializeResult, RequestMethod, RequestParams, RequestResults } from "./methods";
+import { PROTOCOL_VERSION } from "./version";
 
 export type NotificationListener = (method: string, params: unknown) => void;
 

@@ -5,7 +5,7 @@
  */
 import { z } from "zod/v3";
 
-export const PROTOCOL_VERSION = "1.0";
+export { PROTOCOL_VERSION } from "./version";
 
 export const RuntimeKind = z.enum(["process", "container", "vm"]);
 export type RuntimeKind = z.infer<typeof RuntimeKind>;
