@@ -3,7 +3,7 @@
 // it (only the Linux x64 files it loads) and no source maps, and makes paddock-VERSION.vsix
 // with @vscode/vsce.
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 if (process.env.PADDOCK_PACKAGE_PREBUILT !== "1") execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
@@ -13,7 +13,10 @@ const copy = (from, to = from) => {
   mkdirSync(path.dirname(path.join(stage, to)), { recursive: true });
   cpSync(from, path.join(stage, to), { recursive: true, filter: (src) => !/\.(test\.js|map)$/.test(src) });
 };
-for (const file of ["package.json", "README.md", "LICENSE", ".vscodeignore", "media", "dist/extension.js", "dist/paddock.js", "dist/native"]) copy(file);
+for (const file of ["package.json", "LICENSE", ".vscodeignore", "media", "dist/extension.js", "dist/paddock.js", "dist/native"]) copy(file);
+// vsce wants images at absolute URLs, and there is no public one: the packaged README goes without them.
+writeFileSync(path.join(stage, "README.md"), readFileSync("README.md", "utf8").replace(/^!\[[^\]]*\]\([^)]*\)\n/gm, ""));
+rmSync(path.join(stage, "media", "screenshots"), { recursive: true, force: true });
 const runtime = [
   "koffi/package.json",
   "koffi/index.cjs",

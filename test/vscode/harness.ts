@@ -94,7 +94,15 @@ export async function runExtensionTests(server: CodeServer, options: { folder: s
   const lines: string[] = [];
   try {
     const page: Page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    page.on("console", (message) => lines.push(`[page ${message.type()}] ${message.text()}`));
+    page.on("console", (message) => {
+      lines.push(`[page ${message.type()}] ${message.text()}`);
+      // The suite asks for a screenshot by logging "screenshot: NAME" (and waits a moment).
+      const wanted = /screenshot: ([\w-]+)$/.exec(message.text());
+      if (wanted) {
+        fs.mkdirSync(options.artifacts, { recursive: true });
+        void page.screenshot({ path: path.join(options.artifacts, `${wanted[1]}.png`) }).catch(() => undefined);
+      }
+    });
     page.on("pageerror", (error) => lines.push(`[page error] ${error.message}`));
     const result = new Promise<number>((resolve) => {
       void page.exposeFunction("codeAutomationExit", (code: number) => resolve(code));

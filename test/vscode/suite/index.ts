@@ -24,6 +24,12 @@ async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T |
   }
 }
 
+/** Asks the harness for a screenshot of the workbench as it is now (kept as a test artifact). */
+async function screenshot(name: string): Promise<void> {
+  console.log(`screenshot: ${name}`);
+  await new Promise((r) => setTimeout(r, 1500));
+}
+
 const LINES = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
 
 export async function run(): Promise<void> {
@@ -85,6 +91,8 @@ export async function run(): Promise<void> {
         assert.equal(tab.modified.scheme, "paddock");
         const sandboxSide = await vscode.workspace.openTextDocument(tab.modified);
         assert.match(sandboxSide.getText(), /line two\n/);
+        await vscode.commands.executeCommand("workbench.view.scm");
+        await screenshot("review");
       },
     },
     {
