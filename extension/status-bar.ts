@@ -7,9 +7,11 @@ export function createStatusBar(agent: AgentConnection, model: SandboxModel): vs
   const item = vscode.window.createStatusBarItem("paddock.status", vscode.StatusBarAlignment.Left, 10);
   item.name = vscode.l10n.t("Paddock");
   const render = (state: AgentState = agent.current) => {
-    const running = model.all().filter((s) => s.state === "running").length;
+    const runningSandboxes = model.all().filter((s) => s.state === "running");
+    const running = runningSandboxes.length;
     if (state.kind === "running") {
-      item.text = `$(vm) ${running === 0 ? vscode.l10n.t("Paddock") : vscode.l10n.t("Paddock: {0} running", running)}`;
+      const label = running === 0 ? vscode.l10n.t("Paddock") : running === 1 ? vscode.l10n.t("Paddock: {0}", runningSandboxes[0]!.name) : vscode.l10n.t("Paddock: {0} running", running);
+      item.text = `$(vm) ${label}`;
       item.tooltip = vscode.l10n.t("Paddock agent {0} ({1}, {2})", state.info.agentVersion, state.via, state.info.agent.rootless ? "rootless" : "root");
       item.command = "workbench.view.extension.paddock";
       item.backgroundColor = undefined;

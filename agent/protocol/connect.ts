@@ -26,6 +26,8 @@ export interface ConnectOptions {
   launcher?: { command: string[]; env?: NodeJS.ProcessEnv };
   /** Never start a private agent: only sockets. */
   socketOnly?: boolean;
+  /** Each line a private agent writes on stderr (its human log). */
+  onAgentOutput?: (line: string) => void;
 }
 
 export interface Connected {
@@ -108,8 +110,14 @@ async function viaStdio(options: ConnectOptions, clientName: string): Promise<Co
   const child = spawn(program!, args, { stdio: ["pipe", "pipe", "pipe"], env: options.launcher?.env ?? process.env });
   child.once("error", () => undefined); // a launcher that cannot start shows as the closed connection
   let stderr = "";
+  let partial = "";
   child.stderr.on("data", (d: Buffer) => {
-    stderr = (stderr + d.toString("utf8")).slice(-16 * 1024);
+    const text = d.toString("utf8");
+    stderr = (stderr + text).slice(-16 * 1024);
+    if (!options.onAgentOutput) return;
+    const lines = (partial + text).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line) options.onAgentOutput(line);
   });
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
   const client = new AgentClient(child.stdout, child.stdin, {

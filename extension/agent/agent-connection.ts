@@ -77,12 +77,13 @@ export class AgentConnection implements vscode.Disposable {
         logLevel: settings.logLevel,
         clientName: "paddock-vscode",
         launcher: this.launcher(settings.agentMode, settings.rootCommand),
+        onAgentOutput: (line) => this.log.info(`[agent] ${line}`),
       });
       this.connected = connected;
       this.failures = 0;
       connected.client.onNotification((method, params) => this.notificationEmitter.fire({ method, params }));
       this.watchForExit(connected);
-      this.log.info(`connected to the agent ${connected.info.agentVersion} (${connected.via}; ${connected.info.agent.rootless ? "rootless" : "root"}, state dir ${connected.info.agent.stateDir})`);
+      this.log.info(`connected to the agent ${connected.info.agentVersion} (${connected.via}; ${connected.info.agent.rootless ? "rootless" : "root"}; its full log: ${connected.info.agent.stateDir}/logs/agent.log)`);
       this.setState({ kind: "running", info: connected.info, via: connected.via });
       this.connectedEmitter.fire(connected.client);
     } catch (err) {

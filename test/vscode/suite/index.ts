@@ -96,6 +96,17 @@ export async function run(): Promise<void> {
       },
     },
     {
+      name: "Review All Changes opens every change in the multi-file diff editor",
+      run: async () => {
+        await vscode.commands.executeCommand("paddock.reviewSandbox", id);
+        // The multi-diff editor's tab input is not public API: its title and the absence of a single diff tell it.
+        const tab = await waitFor("the multi-file diff tab", () => vscode.window.tabGroups.all.flatMap((g) => g.tabs).find((t) => t.label.includes(": all changes")));
+        assert.equal(tab.input instanceof vscode.TabInputTextDiff, false);
+        await screenshot("review-all");
+        await vscode.window.tabGroups.close(tab);
+      },
+    },
+    {
       name: "Approve Change on one hunk (as the quick-diff peek calls it) applies that hunk only",
       run: async () => {
         // The peek's line changes: original = the sandbox's file, modified = the workspace's.
