@@ -13,7 +13,7 @@ const copy = (from, to = from) => {
   mkdirSync(path.dirname(path.join(stage, to)), { recursive: true });
   cpSync(from, path.join(stage, to), { recursive: true, filter: (src) => !/\.(test\.js|map)$/.test(src) });
 };
-for (const file of ["package.json", "LICENSE", ".vscodeignore", "media", "dist/extension.js", "dist/paddock.js", "dist/native"]) copy(file);
+for (const file of ["package.json", "package.nls.json", "LICENSE", ".vscodeignore", "media", "dist/extension.js", "dist/paddock.js", "dist/native"]) copy(file);
 // vsce wants images at absolute URLs, and there is no public one: the packaged README goes without them.
 writeFileSync(path.join(stage, "README.md"), readFileSync("README.md", "utf8").replace(/^!\[[^\]]*\]\([^)]*\)\n/gm, ""));
 rmSync(path.join(stage, "media", "screenshots"), { recursive: true, force: true });

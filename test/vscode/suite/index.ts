@@ -153,16 +153,32 @@ export async function run(): Promise<void> {
       },
     },
     {
-      name: "New Sandbox Terminal: a shell in the sandbox, its size, its writes, its exit code",
+      name: "New Sandbox Terminal: a shell in the sandbox; Ctrl-C, resizing with the panel, its writes and exit code",
       run: async () => {
+        const read = async (rel: string) => Buffer.from((await client().request("sandbox/readFile", { id, path: rel })).content, "base64").toString();
+        const exists = async (rel: string) => (await client().request("sandbox/readFile", { id, path: rel }).catch(() => undefined)) !== undefined;
         await vscode.commands.executeCommand("paddock.openTerminal", id);
         const terminal = await waitFor("the terminal", () => vscode.window.terminals.find((t) => t.name.startsWith("Sandbox ")));
-        terminal.sendText("stty size > term-size.txt; echo from-terminal > term.txt; exit 3");
+        terminal.sendText("stty size > size-before.txt");
+        await waitFor("the first size", () => exists("size-before.txt"));
+        // Ctrl-C reaches the program in the sandbox through the agent's PTY.
+        terminal.sendText("sleep 60; echo not-interrupted > sleep.txt");
+        await new Promise((r) => setTimeout(r, 1000));
+        terminal.sendText("\x03", false);
+        terminal.sendText("echo $? > interrupted.txt");
+        await waitFor("the interrupted sleep", () => exists("interrupted.txt"));
+        assert.equal(await read("interrupted.txt"), "130\n", "sleep ended by SIGINT");
+        assert.equal(await exists("sleep.txt"), false);
+        // A bigger panel is a bigger terminal inside the sandbox too.
+        await vscode.commands.executeCommand("workbench.action.toggleMaximizedPanel");
+        await new Promise((r) => setTimeout(r, 1500));
+        terminal.sendText("stty size > size-after.txt; echo from-terminal > term.txt; exit 3");
         await waitFor("the terminal to exit", () => terminal.exitStatus, 30_000);
         assert.equal(terminal.exitStatus?.code, 3);
-        const read = async (rel: string) => Buffer.from((await client().request("sandbox/readFile", { id, path: rel })).content, "base64").toString();
         assert.equal(await read("term.txt"), "from-terminal\n");
-        assert.match(await read("term-size.txt"), /^\d+ \d+\n$/);
+        const [before, after] = [await read("size-before.txt"), await read("size-after.txt")];
+        assert.match(before, /^\d+ \d+\n$/);
+        assert.notEqual(after, before, `the size followed the panel (${before.trim()} → ${after.trim()})`);
         assert.equal(fs.existsSync(file("term.txt")), false, "the terminal wrote into the sandbox only");
       },
     },
