@@ -65,15 +65,15 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const resources = scm.resourcesOf(id);
       if (resources.length === 0) return void vscode.window.showInformationMessage(vscode.l10n.t("Sandbox {0} has no changes.", sandbox.name));
       // The multi-file diff editor, as Source Control's "View Changes".
-      const items = resources.map((r) => [r.resourceUri, ...diffSides(id, r)] as const);
+      const items = resources.map((r) => [r.resourceUri, ...diffSides(model, r)] as const);
       await vscode.commands.executeCommand("vscode.changes", vscode.l10n.t("Sandbox {0}: all changes", sandbox.name), items);
     }),
     command("paddock.openDiff", async (file: FileArg) => {
       const sandbox = model.get(file.sandboxId);
-      const [left, right] = diffSides(file.sandboxId, file);
+      const [left, right] = diffSides(model, file);
       await vscode.commands.executeCommand("vscode.diff", left, right, vscode.l10n.t("{0} (Workspace ↔ Sandbox {1})", path.basename(file.path), sandbox?.name ?? file.sandboxId));
     }),
-    command("paddock.openSandboxFile", async (file: FileArg) => vscode.window.showTextDocument(sandboxUri(file.sandboxId, file.path))),
+    command("paddock.openSandboxFile", async (file: FileArg) => vscode.window.showTextDocument(sandboxUri(file.sandboxId, workspaceFile(model, file)))),
 
     command("paddock.approveFile", async (first: FileArg, more?: FileArg[]) => {
       for (const [id, paths] of bySandbox(first, more)) await approve(id, { paths });
@@ -119,18 +119,23 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       if (merged !== undefined) {
         await agent.client().request("sandbox/writeFile", { id: file.sandboxId, path: file.path, content: Buffer.from(merged).toString("base64") });
       }
-      const [left, right] = diffSides(file.sandboxId, { ...file, kind: "modified" });
+      const [left, right] = diffSides(model, { ...file, kind: "modified" });
       await vscode.commands.executeCommand("vscode.diff", left, right, vscode.l10n.t("Merge {0}: edit the sandbox side, then Take Sandbox's", path.basename(file.path)));
       if (merged === undefined) void vscode.window.showInformationMessage(vscode.l10n.t("No clean merge: edit the sandbox's side (right) until it is what you want, then use Take Sandbox's."));
     }),
   ];
 }
 
+/** The workspace file a changed path names. */
+function workspaceFile(model: SandboxModel, file: Pick<FileArg, "sandboxId" | "path" | "resourceUri">): vscode.Uri {
+  return file.resourceUri ?? vscode.Uri.file(path.join(model.get(file.sandboxId)?.workspace ?? "/", file.path));
+}
+
 /** The two sides of a changed file's diff: the workspace's (left) and the sandbox's (right). */
-function diffSides(id: string, file: Pick<FileArg, "path" | "kind" | "resourceUri">): [vscode.Uri, vscode.Uri] {
-  const workspace = file.resourceUri ?? vscode.Uri.file(file.path);
-  const left = file.kind === "added" ? sandboxUri(id, file.path, true) : workspace;
-  const right = sandboxUri(id, file.path, file.kind === "deleted");
+function diffSides(model: SandboxModel, file: Pick<FileArg, "sandboxId" | "path" | "kind" | "resourceUri">): [vscode.Uri, vscode.Uri] {
+  const workspace = workspaceFile(model, file);
+  const left = file.kind === "added" ? sandboxUri(file.sandboxId, workspace, true) : workspace;
+  const right = sandboxUri(file.sandboxId, workspace, file.kind === "deleted");
   return [left, right];
 }
 

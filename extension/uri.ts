@@ -1,28 +1,33 @@
 /**
- * The `paddock:` URIs: `paddock:/SANDBOX_ID/path/in/workspace` is a file as that sandbox sees
- * it (served by fs/sandbox-file-system.ts). Pure: no vscode import, so unit tests run it.
+ * The `paddock:` URIs. As git: URIs do, one has the workspace file's own path and names the
+ * sandbox in its query: `paddock:/home/me/app/src/a.ts?sandbox=sbx-0123456789ab` is that file
+ * as the sandbox sees it (served by fs/sandbox-file-system.ts), so editors, breadcrumbs and
+ * the multi-file diff show the file's real path. `&empty` is an empty file (the missing side
+ * of an added or deleted file's diff). Pure: no vscode import, so unit tests run it.
  */
 export const SCHEME = "paddock";
 
-const SANDBOX_PATH = /^\/(sbx-[0-9a-f]{12})(?:\/(.*))?$/;
+const SANDBOX_ID = /^sbx-[0-9a-f]{12}$/;
 
-/** The path part of a sandbox file's URI. */
-export function sandboxPath(id: string, rel: string): string {
-  return rel === "" ? `/${id}` : `/${id}/${rel}`;
+export function sandboxQuery(id: string, empty = false): string {
+  return `sandbox=${id}${empty ? "&empty" : ""}`;
 }
 
-/** The sandbox and the workspace-relative path a `paddock:` URI's path names, or undefined. */
-export function parseSandboxPath(uriPath: string): { id: string; rel: string } | undefined {
-  const match = SANDBOX_PATH.exec(uriPath);
-  if (!match) return undefined;
-  const rel = match[2] ?? "";
-  if (rel !== "" && rel.split("/").some((part) => part === "" || part === "." || part === "..")) return undefined;
-  return { id: match[1]!, rel };
+/** The sandbox a `paddock:` URI's query names, or undefined. */
+export function parseSandboxQuery(query: string): { id: string; empty: boolean } | undefined {
+  const params = new URLSearchParams(query);
+  const id = params.get("sandbox");
+  return id && SANDBOX_ID.test(id) ? { id, empty: params.has("empty") } : undefined;
 }
 
-/** A file's path relative to a workspace root, with `/` separators; undefined when outside it. */
+/**
+ * A file's path relative to a workspace root, with `/` separators; "" for the root itself;
+ * undefined when outside it (or when it has "." or ".." parts).
+ */
 export function relativeTo(root: string, fsPath: string): string | undefined {
   const base = root.endsWith("/") ? root : `${root}/`;
   if (fsPath === root) return "";
-  return fsPath.startsWith(base) ? fsPath.slice(base.length) : undefined;
+  if (!fsPath.startsWith(base)) return undefined;
+  const rel = fsPath.slice(base.length);
+  return rel.split("/").every((part) => part !== "" && part !== "." && part !== "..") ? rel : undefined;
 }

@@ -1,18 +1,18 @@
 /**
- * `paddock:/SANDBOX_ID/path` as a writable file system: the right side of every diff, so the
- * user reads and edits a sandbox's version of a file in VS Code's own editors. Reads and
+ * `paddock:` files (see uri.ts) as a writable file system: the right side of every diff, so
+ * the user reads and edits a sandbox's version of a file in VS Code's own editors. Reads and
  * writes go to the agent (`sandbox/readFile`, `sandbox/writeFile`), which resolves paths
- * inside the sandbox and never through a symlink. `?empty` is an empty file (the missing side
- * of an added or deleted file's diff).
+ * inside the sandbox and never through a symlink.
  */
 import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
-import { parseSandboxPath, sandboxPath, SCHEME } from "../uri";
+import { parseSandboxQuery, relativeTo, sandboxQuery, SCHEME } from "../uri";
 
-export function sandboxUri(id: string, rel: string, empty = false): vscode.Uri {
-  return vscode.Uri.from({ scheme: SCHEME, path: sandboxPath(id, rel), ...(empty ? { query: "empty" } : {}) });
+/** A workspace file as a sandbox sees it. */
+export function sandboxUri(id: string, file: vscode.Uri, empty = false): vscode.Uri {
+  return file.with({ scheme: SCHEME, query: sandboxQuery(id, empty) });
 }
 
 export class SandboxFileSystem implements vscode.FileSystemProvider {
@@ -21,10 +21,13 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
 
   constructor(
     private readonly agent: AgentConnection,
-    model: SandboxModel,
+    private readonly model: SandboxModel,
   ) {
     // Open editors of a sandbox's files follow what its commands do.
-    model.onDidChangeChanges((id) => this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, "") }]));
+    model.onDidChangeChanges((id) => {
+      const workspace = model.get(id)?.workspace;
+      if (workspace) this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, vscode.Uri.file(workspace)) }]);
+    });
   }
 
   watch(): vscode.Disposable {
@@ -32,7 +35,7 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
   }
 
   async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
-    if (uri.query === "empty") return { type: vscode.FileType.File, ctime: 0, mtime: 0, size: 0, permissions: vscode.FilePermission.Readonly };
+    if (parseSandboxQuery(uri.query)?.empty) return { type: vscode.FileType.File, ctime: 0, mtime: 0, size: 0, permissions: vscode.FilePermission.Readonly };
     const file = await this.read(uri);
     const type = file.type === "directory" ? vscode.FileType.Directory : file.type === "symlink" ? vscode.FileType.SymbolicLink : vscode.FileType.File;
     return { type, ctime: 0, mtime: Date.now(), size: file.size };
@@ -45,15 +48,15 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
   }
 
   async readFile(uri: vscode.Uri): Promise<Uint8Array> {
-    if (uri.query === "empty") return new Uint8Array();
+    if (parseSandboxQuery(uri.query)?.empty) return new Uint8Array();
     const file = await this.read(uri);
     if (file.type === "directory") throw vscode.FileSystemError.FileIsADirectory(uri);
     return file.type === "symlink" ? new TextEncoder().encode(file.target ?? "") : Buffer.from(file.content, "base64");
   }
 
   async writeFile(uri: vscode.Uri, content: Uint8Array): Promise<void> {
-    const target = this.parse(uri);
-    if (uri.query === "empty") throw vscode.FileSystemError.NoPermissions(uri);
+    const target = await this.parse(uri);
+    if (target.empty) throw vscode.FileSystemError.NoPermissions(uri);
     await this.call(uri, () => this.agent.client().request("sandbox/writeFile", { id: target.id, path: target.rel, content: Buffer.from(content).toString("base64") }));
     this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri }]);
   }
@@ -70,14 +73,18 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
     throw vscode.FileSystemError.NoPermissions(uri);
   }
 
-  private parse(uri: vscode.Uri): { id: string; rel: string } {
-    const target = parseSandboxPath(uri.path);
-    if (!target) throw vscode.FileSystemError.FileNotFound(uri);
-    return target;
+  /** The sandbox and the workspace-relative path a URI names (the sandbox's workspace from the model, or the agent). */
+  private async parse(uri: vscode.Uri): Promise<{ id: string; rel: string; empty: boolean }> {
+    const query = parseSandboxQuery(uri.query);
+    if (!query) throw vscode.FileSystemError.FileNotFound(uri);
+    const workspace = this.model.get(query.id)?.workspace ?? (await this.call(uri, () => this.agent.client().request("sandbox/get", { id: query.id }))).workspace;
+    const rel = relativeTo(workspace, uri.path);
+    if (rel === undefined) throw vscode.FileSystemError.FileNotFound(uri);
+    return { ...query, rel };
   }
 
-  private read(uri: vscode.Uri) {
-    const target = this.parse(uri);
+  private async read(uri: vscode.Uri) {
+    const target = await this.parse(uri);
     return this.call(uri, () => this.agent.client().request("sandbox/readFile", { id: target.id, path: target.rel }));
   }
 

@@ -123,7 +123,7 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
       provideOriginalResource: (uri) => {
         const rel = relativeTo(sandbox.workspace, uri.fsPath);
         const change = rel ? this.model.changesOf(sandbox.id)?.find((c) => c.path === rel && c.kind === "modified" && c.type === "file" && !c.binary) : undefined;
-        return change ? sandboxUri(sandbox.id, change.path) : undefined;
+        return change ? sandboxUri(sandbox.id, uri) : undefined;
       },
     };
     const conflicts = scm.createResourceGroup("conflicts", vscode.l10n.t("Conflicts"));

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Sandbox } from "../../agent/protocol/methods";
 import { buildTree } from "../../extension/views/tree-model";
-import { parseSandboxPath, relativeTo, sandboxPath } from "../../extension/uri";
+import { parseSandboxQuery, relativeTo, sandboxQuery } from "../../extension/uri";
 import { selectorOf } from "../../extension/review/quick-diff-hunks";
 import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "../../agent/review/line-changes";
 
@@ -37,13 +37,14 @@ test("tree: sandboxes under their folder in creation order, the rest under Other
   assert.equal(stopped!.contextValue, "sandbox.stopped");
 });
 
-test("paddock: URIs name a sandbox and a safe relative path, and nothing else", () => {
-  assert.equal(sandboxPath("sbx-0123456789ab", "src/a b.ts"), "/sbx-0123456789ab/src/a b.ts");
-  assert.deepEqual(parseSandboxPath("/sbx-0123456789ab/src/a b.ts"), { id: "sbx-0123456789ab", rel: "src/a b.ts" });
-  assert.deepEqual(parseSandboxPath("/sbx-0123456789ab"), { id: "sbx-0123456789ab", rel: "" });
-  for (const bad of ["/sbx-0123456789ab/../etc/passwd", "/sbx-0123456789ab//x", "/sbx-xyz/a", "/etc/passwd", "/sbx-0123456789ab/./a"]) assert.equal(parseSandboxPath(bad), undefined, bad);
-  assert.equal(relativeTo("/w/app", "/w/app/src/x.ts"), "src/x.ts");
-  assert.equal(relativeTo("/w/app", "/w/application/x.ts"), undefined);
+test("paddock: URIs name a sandbox in their query, and paths stay inside its workspace", () => {
+  assert.equal(sandboxQuery("sbx-0123456789ab"), "sandbox=sbx-0123456789ab");
+  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", true)), { id: "sbx-0123456789ab", empty: true });
+  assert.deepEqual(parseSandboxQuery("sandbox=sbx-0123456789ab"), { id: "sbx-0123456789ab", empty: false });
+  for (const bad of ["", "sandbox=sbx-xyz", "sandbox=../x", "other=sbx-0123456789ab"]) assert.equal(parseSandboxQuery(bad), undefined, bad);
+  assert.equal(relativeTo("/w/app", "/w/app/src/a b.ts"), "src/a b.ts");
+  assert.equal(relativeTo("/w/app", "/w/app"), "");
+  for (const outside of ["/w/application/x.ts", "/w/app/../etc/passwd", "/w/app//x", "/w/app/./x", "/etc/passwd"]) assert.equal(relativeTo("/w/app", outside), undefined, outside);
 });
 
 test("quick diff: a change of the peek (sandbox original, workspace modified) selects the agent's hunk", () => {

@@ -89,6 +89,7 @@ export async function run(): Promise<void> {
         });
         assert.equal(tab.original.fsPath, file("hunks.txt"));
         assert.equal(tab.modified.scheme, "paddock");
+        assert.equal(tab.modified.path, tab.original.path, "the sandbox's side carries the file's own path");
         const sandboxSide = await vscode.workspace.openTextDocument(tab.modified);
         assert.match(sandboxSide.getText(), /line two\n/);
         await vscode.commands.executeCommand("workbench.view.scm");
