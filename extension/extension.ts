@@ -47,6 +47,7 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
       if (e.affectsConfiguration("paddock.agent")) void agent.restart();
     }),
   );
+  void vscode.commands.executeCommand("setContext", "paddock.agentState", "starting");
   // Not awaited: the agent starts in the background, VS Code's start is not delayed.
   void agent.start();
   // The bundle's evaluation (measured by its banner and footer, see scripts/build.mjs) and activate() itself.
