@@ -50,18 +50,25 @@ EOF
 
 password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
 pids=()
+# Each child runs in its own session (setsid): its whole process group goes, helpers included
+# (code-server's pty host outlives a plain SIGTERM of code-server).
+stop_group() {
+  kill -TERM -- "-$1" 2>/dev/null || return 0
+  for _ in $(seq 1 50); do kill -0 -- "-$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
 cleanup() {
   trap - INT TERM EXIT
   echo
   echo "npm start: stopping"
-  [ ${#pids[@]} -gt 0 ] && kill "${pids[@]:1}" 2>/dev/null || true # code-server first
+  [ ${#pids[@]} -gt 1 ] && stop_group "${pids[1]}" # code-server first
   # The sandboxes made meanwhile go, with their mounts and processes.
   if [ -S "$socket" ]; then
     node dist/paddock.js ls --json --socket "$socket" 2>/dev/null |
       node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{for(const x of JSON.parse(s).sandboxes)console.log(x.id)}catch{}})' |
       while read -r id; do node dist/paddock.js rm "$id" --socket "$socket" >/dev/null 2>&1 || true; done
   fi
-  [ ${#pids[@]} -gt 0 ] && kill "${pids[0]}" 2>/dev/null || true
+  [ ${#pids[@]} -gt 0 ] && stop_group "${pids[0]}"
   wait 2>/dev/null || true
   echo "npm start: stopped"
 }

@@ -1,7 +1,12 @@
 /**
- * `npm start` as a newcomer uses it: it prints where to open Paddock, the page asks for the
- * password it printed, VS Code opens the folder with the Paddock view; a sandbox is created
- * from that view; Ctrl-C stops everything and leaves no process, mount or sandbox behind.
+ * `npm start` as a newcomer uses it, through the browser only: it prints where to open
+ * Paddock, the page asks for the password it printed, VS Code opens the folder; from the
+ * Paddock view a sandbox is created, a terminal in it runs a command that edits, creates and
+ * deletes files, the files show in the view and in Source Control, a diff opens, one file is
+ * approved, one hunk of another (from the gutter's peek), a third rejected, the sandbox
+ * deleted; the workspace on disk is checked after each step. Ctrl-C then stops everything and
+ * leaves no process, mount or sandbox behind. Every step leaves a screenshot in
+ * test-artifacts/start; a failing one, the agent's log too.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -24,13 +29,16 @@ function freePort(): Promise<number> {
   });
 }
 
-test("npm start: the URL and password it prints open VS Code with Paddock; Ctrl-C leaves nothing behind", { timeout: 600_000 }, async () => {
+test("npm start, then as a user in the browser: create, terminal, Source Control, diff, approve a file and a hunk, reject, delete; Ctrl-C leaves nothing behind", { timeout: 600_000 }, async () => {
   const base = tempDir("paddock-start-");
   fs.chmodSync(base, 0o755);
   const run = path.join(base, "run");
   const folder = path.join(base, "my-project");
   fs.mkdirSync(folder);
-  fs.writeFileSync(path.join(folder, "hello.txt"), "hello\n");
+  const LINES = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
+  const files = { "approve.txt": "workspace\n", "reject.txt": "workspace\n", "hunks.txt": LINES, "old.txt": "old\n" };
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(folder, name), content);
+  const onDisk = (name: string) => (fs.existsSync(path.join(folder, name)) ? fs.readFileSync(path.join(folder, name), "utf8") : undefined);
   const port = await freePort();
   // As `npm start` run from my-project: npm sets INIT_CWD to where it was run.
   const start = spawn("bash", [path.join(REPO, "scripts", "start.sh")], { cwd: REPO, env: { ...process.env, PADDOCK_START_DIR: run, PADDOCK_PORT: String(port), INIT_CWD: folder }, stdio: ["ignore", "pipe", "pipe"] });
@@ -55,33 +63,109 @@ test("npm start: the URL and password it prints open VS Code with Paddock; Ctrl-
 
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     fs.mkdirSync(ARTIFACTS, { recursive: true });
-    const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${name}.png`) });
+    let step = 0;
+    const shot = (name: string) => page.screenshot({ path: path.join(ARTIFACTS, `${String(++step).padStart(2, "0")}-${name}.png`) });
+    const row = (container: string, text: string) => page.locator(`${container} .monaco-list-row`, { hasText: text }).first();
+    /** An inline action of a list row: shown on hover, as a user sees it. */
+    const inline = async (container: string, text: string, action: string) => {
+      const target = row(container, text);
+      await target.hover();
+      await target.locator(`.action-label[aria-label="${action}"]`).click();
+    };
+    /** An activity bar entry (its badge would take a plain click). */
+    const activity = (name: string) => page.locator(`.activitybar [aria-label^='${name}']`).first().click({ force: true, timeout: 60_000 });
+    const confirm = (button: string) => page.locator(".monaco-dialog-box").getByRole("button", { name: button, exact: true }).click();
+    const until = async (what: string, probe: () => boolean) => {
+      for (const deadline = Date.now() + 30_000; !probe(); ) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
     try {
       await page.goto(url!);
       await page.fill("input[type=password]", password!);
       await page.keyboard.press("Enter");
       await page.waitForSelector(".monaco-workbench", { timeout: 60_000 });
       // The Paddock view, from the activity bar, with the button a newcomer is told to press.
-      await page.locator(".activitybar [aria-label^='Paddock']").first().click({ timeout: 60_000 });
+      await activity("Paddock");
       // The welcome view's button (not the view's title action of the same name).
       const create = page.locator(".welcome-view-content").getByRole("button", { name: "Create Sandbox" });
       await create.waitFor({ timeout: 60_000 });
-      await shot("1-paddock-view");
+      await shot("paddock-view");
       await create.click();
       // The runtime quick pick, then the name: Enter takes the first runtime and a made-up name.
       await page.locator(".quick-input-widget").getByText("Process (bubblewrap)").waitFor({ timeout: 60_000 });
-      await shot("2-create-runtime");
+      await shot("create-runtime");
       await page.keyboard.press("Enter");
       await page.locator(".quick-input-widget input").waitFor();
       await page.keyboard.press("Enter");
-      await page.locator(".monaco-list-row", { hasText: "my-project-" }).first().waitFor({ timeout: 60_000 });
-      await shot("3-sandbox-created");
+      const sandboxRow = row(".pane-body", "my-project-");
+      await sandboxRow.waitFor({ timeout: 60_000 });
+      await shot("sandbox-created");
+
+      // A terminal in the sandbox runs a command that edits, creates and deletes files.
+      await inline(".pane-body", "my-project-", "New Sandbox Terminal");
+      await page.locator(".terminal-wrapper .xterm").first().waitFor({ timeout: 30_000 });
+      await page.locator(".terminal-wrapper .xterm").first().click();
+      await page.keyboard.type("sed -i 's/^line 2$/line two/; s/^line 25$/line twenty-five/' hunks.txt; echo sandbox > approve.txt; echo sandbox > reject.txt; echo new > new.txt; rm old.txt\n");
+      await row(".pane-body", "my-project-").locator(".label-description", { hasText: "5 changes" }).waitFor({ timeout: 30_000 });
+      await shot("terminal-ran-command");
+      assert.deepEqual(Object.fromEntries(Object.keys(files).map((n) => [n, onDisk(n)])), files, "nothing reached the workspace");
+
+      // Source Control lists them; a click opens the diff.
+      await activity("Source Control");
+      for (const name of ["approve.txt", "hunks.txt", "new.txt", "old.txt", "reject.txt"]) await row(".scm-view", name).waitFor({ timeout: 30_000 });
+      await shot("source-control");
+      await row(".scm-view", "approve.txt").click();
+      await page.locator(".tab", { hasText: "approve.txt (Workspace ↔ Sandbox" }).waitFor({ timeout: 30_000 });
+      await shot("diff");
+
+      // Approve one file (inline action).
+      await inline(".scm-view", "approve.txt", "Approve");
+      await until("approve.txt approved", () => onDisk("approve.txt") === "sandbox\n");
+      await shot("approved-file");
+
+      // One hunk of another: the gutter of the workspace file, its peek, Approve Change.
+      await activity("Explorer");
+      await row(".explorer-folders-view", "hunks.txt").click();
+      await page.locator(".tab", { hasText: "hunks.txt" }).first().waitFor({ timeout: 30_000 });
+      const glyph = page.locator(".margin-view-overlays .dirty-diff-glyph").first();
+      await glyph.waitFor({ timeout: 30_000 });
+      await glyph.click({ position: { x: 2, y: 5 } });
+      const approveChange = page.locator(".dirty-diff .action-label[aria-label='Approve Change']").first();
+      await approveChange.waitFor({ timeout: 30_000 });
+      await shot("hunk-peek");
+      await approveChange.click();
+      await until("the first hunk approved", () => onDisk("hunks.txt") === LINES.replace("line 2\n", "line two\n"));
+      await shot("approved-hunk");
+
+      // Reject a third (inline action, confirmed in the dialog).
+      await activity("Source Control");
+      await inline(".scm-view", "reject.txt", "Reject");
+      await confirm("Reject");
+      await row(".scm-view", "reject.txt").waitFor({ state: "detached", timeout: 30_000 });
+      assert.equal(onDisk("reject.txt"), "workspace\n", "reject never touches the workspace");
+      await shot("rejected-file");
+
+      // Delete the sandbox from the Paddock view: what was not approved never arrives.
+      await activity("Paddock");
+      await inline(".pane-body", "my-project-", "Delete Sandbox");
+      await confirm("Delete");
+      await create.waitFor({ timeout: 30_000 });
+      await shot("sandbox-deleted");
+      assert.deepEqual(
+        { approve: onDisk("approve.txt"), reject: onDisk("reject.txt"), hunks: onDisk("hunks.txt"), added: onDisk("new.txt"), deleted: onDisk("old.txt") },
+        { approve: "sandbox\n", reject: "workspace\n", hunks: LINES.replace("line 2\n", "line two\n"), added: undefined, deleted: "old\n" },
+      );
     } catch (err) {
       await shot("failed").catch(() => undefined);
+      const agentLog = path.join(run, "agent", "logs", "agent.log");
+      if (fs.existsSync(agentLog)) fs.copyFileSync(agentLog, path.join(ARTIFACTS, "agent.log"));
       throw err;
     }
-    const listed = spawnSync(process.execPath, [path.join(REPO, "dist", "paddock.js"), "ls", "--json", "--socket", path.join(run, "run", "agent.sock")], { encoding: "utf8" });
-    assert.equal((JSON.parse(listed.stdout) as { sandboxes: unknown[] }).sandboxes.length, 1, "the sandbox made in the browser is the agent's");
+    // One more, made with the CLI on the same agent: Ctrl-C must take it too.
+    const made = spawnSync(process.execPath, [path.join(REPO, "dist", "paddock.js"), "create", folder, "--socket", path.join(run, "run", "agent.sock")], { encoding: "utf8" });
+    assert.equal(made.status, 0, made.stderr);
   } finally {
     await browser.close();
     start.kill("SIGINT"); // what Ctrl-C sends to the script
@@ -90,9 +174,9 @@ test("npm start: the URL and password it prints open VS Code with Paddock; Ctrl-
   assert.match(output, /npm start: stopped/);
   // Interrupted, as a shell reports it; anything else would be a failure on the way out.
   assert.ok(code === 130 || code === 0, `exit code ${code}:\n${output.slice(-2000)}`);
-  const left = spawnSync("pgrep", ["-f", run], { encoding: "utf8" }).stdout.trim();
+  const left = spawnSync("sh", ["-c", `pgrep -af "${run}" | grep -v pgrep || true`], { encoding: "utf8" }).stdout.trim();
   assert.equal(left, "", "no process of npm start is left");
   assert.deepEqual(mountsUnder(run), [], "no mount is left");
   assert.deepEqual(fs.readdirSync(path.join(run, "agent", "sandboxes")), [], "no sandbox is left");
-  assert.equal(fs.readFileSync(path.join(folder, "hello.txt"), "utf8"), "hello\n");
+  assert.deepEqual([onDisk("approve.txt"), onDisk("reject.txt")], ["sandbox\n", "workspace\n"], "stopping changed nothing in the workspace");
 });
