@@ -59,8 +59,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
     command("paddock.openTerminal", async (arg?: SandboxArg) => openSandboxTerminal(agent, model, await pickSandbox(ctx, arg, { running: true }))),
 
-    command("paddock.reviewSandbox", async (arg?: SandboxArg) => {
-      const id = await pickSandbox(ctx, arg);
+    command("paddock.reviewSandbox", async (arg?: SandboxArg | vscode.SourceControl) => {
+      const id = (arg && typeof arg === "object" && "inputBox" in arg ? scm.sandboxOf(arg) : undefined) ?? (await pickSandbox(ctx, arg as SandboxArg));
       const sandbox = model.get(id)!;
       const resources = scm.resourcesOf(id);
       if (resources.length === 0) return void vscode.window.showInformationMessage(vscode.l10n.t("Sandbox {0} has no changes.", sandbox.name));
@@ -75,11 +75,12 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
     command("paddock.openSandboxFile", async (file: FileArg) => vscode.window.showTextDocument(sandboxUri(file.sandboxId, workspaceFile(model, file)))),
 
-    command("paddock.approveFile", async (first: FileArg, more?: FileArg[]) => {
-      for (const [id, paths] of bySandbox(first, more)) await approve(id, { paths });
+    // Source Control passes every selected row as its own argument.
+    command("paddock.approveFile", async (...files: FileArg[]) => {
+      for (const [id, paths] of bySandbox(files)) await approve(id, { paths });
     }),
-    command("paddock.rejectFile", async (first: FileArg, more?: FileArg[]) => {
-      for (const [id, paths] of bySandbox(first, more)) {
+    command("paddock.rejectFile", async (...files: FileArg[]) => {
+      for (const [id, paths] of bySandbox(files)) {
         if (!(await confirmReject(paths))) return;
         await agent.client().request("sandbox/reject", { id, paths });
         model.scheduleChanges(id);
@@ -108,11 +109,15 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     }),
 
     // Conflicts: take one side, or edit the merge in the sandbox's copy and approve that.
-    command("paddock.takeSandbox", async (file: FileArg) => approve(file.sandboxId, { paths: [file.path], force: [file.path] })),
-    command("paddock.keepWorkspace", async (file: FileArg) => {
-      await agent.client().request("sandbox/reject", { id: file.sandboxId, paths: [file.path] });
-      scm.resolveConflicts(file.sandboxId, [file.path]);
-      model.scheduleChanges(file.sandboxId);
+    command("paddock.takeSandbox", async (...files: FileArg[]) => {
+      for (const [id, paths] of bySandbox(files)) await approve(id, { paths, force: paths });
+    }),
+    command("paddock.keepWorkspace", async (...files: FileArg[]) => {
+      for (const [id, paths] of bySandbox(files)) {
+        await agent.client().request("sandbox/reject", { id, paths });
+        scm.resolveConflicts(id, paths);
+        model.scheduleChanges(id);
+      }
     }),
     command("paddock.mergeConflict", async (file: FileArg) => {
       const merged = file.conflict?.merged;
@@ -139,8 +144,7 @@ function diffSides(model: SandboxModel, file: Pick<FileArg, "sandboxId" | "path"
   return [left, right];
 }
 
-function bySandbox(first: FileArg, more: FileArg[] | undefined): Map<string, string[]> {
-  const files = Array.isArray(more) && more.length > 0 ? more : [first];
+function bySandbox(files: readonly FileArg[]): Map<string, string[]> {
   const grouped = new Map<string, string[]>();
   for (const file of files) grouped.set(file.sandboxId, [...(grouped.get(file.sandboxId) ?? []), file.path]);
   return grouped;
@@ -175,11 +179,13 @@ async function hunkTarget(ctx: CommandContext, uri: vscode.Uri, changes: VsLineC
   const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
   // The agent compares files on disk: unsaved edits would make the hunk point elsewhere.
   if (document?.isDirty) await document.save();
-  for (const sandbox of ctx.model.all()) {
+  const candidates = ctx.model.all().flatMap((sandbox) => {
     const rel = relativeTo(sandbox.workspace, uri.fsPath);
-    if (rel && ctx.model.changesOf(sandbox.id)?.some((c) => c.path === rel)) return { id: sandbox.id, selector: selectorOf(rel, change) };
-  }
-  return undefined;
+    return rel && ctx.model.changesOf(sandbox.id)?.some((c) => c.path === rel) ? [{ id: sandbox.id, name: sandbox.name, selector: selectorOf(rel, change) }] : [];
+  });
+  // Two sandboxes changed this file: the peek shows one of them, and only the user knows which.
+  const target = candidates.length <= 1 ? candidates[0] : await vscode.window.showQuickPick(candidates.map((c) => ({ label: c.name, ...c })), { placeHolder: vscode.l10n.t("This file changed in several sandboxes: which one's change?") });
+  return target ? { id: target.id, selector: target.selector } : undefined;
 }
 
 async function sandboxOfGroupOrNode(ctx: CommandContext, arg: SandboxArg | vscode.SourceControlResourceGroup): Promise<string> {

@@ -14,7 +14,7 @@ bash scripts/setup.sh
 node scripts/build.mjs
 entry=$(bash scripts/code-server.sh)
 PADDOCK_PACKAGE_PREBUILT=1 PADDOCK_PACKAGE_QUIET=1 node scripts/package.mjs >/dev/null
-vsix=$(ls "$repo"/paddock-*.vsix | head -n 1)
+vsix="$repo/paddock-$(node -p 'require("./package.json").version').vsix"
 
 run="${PADDOCK_START_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/paddock-start}"
 state="$run/agent"
@@ -23,6 +23,10 @@ data="$run/code-server"
 port="${PADDOCK_PORT:-8080}"
 mkdir -p "$run" "$data/user-data/User"
 chmod 700 "$run"
+# One npm start per directory: a second one would find the first one's agent and, on its way
+# out, delete that session's sandboxes.
+exec 8>"$run/start.lock"
+flock -n 8 || { echo "npm start: another npm start is running with $run; stop it first, or set PADDOCK_START_DIR" >&2; exit 1; }
 
 # The folder to open: where npm was run, unless that is this repository (a demo folder then).
 folder="${INIT_CWD:-$repo}"
@@ -59,11 +63,12 @@ stop_group() {
 }
 cleanup() {
   trap - INT TERM EXIT
+  set +e +o pipefail # every step of the way out runs, whatever one of them says
   echo
   echo "npm start: stopping"
   [ ${#pids[@]} -gt 1 ] && stop_group "${pids[1]}" # code-server first
   # The sandboxes made meanwhile go, with their mounts and processes.
-  if [ -S "$socket" ]; then
+  if [ ${#pids[@]} -gt 0 ] && kill -0 "${pids[0]}" 2>/dev/null && [ -S "$socket" ]; then
     node dist/paddock.js ls --json --socket "$socket" 2>/dev/null |
       node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{for(const x of JSON.parse(s).sandboxes)console.log(x.id)}catch{}})' |
       while read -r id; do node dist/paddock.js rm "$id" --socket "$socket" >/dev/null 2>&1 || true; done
@@ -77,8 +82,8 @@ trap cleanup INT TERM EXIT
 # Each in its own session: Ctrl-C reaches this script only, which then stops them in order.
 setsid node dist/paddock.js agent --socket "$socket" --state-dir "$state" --stderr-log-level warn &
 pids+=($!)
-for _ in $(seq 1 100); do [ -S "$socket" ] && break; sleep 0.1; done
-[ -S "$socket" ] || { echo "npm start: the agent did not start (see $state/logs/agent.log)" >&2; exit 1; }
+for _ in $(seq 1 100); do [ -S "$socket" ] && break; kill -0 "${pids[0]}" 2>/dev/null || break; sleep 0.1; done
+kill -0 "${pids[0]}" 2>/dev/null && [ -S "$socket" ] || { echo "npm start: the agent did not start (see $state/logs/agent.log)" >&2; exit 1; }
 
 node "$entry" --extensions-dir "$data/extensions" --user-data-dir "$data/user-data" --install-extension "$vsix" --force >/dev/null 2>&1 ||
   { echo "npm start: cannot install the extension into code-server" >&2; exit 1; }

@@ -91,6 +91,7 @@ function samePath(a: string, b: string): boolean {
 
 /** An agent that accepts a connection but does not answer within this is not used. */
 const INITIALIZE_TIMEOUT_MS = 5_000;
+const STDIO_INITIALIZE_TIMEOUT_MS = 60_000;
 
 async function viaSocket(socket: string, clientName: string): Promise<Connected> {
   const client = await AgentClient.connect(socket);
@@ -109,6 +110,7 @@ async function viaStdio(options: ConnectOptions, clientName: string): Promise<Co
   const args = [...prefix, options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel, "--stderr-log-level", "warn"];
   const child = spawn(program!, args, { stdio: ["pipe", "pipe", "pipe"], env: options.launcher?.env ?? process.env });
   child.once("error", () => undefined); // a launcher that cannot start shows as the closed connection
+  child.stdin.on("error", () => undefined); // writes after the agent died: the closed connection says why
   let stderr = "";
   let partial = "";
   child.stderr.on("data", (d: Buffer) => {
@@ -131,7 +133,15 @@ async function viaStdio(options: ConnectOptions, clientName: string): Promise<Co
       return new PaddockError("E_AGENT_UNREACHABLE", `the agent stopped${code === null ? "" : ` (exit code ${code})`}: ${message}`, hint ?? "run `paddock agent --stdio` to see its output");
     },
   });
-  const info = await client.initialize(clientName);
+  // A launcher may ask for a password (pkexec): a minute, then it counts as failed.
+  const info = await within(client.initialize(clientName), STDIO_INITIALIZE_TIMEOUT_MS).catch((err: unknown) => {
+    child.kill("SIGKILL");
+    throw err;
+  });
+  if (info === null) {
+    child.kill("SIGKILL");
+    throw new PaddockError("E_AGENT_UNREACHABLE", "the agent did not answer within a minute", "if the agent starts through sudo or pkexec, it may be waiting for a password");
+  }
   return {
     client,
     info,

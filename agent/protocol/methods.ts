@@ -227,6 +227,8 @@ export interface ReadFileResult {
   type: "file" | "directory" | "symlink" | "other";
   mode: number;
   size: number;
+  /** When the sandbox's version last changed (ms since the epoch). */
+  mtimeMs: number;
   /** base64 of a file's bytes; a symlink's target is in `target`. */
   content: string;
   target?: string;

@@ -54,7 +54,7 @@ export function readSandboxFile(upper: Beneath, ws: Beneath, rel: string): ReadF
   const found = lookup(upper, ws, rel);
   if (!found) throw new PaddockError("E_NOT_FOUND", `${rel} does not exist in the sandbox`, "sandbox/changes lists what the sandbox changed");
   const { entry, tree } = found;
-  const result: ReadFileResult = { path: rel, type: entry.type, mode: entry.mode, size: entry.stat.size, content: "" };
+  const result: ReadFileResult = { path: rel, type: entry.type, mode: entry.mode, size: entry.stat.size, mtimeMs: Math.round(entry.stat.mtimeMs), content: "" };
   if (entry.type === "file") {
     if (entry.stat.size > MAX_READ_BYTES) throw new PaddockError("E_FILE_TOO_LARGE", `${rel} is ${entry.stat.size} bytes; sandbox/readFile returns at most ${MAX_READ_BYTES}`, "run a command in the sandbox to read it");
     result.content = tree.readFile(rel).toString("base64");

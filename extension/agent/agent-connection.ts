@@ -33,6 +33,9 @@ export class AgentConnection implements vscode.Disposable {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Set while the user (or deactivation) stops the agent: no restart then. */
   private stopping = false;
+  /** Bumped by every start and stop: a start that finishes after a newer one (or a stop) gives way. */
+  private generation = 0;
+  private restarting: Promise<void> | undefined;
   private readonly stateEmitter = new vscode.EventEmitter<AgentState>();
   private readonly notificationEmitter = new vscode.EventEmitter<{ method: string; params: unknown }>();
   private readonly connectedEmitter = new vscode.EventEmitter<AgentClient>();
@@ -66,6 +69,7 @@ export class AgentConnection implements vscode.Disposable {
     if (this.state.kind === "running" || this.state.kind === "starting") return;
     clearTimeout(this.retryTimer);
     this.stopping = false;
+    const generation = ++this.generation;
     this.setState({ kind: "starting" });
     const settings = readSettings();
     try {
@@ -79,6 +83,11 @@ export class AgentConnection implements vscode.Disposable {
         launcher: this.launcher(settings.agentMode, settings.rootCommand),
         onAgentOutput: (line) => this.log.info(`[agent] ${line}`),
       });
+      if (generation !== this.generation) {
+        // Stopped or started again while this one connected: it is not the connection.
+        await connected.close();
+        return;
+      }
       this.connected = connected;
       this.failures = 0;
       connected.client.onNotification((method, params) => this.notificationEmitter.fire({ method, params }));
@@ -87,6 +96,7 @@ export class AgentConnection implements vscode.Disposable {
       this.setState({ kind: "running", info: connected.info, via: connected.via });
       this.connectedEmitter.fire(connected.client);
     } catch (err) {
+      if (generation !== this.generation) return;
       this.connected = undefined;
       this.fail((err as Error).message);
     }
@@ -94,6 +104,7 @@ export class AgentConnection implements vscode.Disposable {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.generation++;
     clearTimeout(this.retryTimer);
     const connected = this.connected;
     this.connected = undefined;
@@ -101,9 +112,13 @@ export class AgentConnection implements vscode.Disposable {
     this.setState({ kind: "stopped" });
   }
 
+  /** One restart at a time: a second request while one runs waits for it. */
   async restart(): Promise<void> {
-    await this.stop();
-    await this.start();
+    this.restarting ??= (async () => {
+      await this.stop();
+      await this.start();
+    })().finally(() => (this.restarting = undefined));
+    return this.restarting;
   }
 
   dispose(): void {

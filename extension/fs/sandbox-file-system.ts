@@ -23,10 +23,12 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
     private readonly agent: AgentConnection,
     private readonly model: SandboxModel,
   ) {
-    // Open editors of a sandbox's files follow what its commands do.
-    model.onDidChangeChanges((id) => {
+    // Open editors of a sandbox's files follow what its commands do: one event per path the agent names.
+    model.onDidChangePaths(({ id, paths }) => {
       const workspace = model.get(id)?.workspace;
-      if (workspace) this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, vscode.Uri.file(workspace)) }]);
+      if (!workspace) return;
+      const root = vscode.Uri.file(workspace);
+      this.emitter.fire(paths.map((rel) => ({ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, rel === "" ? root : vscode.Uri.joinPath(root, rel)) })));
     });
   }
 
@@ -38,7 +40,7 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
     if (parseSandboxQuery(uri.query)?.empty) return { type: vscode.FileType.File, ctime: 0, mtime: 0, size: 0, permissions: vscode.FilePermission.Readonly };
     const file = await this.read(uri);
     const type = file.type === "directory" ? vscode.FileType.Directory : file.type === "symlink" ? vscode.FileType.SymbolicLink : vscode.FileType.File;
-    return { type, ctime: 0, mtime: Date.now(), size: file.size };
+    return { type, ctime: 0, mtime: file.mtimeMs, size: file.size };
   }
 
   async readDirectory(uri: vscode.Uri): Promise<[string, vscode.FileType][]> {

@@ -21,10 +21,13 @@ export class SandboxModel implements vscode.Disposable {
   readonly onDidChangeSandboxes = this.sandboxesEmitter.event;
   /** One sandbox's changes were listed again. */
   readonly onDidChangeChanges = this.changesEmitter.event;
+  private readonly pathsEmitter = new vscode.EventEmitter<AgentNotifications["sandbox/didChange"]>();
+  /** Paths the agent said may have changed in a sandbox ("" for all), as it said it. */
+  readonly onDidChangePaths = this.pathsEmitter.event;
 
   constructor(private readonly agent: AgentConnection) {
     this.disposables.push(
-      agent.onDidConnect(() => void this.refreshAll()),
+      agent.onDidConnect(() => this.refreshAll().catch(() => undefined)), // a connection lost meanwhile reconnects and lists again
       agent.onDidChangeState((state) => {
         if (state.kind !== "running") this.clear();
       }),
@@ -93,11 +96,14 @@ export class SandboxModel implements vscode.Disposable {
     for (const d of this.disposables) d.dispose();
     this.sandboxesEmitter.dispose();
     this.changesEmitter.dispose();
+    this.pathsEmitter.dispose();
   }
 
   private onNotification(method: string, params: unknown): void {
     if (method === "sandbox/didChange") {
-      this.scheduleChanges((params as AgentNotifications["sandbox/didChange"]).id);
+      const change = params as AgentNotifications["sandbox/didChange"];
+      this.pathsEmitter.fire(change);
+      this.scheduleChanges(change.id);
     } else if (method === "sandbox/didChangeState") {
       const { id, state } = params as AgentNotifications["sandbox/didChangeState"];
       if (state === "deleted") {

@@ -45,6 +45,11 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
     ];
   }
 
+  /** The sandbox a Source Control (as the scm/title menu passes it) belongs to. */
+  sandboxOf(control: vscode.SourceControl): string | undefined {
+    return [...this.providers.values()].find((p) => p.scm === control)?.sandbox.id;
+  }
+
   resourcesOf(id: string): ChangeResource[] {
     const provider = this.providers.get(id);
     return provider ? (provider.changes.resourceStates as ChangeResource[]) : [];
@@ -105,12 +110,11 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
     }
     for (const sandbox of this.model.all()) {
       const existing = this.providers.get(sandbox.id);
-      if (existing) {
-        existing.sandbox = sandbox;
-        existing.scm.statusBarCommands = [{ command: "paddock.openTerminal", title: `$(terminal) ${sandbox.state}`, tooltip: vscode.l10n.t("Open a terminal in {0}", sandbox.name), arguments: [sandbox.id] }];
-        continue;
-      }
-      this.providers.set(sandbox.id, this.create(sandbox));
+      const provider = existing ?? this.create(sandbox);
+      provider.sandbox = sandbox;
+      provider.scm.statusBarCommands = [{ command: "paddock.openTerminal", title: `$(terminal) ${sandbox.state}`, tooltip: vscode.l10n.t("Open a terminal in {0}", sandbox.name), arguments: [sandbox.id] }];
+      if (existing) continue;
+      this.providers.set(sandbox.id, provider);
       this.update(sandbox.id);
     }
   }

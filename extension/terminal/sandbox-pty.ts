@@ -22,8 +22,12 @@ export class SandboxPty implements vscode.Pseudoterminal {
   private pid: number | undefined;
   /** Output and exits that came before `process/spawn` answered with the pid. */
   private readonly early: { pid: number; data?: string; exitCode?: number | null }[] = [];
-  private subscription: vscode.Disposable | undefined;
+  private subscriptions: vscode.Disposable[] = [];
   private exited = false;
+  private closed = false;
+  /** Keystrokes and the latest size from before the pid was known. */
+  private pendingInput = "";
+  private pendingSize: { cols: number; rows: number } | undefined;
 
   constructor(
     private readonly agent: AgentConnection,
@@ -31,12 +35,25 @@ export class SandboxPty implements vscode.Pseudoterminal {
   ) {}
 
   open(dimensions: vscode.TerminalDimensions | undefined): void {
-    this.subscription = this.agent.onNotification(({ method, params }) => this.onNotification(method, params));
+    this.subscriptions.push(
+      this.agent.onNotification(({ method, params }) => this.onNotification(method, params)),
+      // The agent's processes die with its connection: say so rather than hang.
+      this.agent.onDidChangeState((state) => {
+        if (state.kind !== "running") {
+          this.writeEmitter.fire(`\r\n\x1b[33m${vscode.l10n.t("The Paddock agent went away; this terminal's program ended with it.")}\x1b[0m\r\n`);
+          this.finish(1);
+        }
+      }),
+    );
     const pty = { cols: dimensions?.columns ?? 80, rows: dimensions?.rows ?? 24 };
     void (async () => {
       try {
         const { pid } = await this.agent.client().request("process/spawn", { id: this.command.sandboxId, argv: this.command.argv, cwd: this.command.cwd, env: this.command.env, pty });
         this.pid = pid;
+        if (this.closed) return this.close(); // closed while it started
+        if (this.pendingInput) this.handleInput(this.pendingInput);
+        if (this.pendingSize) this.setDimensions({ columns: this.pendingSize.cols, rows: this.pendingSize.rows });
+        this.pendingInput = "";
         for (const event of this.early.splice(0)) {
           if (event.pid !== pid) continue;
           if (event.data !== undefined) this.writeEmitter.fire(event.data);
@@ -50,17 +67,31 @@ export class SandboxPty implements vscode.Pseudoterminal {
   }
 
   handleInput(data: string): void {
-    if (this.pid !== undefined && !this.exited) void this.agent.client().request("process/write", { pid: this.pid, data }).catch(() => undefined);
+    if (this.exited) return;
+    if (this.pid === undefined) this.pendingInput += data;
+    else this.send(() => this.agent.client().request("process/write", { pid: this.pid!, data }));
   }
 
   setDimensions(dimensions: vscode.TerminalDimensions): void {
-    if (this.pid !== undefined && !this.exited) void this.agent.client().request("process/resize", { pid: this.pid, cols: dimensions.columns, rows: dimensions.rows }).catch(() => undefined);
+    if (this.exited) return;
+    if (this.pid === undefined) this.pendingSize = { cols: dimensions.columns, rows: dimensions.rows };
+    else this.send(() => this.agent.client().request("process/resize", { pid: this.pid!, cols: dimensions.columns, rows: dimensions.rows }));
   }
 
   /** The user closed the terminal: the program gets SIGHUP, as from a real terminal. */
   close(): void {
-    if (this.pid !== undefined && !this.exited) void this.agent.client().request("process/kill", { pid: this.pid, signal: "SIGHUP" }).catch(() => undefined);
-    this.subscription?.dispose();
+    this.closed = true;
+    if (this.pid !== undefined && !this.exited) this.send(() => this.agent.client().request("process/kill", { pid: this.pid!, signal: "SIGHUP" }));
+    for (const s of this.subscriptions.splice(0)) s.dispose();
+  }
+
+  /** A request about this terminal's program; failing ones (the program just ended) are nothing to report. */
+  private send(request: () => Promise<unknown>): void {
+    try {
+      void request().catch(() => undefined);
+    } catch {
+      // no agent: the state listener ends the terminal
+    }
   }
 
   private onNotification(method: string, params: unknown): void {
@@ -78,7 +109,7 @@ export class SandboxPty implements vscode.Pseudoterminal {
   private finish(code: number): void {
     if (this.exited) return;
     this.exited = true;
-    this.subscription?.dispose();
+    for (const s of this.subscriptions.splice(0)) s.dispose();
     this.closeEmitter.fire(code);
   }
 }

@@ -18,7 +18,7 @@ export interface SandboxNode {
   label: string;
   description: string;
   tooltip: string;
-  /** For `when` clauses of the inline actions: "sandbox.running" or "sandbox.stopped". */
+  /** For `when` clauses of the inline actions: "sandbox.running", "sandbox.stopped" or "sandbox.busy" (being made or deleted). */
   contextValue: string;
   /** A codicon id. */
   icon: string;
@@ -38,7 +38,7 @@ export function sandboxNode(sandbox: Sandbox, changeCount: number | undefined): 
     label: sandbox.name,
     description: [sandbox.state === "running" ? "" : sandbox.state, sandbox.runtime, changes].filter(Boolean).join(" · "),
     tooltip: [`${sandbox.name} (${sandbox.id})`, `${sandbox.runtime}, ${sandbox.state}, network ${sandbox.network}`, `workspace ${sandbox.workspace}`, `created ${sandbox.createdAt}`, changes || "changes not listed yet"].join("\n"),
-    contextValue: running ? "sandbox.running" : "sandbox.stopped",
+    contextValue: running ? "sandbox.running" : sandbox.state === "stopped" ? "sandbox.stopped" : "sandbox.busy",
     icon: running ? "vm-running" : sandbox.state === "stopped" ? "vm-outline" : "loading~spin",
   };
 }

@@ -37,8 +37,14 @@ test("in VS Code: create a sandbox, see its changes, open a diff, approve a hunk
     assert.equal(steps.filter((l) => !l.includes("not ok")).length, 12, steps.join("\n"));
   } finally {
     await server.stop();
-    // Whatever a failed run left: its sandboxes go with their mounts.
-    const listed = await runCli(["ls", "--json", "--state-dir", stateDir], { env: { PADDOCK_SOCKET: "" } });
-    for (const s of (JSON.parse(listed.stdout || '{"sandboxes":[]}') as { sandboxes: { id: string }[] }).sandboxes) await runCli(["rm", s.id, "--state-dir", stateDir], { env: { PADDOCK_SOCKET: "" } });
+    // Whatever a failed run left: its sandboxes go with their mounts. The extension's own agent
+    // may hold the state dir for a moment after code-server stops.
+    let listed = await runCli(["ls", "--json", "--state-dir", stateDir], { env: { PADDOCK_SOCKET: "" } });
+    for (let i = 0; listed.code !== 0 && i < 20; i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      listed = await runCli(["ls", "--json", "--state-dir", stateDir], { env: { PADDOCK_SOCKET: "" } });
+    }
+    assert.equal(listed.code, 0, `cannot list what the run left: ${listed.stderr}`);
+    for (const s of (JSON.parse(listed.stdout) as { sandboxes: { id: string }[] }).sandboxes) await runCli(["rm", s.id, "--state-dir", stateDir], { env: { PADDOCK_SOCKET: "" } });
   }
 });

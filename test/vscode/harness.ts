@@ -6,6 +6,7 @@
  * back through `codeAutomationExit`.
  */
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
@@ -32,6 +33,8 @@ function freePort(): Promise<number> {
 
 export interface CodeServer {
   url: string;
+  /** The login password (the server listens on loopback, but other local users must not get in). */
+  password: string;
   authority: string;
   process: ChildProcess;
   output(): string;
@@ -45,10 +48,11 @@ export async function startCodeServer(dataDir: string, settings: Record<string, 
   fs.mkdirSync(path.join(userData, "User"), { recursive: true });
   fs.writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify({ "workbench.startupEditor": "none", "security.workspace.trust.enabled": false, "telemetry.telemetryLevel": "off", ...settings }, null, 2));
   const port = await freePort();
+  const password = randomBytes(18).toString("base64url");
   const child = spawn(
     process.execPath,
-    [entry, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`, "--user-data-dir", userData, "--extensions-dir", path.join(dataDir, "extensions"), "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override"],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PASSWORD: undefined } },
+    [entry, "--auth", "password", "--bind-addr", `127.0.0.1:${port}`, "--user-data-dir", userData, "--extensions-dir", path.join(dataDir, "extensions"), "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override"],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PASSWORD: password } },
   );
   let output = "";
   const collect = (d: Buffer) => (output = (output + d.toString("utf8")).slice(-256 * 1024));
@@ -63,6 +67,7 @@ export async function startCodeServer(dataDir: string, settings: Record<string, 
   }
   return {
     url: `http://127.0.0.1:${port}/`,
+    password,
     authority: `127.0.0.1:${port}`,
     process: child,
     output: () => output,
@@ -71,6 +76,13 @@ export async function startCodeServer(dataDir: string, settings: Record<string, 
       await exited;
     },
   };
+}
+
+/** code-server's login page, as a person fills it in; the session cookie then opens everything. */
+export async function logIn(page: Page, server: Pick<CodeServer, "url" | "password">): Promise<void> {
+  await page.goto(`${server.url}login`);
+  await page.fill("input[type=password]", server.password);
+  await Promise.all([page.waitForURL((url) => !url.pathname.endsWith("/login")), page.keyboard.press("Enter")]);
 }
 
 export async function launchBrowser(): Promise<Browser> {
@@ -114,6 +126,7 @@ export async function runExtensionTests(server: CodeServer, options: { folder: s
       ["extensionTestsPath", remote(options.testsBundle)],
       ["skipWelcome", "true"],
     ]);
+    await logIn(page, server);
     await page.goto(`${server.url}?folder=${encodeURIComponent(options.folder)}&payload=${encodeURIComponent(payload)}`);
     const timeout = new Promise<number>((resolve) => setTimeout(() => resolve(-1), options.timeoutMs).unref());
     const code = await Promise.race([result, timeout]);

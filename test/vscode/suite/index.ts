@@ -131,11 +131,12 @@ export async function run(): Promise<void> {
       },
     },
     {
-      name: "Approve on a file writes the sandbox's version into the workspace",
+      name: "Approve on two selected files (Source Control passes each as an argument) writes both",
       run: async () => {
-        await vscode.commands.executeCommand("paddock.approveFile", resource("approve-me.txt"));
+        await vscode.commands.executeCommand("paddock.approveFile", resource("approve-me.txt"), resource("added.txt"));
         assert.equal(fs.readFileSync(file("approve-me.txt"), "utf8"), "sandbox\n");
-        await waitFor("approve-me.txt gone from Source Control", () => !resource("approve-me.txt"));
+        assert.equal(fs.readFileSync(file("added.txt"), "utf8"), "new\n");
+        await waitFor("both gone from Source Control", () => !resource("approve-me.txt") && !resource("added.txt"));
       },
     },
     {
@@ -210,7 +211,7 @@ export async function run(): Promise<void> {
       run: async () => {
         await client().request("sandbox/delete", { id });
         await waitFor("the sandbox gone from the model", () => !api.model.get(id));
-        assert.equal(fs.existsSync(file("added.txt")), false, "never approved, never in the workspace");
+        assert.equal(fs.readFileSync(file("hunks.txt"), "utf8").includes("line two"), false, "a hunk never approved never reaches the workspace");
         assert.equal(fs.readFileSync(file("approve-me.txt"), "utf8"), "sandbox again\n", "what was approved stays");
       },
     },
