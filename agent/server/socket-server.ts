@@ -58,11 +58,15 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
     options.onConnection(socket, caller);
   });
 
+  // Bound under a temporary name and renamed into place once its owner and mode are final: a
+  // client that finds the socket finds it ready (a group member is never refused for a moment).
+  const boundPath = `${socketPath}.${process.pid}.tmp`;
   const oldMask = process.umask(0o177);
   try {
+    fs.rmSync(boundPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(socketPath, () => {
+      server.listen(boundPath, () => {
         server.off("error", reject);
         resolve();
       });
@@ -76,11 +80,12 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
   // e.g. EMFILE on accept: report it, keep serving the clients we have.
   server.on("error", (err) => options.onError?.(err));
   if (gid !== undefined) {
-    fs.chownSync(socketPath, -1, gid);
-    fs.chmodSync(socketPath, 0o660);
+    fs.chownSync(boundPath, -1, gid);
+    fs.chmodSync(boundPath, 0o660);
   } else {
-    fs.chmodSync(socketPath, 0o600);
+    fs.chmodSync(boundPath, 0o600);
   }
+  fs.renameSync(boundPath, socketPath);
 
   return {
     close: () =>
