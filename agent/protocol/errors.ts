@@ -50,6 +50,7 @@ export const errorCatalog = {
   E_FILE_TOO_LARGE: -32062,
   E_UNSAFE_PATH: -32063,
   E_IO: -32064,
+  E_IMAGE: -32070,
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

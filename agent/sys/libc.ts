@@ -38,6 +38,7 @@ interface Libc {
   flistxattr(fd: number, list: Buffer, size: number): number;
   fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): number;
   fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
+  lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
 }
 
 let libc: Libc | undefined;
@@ -61,6 +62,7 @@ function load(): Libc {
     readlinkat: lib.func("long readlinkat(int dirfd, const char *path, _Out_ uint8_t *buffer, size_t size)"),
     flistxattr: lib.func("long flistxattr(int fd, _Out_ uint8_t *list, size_t size)"),
     fgetxattr: lib.func("long fgetxattr(int fd, const char *name, _Out_ uint8_t *value, size_t size)"),
+    lsetxattr: lib.func("int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)"),
     fchownat: lib.func("int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)"),
   };
   return libc;
@@ -184,4 +186,9 @@ export function fgetxattr(fd: number, name: string): Buffer | undefined {
   const buffer = Buffer.alloc(4096);
   const length = Number(load().fgetxattr(fd, name, buffer, buffer.length));
   return length < 0 ? undefined : buffer.subarray(0, length);
+}
+
+/** Sets an extended attribute of a path (not following a final symlink); returns 0 or the errno. */
+export function lsetxattr(path: string, name: string, value: Buffer): number {
+  return orErrno(load().lsetxattr(path, name, value, value.length, 0));
 }

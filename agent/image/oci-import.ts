@@ -1,0 +1,170 @@
+/**
+ * Importing an image from an OCI image layout (a folder, or a tar of one) or a `docker save`
+ * tarball: every blob's digest is checked before it is kept, layers are unpacked once per
+ * digest (images share them), and the image is recorded only when all of it is in place.
+ */
+import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
+import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { unpackLayer } from "./layers";
+
+export interface ImageRecord {
+  name: string;
+  /** sha256:… of the manifest (OCI) or of the config (docker save). */
+  digest: string;
+  /** Layer digests, bottom first; each unpacked under layers/<hex>. */
+  layers: string[];
+  config: unknown;
+  importedAt: string;
+}
+
+interface Descriptor {
+  digest: string;
+  mediaType?: string;
+}
+
+function sha256File(file: string): string {
+  const hash = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buffer = Buffer.allocUnsafe(1024 * 1024);
+    for (let read; (read = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, read));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return `sha256:${hash.digest("hex")}`;
+}
+
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+function bad(message: string): PaddockError {
+  return new PaddockError("E_IMAGE", message, "check the archive (an OCI image layout, or `docker save` output) and import it again");
+}
+
+export class ImageStore {
+  readonly blobs: string;
+  readonly layers: string;
+  private readonly index: string;
+  private readonly tmp: string;
+
+  constructor(readonly root: string) {
+    this.blobs = path.join(root, "blobs", "sha256");
+    this.layers = path.join(root, "layers");
+    this.index = path.join(root, "images.json");
+    this.tmp = path.join(root, "tmp");
+    for (const dir of [this.blobs, this.layers, this.tmp]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  list(): ImageRecord[] {
+    try {
+      return JSON.parse(fs.readFileSync(this.index, "utf8")) as ImageRecord[];
+    } catch {
+      return [];
+    }
+  }
+
+  /** Where a layer's unpacked tree is (for overlay's lowerdir). */
+  layerDir(digest: string): string {
+    return path.join(this.layers, digest.slice("sha256:".length));
+  }
+
+  /** Imports `source` (a folder or a tar file) as `name`; the store is unchanged if anything is wrong. */
+  import(source: string, name: string): ImageRecord {
+    const st = fs.statSync(source, { throwIfNoEntry: false });
+    if (!st) throw bad(`${source} does not exist`);
+    const work = fs.mkdtempSync(path.join(this.tmp, "import-"));
+    try {
+      let dir = source;
+      if (!st.isDirectory()) {
+        dir = path.join(work, "archive");
+        fs.mkdirSync(dir);
+        const tar = spawnSync("tar", ["-x", "-f", source, "-C", dir, "--no-same-owner", "--no-same-permissions"], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+        if (tar.status !== 0) throw bad(`${source} is not a readable tar archive: ${tar.stderr.trim().split("\n").pop()}`);
+      }
+      const record = fs.existsSync(path.join(dir, "index.json")) ? this.fromOciLayout(dir, name) : fs.existsSync(path.join(dir, "manifest.json")) ? this.fromDockerSave(dir, name) : undefined;
+      if (!record) throw bad(`${source} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`);
+      const images = this.list().filter((i) => i.name !== name);
+      fs.writeFileSync(`${this.index}.tmp`, JSON.stringify([...images, record], null, 2));
+      fs.renameSync(`${this.index}.tmp`, this.index);
+      return record;
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  private fromOciLayout(dir: string, name: string): ImageRecord {
+    const index = this.readJson(path.join(dir, "index.json")) as { manifests?: Descriptor[] };
+    const manifestDesc = index.manifests?.[0];
+    if (!manifestDesc || !DIGEST.test(manifestDesc.digest)) throw bad("index.json names no manifest");
+    const manifest = this.readJson(this.verifiedBlob(dir, manifestDesc.digest)) as { config?: Descriptor; layers?: Descriptor[] };
+    if (!manifest.config || !Array.isArray(manifest.layers)) throw bad("the manifest has no config or layers");
+    const config = this.readJson(this.verifiedBlob(dir, manifest.config.digest));
+    // Every blob is checked before any is kept: a corrupt archive leaves the store as it was.
+    const verified = manifest.layers.map((layer) => ({ file: this.verifiedBlob(dir, layer.digest), digest: layer.digest }));
+    const layers = verified.map(({ file, digest }) => this.keepLayer(file, digest));
+    return { name, digest: manifestDesc.digest, layers, config, importedAt: new Date().toISOString() };
+  }
+
+  private fromDockerSave(dir: string, name: string): ImageRecord {
+    const manifest = (this.readJson(path.join(dir, "manifest.json")) as { Config?: string; Layers?: string[] }[])[0];
+    if (!manifest?.Config || !Array.isArray(manifest.Layers)) throw bad("manifest.json names no config or layers");
+    const configFile = this.inside(dir, manifest.Config);
+    const config = this.readJson(configFile) as { rootfs?: { diff_ids?: string[] } };
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.Layers.length) throw bad("the config's diff_ids do not match the layers");
+    // docker save's layers are uncompressed: their digests are the config's diff_ids.
+    const verified = manifest.Layers.map((layer, i) => {
+      const file = this.inside(dir, layer);
+      const digest = sha256File(file);
+      if (digest !== diffIds[i]) throw bad(`layer ${layer} has digest ${digest}, not ${diffIds[i]}: the archive is corrupt`);
+      return { file, digest };
+    });
+    const layers = verified.map(({ file, digest }) => this.keepLayer(file, digest));
+    return { name, digest: sha256File(configFile), layers, config, importedAt: new Date().toISOString() };
+  }
+
+  /** A blob of the layout, checked against its digest. */
+  private verifiedBlob(dir: string, digest: string): string {
+    if (!DIGEST.test(digest)) throw bad(`${digest} is not a sha256 digest`);
+    const file = this.inside(dir, path.join("blobs", "sha256", digest.slice("sha256:".length)));
+    const actual = sha256File(file);
+    if (actual !== digest) throw bad(`blob ${digest} has digest ${actual}: the archive is corrupt`);
+    return file;
+  }
+
+  /** Keeps a verified layer blob and unpacks it, once per digest. */
+  private keepLayer(file: string, digest: string): string {
+    const blob = path.join(this.blobs, digest.slice("sha256:".length));
+    if (!fs.existsSync(blob)) {
+      fs.copyFileSync(file, `${blob}.tmp`);
+      fs.renameSync(`${blob}.tmp`, blob);
+    }
+    const dir = this.layerDir(digest);
+    if (!fs.existsSync(dir)) unpackLayer(blob, dir);
+    return digest;
+  }
+
+  /** A file of the archive, which must really be inside it (a symlink out of it is refused). */
+  private inside(dir: string, rel: string): string {
+    const file = path.resolve(dir, rel);
+    let real: string;
+    try {
+      real = fs.realpathSync(file);
+    } catch {
+      throw bad(`${rel} is missing from the archive`);
+    }
+    if (!real.startsWith(`${fs.realpathSync(dir)}${path.sep}`) || !fs.statSync(real).isFile()) throw bad(`${rel} is not a file inside the archive`);
+    return real;
+  }
+
+  private readJson(file: string): unknown {
+    try {
+      return JSON.parse(fs.readFileSync(file, "utf8"));
+    } catch {
+      throw bad(`${path.basename(file)} is not valid JSON`);
+    }
+  }
+}

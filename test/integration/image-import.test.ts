@@ -1,0 +1,156 @@
+/**
+ * The image store: an OCI image layout and a `docker save` archive, made here by hand, are
+ * imported with every digest checked; their layers, stacked as overlay lower layers, give the
+ * image's file system, whiteouts and opaque directories included; images share layers; a
+ * corrupt archive is refused and leaves the store as it was.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { tempDir } from "../helpers/agent-process";
+import { ImageStore } from "../../agent/image/oci-import";
+import { refused } from "../helpers/sandbox-fixture";
+
+const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+function layerTar(base: string, name: string, files: Record<string, string>, gzip = false): Buffer {
+  const dir = path.join(base, `${name}-tree`);
+  for (const [rel, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), content);
+  }
+  const out = path.join(base, `${name}.tar${gzip ? ".gz" : ""}`);
+  execFileSync("tar", [gzip ? "-czf" : "-cf", out, "--owner=0", "--group=0", "-C", dir, "."]);
+  return fs.readFileSync(out);
+}
+
+/** Two layers: the second deletes a file (.wh.) and makes a folder opaque (.wh..wh..opq). */
+function layers(base: string): { bottom: Buffer; top: Buffer; topGz: Buffer } {
+  const bottom = layerTar(base, "bottom", { "etc/os-release": "ID=paddock-test\n", "data/a.txt": "a\n", "gone.txt": "gone\n", "opq/old.txt": "old\n" });
+  const topFiles = { "data/c.txt": "c\n", ".wh.gone.txt": "", "opq/.wh..wh..opq": "", "opq/new.txt": "new\n" };
+  return { bottom, top: layerTar(base, "top", topFiles), topGz: layerTar(base, "top-gz", topFiles, true) };
+}
+
+function ociLayout(base: string): string {
+  const { bottom, topGz } = layers(base);
+  const dir = path.join(base, "oci");
+  const blobs = path.join(dir, "blobs", "sha256");
+  fs.mkdirSync(blobs, { recursive: true });
+  const put = (data: Buffer) => {
+    fs.writeFileSync(path.join(blobs, sha(data)), data);
+    return `sha256:${sha(data)}`;
+  };
+  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: put(config), size: config.length },
+    layers: [
+      { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: put(bottom), size: bottom.length },
+      { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: put(topGz), size: topGz.length },
+    ],
+  }));
+  fs.writeFileSync(path.join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: put(manifest), size: manifest.length }] }));
+  fs.writeFileSync(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  return dir;
+}
+
+function dockerSave(base: string): string {
+  const { bottom, top } = layers(base);
+  const dir = path.join(base, "docker");
+  fs.mkdirSync(path.join(dir, "l1"), { recursive: true });
+  fs.mkdirSync(path.join(dir, "l2"));
+  fs.writeFileSync(path.join(dir, "l1", "layer.tar"), bottom);
+  fs.writeFileSync(path.join(dir, "l2", "layer.tar"), top);
+  const config = JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [`sha256:${sha(bottom)}`, `sha256:${sha(top)}`] } });
+  fs.writeFileSync(path.join(dir, "config.json"), config);
+  fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify([{ Config: "config.json", RepoTags: ["demo:latest"], Layers: ["l1/layer.tar", "l2/layer.tar"] }]));
+  const archive = path.join(base, "docker-save.tar");
+  execFileSync("tar", ["-cf", archive, "-C", dir, "."]);
+  return archive;
+}
+
+/** The image's file system: its layers as overlay lower layers (read-only), as a container will see it. */
+function imageTree(store: ImageStore, layersOf: string[], mountAt: string): string[] {
+  fs.mkdirSync(mountAt, { recursive: true });
+  const lower = [...layersOf].reverse().map((d) => store.layerDir(d)).join(":");
+  execFileSync("mount", ["-t", "overlay", "image", "-o", `lowerdir=${lower}`, mountAt]);
+  try {
+    const out: string[] = [];
+    const walk = (rel: string) => {
+      for (const name of fs.readdirSync(path.join(mountAt, rel)).sort()) {
+        const child = rel ? `${rel}/${name}` : name;
+        if (fs.lstatSync(path.join(mountAt, child)).isDirectory()) walk(child);
+        else out.push(`${child}=${fs.readFileSync(path.join(mountAt, child), "utf8").trim()}`);
+      }
+    };
+    walk("");
+    return out;
+  } finally {
+    execFileSync("umount", [mountAt]);
+  }
+}
+
+const EXPECTED = ["data/a.txt=a", "data/c.txt=c", "etc/os-release=ID=paddock-test", "opq/new.txt=new"];
+
+test("an OCI layout and a docker save archive import into the same file system, sharing what they can", () => {
+  const base = tempDir("paddock-image-");
+  const store = new ImageStore(path.join(base, "store"));
+  const oci = store.import(ociLayout(base), "oci-demo");
+  assert.equal(oci.layers.length, 2);
+  assert.deepEqual(imageTree(store, oci.layers, path.join(base, "m1")), EXPECTED);
+  const docker = store.import(dockerSave(base), "docker-demo");
+  assert.deepEqual(imageTree(store, docker.layers, path.join(base, "m2")), EXPECTED);
+  // The uncompressed bottom layer is the same blob in both: unpacked once.
+  assert.equal(oci.layers[0], docker.layers[0]);
+  assert.equal(fs.readdirSync(store.layers).length, 3);
+  assert.deepEqual(store.list().map((i) => i.name), ["oci-demo", "docker-demo"]);
+});
+
+test("a corrupt blob, a file that is not an archive, a missing path: clear errors, the store unchanged", async () => {
+  const base = tempDir("paddock-image-bad-");
+  const store = new ImageStore(path.join(base, "store"));
+  const layout = ociLayout(base);
+  const blobs = path.join(layout, "blobs", "sha256");
+  // The top layer (the gzip'd one): the bottom one is checked, and would be kept, first.
+  const manifest = JSON.parse(fs.readFileSync(path.join(blobs, (JSON.parse(fs.readFileSync(path.join(layout, "index.json"), "utf8")) as { manifests: { digest: string }[] }).manifests[0]!.digest.slice(7)), "utf8")) as { layers: { digest: string }[] };
+  fs.appendFileSync(path.join(blobs, manifest.layers[1]!.digest.slice(7)), "tampered");
+  const snapshot = () => [fs.readdirSync(store.layers).join(","), fs.readdirSync(store.blobs).join(","), JSON.stringify(store.list())];
+  const before = snapshot();
+  await refused(Promise.resolve().then(() => store.import(layout, "x")), "E_IMAGE", /the archive is corrupt/);
+  fs.writeFileSync(path.join(base, "not.tar"), "this is not a tar archive");
+  await refused(Promise.resolve().then(() => store.import(path.join(base, "not.tar"), "y")), "E_IMAGE", /not a readable tar archive/);
+  await refused(Promise.resolve().then(() => store.import(path.join(base, "nowhere"), "z")), "E_IMAGE", /does not exist/);
+  assert.deepEqual(snapshot(), before);
+});
+
+test("a hostile layer (a symlink out, then a file through it; a ../ name) writes nothing outside its folder", () => {
+  const base = tempDir("paddock-image-evil-");
+  const outside = path.join(base, "outside");
+  fs.mkdirSync(outside);
+  const evil = path.join(base, "evil.tar");
+  execFileSync("python3", ["-c", `
+import io, sys, tarfile
+with tarfile.open(sys.argv[1], "w") as t:
+    link = tarfile.TarInfo("escape"); link.type = tarfile.SYMTYPE; link.linkname = sys.argv[2]; t.addfile(link)
+    for name in ("escape/pwned", "../pwned-too"):
+        data = b"pwned"; info = tarfile.TarInfo(name); info.size = len(data); t.addfile(info, io.BytesIO(data))
+`, evil, outside]);
+  const dir = path.join(base, "docker");
+  fs.mkdirSync(dir);
+  fs.copyFileSync(evil, path.join(dir, "layer.tar"));
+  const digest = `sha256:${sha(fs.readFileSync(evil))}`;
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ rootfs: { type: "layers", diff_ids: [digest] } }));
+  fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify([{ Config: "config.json", Layers: ["layer.tar"] }]));
+  const store = new ImageStore(path.join(base, "store"));
+  try {
+    store.import(dir, "evil");
+  } catch {
+    // refusing it is fine too; writing outside is not
+  }
+  assert.deepEqual(fs.readdirSync(outside), [], "nothing written through the symlink");
+  assert.equal(fs.existsSync(path.join(base, "pwned-too")), false);
+  assert.equal(fs.existsSync(path.join(base, "store", "pwned-too")), false);
+});
