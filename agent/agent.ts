@@ -13,6 +13,7 @@ import {
   type RequestMethod,
   type RequestResults,
   type RuntimeKind,
+  type ImageSummary,
 } from "./protocol/methods";
 import { Dispatcher, type Call, type MethodSpec } from "./server/dispatcher";
 import { Connection } from "./server/connection";
@@ -22,6 +23,8 @@ import type { SystemChecker } from "./check/system-check";
 import type { SandboxManager } from "./sandbox/manager";
 import type { ProcessTable } from "./process/process-table";
 import { AGENT_VERSION } from "./version";
+import { ImageStore, type ImageRecord } from "./image/oci-import";
+import { stateFiles } from "./state/paths";
 
 export interface AgentOptions {
   stateDir: string;
@@ -44,8 +47,26 @@ type Handler<M extends RequestMethod> = (
   session: Session,
 ) => RequestResults[M] | Promise<RequestResults[M]>;
 
+/** Images are shared by every user of the agent: only root adds or removes them (and reads any source path). */
+function requireRoot(session: Session, what: string): void {
+  if (session.caller.uid !== 0 || process.getuid?.() !== 0) {
+    throw new PaddockError("E_PERMISSION_DENIED", `${what} needs root (the agent and its client)`, "run the agent as root and this command with sudo");
+  }
+}
+
+function summary(image: ImageRecord): ImageSummary {
+  return { name: image.name, digest: image.digest, layers: image.layers.length, importedAt: image.importedAt };
+}
+
 export class Agent {
   private readonly dispatcher: Dispatcher<Session>;
+  private imageStore: ImageStore | undefined;
+
+  /** The image store, made on first use (a rootless agent that never sees an image never gets one). */
+  private images(): ImageStore {
+    this.imageStore ??= new ImageStore(stateFiles(this.options.stateDir).images);
+    return this.imageStore;
+  }
   private nextSessionId = 1;
   private readonly connections = new Map<Session, Connection<Session>>();
 
@@ -76,6 +97,15 @@ export class Agent {
     request("sandbox/diff", (params, _call, session) => sandboxes.diff(session.caller, params.id, params.paths, params.context));
     request("sandbox/approve", (params, _call, session) => sandboxes.approve(session.caller, params.id, params));
     request("sandbox/reject", (params, _call, session) => sandboxes.reject(session.caller, params.id, params));
+    request("image/list", () => ({ images: this.images().list().map(summary) }));
+    request("image/import", (params, _call, session) => {
+      requireRoot(session, "importing images");
+      return summary(this.images().import(params.source, params.name));
+    });
+    request("image/remove", (params, _call, session) => {
+      requireRoot(session, "removing images");
+      return { name: params.name, removed: this.images().remove(params.name) };
+    });
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", async (params, _call, session) => {
       await processes.write(session.caller, params.pid, params.data, params.eof ?? false);

@@ -14,6 +14,7 @@ import { connectToAgent } from "../protocol/connect";
 import { printCheck } from "./check-command";
 import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
 import { approveCommand, changesCommand, diffCommand, rejectCommand } from "./review-commands";
+import { imageCommand } from "./image-commands";
 
 const USAGE = `Usage: paddock <command> [options]
 
@@ -37,6 +38,8 @@ Commands:
   reject ID [PATH...] throw changes away: the sandbox gets the workspace's version back
   rm ID               delete a sandbox and its changes
   gc                  delete expired sandboxes and clean what no sandbox owns
+  image ls | import SOURCE NAME | rm NAME
+                      the agent's images: an OCI image layout (folder or tar) or docker save output
   version             print the version
 
 Options for every command:
@@ -112,7 +115,8 @@ async function main(argv: string[]): Promise<number> {
     case "changes":
     case "diff":
     case "approve":
-    case "reject": {
+    case "reject":
+    case "image": {
       const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel });
       const o = { ...values, json: values.json ?? false };
       const [, first, ...rest] = positionals;
@@ -136,6 +140,8 @@ async function main(argv: string[]): Promise<number> {
             return await approveCommand(agent.client, first, rest, o);
           case "reject":
             return await rejectCommand(agent.client, first, rest, o);
+          case "image":
+            return await imageCommand(agent.client, positionals.slice(1), o);
           default:
             return await lifecycleCommand(agent.client, command, first, o);
         }

@@ -66,6 +66,19 @@ export class ImageStore {
     }
   }
 
+  /** Forgets an image; layers and blobs no other image uses go too. Returns whether it was there. */
+  remove(name: string): boolean {
+    const images = this.list();
+    const kept = images.filter((i) => i.name !== name);
+    if (kept.length === images.length) return false;
+    fs.writeFileSync(`${this.index}.tmp`, JSON.stringify(kept, null, 2));
+    fs.renameSync(`${this.index}.tmp`, this.index);
+    const used = new Set(kept.flatMap((i) => i.layers.map((d) => d.slice("sha256:".length))));
+    for (const hex of fs.readdirSync(this.layers)) if (!used.has(hex)) fs.rmSync(path.join(this.layers, hex), { recursive: true, force: true });
+    for (const hex of fs.readdirSync(this.blobs)) if (!used.has(hex)) fs.rmSync(path.join(this.blobs, hex), { force: true });
+    return true;
+  }
+
   /** Where a layer's unpacked tree is (for overlay's lowerdir). */
   layerDir(digest: string): string {
     return path.join(this.layers, digest.slice("sha256:".length));

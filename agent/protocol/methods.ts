@@ -308,6 +308,27 @@ export interface RejectResult {
   skipped: Skipped[];
 }
 
+// ---- images ----------------------------------------------------------------------------
+
+export const ImageName = z.string().min(1).max(200).regex(/^[a-z0-9][a-z0-9._/:@-]*$/, "lower-case letters, digits and . _ / : @ - (e.g. debian:12)");
+
+export const ImageImportParams = z
+  .object({
+    /** An OCI image layout (a folder or a tar of one) or a `docker save` archive, on the agent's machine. */
+    source: z.string().min(1).max(4096).refine((p) => p.startsWith("/"), "must be an absolute path"),
+    name: ImageName,
+  })
+  .strict();
+
+export const ImageNameParams = z.object({ name: ImageName }).strict();
+
+export interface ImageSummary {
+  name: string;
+  digest: string;
+  layers: number;
+  importedAt: string;
+}
+
 export interface GcResult {
   deleted: string[];
   cleaned: string[];
@@ -372,6 +393,9 @@ export const requests = {
   "sandbox/diff": SandboxDiffParams,
   "sandbox/approve": SandboxApproveParams,
   "sandbox/reject": SandboxRejectParams,
+  "image/list": EmptyParams,
+  "image/import": ImageImportParams,
+  "image/remove": ImageNameParams,
   "process/spawn": ProcessSpawnParams,
   "process/write": ProcessWriteParams,
   "process/resize": ProcessResizeParams,
@@ -398,6 +422,9 @@ export interface RequestResults {
   "sandbox/diff": DiffResult;
   "sandbox/approve": ApproveResult;
   "sandbox/reject": RejectResult;
+  "image/list": { images: ImageSummary[] };
+  "image/import": ImageSummary;
+  "image/remove": { name: string; removed: boolean };
   "process/spawn": { pid: number };
   "process/write": null;
   "process/resize": null;

@@ -29,5 +29,6 @@ export function stateFiles(stateDir: string) {
     checkCache: path.join(stateDir, "cache", "system-check.json"),
     tmp: path.join(stateDir, "tmp"),
     sandboxes: path.join(stateDir, "sandboxes"),
+    images: path.join(stateDir, "images"),
   };
 }

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { tempDir } from "../helpers/agent-process";
+import { runCli, tempDir } from "../helpers/agent-process";
 import { ImageStore } from "../../agent/image/oci-import";
 import { refused } from "../helpers/sandbox-fixture";
 
@@ -153,4 +153,20 @@ with tarfile.open(sys.argv[1], "w") as t:
   assert.deepEqual(fs.readdirSync(outside), [], "nothing written through the symlink");
   assert.equal(fs.existsSync(path.join(base, "pwned-too")), false);
   assert.equal(fs.existsSync(path.join(base, "store", "pwned-too")), false);
+});
+
+test("paddock image import, ls and rm through the agent; what no image uses goes with the last one", async () => {
+  const base = tempDir("paddock-image-cli-");
+  const stateDir = path.join(base, "state");
+  const cli = (...args: string[]) => runCli([...args, "--state-dir", stateDir], { env: { PADDOCK_SOCKET: "" } });
+  const imported = await cli("image", "import", ociLayout(base), "demo:1");
+  assert.equal(imported.code, 0, imported.stderr);
+  assert.match(imported.stdout, /^imported demo:1 \(sha256:[0-9a-f]{64}, 2 layers\)\n$/);
+  assert.match((await cli("image", "ls")).stdout, /^demo:1\s+sha256:[0-9a-f]{12}\s+2\s+/m);
+  const bad = await cli("image", "import", path.join(base, "nowhere"), "x");
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /does not exist\n {2}hint: /);
+  assert.match((await cli("image", "rm", "demo:1")).stdout, /removed demo:1/);
+  assert.deepEqual(fs.readdirSync(path.join(stateDir, "images", "layers")), []);
+  assert.match((await cli("image", "ls")).stdout, /No images/);
 });
