@@ -17,27 +17,34 @@ const OPAQUE = ".wh..wh..opq";
 /**
  * Unpacks `blob` (a tar, gzip'd or not) into `target`, which must not exist yet: first into a
  * temporary sibling, renamed into place only when whole, so a crash leaves nothing half-made.
- * Owners, modes and device nodes are kept (as root). tar runs under bubblewrap seeing only the
- * layer (read-only), the folder it fills and /usr (read-only): a hostile archive's `..` names
- * or symlinks cannot make it write anywhere else.
+ * Owners, modes and device nodes are kept (as root); tar runs confined (untarConfined).
  */
 export function unpackLayer(blob: string, target: string): void {
   const temp = `${target}.tmp`;
   fs.rmSync(temp, { recursive: true, force: true });
   fs.mkdirSync(temp, { recursive: true, mode: 0o755 });
-  const confined = [
-    "--unshare-all", "--die-with-parent", "--cap-add", "ALL",
-    "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
-    "--proc", "/proc", "--dev", "/dev", "--ro-bind", blob, "/layer", "--bind", temp, "/out",
-    "tar", "-x", "-p", "--numeric-owner", "-f", "/layer", "-C", "/out",
-  ];
-  const tar = spawnSync("bwrap", confined, { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+  const tar = untarConfined(blob, temp, ["-p", "--numeric-owner"]);
   if (tar.status !== 0) {
     fs.rmSync(temp, { recursive: true, force: true });
     throw new PaddockError("E_IMAGE", `a layer of the image cannot be unpacked: ${tar.stderr.trim().split("\n").pop() || tar.error?.message || `tar exit code ${tar.status}`}`, "the image archive is damaged; pull or import it again");
   }
   convertWhiteouts(temp);
   fs.renameSync(temp, target);
+}
+
+/**
+ * `tar -x` of `archive` into `into`, under bubblewrap: it sees the archive (read-only), the
+ * folder it fills and /usr (read-only), so a hostile archive's symlinks and `..` names cannot
+ * make it write anywhere else.
+ */
+export function untarConfined(archive: string, into: string, options: string[]): ReturnType<typeof spawnSync> & { stderr: string } {
+  const confined = [
+    "--unshare-all", "--die-with-parent", "--cap-add", "ALL",
+    "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
+    "--proc", "/proc", "--dev", "/dev", "--ro-bind", archive, "/archive", "--bind", into, "/out",
+    "tar", "-x", ...options, "-f", "/archive", "-C", "/out",
+  ];
+  return spawnSync("bwrap", confined, { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
 }
 
 /** OCI whiteouts below `root` become overlayfs whiteouts. */

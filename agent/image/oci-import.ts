@@ -4,12 +4,10 @@
  * digest (images share them), and the image is recorded only when all of it is in place.
  */
 import { createHash } from "node:crypto";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
-import { unpackLayer } from "./layers";
+import { unpackLayer, untarConfined } from "./layers";
 
 export interface ImageRecord {
   name: string;
@@ -94,7 +92,7 @@ export class ImageStore {
       if (!st.isDirectory()) {
         dir = path.join(work, "archive");
         fs.mkdirSync(dir);
-        const tar = spawnSync("tar", ["-x", "-f", source, "-C", dir, "--no-same-owner", "--no-same-permissions"], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+        const tar = untarConfined(source, dir, ["--no-same-owner", "--no-same-permissions"]);
         if (tar.status !== 0) throw bad(`${source} is not a readable tar archive: ${tar.stderr.trim().split("\n").pop()}`);
       }
       const record = fs.existsSync(path.join(dir, "index.json")) ? this.fromOciLayout(dir, name) : fs.existsSync(path.join(dir, "manifest.json")) ? this.fromDockerSave(dir, name) : undefined;
