@@ -24,6 +24,8 @@ import type { SandboxManager } from "./sandbox/manager";
 import type { ProcessTable } from "./process/process-table";
 import { AGENT_VERSION } from "./version";
 import { ImageStore, type ImageRecord } from "./image/oci-import";
+import { buildDefaultImage } from "./image/default-image";
+import * as fs from "node:fs";
 import { stateFiles } from "./state/paths";
 
 export interface AgentOptions {
@@ -105,6 +107,15 @@ export class Agent {
     request("image/remove", (params, _call, session) => {
       requireRoot(session, "removing images");
       return { name: params.name, removed: this.images().remove(params.name) };
+    });
+    request("image/default", (_params, _call, session) => {
+      requireRoot(session, "building the default image");
+      const work = this.images().scratch("default-");
+      try {
+        return summary(buildDefaultImage(this.images(), work));
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+      }
     });
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", async (params, _call, session) => {

@@ -25,6 +25,11 @@ export async function imageCommand(client: AgentClient, args: string[], o: { jso
       print(o.json, image, () => `imported ${image.name} (${image.digest}, ${image.layers} layer${image.layers === 1 ? "" : "s"})`);
       return 0;
     }
+    case "default": {
+      const image = await client.request("image/default", {});
+      print(o.json, image, () => `${image.name} (${image.digest}), built from this machine's busybox`);
+      return 0;
+    }
     case "rm": {
       const [name] = rest;
       if (!name) throw new PaddockError("E_INVALID_PARAMS", "paddock image rm needs a NAME", "paddock image ls lists them");
@@ -33,6 +38,6 @@ export async function imageCommand(client: AgentClient, args: string[], o: { jso
       return 0;
     }
     default:
-      throw new PaddockError("E_INVALID_PARAMS", `unknown image command ${JSON.stringify(verb)}`, "paddock image ls | import SOURCE NAME | rm NAME");
+      throw new PaddockError("E_INVALID_PARAMS", `unknown image command ${JSON.stringify(verb)}`, "paddock image ls | import SOURCE NAME | default | rm NAME");
   }
 }

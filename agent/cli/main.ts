@@ -38,8 +38,9 @@ Commands:
   reject ID [PATH...] throw changes away: the sandbox gets the workspace's version back
   rm ID               delete a sandbox and its changes
   gc                  delete expired sandboxes and clean what no sandbox owns
-  image ls | import SOURCE NAME | rm NAME
-                      the agent's images: an OCI image layout (folder or tar) or docker save output
+  image ls | import SOURCE NAME | default | rm NAME
+                      the agent's images: an OCI image layout (folder or tar) or docker save output;
+                      default builds the offline default image from Debian's busybox-static
   version             print the version
 
 Options for every command:

@@ -56,6 +56,11 @@ export class ImageStore {
     for (const dir of [this.blobs, this.layers, this.tmp]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
+  /** A fresh scratch folder inside the store (same file system), for the caller to remove. */
+  scratch(prefix: string): string {
+    return fs.mkdtempSync(path.join(this.tmp, prefix));
+  }
+
   list(): ImageRecord[] {
     try {
       return JSON.parse(fs.readFileSync(this.index, "utf8")) as ImageRecord[];

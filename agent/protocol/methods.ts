@@ -396,6 +396,7 @@ export const requests = {
   "image/list": EmptyParams,
   "image/import": ImageImportParams,
   "image/remove": ImageNameParams,
+  "image/default": EmptyParams,
   "process/spawn": ProcessSpawnParams,
   "process/write": ProcessWriteParams,
   "process/resize": ProcessResizeParams,
@@ -425,6 +426,7 @@ export interface RequestResults {
   "image/list": { images: ImageSummary[] };
   "image/import": ImageSummary;
   "image/remove": { name: string; removed: boolean };
+  "image/default": ImageSummary;
   "process/spawn": { pid: number };
   "process/write": null;
   "process/resize": null;

@@ -170,3 +170,31 @@ test("paddock image import, ls and rm through the agent; what no image uses goes
   assert.deepEqual(fs.readdirSync(path.join(stateDir, "images", "layers")), []);
   assert.match((await cli("image", "ls")).stdout, /No images/);
 });
+
+test("the default image is built offline from busybox, reproducibly, and its own OS is what runs in it", async () => {
+  const base = tempDir("paddock-image-default-");
+  const stateDir = path.join(base, "state");
+  const cli = (...args: string[]) => runCli([...args, "--state-dir", stateDir, "--json"], { env: { PADDOCK_SOCKET: "" } });
+  const first = await cli("image", "default");
+  assert.equal(first.code, 0, first.stderr);
+  const again = await cli("image", "default");
+  const [a, b] = [JSON.parse(first.stdout), JSON.parse(again.stdout)] as { digest: string; importedAt: string; layers: number }[];
+  assert.equal(b!.digest, a!.digest, "the same busybox gives the same image");
+  assert.equal(b!.importedAt, a!.importedAt, "a build already in the store is not imported again");
+  // Its layer as an overlay lower layer, and a program run in it: the image's OS, not the host's.
+  const store = new ImageStore(path.join(stateDir, "images"));
+  const image = store.list().find((i) => i.name === "paddock/busybox:latest")!;
+  const root = path.join(base, "root");
+  const empty = path.join(base, "empty");
+  fs.mkdirSync(root);
+  fs.mkdirSync(empty);
+  // A read-only overlay needs two lower layers: the image's one over an empty one.
+  execFileSync("mount", ["-t", "overlay", "image", "-o", `lowerdir=${store.layerDir(image.layers[0]!)}:${empty}`, root]);
+  try {
+    const osRelease = execFileSync("chroot", [root, "/bin/sh", "-c", "cat /etc/os-release; ls /bin/ls"], { encoding: "utf8" });
+    assert.match(osRelease, /^ID=paddock-busybox$/m);
+    assert.match(osRelease, /\/bin\/ls/);
+  } finally {
+    execFileSync("umount", [root]);
+  }
+});
