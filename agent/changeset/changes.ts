@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change } from "../protocol/methods";
-import { Beneath, BeneathError } from "../sys/beneath";
+import { Beneath, BeneathError, childOf } from "../sys/beneath";
 import { fgetxattr, flistxattr } from "../sys/libc";
 
 export const WHITEOUT_PREFIX = ".wh.";
@@ -112,7 +112,6 @@ export function listChanges(upperRoot: string, workspace: string): Change[] {
 
 function listWith(upper: Beneath, workspace: string): Change[] {
   const changes: Change[] = [];
-  const join = (dir: string, name: string) => (dir === "" ? name : `${dir}/${name}`);
   const describe = (rel: string, kind: Change["kind"], st: fs.Stats, binary: () => boolean): Change => ({
     path: rel,
     kind,
@@ -128,7 +127,7 @@ function listWith(upper: Beneath, workspace: string): Change[] {
     const st = lstat(lowerPath);
     if (!st) return;
     changes.push(describe(rel, "deleted", st, () => isBinaryFile(lowerPath)));
-    if (st.isDirectory()) for (const name of safeReaddir(lowerPath)) deletedTree(join(rel, name));
+    if (st.isDirectory()) for (const name of safeReaddir(lowerPath)) deletedTree(childOf(rel, name));
   };
 
   /**
@@ -146,10 +145,10 @@ function listWith(upper: Beneath, workspace: string): Change[] {
     const present = new Set<string>();
     for (const name of names) {
       if (name === OPAQUE_MARKER) continue;
-      const childRel = join(rel, name);
+      const childRel = childOf(rel, name);
       if (name.startsWith(WHITEOUT_PREFIX)) {
         present.add(name.slice(WHITEOUT_PREFIX.length));
-        if (lowerTrusted) deletedTree(join(rel, name.slice(WHITEOUT_PREFIX.length)));
+        if (lowerTrusted) deletedTree(childOf(rel, name.slice(WHITEOUT_PREFIX.length)));
         continue;
       }
       try {
@@ -164,7 +163,7 @@ function listWith(upper: Beneath, workspace: string): Change[] {
     }
     // Whatever the workspace has here that an opaque directory did not bring back is deleted.
     if (opaque && lowerTrusted) {
-      for (const name of safeReaddir(lowerDir)) if (!present.has(name)) deletedTree(join(rel, name));
+      for (const name of safeReaddir(lowerDir)) if (!present.has(name)) deletedTree(childOf(rel, name));
     }
   };
 

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
+import { writeDurably } from "../state/durable";
 import { unpackLayer, untarConfined } from "./layers";
 
 export interface ImageRecord {
@@ -74,8 +75,7 @@ export class ImageStore {
     const images = this.list();
     const kept = images.filter((i) => i.name !== name);
     if (kept.length === images.length) return false;
-    fs.writeFileSync(`${this.index}.tmp`, JSON.stringify(kept, null, 2));
-    fs.renameSync(`${this.index}.tmp`, this.index);
+    writeDurably(this.index, JSON.stringify(kept, null, 2));
     const used = new Set(kept.flatMap((i) => i.layers.map((d) => d.slice("sha256:".length))));
     for (const hex of fs.readdirSync(this.layers)) if (!used.has(hex)) fs.rmSync(path.join(this.layers, hex), { recursive: true, force: true });
     for (const hex of fs.readdirSync(this.blobs)) if (!used.has(hex)) fs.rmSync(path.join(this.blobs, hex), { force: true });
@@ -103,8 +103,7 @@ export class ImageStore {
       const record = fs.existsSync(path.join(dir, "index.json")) ? this.fromOciLayout(dir, name) : fs.existsSync(path.join(dir, "manifest.json")) ? this.fromDockerSave(dir, name) : undefined;
       if (!record) throw bad(`${source} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`);
       const images = this.list().filter((i) => i.name !== name);
-      fs.writeFileSync(`${this.index}.tmp`, JSON.stringify([...images, record], null, 2));
-      fs.renameSync(`${this.index}.tmp`, this.index);
+      writeDurably(this.index, JSON.stringify([...images, record], null, 2));
       return record;
     } finally {
       fs.rmSync(work, { recursive: true, force: true });

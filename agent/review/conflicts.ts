@@ -8,7 +8,7 @@ import type { Conflict, ConflictReason } from "../protocol/methods";
 import type { Beneath } from "../sys/beneath";
 import { bornAt, matchesBase, type Base } from "./bases";
 import { asText, entryBytes, readEntry, type Entry } from "./entries";
-import { parentOf } from "../sys/beneath";
+import { childOf, parentOf } from "../sys/beneath";
 import { splitLines } from "./line-changes";
 
 /**
@@ -34,7 +34,7 @@ export function changedSince(upper: Beneath, rel: string): number | undefined {
   for (let at = rel; at !== ""; at = parentOf(at)) {
     const own = upper.lstat(at);
     if (own) return bornAt(own);
-    const whiteout = upper.lstat(`${parentOf(at) === "" ? "" : `${parentOf(at)}/`}.wh.${at.split("/").pop()}`);
+    const whiteout = upper.lstat(childOf(parentOf(at), `.wh.${at.split("/").pop()}`));
     if (whiteout) return bornAt(whiteout);
   }
   return undefined;

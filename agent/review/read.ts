@@ -5,7 +5,7 @@
 import { PaddockError } from "../protocol/errors";
 import type { Change, DiffResult, ReadFileResult } from "../protocol/methods";
 import { isOpaque, isWhiteoutDevice, OPAQUE_MARKER, WHITEOUT_PREFIX } from "../changeset/changes";
-import { parentOf, type Beneath } from "../sys/beneath";
+import { childOf, parentOf, type Beneath } from "../sys/beneath";
 import { entryBytes, readEntry, type Entry } from "./entries";
 import { diffItem, type PatchItem, type PatchSide } from "./patch";
 import { byPath, select } from "./target";
@@ -33,7 +33,7 @@ export function lookup(upper: Beneath, ws: Beneath, rel: string): Found | undefi
     const st = upper.lstat(prefix);
     if (st && isWhiteoutDevice(st)) return undefined;
     if (!st) {
-      if (!lowerVisible || upper.lstat(`${parent === "" ? "" : `${parent}/`}${WHITEOUT_PREFIX}${parts[i - 1]}`)) return undefined;
+      if (!lowerVisible || upper.lstat(childOf(parent, `${WHITEOUT_PREFIX}${parts[i - 1]}`))) return undefined;
       // Nothing of the rest is in the upper directory: the workspace's entry, if any.
       const entry = readEntry(ws, rel);
       return entry ? { tree: ws, entry, lowerVisible: true } : undefined;

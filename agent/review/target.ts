@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import type { Change, HunkSelector } from "../protocol/methods";
 import type { Logger } from "../log/logger";
-import { Beneath } from "../sys/beneath";
+import { Beneath, parentOf } from "../sys/beneath";
 import type { BaseStore } from "./bases";
 import type { LineChange } from "./line-changes";
 
@@ -112,7 +112,7 @@ export function select(changes: readonly Change[], paths: readonly string[] | un
     }
     // Approving a new file brings the new folders it needs along.
     for (const c of options.newFolders ? [...wanted] : []) {
-      for (let dir = parentOfPath(c.path); dir !== ""; dir = parentOfPath(dir)) {
+      for (let dir = parentOf(c.path); dir !== ""; dir = parentOf(dir)) {
         const folder = byName.get(dir);
         if (folder?.current?.kind === "added" && folder.current.type === "directory") wanted.add(folder);
       }
@@ -131,11 +131,6 @@ export function select(changes: readonly Change[], paths: readonly string[] | un
     selectedHunks.set(hunk.path, entry);
   }
   return { paths: chosen, hunks: selectedHunks, unknown };
-}
-
-function parentOfPath(rel: string): string {
-  const slash = rel.lastIndexOf("/");
-  return slash < 0 ? "" : rel.slice(0, slash);
 }
 
 /** True when `force` (true, or a list of paths and folders) covers `rel`. */

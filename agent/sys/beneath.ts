@@ -201,6 +201,11 @@ export class Beneath {
   }
 }
 
+/** `dir/name` for a tree-relative folder ("" is the root). */
+export function childOf(dir: string, name: string): string {
+  return dir === "" ? name : `${dir}/${name}`;
+}
+
 export function parentOf(rel: string): string {
   const parent = path.posix.dirname(rel);
   return parent === "." ? "" : parent;

@@ -12,22 +12,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as path from "node:path";
 import { tempDir } from "../helpers/agent-process";
 import { mountsUnder } from "../helpers/sandbox-fixture";
-import { launchBrowser, REPO } from "../vscode/harness";
+import { freePort, launchBrowser, REPO } from "../vscode/harness";
 
 const ARTIFACTS = path.join(REPO, "test-artifacts", "start");
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 test("npm start, then as a user in the browser: create, terminal, Source Control, diff, approve a file and a hunk, reject, delete; Ctrl-C leaves nothing behind", { timeout: 600_000 }, async () => {
   const base = tempDir("paddock-start-");

@@ -20,7 +20,7 @@ export function installCodeServer(): string {
   return execFileSync("bash", [path.join(REPO, "scripts", "code-server.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.listen(0, "127.0.0.1", () => {
