@@ -13,7 +13,6 @@ import {
   type RequestMethod,
   type RequestResults,
   type RuntimeKind,
-  type ImageSummary,
 } from "./protocol/methods";
 import { Dispatcher, type Call, type MethodSpec } from "./server/dispatcher";
 import { Connection } from "./server/connection";
@@ -23,10 +22,7 @@ import type { SystemChecker } from "./check/system-check";
 import type { SandboxManager } from "./sandbox/manager";
 import type { ProcessTable } from "./process/process-table";
 import { AGENT_VERSION } from "./version";
-import { ImageStore, type ImageRecord } from "./image/oci-import";
-import { buildDefaultImage } from "./image/default-image";
-import * as fs from "node:fs";
-import { stateFiles } from "./state/paths";
+import { summary, type Images } from "./image/images";
 
 export interface AgentOptions {
   stateDir: string;
@@ -34,6 +30,9 @@ export interface AgentOptions {
   checker: SystemChecker;
   sandboxes: SandboxManager;
   processes: ProcessTable;
+  images: Images;
+  /** The runtimes this agent can run (capabilities.runtimes). */
+  runtimes: RuntimeKind[];
   /** Called when a client sends `exit`; the transport decides what that ends. */
   onExit: (session: Session, connection: Connection<Session>) => void;
   maxFrameBytes?: number;
@@ -41,8 +40,6 @@ export interface AgentOptions {
 
 /** Methods that may be called before `initialize`. */
 const PRE_INIT_METHODS = new Set(["initialize", "exit"]);
-const RUNTIMES: RuntimeKind[] = ["process"];
-
 type Handler<M extends RequestMethod> = (
   params: z.output<(typeof requests)[M]>,
   call: Call,
@@ -56,19 +53,8 @@ function requireRoot(session: Session, what: string): void {
   }
 }
 
-function summary(image: ImageRecord): ImageSummary {
-  return { name: image.name, digest: image.digest, layers: image.layers.length, importedAt: image.importedAt };
-}
-
 export class Agent {
   private readonly dispatcher: Dispatcher<Session>;
-  private imageStore: ImageStore | undefined;
-
-  /** The image store, made on first use (a rootless agent that never sees an image never gets one). */
-  private images(): ImageStore {
-    this.imageStore ??= new ImageStore(stateFiles(this.options.stateDir).images);
-    return this.imageStore;
-  }
   private nextSessionId = 1;
   private readonly connections = new Map<Session, Connection<Session>>();
 
@@ -99,23 +85,23 @@ export class Agent {
     request("sandbox/diff", (params, _call, session) => sandboxes.diff(session.caller, params.id, params.paths, params.context));
     request("sandbox/approve", (params, _call, session) => sandboxes.approve(session.caller, params.id, params));
     request("sandbox/reject", (params, _call, session) => sandboxes.reject(session.caller, params.id, params));
-    request("image/list", () => ({ images: this.images().list().map(summary) }));
+    const { images } = options;
+    request("image/list", () => ({ images: images.list().map(summary) }));
     request("image/import", (params, _call, session) => {
       requireRoot(session, "importing images");
-      return summary(this.images().import(params.source, params.name));
+      return summary(images.import(params.source, params.name));
+    });
+    request("image/pull", async (params, _call, session) => {
+      requireRoot(session, "pulling images");
+      return summary(await images.pull(params.reference, params.name ?? params.reference, params.insecure ?? false));
     });
     request("image/remove", (params, _call, session) => {
       requireRoot(session, "removing images");
-      return { name: params.name, removed: this.images().remove(params.name) };
+      return { name: params.name, removed: images.remove(params.name) };
     });
     request("image/default", (_params, _call, session) => {
       requireRoot(session, "building the default image");
-      const work = this.images().scratch("default-");
-      try {
-        return summary(buildDefaultImage(this.images(), work));
-      } finally {
-        fs.rmSync(work, { recursive: true, force: true });
-      }
+      return summary(images.rebuildDefault());
     });
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", async (params, _call, session) => {
@@ -198,7 +184,7 @@ export class Agent {
     return {
       agentVersion: AGENT_VERSION,
       protocolVersion: PROTOCOL_VERSION,
-      capabilities: { methods: [...Object.keys(requests), ...Object.keys(clientNotifications)], runtimes: RUNTIMES },
+      capabilities: { methods: [...Object.keys(requests), ...Object.keys(clientNotifications)], runtimes: this.options.runtimes },
       client: { uid: session.caller.uid, transport: session.transport },
       agent: { pid: process.pid, uid, rootless: uid !== 0, stateDir: this.options.stateDir },
     };

@@ -18,6 +18,9 @@ import { stateFiles } from "./state/paths";
 import { prepareStateDir } from "./state/state-dir";
 import { listenOnSocket } from "./server/socket-server";
 import { AGENT_VERSION } from "./version";
+import { Containers, type OciRuntimeName } from "./runtime/containers";
+import { Images } from "./image/images";
+import { PaddockError } from "./protocol/errors";
 
 export interface ServeOptions {
   stateDir: string;
@@ -39,6 +42,29 @@ function makeChangesets(chosen: ChangesetKind, enterHelper: string, log: Logger)
   log.info("changesets", { using: kind, ...(forced ? { forcedBy: "PADDOCK_CHANGESET" } : {}) });
   if (kind === "fuse-overlayfs") return new FuseChangesets(enterHelper);
   return kind === "kernel overlayfs" ? new KernelChangesets(enterHelper) : new UserNamespaceChangesets(enterHelper);
+}
+
+const OCI_RUNTIMES: OciRuntimeName[] = ["runc", "crun"];
+
+/**
+ * The OCI runtime containers use: PADDOCK_OCI_RUNTIME when set, else the first whose check
+ * ran a container on this machine (the checks run now if this boot has none yet).
+ */
+async function chooseOciRuntime(checker: SystemChecker, log: Logger): Promise<OciRuntimeName> {
+  if (process.getuid?.() !== 0) {
+    throw new PaddockError(
+      "E_RUNTIME_UNAVAILABLE",
+      "container sandboxes need the agent to run as root",
+      "rootless containers would need the image's root and the workspace's overlay mounted in one user namespace for rootless runc, which Paddock does not do yet; run the agent as root (sudo paddock agent), or use the process runtime",
+    );
+  }
+  const forced = process.env.PADDOCK_OCI_RUNTIME;
+  if (forced === "runc" || forced === "crun") return forced;
+  const checks = checker.cachedChecks() ?? (await checker.run({ refresh: false, log })).checks;
+  const works = OCI_RUNTIMES.find((name) => checks.find((c) => c.name === name)?.ok);
+  if (works) return works;
+  const why = OCI_RUNTIMES.map((name) => checks.find((c) => c.name === name)).filter((c) => c !== undefined).map((c) => `${c.name}: ${c.detail}`).join("; ");
+  throw new PaddockError("E_RUNTIME_UNAVAILABLE", `no OCI runtime works on this machine (${why})`, "install runc (apt-get install runc); `paddock check` shows the details");
 }
 
 export interface AgentInfo {
@@ -82,7 +108,18 @@ export async function serve(requested: ServeOptions): Promise<void> {
   const enterHelper = path.join(options.nativeDir, "paddock-enter");
   const cgroups = openCgroups(cgroupScope(options.stateDir));
   cleanups.push(() => cgroups?.releaseIfEmpty());
-  const sandboxes = new SandboxManager({
+  // Each OCI runtime keeps its containers' state in its own folder of the state dir.
+  const containersOf = (name: OciRuntimeName) => new Containers(name, path.join(options.stateDir, name), path.join(options.nativeDir, "container-init"), log);
+  let containers: Promise<Containers> | undefined;
+  const images: Images = new Images(files.images, (progress) => agent.broadcast(0, "image/progress", progress), (digest: string): string[] => sandboxes.imageUsers(digest));
+  const hasContainers = (name: OciRuntimeName) => {
+    try {
+      return fs.readdirSync(path.join(options.stateDir, name)).some((entry) => entry.startsWith("paddock-"));
+    } catch {
+      return false;
+    }
+  };
+  const sandboxes: SandboxManager = new SandboxManager({
     store: new SandboxStore(files.sandboxes),
     stateDir: options.stateDir,
     bootId: readBootId(),
@@ -90,6 +127,13 @@ export async function serve(requested: ServeOptions): Promise<void> {
     processes,
     log,
     changesets: makeChangesets(chooseChangeset(checker.cachedChecks(), uid === 0), enterHelper, log),
+    containers: () =>
+      (containers ??= chooseOciRuntime(checker, log).then(containersOf, (err: unknown) => {
+        containers = undefined; // asked again next time
+        throw err;
+      })),
+    leftoverContainers: () => OCI_RUNTIMES.filter(hasContainers).map(containersOf),
+    images,
     broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
   });
   const agent: Agent = new Agent({
@@ -98,6 +142,8 @@ export async function serve(requested: ServeOptions): Promise<void> {
     checker,
     sandboxes,
     processes,
+    images,
+    runtimes: uid === 0 ? ["process", "container"] : ["process"],
     onExit: (session, connection) => {
       // LSP: exit after shutdown is a clean exit, exit without it is not.
       if (session.transport === "stdio") stdioExitCode = session.shutdownRequested ? 0 : 1;

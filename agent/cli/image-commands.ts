@@ -1,11 +1,11 @@
-/** `paddock image ls | import SOURCE NAME | rm NAME`: the agent's image store. */
+/** `paddock image ls | import SOURCE NAME | pull REFERENCE [NAME] | default | rm NAME`: the agent's image store. */
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { AgentClient } from "../protocol/client";
 import { print } from "./output";
 import { renderTable } from "./table";
 
-export async function imageCommand(client: AgentClient, args: string[], o: { json: boolean }): Promise<number> {
+export async function imageCommand(client: AgentClient, args: string[], o: { json: boolean; insecure?: boolean }): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case "ls":
@@ -25,6 +25,15 @@ export async function imageCommand(client: AgentClient, args: string[], o: { jso
       print(o.json, image, () => `imported ${image.name} (${image.digest}, ${image.layers} layer${image.layers === 1 ? "" : "s"})`);
       return 0;
     }
+    case "pull": {
+      const [reference, name] = rest;
+      if (!reference) throw new PaddockError("E_INVALID_PARAMS", "paddock image pull needs a REFERENCE", "e.g. paddock image pull docker.io/library/debian:12 debian:12");
+      // The agent reports each step (skopeo's lines) while it pulls.
+      if (!o.json) client.onNotification((method, params) => method === "image/progress" && process.stderr.write(`${(params as { step: string }).step}\n`));
+      const image = await client.request("image/pull", { reference, ...(name ? { name } : {}), ...(o.insecure ? { insecure: true } : {}) });
+      print(o.json, image, () => `pulled ${image.name} (${image.digest}, ${image.layers} layer${image.layers === 1 ? "" : "s"})`);
+      return 0;
+    }
     case "default": {
       const image = await client.request("image/default", {});
       print(o.json, image, () => `${image.name} (${image.digest}), built from this machine's busybox`);
@@ -38,6 +47,6 @@ export async function imageCommand(client: AgentClient, args: string[], o: { jso
       return 0;
     }
     default:
-      throw new PaddockError("E_INVALID_PARAMS", `unknown image command ${JSON.stringify(verb)}`, "paddock image ls | import SOURCE NAME | default | rm NAME");
+      throw new PaddockError("E_INVALID_PARAMS", `unknown image command ${JSON.stringify(verb)}`, "paddock image ls | import SOURCE NAME | pull REFERENCE [NAME] | default | rm NAME");
   }
 }

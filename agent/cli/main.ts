@@ -26,7 +26,8 @@ Commands:
   check               test what this machine can run (overlayfs, bwrap, runc, QEMU, ...)
     --refresh           re-run every probe instead of using this boot's cached results
   create [DIR]        create a sandbox of DIR (default: the current directory)
-    --name N, --network none|host, --memory MiB, --pids N, --cpus N, --ttl SECONDS
+    --runtime process|container, --image NAME (containers; default: the default image),
+    --name N, --network none|host|nat, --memory MiB, --pids N, --cpus N, --ttl SECONDS
   ls [DIR]            list your sandboxes (of DIR only, if given)
   exec ID -- CMD...   run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code
   stop ID | start ID  end every process of a sandbox, keeping its changes | run it again
@@ -38,8 +39,9 @@ Commands:
   reject ID [PATH...] throw changes away: the sandbox gets the workspace's version back
   rm ID               delete a sandbox and its changes
   gc                  delete expired sandboxes and clean what no sandbox owns
-  image ls | import SOURCE NAME | default | rm NAME
-                      the agent's images: an OCI image layout (folder or tar) or docker save output;
+  image ls | import SOURCE NAME | pull REFERENCE [NAME] [--insecure] | default | rm NAME
+                      the agent's images for container sandboxes: import an OCI image layout
+                      (folder or tar) or docker save output, pull from a registry (skopeo);
                       default builds the offline default image from Debian's busybox-static
   version             print the version
 
@@ -70,6 +72,9 @@ async function main(argv: string[]): Promise<number> {
       refresh: { type: "boolean" },
       name: { type: "string" },
       network: { type: "string" },
+      runtime: { type: "string" },
+      image: { type: "string" },
+      insecure: { type: "boolean" },
       memory: { type: "string" },
       pids: { type: "string" },
       cpus: { type: "string" },

@@ -11,6 +11,8 @@ export interface SandboxCommandOptions {
   json: boolean;
   name?: string;
   network?: string;
+  runtime?: string;
+  image?: string;
   memory?: string;
   pids?: string;
   cpus?: string;
@@ -28,8 +30,8 @@ function number(flag: string, value: string | undefined): number | undefined {
 function sandboxRows(sandboxes: Sandbox[]): string {
   if (sandboxes.length === 0) return "No sandboxes. Create one with: paddock create [DIR]";
   return renderTable(
-    ["ID", "NAME", "STATE", "NETWORK", "CREATED", "WORKSPACE"],
-    sandboxes.map((s) => [s.id, s.name, s.state, s.network, s.createdAt.replace("T", " ").slice(0, 19), s.workspace]),
+    ["ID", "NAME", "STATE", "RUNTIME", "NETWORK", "CREATED", "WORKSPACE"],
+    sandboxes.map((s) => [s.id, s.name, s.state, s.image ? `container (${s.image.name})` : s.runtime, s.network, s.createdAt.replace("T", " ").slice(0, 19), s.workspace]),
   );
 }
 
@@ -41,13 +43,19 @@ export async function createCommand(client: AgentClient, dir: string | undefined
   if (memoryMiB !== undefined) limits.memoryMiB = memoryMiB;
   if (pids !== undefined) limits.pids = pids;
   if (cpus !== undefined) limits.cpus = cpus;
-  if (o.network !== undefined && o.network !== "none" && o.network !== "host") {
-    throw new PaddockError("E_INVALID_PARAMS", `--network ${JSON.stringify(o.network)} is not none or host`, "use --network none (default) or --network host");
+  if (o.network !== undefined && o.network !== "none" && o.network !== "host" && o.network !== "nat") {
+    throw new PaddockError("E_INVALID_PARAMS", `--network ${JSON.stringify(o.network)} is not none, host or nat`, "use --network none (default), host, or nat (containers)");
   }
+  if (o.runtime !== undefined && o.runtime !== "process" && o.runtime !== "container") {
+    throw new PaddockError("E_INVALID_PARAMS", `--runtime ${JSON.stringify(o.runtime)} is not process or container`, "use --runtime process (default) or --runtime container");
+  }
+  const runtime = o.runtime ?? (o.image !== undefined ? "container" : undefined);
   const sandbox = await client.request("sandbox/create", {
     workspace: path.resolve(dir ?? "."),
+    ...(runtime !== undefined ? { runtime } : {}),
+    ...(o.image !== undefined ? { image: o.image } : {}),
     ...(o.name !== undefined ? { name: o.name } : {}),
-    ...(o.network !== undefined ? { network: o.network as "none" | "host" } : {}),
+    ...(o.network !== undefined ? { network: o.network } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...(o.ttl !== undefined ? { ttlSeconds: number("ttl", o.ttl) } : {}),
   });

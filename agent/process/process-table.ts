@@ -235,15 +235,24 @@ function signalCommand(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Children of every thread of `pid` (a Go program such as runc forks from any of its threads). */
 function childrenOf(pid: number): number[] {
+  let tasks: string[];
   try {
-    return fs.readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
   } catch {
     return [];
   }
+  return tasks.flatMap((tid) => {
+    try {
+      return fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  });
 }
 
-/** The first process below `pid` that is not bwrap itself. */
+/** The first process below `pid` that is not bwrap itself (or, for a container, runc exec's child: the command's wrapper, which passes signals on). */
 function programPid(pid: number): number | undefined {
   const queue = childrenOf(pid);
   while (queue.length > 0) {

@@ -45,12 +45,15 @@ export const errorCatalog = {
   E_CGROUP: -32051,
   E_SPAWN: -32052,
   E_RUNTIME_UNAVAILABLE: -32053,
+  E_CONTAINER: -32054,
   E_UNSUPPORTED_CHANGE: -32060,
   E_HUNK_MISMATCH: -32061,
   E_FILE_TOO_LARGE: -32062,
   E_UNSAFE_PATH: -32063,
   E_IO: -32064,
   E_IMAGE: -32070,
+  E_IMAGE_IN_USE: -32071,
+  E_PULL: -32072,
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -106,13 +106,16 @@ export const Limits = z
   .strict();
 export type Limits = z.infer<typeof Limits>;
 
-export const NetworkMode = z.enum(["none", "host"]);
+/** none: loopback only; host: the host's network; nat: user-mode NAT (slirp4netns, containers only). */
+export const NetworkMode = z.enum(["none", "host", "nat"]);
 export type NetworkMode = z.infer<typeof NetworkMode>;
 
 export const SandboxCreateParams = z
   .object({
     workspace: z.string().min(1).max(4096),
-    runtime: z.literal("process").optional(),
+    runtime: z.enum(["process", "container"]).optional(),
+    /** container only: an image of image/list; the default image when left out. */
+    image: z.string().min(1).max(200).optional(),
     name: z.string().min(1).max(100).regex(/^[\w.@+-][\w .@+-]*$/, "letters, digits, spaces and . @ + - _ only").optional(),
     network: NetworkMode.optional(),
     limits: Limits.optional(),
@@ -121,6 +124,8 @@ export const SandboxCreateParams = z
   })
   .strict();
 
+export type SandboxRuntime = "process" | "container";
+
 export type SandboxState = "creating" | "running" | "stopped" | "deleting";
 
 export interface Sandbox {
@@ -128,7 +133,9 @@ export interface Sandbox {
   name: string;
   /** The real workspace directory (resolved, absolute). */
   workspace: string;
-  runtime: "process";
+  runtime: SandboxRuntime;
+  /** container sandboxes: the image's name and digest. */
+  image?: { name: string; digest: string };
   state: SandboxState;
   network: NetworkMode;
   limits: Limits;
@@ -322,6 +329,17 @@ export const ImageImportParams = z
 
 export const ImageNameParams = z.object({ name: ImageName }).strict();
 
+export const ImagePullParams = z
+  .object({
+    /** A registry reference, e.g. docker.io/library/debian:12 or 127.0.0.1:5000/tools:1. */
+    reference: z.string().min(1).max(500).regex(/^[A-Za-z0-9][A-Za-z0-9._/:@-]*$/, "a registry reference such as registry.example.com/team/tools:1"),
+    /** The name in image/list; the reference when left out. */
+    name: ImageName.optional(),
+    /** Plain HTTP and unverified TLS: for a registry on this machine or a trusted network. */
+    insecure: z.boolean().optional(),
+  })
+  .strict();
+
 export interface ImageSummary {
   name: string;
   digest: string;
@@ -369,6 +387,8 @@ export interface AgentNotifications {
   "process/exit": { pid: number; exitCode: number | null; signal: string | null };
   /** Paths under which a sandbox's changes may have changed (debounced; a folder covers what it holds). */
   "sandbox/didChange": { id: string; paths: string[] };
+  /** A long image job (a pull, the first build of the default image) moving on. */
+  "image/progress": { name: string; step: string; done?: boolean };
 }
 
 // ---- the method table ------------------------------------------------------------------
@@ -396,6 +416,7 @@ export const requests = {
   "image/list": EmptyParams,
   "image/import": ImageImportParams,
   "image/remove": ImageNameParams,
+  "image/pull": ImagePullParams,
   "image/default": EmptyParams,
   "process/spawn": ProcessSpawnParams,
   "process/write": ProcessWriteParams,
@@ -426,6 +447,7 @@ export interface RequestResults {
   "image/list": { images: ImageSummary[] };
   "image/import": ImageSummary;
   "image/remove": { name: string; removed: boolean };
+  "image/pull": ImageSummary;
   "image/default": ImageSummary;
   "process/spawn": { pid: number };
   "process/write": null;

@@ -47,6 +47,8 @@ export interface Cgroups {
   /** Creates (or re-opens) a sandbox's cgroup and applies its limits. */
   create(id: string, limits: Limits): SandboxCgroup;
   open(id: string): SandboxCgroup | undefined;
+  /** The sandbox's cgroup path as an OCI runtime takes it (linux.cgroupsPath). */
+  pathOf(id: string): string;
   /** Ids of the sandbox cgroups that exist. */
   list(): string[];
   /** Removes this state dir's parent cgroups if no sandbox is left in them (the agent is stopping). */
@@ -178,8 +180,17 @@ class CgroupsV1 implements Cgroups {
     return subdirectories(path.join(this.roots.pids, PARENT, this.scope));
   }
 
+  pathOf(id: string): string {
+    return `/${PARENT}/${this.scope}/${id}`;
+  }
+
   releaseIfEmpty(): void {
-    for (const root of Object.values(this.roots)) if (root) rmdirIfEmpty(path.join(root, PARENT, this.scope));
+    // An OCI runtime makes the same path in every hierarchy (devices, freezer, ...), not just ours.
+    const hierarchies = subdirectories(path.dirname(this.roots.pids)).map((name) => path.join(path.dirname(this.roots.pids), name));
+    for (const root of new Set([...Object.values(this.roots).filter((r): r is string => r !== undefined), ...hierarchies])) {
+      rmdirIfEmpty(path.join(root, PARENT, this.scope));
+      rmdirIfEmpty(path.join(root, PARENT));
+    }
   }
 
   private handle(id: string): SandboxCgroup {
@@ -250,6 +261,10 @@ class CgroupsV2 implements Cgroups {
 
   list(): string[] {
     return subdirectories(this.parent);
+  }
+
+  pathOf(id: string): string {
+    return `/${path.relative(this.root, path.join(this.parent, id))}`;
   }
 
   releaseIfEmpty(): void {

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import type { Change, ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxState } from "../protocol/methods";
+import type { Change, ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxRuntime, SandboxState } from "../protocol/methods";
 import { listChanges } from "../changeset/changes";
 import type { Caller, Session } from "../server/session";
 import type { Logger } from "../log/logger";
@@ -31,9 +31,14 @@ import { diffChanges, readSandboxFile } from "../review/read";
 import { reject, writeSandboxFile, type RejectRequest } from "../review/reject";
 import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/target";
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
+import type { Containers } from "../runtime/containers";
+import type { Images } from "../image/images";
 
 export interface CreateRequest {
   workspace: string;
+  runtime?: SandboxRuntime;
+  /** container sandboxes: an image name; the default image when left out. */
+  image?: string;
   name?: string;
   network?: NetworkMode;
   limits?: Limits;
@@ -55,6 +60,11 @@ export interface ManagerOptions {
   processes: ProcessTable;
   log: Logger;
   changesets: Changesets;
+  /** The OCI runtime for container sandboxes; fails with the reason where there is none. */
+  containers: () => Promise<Containers>;
+  /** Containers of any OCI runtime whose state holds some (a crash may have left them). */
+  leftoverContainers: () => Containers[];
+  images: Images;
   /** Tells every client allowed to see a sandbox of `ownerUid` about a change. */
   broadcast: (ownerUid: number, method: string, params: unknown) => void;
 }
@@ -75,6 +85,8 @@ export class SandboxManager {
 
   /** Live updates and base capture, while a sandbox is mounted. */
   private readonly watcher = new UpperWatcher((id, paths) => this.upperChanged(id, paths));
+  /** Set once a container sandbox needed it (or one exists at start). */
+  private containers: Containers | undefined;
 
   constructor(private readonly options: ManagerOptions) {}
 
@@ -90,6 +102,11 @@ export class SandboxManager {
 
   get(caller: Caller, id: string): Sandbox {
     return toSandbox(this.find(caller, id));
+  }
+
+  /** Sandboxes whose containers are made from the image of this digest. */
+  imageUsers(digest: string): string[] {
+    return [...this.records.values()].filter((r) => r.image?.digest === digest).map((r) => r.id);
   }
 
   /** What the sandbox changed, from its upper directory (running or stopped alike). */
@@ -245,6 +262,12 @@ export class SandboxManager {
     if (Object.keys(limits).length > 0 && !this.options.cgroups) {
       throw new PaddockError("E_CGROUP", "limits need cgroups, and this agent cannot create them", "run the agent as root, or create the sandbox without limits");
     }
+    const runtime = request.runtime ?? "process";
+    if (runtime === "process" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
+    if (runtime === "process" && request.network === "nat") throw new PaddockError("E_INVALID_PARAMS", "network nat is for container sandboxes", "use none or host, or runtime container", { field: "network" });
+    // Before anything is recorded: no runtime or no image is a plain refusal.
+    if (runtime === "container") this.containers = await this.options.containers();
+    const image = runtime === "container" ? await this.options.images.resolve(request.image) : undefined;
     const workspace = openWorkspace(request.workspace, caller, this.options.stateDir);
     const id = `sbx-${randomBytes(6).toString("hex")}`;
     const now = new Date();
@@ -252,7 +275,8 @@ export class SandboxManager {
       id,
       name: request.name ?? `${path.basename(workspace.path)}-${id.slice(4, 8)}`,
       workspace: workspace.path,
-      runtime: "process",
+      runtime,
+      ...(image ? { image: { name: image.name, digest: image.digest } } : {}),
       state: "creating",
       network: request.network ?? "none",
       limits,
@@ -293,6 +317,7 @@ export class SandboxManager {
       try {
         await this.killProcesses(record);
         await this.watcher.unwatch(id);
+        await this.removeContainer(record.id);
         await this.options.changesets.unmount(id, this.options.store.paths(id));
         this.setState(record, "stopped");
       } finally {
@@ -334,7 +359,7 @@ export class SandboxManager {
     const cgroup = this.cgroupOf(record);
     const before = cgroup?.counters();
     let kill = () => undefined as void;
-    const running = runToCompletion(this.options.changesets.launch(this.launchSpec(record, request, false)), {
+    const running = runToCompletion(this.command(record, this.launchSpec(record, request, false)), {
       stdin: request.stdin,
       timeoutMs: request.timeoutMs,
       onStart: (killer) => (kill = killer),
@@ -349,7 +374,7 @@ export class SandboxManager {
       execs.delete(entry);
       stopListening?.();
     });
-    if (done.exitCode === ENTER_FAILED && done.stderr.startsWith("paddock-enter:")) {
+    if (record.runtime === "process" && done.exitCode === ENTER_FAILED && done.stderr.startsWith("paddock-enter:")) {
       throw new PaddockError("E_SPAWN", `cannot enter the sandbox: ${done.stderr.trim().slice("paddock-enter: ".length)}`, "see the agent log; `paddock check` tells what works");
     }
     const after = cgroup?.counters();
@@ -366,7 +391,7 @@ export class SandboxManager {
     const record = this.runnable(caller, id);
     const spec = this.launchSpec(record, request, request.pty !== undefined);
     return this.options.processes.spawn(
-      { sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, command: this.options.changesets.launch(spec), pty: request.pty, session },
+      { sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, command: this.command(record, spec), pty: request.pty, session },
       nodePty,
     );
   }
@@ -452,13 +477,15 @@ export class SandboxManager {
     }
     const paths = this.options.store.paths(record.id);
     if (record.state === "stopped") {
+      await this.removeContainer(record.id);
       await this.options.changesets.unmount(record.id, paths);
       rlog.info("adopted stopped sandbox");
       return;
     }
     const mounted = this.options.changesets.isMounted(record.id, paths);
     const rebooted = record.bootId !== this.options.bootId;
-    if (mounted && !rebooted) {
+    // A container's processes died with the cgroup above: it is made again, below.
+    if (mounted && !rebooted && record.runtime === "process") {
       if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
       void this.watcher.watch(record.id, paths.upper);
       rlog.info("adopted running sandbox");
@@ -500,6 +527,14 @@ export class SandboxManager {
     return record;
   }
 
+  /** The command line of a program in the sandbox: bubblewrap's, or the container runtime's. */
+  private command(record: SandboxRecord, spec: LaunchSpec): string[] {
+    if (record.runtime === "process") return this.options.changesets.launch(spec);
+    const image = record.image && this.options.images.byDigest(record.image.digest);
+    if (!this.containers || !image) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id}'s container is not running`, "stop and start the sandbox");
+    return this.containers.command(spec, image);
+  }
+
   private launchSpec(record: SandboxRecord, request: CommandRequest, pty: boolean): LaunchSpec {
     const cgroup = this.cgroupOf(record);
     const ids = ownerIds(record.ownerUid);
@@ -539,6 +574,7 @@ export class SandboxManager {
       await this.options.changesets.mount(record.id, paths, workspace);
       try {
         this.options.cgroups?.create(record.id, record.limits);
+        if (record.runtime === "container") await this.startContainer(record);
       } catch (err) {
         await this.options.changesets.unmount(record.id, paths);
         throw err;
@@ -546,6 +582,31 @@ export class SandboxManager {
     } finally {
       if (!opened) workspace.close();
     }
+  }
+
+  private async startContainer(record: SandboxRecord): Promise<void> {
+    this.containers ??= await this.options.containers();
+    const image = record.image && this.options.images.byDigest(record.image.digest);
+    if (!image) throw new PaddockError("E_IMAGE", `the image of sandbox ${record.id} (${record.image?.name ?? "none"}) is no longer in the image store`, "delete the sandbox; its changes can still be approved first");
+    const paths = this.options.store.paths(record.id);
+    await this.containers.start({
+      id: record.id,
+      paths: paths.container,
+      image,
+      layerDirs: this.options.images.layerDirs(image),
+      workspaceView: this.options.changesets.viewPath(record.id, paths),
+      network: record.network,
+      limits: record.limits,
+      ...(this.options.cgroups ? { cgroupsPath: this.options.cgroups.pathOf(record.id) } : {}),
+    });
+  }
+
+  /** Deletes a sandbox's container and unmounts its root, if it has them. */
+  private async removeContainer(id: string): Promise<void> {
+    const paths = this.options.store.paths(id).container;
+    if (!fs.existsSync(paths.rootfs) && !this.containers) return;
+    this.containers ??= await this.options.containers();
+    await this.containers.remove(id, paths);
   }
 
   /** Ends every process of a sandbox and waits until they are gone: only then may files be removed. */
@@ -575,6 +636,7 @@ export class SandboxManager {
   }
 
   private async removeLeftovers(id: string): Promise<void> {
+    await this.removeContainer(id);
     await this.options.changesets.unmount(id, this.options.store.paths(id));
     this.options.store.removeAll(id);
   }
@@ -593,6 +655,11 @@ export class SandboxManager {
     for (const id of this.options.changesets.mountedIds(this.options.store.root)) {
       // Only what no record knows: a sandbox being created or started is not an orphan.
       if (!this.records.has(id)) await attempt(`mount of ${id}`, () => this.options.changesets.unmount(id, this.options.store.paths(id)));
+    }
+    for (const containers of this.options.leftoverContainers()) {
+      for (const id of containers.list()) {
+        if (!this.records.has(id)) await attempt(`container of ${id}`, () => containers.remove(id, this.options.store.paths(id).container));
+      }
     }
     for (const id of this.options.cgroups?.list() ?? []) {
       if (!this.records.has(id)) await attempt(`cgroup ${id}`, async () => this.options.cgroups?.open(id)?.remove());

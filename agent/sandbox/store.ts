@@ -29,6 +29,8 @@ export interface SandboxPaths {
   journal: string;
   /** What each changed path was before the sandbox changed it (see review/bases.ts). */
   bases: string;
+  /** Container sandboxes: the container's root (image layers + its own upper) and bundle. */
+  container: { upper: string; work: string; rootfs: string; bundle: string };
 }
 
 const RECORD = "record.json";
@@ -48,6 +50,12 @@ export class SandboxStore {
       merged: path.join(dir, "merged"),
       journal: path.join(dir, "approve-journal.json"),
       bases: path.join(dir, "bases.json"),
+      container: {
+        upper: path.join(dir, "root-upper"),
+        work: path.join(dir, "root-work"),
+        rootfs: path.join(dir, "rootfs"),
+        bundle: path.join(dir, "bundle"),
+      },
     };
   }
 

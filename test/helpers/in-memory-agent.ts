@@ -4,6 +4,7 @@ import { Agent } from "../../agent/agent";
 import type { SystemChecker } from "../../agent/check/system-check";
 import type { SandboxManager } from "../../agent/sandbox/manager";
 import type { ProcessTable } from "../../agent/process/process-table";
+import type { Images } from "../../agent/image/images";
 import { silentLogger } from "../../agent/log/logger";
 import { RawPeer } from "./raw-peer";
 
@@ -29,6 +30,8 @@ export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Ag
       checker: unused<SystemChecker>("system/check"),
       sandboxes: unused<SandboxManager>("sandboxes"),
       processes: unused<ProcessTable>("processes"),
+      images: unused<Images>("images"),
+      runtimes: ["process"],
       onExit: (session, connection) => {
         exits.push(session.shutdownRequested ? 0 : 1);
         connection.closeWhenIdle();

@@ -1,0 +1,161 @@
+/**
+ * Images as the agent's methods and sandboxes see them: the store (made on first use, so a
+ * rootless agent that never sees an image never gets one), the default image (built on the
+ * first container that needs it), pulls from registries with skopeo, and the rule that an
+ * image a sandbox uses cannot be removed.
+ */
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { PaddockError } from "../protocol/errors";
+import type { ImageSummary } from "../protocol/methods";
+import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { buildDefaultImage, DEFAULT_IMAGE } from "./default-image";
+import { ImageStore, type ImageRecord } from "./oci-import";
+
+export type ImageProgress = (params: { name: string; step: string; done?: boolean }) => void;
+
+export function summary(image: ImageRecord): ImageSummary {
+  return { name: image.name, digest: image.digest, layers: image.layers.length, importedAt: image.importedAt };
+}
+
+const PULL_TIMEOUT_MS = 30 * 60_000;
+
+export class Images {
+  private opened: ImageStore | undefined;
+  /** One pull or build per name at a time; a second caller waits for the first. */
+  private readonly jobs = new Map<string, Promise<ImageRecord>>();
+
+  constructor(
+    private readonly root: string,
+    private readonly progress: ImageProgress,
+    /** Sandboxes using an image of this digest (refuses its removal). */
+    private readonly usersOf: (digest: string) => string[],
+  ) {}
+
+  get store(): ImageStore {
+    this.opened ??= new ImageStore(this.root);
+    return this.opened;
+  }
+
+  list(): ImageRecord[] {
+    return this.store.list();
+  }
+
+  import(source: string, name: string): ImageRecord {
+    return this.store.import(source, name);
+  }
+
+  remove(name: string): boolean {
+    const image = this.list().find((i) => i.name === name);
+    if (!image) return false;
+    // Another name for the same image keeps the layers: only the last name is guarded.
+    const sameDigest = this.list().filter((i) => i.digest === image.digest);
+    const users = sameDigest.length === 1 ? this.usersOf(image.digest) : [];
+    if (users.length > 0) {
+      throw new PaddockError("E_IMAGE_IN_USE", `image ${name} is used by sandbox${users.length > 1 ? "es" : ""} ${users.join(", ")}`, "delete those sandboxes first");
+    }
+    return this.store.remove(name);
+  }
+
+  /** The image a new container sandbox gets: the named one, or the default image (built if missing). */
+  async resolve(name: string | undefined): Promise<ImageRecord> {
+    if (name === undefined) return this.defaultImage();
+    const image = this.list().find((i) => i.name === name);
+    if (!image) {
+      throw new PaddockError("E_NOT_FOUND", `no image ${name}`, "image/list shows the images; image/pull or image/import adds one (paddock image pull|import)");
+    }
+    return image;
+  }
+
+  byDigest(digest: string): ImageRecord | undefined {
+    return this.list().find((i) => i.digest === digest);
+  }
+
+  layerDirs(image: ImageRecord): string[] {
+    return image.layers.map((digest) => this.store.layerDir(digest));
+  }
+
+  /** Builds (or finds) the default image; the first build is reported as progress. */
+  defaultImage(): Promise<ImageRecord> {
+    const existing = this.list().find((i) => i.name === DEFAULT_IMAGE);
+    if (existing) return Promise.resolve(existing);
+    return this.once(DEFAULT_IMAGE, async () => {
+      this.progress({ name: DEFAULT_IMAGE, step: "building the default image from Debian's busybox-static" });
+      const work = this.store.scratch("default-");
+      try {
+        return buildDefaultImage(this.store, work);
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+        this.progress({ name: DEFAULT_IMAGE, step: "built", done: true });
+      }
+    });
+  }
+
+  /** The default image as it is now: rebuilt from this machine's busybox when that changed. */
+  rebuildDefault(): ImageRecord {
+    const work = this.store.scratch("default-");
+    try {
+      return buildDefaultImage(this.store, work);
+    } finally {
+      fs.rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  /** Copies an image from a registry with skopeo into an OCI layout, then imports it (digests checked). */
+  pull(reference: string, name: string, insecure: boolean): Promise<ImageRecord> {
+    return this.once(name, async () => {
+      const work = this.store.scratch("pull-");
+      try {
+        const policy = path.join(work, "policy.json");
+        // The digests are what Paddock checks; signatures are a registry's own business.
+        fs.writeFileSync(policy, JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+        const layout = path.join(work, "layout");
+        const args = ["copy", "--policy", policy, "--retry-times", "2", ...(insecure ? ["--src-tls-verify=false"] : []), `docker://${reference}`, `oci:${layout}:image`];
+        await this.runSkopeo(args, name);
+        this.progress({ name, step: "unpacking layers" });
+        return this.store.import(layout, name);
+      } finally {
+        fs.rmSync(work, { recursive: true, force: true });
+        this.progress({ name, step: "finished", done: true });
+      }
+    });
+  }
+
+  private runSkopeo(args: string[], name: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const child = spawn("skopeo", args, { stdio: ["ignore", "pipe", "pipe"], env: { PATH: DEFAULT_PATH, HOME: "/nonexistent" } });
+      let stderr = "";
+      const timer = setTimeout(() => child.kill("SIGKILL"), PULL_TIMEOUT_MS);
+      child.stdout.setEncoding("utf8").on("data", (text: string) => {
+        for (const line of text.split("\n").map((l) => l.trim()).filter(Boolean)) this.progress({ name, step: line });
+      });
+      child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+      child.once("error", (err) => {
+        clearTimeout(timer);
+        reject(new PaddockError("E_PULL", `cannot run skopeo: ${err.message}`, "install skopeo (apt-get install skopeo; npm run setup does)"));
+      });
+      child.once("exit", (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) return resolve();
+        const why = stderr.trim().split("\n").pop()?.replace(/^time="[^"]*" level=\w+ msg="?/, "").replace(/"$/, "") || `skopeo ended with ${signal ?? `code ${code}`}`;
+        reject(new PaddockError("E_PULL", `cannot pull the image: ${why}`, pullHint(why)));
+      });
+    });
+  }
+
+  private once(name: string, job: () => Promise<ImageRecord>): Promise<ImageRecord> {
+    const running = this.jobs.get(name);
+    if (running) return running;
+    const started = job().finally(() => this.jobs.delete(name));
+    this.jobs.set(name, started);
+    return started;
+  }
+}
+
+function pullHint(why: string): string {
+  if (/http response to HTTPS client|certificate|x509/i.test(why)) return "a registry on this machine or a trusted network without TLS: pull with insecure (paddock image pull --insecure)";
+  if (/manifest unknown|not found|name unknown/i.test(why)) return "check the image's name and tag";
+  if (/unauthorized|denied|authentication/i.test(why)) return "the registry refuses anonymous pulls of this image";
+  return "check the reference and that the registry can be reached from this machine";
+}

@@ -1,0 +1,213 @@
+/**
+ * Container sandboxes, with real runc and real images: the image's OS inside, the workspace
+ * at /workspace, the same review flow as process sandboxes, whiteouts, a PTY, limits and
+ * networks, lifecycle, kill -9 of the agent, and clear refusals.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { AgentClient } from "../../agent/protocol/client";
+import { fixtureForFile, makeWorkspace, mountsUnder, refused, sandboxCgroups, treeHash, waitFor } from "../helpers/sandbox-fixture";
+import { busyboxFiles, layerTar, ociLayoutOf } from "../helpers/images";
+
+const ctx = fixtureForFile();
+
+/** Two layers: a busybox system, then one that deletes a file (.wh.) and makes a folder opaque (.wh..wh..opq). */
+function testImage(base: string): string {
+  const bottom = layerTar(base, "os", {
+    ...busyboxFiles(),
+    "etc/os-release": 'ID=paddock-test-os\nPRETTY_NAME="Paddock test OS"\n',
+    "etc/gone.txt": "deleted by the top layer\n",
+    "opt/tools/old.txt": "hidden by the opaque folder\n",
+    "root/.keep": "",
+  });
+  const top = layerTar(base, "top", { "etc/.wh.gone.txt": "", "opt/tools/.wh..wh..opq": "", "opt/tools/new.txt": "new tool\n" }, true);
+  return ociLayoutOf(path.join(base, "image"), [{ tar: bottom }, { tar: top, gzip: true }], { Env: ["PATH=/bin", "IMAGE_VAR=from-image"] });
+}
+
+let imported: Promise<void> | undefined;
+/** The test image, imported once for the file. */
+function image(client: AgentClient, base: string): Promise<void> {
+  imported ??= client.request("image/import", { source: testImage(base), name: "paddock-test/os:1" }).then(() => undefined);
+  return imported;
+}
+
+async function run(client: AgentClient, id: string, script: string, extra: { cwd?: string } = {}) {
+  return client.request("sandbox/exec", { id, argv: ["sh", "-c", script], ...extra });
+}
+
+const runcList = (stateDir: string) => spawnSync("runc", ["--root", path.join(stateDir, "runc"), "list", "--quiet"], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
+
+test("the image's OS, the workspace at /workspace, and changes reviewed as for any sandbox", async () => {
+  const { fx, client } = ctx;
+  await image(client, fx.base);
+  const ws = makeWorkspace(fx.base, "ws-os");
+  const before = treeHash(ws);
+  const sandbox = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1" });
+  assert.equal(sandbox.runtime, "container");
+  assert.equal(sandbox.image?.name, "paddock-test/os:1");
+  assert.match(sandbox.image?.digest ?? "", /^sha256:[0-9a-f]{64}$/);
+  const { id } = sandbox;
+
+  const os = await run(client, id, "cat /etc/os-release; pwd; id -u; echo $IMAGE_VAR; ls /etc; ls /opt/tools");
+  assert.equal(os.exitCode, 0, os.stderr);
+  assert.match(os.stdout, /^ID=paddock-test-os$/m, "the image's os-release");
+  assert.doesNotMatch(os.stdout, /debian/i, "not the host's");
+  const lines = os.stdout.split("\n");
+  assert.equal(lines[2], "/workspace", "commands start in /workspace");
+  assert.equal(lines[3], "0", "as the sandbox's owner (root, here)");
+  assert.equal(lines[4], "from-image", "with the image's environment");
+  assert.ok(!lines.includes("gone.txt"), "the top layer's whiteout deleted it");
+  assert.deepEqual(lines.slice(lines.indexOf("new.txt")), ["new.txt", ""], "the opaque folder hides the bottom layer's files");
+
+  const edit = await run(client, id, "echo changed >> README.md && echo new > added.txt && rm delete-me.txt && echo x > /tmp/not-the-workspace");
+  assert.equal(edit.exitCode, 0, edit.stderr);
+  const { changes } = await client.request("sandbox/changes", { id });
+  assert.deepEqual(changes.map((c) => `${c.kind} ${c.path}`).sort(), ["added added.txt", "deleted delete-me.txt", "modified README.md"]);
+  assert.equal(treeHash(ws), before, "the workspace is untouched before approve");
+
+  const approved = await client.request("sandbox/approve", { id, paths: ["README.md", "added.txt"] });
+  assert.deepEqual(approved.applied.sort(), ["README.md", "added.txt"]);
+  assert.equal(fs.readFileSync(path.join(ws, "README.md"), "utf8"), "# demo\nchanged\n");
+  const rejected = await client.request("sandbox/reject", { id, paths: ["delete-me.txt"] });
+  assert.deepEqual(rejected.rejected, ["delete-me.txt"]);
+  const back = await run(client, id, "cat delete-me.txt");
+  assert.equal(back.stdout, "bye\n", "the running container sees the rejected file back");
+  assert.deepEqual((await client.request("sandbox/changes", { id })).changes, []);
+  await client.request("sandbox/delete", { id });
+});
+
+test("a command's leftovers end with it; a terminal gets its size, ^C and its exit code", async () => {
+  const { fx, client } = ctx;
+  await image(client, fx.base);
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-pty"), runtime: "container", image: "paddock-test/os:1" });
+  const marker = `sleep 4242${Math.floor(Math.random() * 10)}`;
+  const detached = await run(client, id, `${marker} & ${marker} & echo started`);
+  assert.equal(detached.stdout, "started\n");
+  assert.equal(spawnSync("pgrep", ["-f", marker]).status, 1, "background processes of a finished command are gone");
+  const timedOut = await client.request("sandbox/exec", { id, argv: ["sh", "-c", `${marker}; echo never`], timeoutMs: 300 });
+  assert.equal(timedOut.timedOut, true);
+  await waitFor("the timed-out command's processes to be gone", () => (spawnSync("pgrep", ["-f", marker]).status === 1 ? true : undefined));
+
+  let output = "";
+  let exit: number | null | undefined;
+  let pid = 0;
+  client.onNotification((method, params) => {
+    const p = params as { pid: number; data?: string; exitCode?: number | null };
+    if (p.pid !== pid) return;
+    if (method === "process/output") output += p.data;
+    if (method === "process/exit") exit = p.exitCode;
+  });
+  pid = (await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30; echo not-interrupted"], pty: { cols: 90, rows: 30 } })).pid;
+  await waitFor("the first size", () => (output.includes("30 90") ? true : undefined));
+  await client.request("process/resize", { pid, cols: 120, rows: 40 });
+  await client.request("process/write", { pid, data: "go\r" });
+  await waitFor("the new size", () => (output.includes("40 120") ? true : undefined));
+  await client.request("process/write", { pid, data: "\x03" });
+  await waitFor("the exit", () => exit);
+  assert.equal(exit, 130, `^C ends it as SIGINT would (output: ${JSON.stringify(output)})`);
+  assert.doesNotMatch(output, /not-interrupted/);
+
+  pid = 0;
+  exit = undefined;
+  pid = (await client.request("process/spawn", { id, argv: ["sh", "-c", "exit 3"], pty: { cols: 80, rows: 24 } })).pid;
+  assert.equal(await waitFor("exit 3", () => exit), 3);
+  await client.request("sandbox/delete", { id });
+});
+
+test("limits through the container's cgroup; network none has loopback only, nat a tap device", async () => {
+  const { fx, client } = ctx;
+  await image(client, fx.base);
+  const ws = makeWorkspace(fx.base, "ws-limits");
+  const limited = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1", limits: { pids: 16 } });
+  const forks = await run(client, limited.id, "for i in $(seq 40); do sleep 1 & done; wait");
+  assert.deepEqual(forks.limitsHit, ["pids"], forks.stderr);
+  const links = await run(client, limited.id, "ip -o link");
+  assert.deepEqual(links.stdout.trim().split("\n").map((l) => l.split(":")[1]?.trim()), ["lo"]);
+  await client.request("sandbox/delete", { id: limited.id });
+
+  const nat = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1", network: "nat" });
+  const addr = await run(client, nat.id, "ip -o -4 addr show tap0; cat /etc/resolv.conf");
+  assert.match(addr.stdout, /tap0\s+inet 10\.0\.2\.100\/24/, addr.stderr);
+  assert.match(addr.stdout, /nameserver 10\.0\.2\.3/);
+  await client.request("sandbox/delete", { id: nat.id });
+  assert.equal(spawnSync("pgrep", ["-f", `slirp4netns.*tap0`]).status, 1, "slirp4netns goes with its sandbox");
+});
+
+test("stop, start and delete; two containers of one workspace at once; nothing left", async () => {
+  const { fx, client } = ctx;
+  await image(client, fx.base);
+  const ws = makeWorkspace(fx.base, "ws-life");
+  const a = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1" });
+  const b = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1" });
+  await run(client, a.id, "echo a > who.txt; echo kept > /root/container-own.txt");
+  await run(client, b.id, "echo b > who.txt");
+  assert.equal((await run(client, a.id, "cat who.txt")).stdout, "a\n");
+  assert.equal((await run(client, b.id, "cat who.txt")).stdout, "b\n");
+  assert.deepEqual(runcList(fx.stateDir).sort(), [`paddock-${a.id}`, `paddock-${b.id}`].sort());
+
+  await client.request("sandbox/stop", { id: a.id });
+  assert.deepEqual(runcList(fx.stateDir), [`paddock-${b.id}`]);
+  assert.deepEqual(mountsUnder(path.join(fx.stateDir, "sandboxes", a.id)), []);
+  await client.request("sandbox/start", { id: a.id });
+  const after = await run(client, a.id, "cat who.txt /root/container-own.txt");
+  assert.equal(after.stdout, "a\nkept\n", "the workspace's and the container's own changes survive stop/start");
+
+  for (const s of [a, b]) await client.request("sandbox/delete", { id: s.id });
+  assert.deepEqual(runcList(fx.stateDir), []);
+  assert.deepEqual(mountsUnder(fx.stateDir), []);
+  assert.deepEqual(sandboxCgroups(fx.stateDir), []);
+  assert.deepEqual(fs.readdirSync(path.join(fx.stateDir, "sandboxes")), []);
+});
+
+test("refusals: an unknown image, an image in use, nat for a process sandbox; nothing recorded", async () => {
+  const { fx, client } = ctx;
+  await image(client, fx.base);
+  const ws = makeWorkspace(fx.base, "ws-refused");
+  const count = async () => (await client.request("sandbox/list")).sandboxes.length;
+  const before = await count();
+  await refused(client.request("sandbox/create", { workspace: ws, runtime: "container", image: "no/such:image" }), "E_NOT_FOUND", /no image no\/such:image/);
+  await refused(client.request("sandbox/create", { workspace: ws, network: "nat" }), "E_INVALID_PARAMS", /nat is for container sandboxes/);
+  await refused(client.request("sandbox/create", { workspace: ws, image: "paddock-test/os:1" }), "E_INVALID_PARAMS", /image is for container sandboxes/);
+  assert.equal(await count(), before);
+  const { id } = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1" });
+  await refused(client.request("image/remove", { name: "paddock-test/os:1" }), "E_IMAGE_IN_USE", new RegExp(id));
+  await client.request("sandbox/delete", { id });
+});
+
+test("without an image, a container gets the default image, built offline", async () => {
+  const { fx, client } = ctx;
+  const { id, image: used } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-default"), runtime: "container" });
+  assert.equal(used?.name, "paddock/busybox:latest");
+  assert.match((await run(client, id, "cat /etc/os-release")).stdout, /^ID=paddock-busybox$/m);
+  await client.request("sandbox/delete", { id });
+  // The image's layers stay for the next one: a second container costs no unpacking.
+  assert.ok((await client.request("image/list")).images.some((i) => i.name === "paddock/busybox:latest"));
+  assert.ok(fs.readdirSync(path.join(fx.stateDir, "images", "layers")).length >= 1);
+});
+
+test("kill -9 of the agent with containers running: the restarted agent leaves nothing that nobody owns", async () => {
+  const { fx } = ctx;
+  let client = await fx.client();
+  await image(client, fx.base);
+  const ws = makeWorkspace(fx.base, "ws-crash");
+  const { id } = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1" });
+  await run(client, id, "echo before-crash > note.txt");
+  const marker = "sleep 4343";
+  void client.request("sandbox/exec", { id, argv: ["sh", "-c", marker] }).catch(() => undefined);
+  await waitFor("the long command", () => (spawnSync("pgrep", ["-f", marker]).status === 0 ? true : undefined));
+  fx.agent.child.kill("SIGKILL");
+  await new Promise((r) => fx.agent.child.once("exit", r));
+  await fx.restart();
+  client = await fx.client();
+  assert.equal(spawnSync("pgrep", ["-f", marker]).status, 1, "the old command is gone");
+  assert.deepEqual(runcList(fx.stateDir), [`paddock-${id}`], "one container, the sandbox's own");
+  const sandbox = await client.request("sandbox/get", { id });
+  assert.equal(sandbox.state, "running");
+  assert.equal((await run(client, id, "cat note.txt")).stdout, "before-crash\n");
+  await client.request("sandbox/delete", { id });
+  assert.deepEqual(runcList(fx.stateDir), []);
+  assert.deepEqual(mountsUnder(fx.stateDir), []);
+});
