@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Why each package is here: README.md, "Dependencies".
-DEBIAN_PACKAGES=(bubblewrap runc crun qemu-system-x86 linux-image-amd64 gcc g++ make libc6-dev cpio util-linux passwd python3 less procps vim-tiny fuse-overlayfs fuse3 git perl busybox-static chromium ripgrep pkg-config libkrb5-dev libsecret-1-dev libxkbfile-dev libx11-dev)
+DEBIAN_PACKAGES=(bubblewrap runc crun skopeo docker-registry slirp4netns iproute2 qemu-system-x86 linux-image-amd64 gcc g++ make libc6-dev cpio util-linux passwd python3 less procps vim-tiny fuse-overlayfs fuse3 git perl busybox-static chromium ripgrep pkg-config libkrb5-dev libsecret-1-dev libxkbfile-dev libx11-dev)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
