@@ -5,6 +5,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { PaddockError } from "../agent/protocol/errors";
+import type { AgentClient } from "../agent/protocol/client";
 import type { ApproveResult, Conflict, HunkSelector, RuntimeKind } from "../agent/protocol/methods";
 import { AgentNotRunning, type AgentConnection } from "./agent/agent-connection";
 import { sandboxUri } from "./fs/sandbox-file-system";
@@ -220,17 +221,21 @@ async function createSandbox(ctx: CommandContext, folder: string | undefined): P
   const check = await client.request("system/check", {});
   const info = ctx.agent.current.kind === "running" ? ctx.agent.current.info : undefined;
   const settings = readSettings();
-  const runtimes: RuntimeKind[] = ["process", "container", "vm"];
+  // The setting's runtime is offered first.
+  const runtimes = (["process", "container", "vm"] as RuntimeKind[]).sort((a, b) => Number(b === settings.defaultRuntime) - Number(a === settings.defaultRuntime));
   const items = runtimes.map((kind) => {
     const readiness = check.runtimes[kind];
     const supported = info?.capabilities.runtimes.includes(kind) ?? false;
-    const why = !supported ? vscode.l10n.t("not supported by this agent yet") : !readiness.available ? vscode.l10n.t("unavailable here: {0} failed (see Paddock: Show Agent Log or paddock check)", readiness.missing.join(", ")) : undefined;
+    const unsupported = kind === "container" && info?.agent.rootless ? vscode.l10n.t("needs the agent as root (setting paddock.agent.mode: root)") : vscode.l10n.t("not supported by this agent yet");
+    const why = !supported ? unsupported : !readiness.available ? vscode.l10n.t("unavailable here: {0} failed (see Paddock: Show Agent Log or paddock check)", readiness.missing.join(", ")) : undefined;
     const labels: Record<RuntimeKind, string> = { process: vscode.l10n.t("Process (bubblewrap)"), container: vscode.l10n.t("Container (OCI)"), vm: vscode.l10n.t("Micro-VM (QEMU)") };
     return { runtime: kind, label: `${why ? "$(circle-slash)" : "$(vm)"} ${labels[kind]}`, description: why ?? (readiness.using ? vscode.l10n.t("using {0}", readiness.using) : ""), usable: !why };
   });
   const pick = await vscode.window.showQuickPick(items, { placeHolder: vscode.l10n.t("Runtime for the new sandbox of {0}", path.basename(workspace)) });
   if (!pick) return;
   if (!pick.usable) throw new PaddockError("E_RUNTIME_UNAVAILABLE", vscode.l10n.t("The {0} runtime cannot be used: {1}", pick.runtime, pick.description), vscode.l10n.t("Pick another runtime, or see what `paddock check` reports."));
+  const image = pick.runtime === "container" ? await pickImage(client, settings.image) : undefined;
+  if (image === null) return;
   const name = await vscode.window.showInputBox({ prompt: vscode.l10n.t("Name (optional)"), placeHolder: vscode.l10n.t("a name is made up if you leave this empty") });
   if (name === undefined) return;
   const limits = {
@@ -238,15 +243,42 @@ async function createSandbox(ctx: CommandContext, folder: string | undefined): P
     ...(settings.pids > 0 ? { pids: settings.pids } : {}),
     ...(settings.cpus > 0 ? { cpus: settings.cpus } : {}),
   };
-  const sandbox = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: vscode.l10n.t("Creating a sandbox of {0}…", path.basename(workspace)), cancellable: true }, async (_progress, token) => {
-    const created = await client.request("sandbox/create", { workspace, runtime: "process", network: settings.network, ...(Object.keys(limits).length ? { limits } : {}), ...(name ? { name } : {}) });
-    if (token.isCancellationRequested) {
-      await client.request("sandbox/delete", { id: created.id });
-      return undefined;
+  const sandbox = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: vscode.l10n.t("Creating a sandbox of {0}…", path.basename(workspace)), cancellable: true }, async (progress, token) => {
+    // The first container may build the default image: the agent reports its steps.
+    const listening = ctx.agent.onNotification(({ method, params }) => {
+      if (method === "image/progress") progress.report({ message: (params as { step: string }).step });
+    });
+    try {
+      const runtime = pick.runtime === "container" ? "container" : "process";
+      const created = await client.request("sandbox/create", { workspace, runtime, ...(image ? { image } : {}), network: settings.network, ...(Object.keys(limits).length ? { limits } : {}), ...(name ? { name } : {}) });
+      if (token.isCancellationRequested) {
+        await client.request("sandbox/delete", { id: created.id });
+        return undefined;
+      }
+      return created;
+    } finally {
+      listening.dispose();
     }
-    return created;
   });
   if (sandbox) ctx.model.upsert(sandbox);
+}
+
+const DEFAULT_IMAGE = "paddock/busybox:latest";
+
+/**
+ * The image of a new container sandbox: asked only when there is a choice (the setting's
+ * image first); undefined is the default image, null a cancelled pick.
+ */
+async function pickImage(client: AgentClient, preferred: string): Promise<string | undefined | null> {
+  const { images } = await client.request("image/list", {});
+  const others = images.filter((i) => i.name !== DEFAULT_IMAGE);
+  if (others.length === 0) return undefined;
+  const items = [
+    ...others.map((i) => ({ label: i.name, description: i.digest.slice(0, 19), detail: vscode.l10n.t("{0} layer(s), added {1}", i.layers, i.importedAt.slice(0, 10)), image: i.name as string | undefined })),
+    { label: DEFAULT_IMAGE, description: vscode.l10n.t("default"), detail: vscode.l10n.t("Debian's busybox-static, built on this machine"), image: undefined },
+  ].sort((a, b) => Number(b.label === preferred) - Number(a.label === preferred));
+  const pick = await vscode.window.showQuickPick(items, { placeHolder: vscode.l10n.t("Image for the container (paddock image pull or import adds more)") });
+  return pick ? pick.image : null;
 }
 
 async function pickFolder(): Promise<string | undefined> {

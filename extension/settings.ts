@@ -11,6 +11,8 @@ export interface Settings {
   logLevel: string;
   defaultRuntime: RuntimeKind;
   network: NetworkMode;
+  /** The image offered first for container sandboxes ("" : the default image). */
+  image: string;
   memoryMiB: number;
   pids: number;
   cpus: number;
@@ -27,6 +29,7 @@ export function readSettings(): Settings {
     logLevel: c.get<string>("agent.logLevel", "info"),
     defaultRuntime: c.get<RuntimeKind>("sandbox.defaultRuntime", "process"),
     network: c.get<NetworkMode>("sandbox.network", "none"),
+    image: c.get<string>("sandbox.image", ""),
     memoryMiB: c.get<number>("sandbox.memoryMiB", 0),
     pids: c.get<number>("sandbox.pids", 0),
     cpus: c.get<number>("sandbox.cpus", 0),

@@ -34,7 +34,7 @@ test("in VS Code: create a sandbox, see its changes, open a diff, approve a hunk
       if (fs.existsSync(agentLog)) fs.copyFileSync(agentLog, path.join(ARTIFACTS, "agent.log"));
     }
     assert.equal(run.code, 0, `extension tests failed (exit ${run.code}); artifacts in ${path.relative(REPO, ARTIFACTS)}\n${steps.join("\n") || run.log.slice(-4000)}`);
-    assert.equal(steps.filter((l) => !l.includes("not ok")).length, 12, steps.join("\n"));
+    assert.equal(steps.filter((l) => !l.includes("not ok")).length, 13, steps.join("\n"));
   } finally {
     await server.stop();
     // Whatever a failed run left: its sandboxes go with their mounts. The extension's own agent

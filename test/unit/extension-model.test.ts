@@ -35,6 +35,9 @@ test("tree: sandboxes under their folder in creation order, the rest under Other
   assert.equal(running!.contextValue, "sandbox.running");
   assert.equal(stopped!.description, "stopped · process");
   assert.equal(stopped!.contextValue, "sandbox.stopped");
+  const [container] = buildTree([{ name: "app", path: "/src/app" }], [{ ...sandbox("sbx-000000000004", "/src/app"), runtime: "container", image: { name: "debian:12", digest: `sha256:${"ab".repeat(32)}` } }], new Map())[0]!.sandboxes;
+  assert.equal(container!.description, "debian:12", "a container shows its image");
+  assert.match(container!.tooltip, /^container of debian:12 \(sha256:abababababab\), running, network none$/m);
 });
 
 test("paddock: URIs name a sandbox in their query, and paths stay inside its workspace", () => {

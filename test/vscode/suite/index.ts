@@ -207,6 +207,31 @@ export async function run(): Promise<void> {
       },
     },
     {
+      name: "Create Sandbox with the Container runtime (the setting puts it first): the image's OS inside, its changes in Source Control",
+      run: async () => {
+        const config = vscode.workspace.getConfiguration("paddock");
+        await config.update("sandbox.defaultRuntime", "container", vscode.ConfigurationTarget.Global);
+        try {
+          let done = false;
+          const creating = Promise.resolve(vscode.commands.executeCommand("paddock.createSandbox")).finally(() => (done = true));
+          for (const deadline = Date.now() + 60_000; !done && Date.now() < deadline; ) {
+            await new Promise((r) => setTimeout(r, 500));
+            await vscode.commands.executeCommand("workbench.action.acceptSelectedQuickOpenItem");
+          }
+          await creating;
+        } finally {
+          await config.update("sandbox.defaultRuntime", undefined, vscode.ConfigurationTarget.Global);
+        }
+        const container = await waitFor("the container sandbox in the model", () => api.model.all().find((s) => s.workspace === folder && s.runtime === "container"));
+        assert.equal(container.image?.name, "paddock/busybox:latest");
+        const os = await client().request("sandbox/exec", { id: container.id, argv: ["sh", "-c", "cat /etc/os-release; echo from-container > container.txt"] });
+        assert.match(os.stdout, /^ID=paddock-busybox$/m, os.stderr);
+        await waitFor("the container's change in Source Control", () => api.scm.resourcesOf(container.id).some((r: ChangeResource) => r.path === "container.txt"));
+        assert.equal(fs.existsSync(file("container.txt")), false);
+        await client().request("sandbox/delete", { id: container.id });
+      },
+    },
+    {
       name: "deleting the sandbox drops what was not approved",
       run: async () => {
         await client().request("sandbox/delete", { id });
