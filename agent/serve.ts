@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Agent } from "./agent";
-import { SystemChecker, chooseChangeset, readBootId, type ChangesetKind } from "./check/system-check";
+import { ROOTLESS_CONTAINERS, SystemChecker, chooseChangeset, readBootId, type ChangesetKind } from "./check/system-check";
 import { SandboxManager } from "./sandbox/manager";
 import { SandboxStore } from "./sandbox/store";
 import { ProcessTable } from "./process/process-table";
@@ -52,11 +52,7 @@ const OCI_RUNTIMES: OciRuntimeName[] = ["runc", "crun"];
  */
 async function chooseOciRuntime(checker: SystemChecker, log: Logger): Promise<OciRuntimeName> {
   if (process.getuid?.() !== 0) {
-    throw new PaddockError(
-      "E_RUNTIME_UNAVAILABLE",
-      "container sandboxes need the agent to run as root",
-      "rootless containers would need the image's root and the workspace's overlay mounted in one user namespace for rootless runc, which Paddock does not do yet; run the agent as root (sudo paddock agent), or use the process runtime",
-    );
+    throw new PaddockError("E_RUNTIME_UNAVAILABLE", ROOTLESS_CONTAINERS, "run the agent as root (sudo paddock agent; in VS Code, paddock.agent.mode: root), or use the process runtime");
   }
   const forced = process.env.PADDOCK_OCI_RUNTIME;
   if (forced === "runc" || forced === "crun") return forced;

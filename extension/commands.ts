@@ -227,7 +227,7 @@ async function createSandbox(ctx: CommandContext, folder: string | undefined): P
     const readiness = check.runtimes[kind];
     const supported = info?.capabilities.runtimes.includes(kind) ?? false;
     const unsupported = kind === "container" && info?.agent.rootless ? vscode.l10n.t("needs the agent as root (setting paddock.agent.mode: root)") : vscode.l10n.t("not supported by this agent yet");
-    const why = !supported ? unsupported : !readiness.available ? vscode.l10n.t("unavailable here: {0} failed (see Paddock: Show Agent Log or paddock check)", readiness.missing.join(", ")) : undefined;
+    const why = !supported ? unsupported : !readiness.available ? (readiness.reason ?? vscode.l10n.t("unavailable here: {0} failed (see Paddock: Show Agent Log or paddock check)", readiness.missing.join(", "))) : undefined;
     const labels: Record<RuntimeKind, string> = { process: vscode.l10n.t("Process (bubblewrap)"), container: vscode.l10n.t("Container (OCI)"), vm: vscode.l10n.t("Micro-VM (QEMU)") };
     return { runtime: kind, label: `${why ? "$(circle-slash)" : "$(vm)"} ${labels[kind]}`, description: why ?? (readiness.using ? vscode.l10n.t("using {0}", readiness.using) : ""), usable: !why };
   });

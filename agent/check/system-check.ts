@@ -140,6 +140,9 @@ export function chooseChangeset(checks: CheckResult[] | undefined, root: boolean
   return ok(root ? "overlayfs" : "overlayfs-rootless") === false && ok("fuse-overlayfs") === true ? "fuse-overlayfs" : native;
 }
 
+export const ROOTLESS_CONTAINERS =
+  "container sandboxes need the agent as root: rootless runc would need the image's root and the workspace's overlay mounted in one user namespace, which Paddock does not do yet";
+
 /** Which runtimes the checks allow, and with what (pure, for tests). */
 export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<RuntimeKind, RuntimeReadiness> {
   const ok = (name: CheckName) => checks.find((c) => c.name === name)?.ok === true;
@@ -154,7 +157,7 @@ export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<R
   const process = readiness([overlay, "bwrap"]);
   return {
     process: process.available ? { ...process, using: changeset } : process,
-    container: readiness(root ? [overlay, "cgroups"] : [overlay], ["runc", "crun"]),
+    container: root ? readiness([overlay, "cgroups"], ["runc", "crun"]) : { available: false, missing: [], reason: ROOTLESS_CONTAINERS },
     vm: readiness([overlay, "qemu"], ["kvm", "tcg"]),
   };
 }

@@ -20,7 +20,7 @@ export function printCheck(result: SystemCheckResult, json: boolean): number {
   console.log("");
   const runtimes = (Object.keys(result.runtimes) as RuntimeKind[]).map((kind) => {
     const r = result.runtimes[kind];
-    return r.available ? `${kind}: yes${r.using ? ` (${r.using})` : ""}` : `${kind}: no (needs ${r.missing.join(", ")})`;
+    return r.available ? `${kind}: yes${r.using ? ` (${r.using})` : ""}` : `${kind}: no (${r.reason ?? `needs ${r.missing.join(", ")}`})`;
   });
   console.log(`Runtimes  ${runtimes.join("   ")}`);
   console.log(result.cached ? `Cached from ${result.checkedAt} (this boot); --refresh runs the probes again.` : `Checked at ${result.checkedAt}.`);

@@ -81,6 +81,8 @@ export interface RuntimeReadiness {
   missing: CheckName[];
   /** Which implementation will be used, e.g. "runc" or "tcg". */
   using?: string;
+  /** Why it is unavailable when no check failed (e.g. it needs the agent as root). */
+  reason?: string;
 }
 
 export interface SystemCheckResult {

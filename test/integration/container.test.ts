@@ -177,10 +177,13 @@ test("refusals: an unknown image, an image in use, nat for a process sandbox; no
   await client.request("sandbox/delete", { id });
 });
 
-test("without an image, a container gets the default image, built offline", async () => {
+test("without an image, a container gets the default image, built offline (its first build reported as progress)", async () => {
   const { fx, client } = ctx;
+  const steps: string[] = [];
+  client.onNotification((method, params) => method === "image/progress" && steps.push((params as { step: string }).step));
   const { id, image: used } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-default"), runtime: "container" });
   assert.equal(used?.name, "paddock/busybox:latest");
+  assert.deepEqual(steps, ["building the default image from Debian's busybox-static", "built"]);
   assert.match((await run(client, id, "cat /etc/os-release")).stdout, /^ID=paddock-busybox$/m);
   await client.request("sandbox/delete", { id });
   // The image's layers stay for the next one: a second container costs no unpacking.

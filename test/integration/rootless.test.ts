@@ -76,6 +76,16 @@ test("rootless: the agent reports itself rootless and its check says the process
   assert.deepEqual(result.runtimes.process, { available: true, missing: [], using: "overlayfs in a user namespace" });
 });
 
+test("rootless: a container sandbox is refused with the reason, and system/check gives the same reason", () => {
+  const [check, created] = callAs([["system/check", {}], ["sandbox/create", { workspace: userWorkspace("ws-rl-container"), runtime: "container" }]]);
+  const container = (check!.result as unknown as { runtimes: { container: { available: boolean; reason?: string } } }).runtimes.container;
+  assert.equal(container.available, false);
+  assert.match(container.reason ?? "", /need the agent as root/);
+  assert.equal(created!.error?.data?.code, "E_RUNTIME_UNAVAILABLE");
+  assert.equal(created!.error?.message, container.reason);
+  assert.match(created!.error?.data?.hint ?? "", /as root/);
+});
+
 test("rootless: writes land only in the sandbox; the program runs as the user, sees only lo and a read-only host", () => {
   const ws = userWorkspace("ws-rl");
   const before = treeHash(ws);
