@@ -31,7 +31,7 @@ test("create, ls, exec (exit code and stdin passed through), stop, start, rm", a
   assert.equal(name, "cli demo");
 
   const ls = await cli("ls");
-  assert.match(ls.stdout, new RegExp(`^${id}\\s+cli demo\\s+running\\s+none`, "m"));
+  assert.match(ls.stdout, new RegExp(`^${id}\\s+cli demo\\s+running\\s+process\\s+none`, "m"));
 
   const run = await cli("exec", id, "--", "sh", "-c", "echo to-out; echo to-err >&2; echo changed > README.md; exit 7");
   assert.equal(run.code, 7, run.stderr);
