@@ -155,6 +155,11 @@ export class Agent {
   }
 
   /** Sends a notification to every initialized client allowed to see `ownerUid`'s sandboxes. */
+  /** To every initialized client (what is shared by all, such as images). */
+  broadcastToAll(method: string, params: unknown): void {
+    for (const session of this.connections.keys()) if (session.initialized) session.notify(method, params);
+  }
+
   broadcast(ownerUid: number, method: string, params: unknown): void {
     for (const session of this.connections.keys()) {
       if (session.initialized && (session.caller.uid === 0 || session.caller.uid === ownerUid)) session.notify(method, params);

@@ -12,6 +12,7 @@ import { ProcessTable } from "./process/process-table";
 import { cgroupScope, openCgroups } from "./runtime/cgroup";
 import { FuseChangesets, KernelChangesets, UserNamespaceChangesets, type Changesets } from "./changeset/changesets";
 import { killAllProbes } from "./check/run-probe";
+import { shareMountsBelow } from "./changeset/overlay";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
 import { stateFiles } from "./state/paths";
@@ -47,8 +48,8 @@ function makeChangesets(chosen: ChangesetKind, enterHelper: string, log: Logger)
 const OCI_RUNTIMES: OciRuntimeName[] = ["runc", "crun"];
 
 /**
- * The OCI runtime containers use: PADDOCK_OCI_RUNTIME when set, else the first whose check
- * ran a container on this machine (the checks run now if this boot has none yet).
+ * The OCI runtime new containers use: PADDOCK_OCI_RUNTIME when set, else the first whose
+ * check ran a container on this machine (their probes run now if this boot has no checks).
  */
 async function chooseOciRuntime(checker: SystemChecker, log: Logger): Promise<OciRuntimeName> {
   if (process.getuid?.() !== 0) {
@@ -56,7 +57,7 @@ async function chooseOciRuntime(checker: SystemChecker, log: Logger): Promise<Oc
   }
   const forced = process.env.PADDOCK_OCI_RUNTIME;
   if (forced === "runc" || forced === "crun") return forced;
-  const checks = checker.cachedChecks() ?? (await checker.run({ refresh: false, log })).checks;
+  const checks = await checker.some(OCI_RUNTIMES, log);
   const works = OCI_RUNTIMES.find((name) => checks.find((c) => c.name === name)?.ok);
   if (works) return works;
   const why = OCI_RUNTIMES.map((name) => checks.find((c) => c.name === name)).filter((c) => c !== undefined).map((c) => `${c.name}: ${c.detail}`).join("; ");
@@ -102,12 +103,18 @@ export async function serve(requested: ServeOptions): Promise<void> {
   let stdioExitCode = 0;
   const processes = new ProcessTable(log);
   const enterHelper = path.join(options.nativeDir, "paddock-enter");
+  // As root, the sandboxes' mounts live in the host's namespace: their unmounts must reach
+  // the copies that commands' namespaces hold (rootless mounts live in holders' namespaces).
+  if (uid === 0) cleanups.push(shareMountsBelow(new SandboxStore(files.sandboxes).root));
   const cgroups = openCgroups(cgroupScope(options.stateDir));
   cleanups.push(() => cgroups?.releaseIfEmpty());
   // Each OCI runtime keeps its containers' state in its own folder of the state dir.
-  const containersOf = (name: OciRuntimeName) => new Containers(name, path.join(options.stateDir, name), path.join(options.nativeDir, "container-init"), log);
-  let containers: Promise<Containers> | undefined;
-  const images: Images = new Images(files.images, (progress) => agent.broadcast(0, "image/progress", progress), (digest: string): string[] => sandboxes.imageUsers(digest));
+  const containers = new Map<OciRuntimeName, Containers>();
+  const containersOf = (name: OciRuntimeName) => {
+    let made = containers.get(name);
+    if (!made) containers.set(name, (made = new Containers(name, path.join(options.stateDir, name), path.join(options.nativeDir, "container-init"), log)));
+    return made;
+  };
   const hasContainers = (name: OciRuntimeName) => {
     try {
       return fs.readdirSync(path.join(options.stateDir, name)).some((entry) => entry.startsWith("paddock-"));
@@ -115,6 +122,10 @@ export async function serve(requested: ServeOptions): Promise<void> {
       return false;
     }
   };
+  const images: Images = new Images(files.images, (progress) => agent.broadcastToAll("image/progress", progress), {
+    usersOf: (digest: string): string[] => sandboxes.imageUsers(digest),
+    layersInUse: (): Set<string> => sandboxes.layersInUse(),
+  });
   const sandboxes: SandboxManager = new SandboxManager({
     store: new SandboxStore(files.sandboxes),
     stateDir: options.stateDir,
@@ -123,12 +134,11 @@ export async function serve(requested: ServeOptions): Promise<void> {
     processes,
     log,
     changesets: makeChangesets(chooseChangeset(checker.cachedChecks(), uid === 0), enterHelper, log),
-    containers: () =>
-      (containers ??= chooseOciRuntime(checker, log).then(containersOf, (err: unknown) => {
-        containers = undefined; // asked again next time
-        throw err;
-      })),
-    leftoverContainers: () => OCI_RUNTIMES.filter(hasContainers).map(containersOf),
+    containers: {
+      choose: () => chooseOciRuntime(checker, log),
+      of: containersOf,
+      leftovers: () => OCI_RUNTIMES.filter(hasContainers).map(containersOf),
+    },
     images,
     broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
   });

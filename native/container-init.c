@@ -3,12 +3,15 @@
  * works, even one without a shell or an init).
  *
  *   container-init            PID 1: reaps every orphan re-parented to it; exits on SIGTERM,
- *                             SIGINT or SIGHUP. The container stays up between commands.
+ *                             SIGINT or SIGHUP from outside the container only. The container
+ *                             stays up between commands.
  *   container-init run PROG.. wraps one command of `runc exec`, so that a command in a
  *                             container ends like one in a process sandbox (bubblewrap runs
  *                             each in its own PID namespace): when PROG exits, or when the
- *                             `runc exec` that started it is killed, every process PROG left
- *                             behind is killed too. It is their subreaper, so orphans come back
+ *                             `runc exec` that started it dies, every process PROG left
+ *                             behind is killed too. The agent sends the same signal
+ *                             (SIGRTMIN+2) when it kills a command, so a kill that comes
+ *                             before the parent-death signal is armed works as well. It is their subreaper, so orphans come back
  *                             to it; signals it gets are passed on to PROG; PROG gets the
  *                             terminal's foreground when there is one. Exit code: PROG's, or
  *                             128 + the signal that ended it; 127 if PROG cannot be run.
@@ -22,7 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Sent to us when the `runc exec` above us dies (it cannot be confused with a forwarded one). */
+/* Sent to us when the `runc exec` above us dies, or by the agent killing the command (agent/process/process-tree.ts). */
 #define PARENT_DIED (SIGRTMIN + 2)
 
 static int pid_one(void) {
@@ -30,12 +33,13 @@ static int pid_one(void) {
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, NULL);
     for (;;) {
-        int sig = 0;
-        if (sigwait(&all, &sig) != 0) continue;
+        siginfo_t info;
+        int sig = sigwaitinfo(&all, &info);
         if (sig == SIGCHLD) {
             while (waitpid(-1, NULL, WNOHANG) > 0) {
             }
-        } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
+        } else if ((sig == SIGTERM || sig == SIGINT || sig == SIGHUP) && info.si_pid == 0) {
+            /* Only from outside the container (seen as pid 0): root inside cannot end it. */
             return 0;
         }
     }
@@ -68,8 +72,6 @@ static int run(char **argv) {
     sigfillset(&all);
     sigemptyset(&none);
     sigprocmask(SIG_BLOCK, &all, NULL);
-    /* runc exec is our parent, outside the container: seen as 0. If it already died, stop. */
-    if (getppid() != 0) return 137;
 
     int tty = isatty(STDIN_FILENO);
     pid_t child = fork();

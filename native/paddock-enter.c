@@ -66,7 +66,9 @@ static void bind_private(const char *src, const char *dst, const char *expected)
     if (s.st_dev == parent.st_dev) { errno = ENOENT; die("the sandbox view is not mounted at", src); }
 
     if (unshare(CLONE_NEWNS) != 0) die("cannot create a mount namespace", NULL);
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("cannot make mounts private", NULL);
+    /* Slave, not private: the host's unmounts (a stopped sandbox's overlay, a container's root)
+       must reach this namespace too, or an upper dir could end up mounted twice. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0) die("cannot set mount propagation", NULL);
 
     /* Opened in the new namespace (a mount target must be in ours), without following symlinks. */
     int fd = open_beneath_no_symlinks(dst);

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
-import { MNT_DETACH, MS_NODEV, errnoName, mount, umount2 } from "../sys/libc";
+import { MNT_DETACH, MS_BIND, MS_NODEV, MS_SHARED, errnoName, mount, umount2 } from "../sys/libc";
 
 export interface OverlayLayers {
   /** An open descriptor of the workspace directory (the lower layer). */
@@ -64,4 +64,37 @@ export function mountPoints(): string[] {
 
 export function isMountPoint(dir: string): boolean {
   return mountPoints().includes(dir);
+}
+
+/**
+ * Makes mounts made below `dir` propagate to the copies other mount namespaces hold of them:
+ * when a sandbox's overlay is unmounted, it leaves the namespaces of commands of other
+ * sandboxes too, rather than staying mounted there (an upper dir mounted twice is undefined
+ * behaviour). Where the mount holding `dir` is shared already (systemd's default for /),
+ * nothing is done; elsewhere `dir` is bound onto itself and made shared. Returns what undoes
+ * that at the agent's exit, if no sandbox is mounted below any more.
+ */
+export function shareMountsBelow(dir: string): () => void {
+  if (isShared(dir)) return () => undefined;
+  if (!isMountPoint(dir)) {
+    const err = mount(dir, dir, "", MS_BIND, "");
+    if (err !== 0) throw new PaddockError("E_MOUNT", `cannot bind ${dir} onto itself: ${errnoName(err)}`, "the agent needs to mount as root");
+  }
+  const err = mount("none", dir, "", MS_SHARED, "");
+  if (err !== 0) throw new PaddockError("E_MOUNT", `cannot make ${dir} a shared mount: ${errnoName(err)}`, "the agent needs to mount as root");
+  return () => {
+    if (!mountPoints().some((p) => p.startsWith(dir + "/"))) umount2(dir, MNT_DETACH);
+  };
+}
+
+/** Whether the mount that holds `dir` propagates (has a "shared:" peer group). */
+function isShared(dir: string): boolean {
+  let best: { point: string; shared: boolean } | undefined;
+  for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const fields = line.split(" ");
+    const point = fields[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    if (!point || !(dir === point || dir.startsWith(point === "/" ? "/" : point + "/"))) continue;
+    if (!best || point.length >= best.point.length) best = { point, shared: fields.slice(6, fields.indexOf("-")).some((f) => f.startsWith("shared:")) };
+  }
+  return best?.shared ?? false;
 }

@@ -73,6 +73,17 @@ export class SystemChecker {
     return this.running;
   }
 
+  /**
+   * Just these checks: this boot's cached results where there are some, else their probes
+   * now (not cached: the cache holds whole runs). For a choice that needs one or two answers
+   * without booting a probe guest.
+   */
+  async some(names: CheckName[], log: Logger): Promise<CheckResult[]> {
+    const cached = this.cachedChecks();
+    if (cached) return cached.filter((c) => names.includes(c.name));
+    return Promise.all(names.map((name) => this.runOne(name, log)));
+  }
+
   private async runAll(log: Logger): Promise<SystemCheckResult> {
     const bootId = this.bootId;
     log.info("running system checks");

@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import type { ImageSummary } from "../protocol/methods";
+import { ImageName, type ImageSummary } from "../protocol/methods";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { buildDefaultImage, DEFAULT_IMAGE } from "./default-image";
 import { ImageStore, type ImageRecord } from "./oci-import";
@@ -29,8 +29,12 @@ export class Images {
   constructor(
     private readonly root: string,
     private readonly progress: ImageProgress,
-    /** Sandboxes using an image of this digest (refuses its removal). */
-    private readonly usersOf: (digest: string) => string[],
+    private readonly sandboxes: {
+      /** Sandboxes made from the image of this digest (its removal is refused). */
+      usersOf(digest: string): string[];
+      /** Layer digests that sandboxes' containers stand on: never removed under them. */
+      layersInUse(): Set<string>;
+    },
   ) {}
 
   get store(): ImageStore {
@@ -42,8 +46,16 @@ export class Images {
     return this.store.list();
   }
 
+  /** Imports as `name`; an image that had the name before loses it (its layers go if nothing uses them). */
   import(source: string, name: string): ImageRecord {
-    return this.store.import(source, name);
+    const image = this.store.import(source, name);
+    this.store.collect(this.sandboxes.layersInUse());
+    return image;
+  }
+
+  /** After a container sandbox is deleted: layers only it still held go. */
+  collect(): void {
+    if (this.opened) this.store.collect(this.sandboxes.layersInUse());
   }
 
   remove(name: string): boolean {
@@ -51,11 +63,11 @@ export class Images {
     if (!image) return false;
     // Another name for the same image keeps the layers: only the last name is guarded.
     const sameDigest = this.list().filter((i) => i.digest === image.digest);
-    const users = sameDigest.length === 1 ? this.usersOf(image.digest) : [];
+    const users = sameDigest.length === 1 ? this.sandboxes.usersOf(image.digest) : [];
     if (users.length > 0) {
       throw new PaddockError("E_IMAGE_IN_USE", `image ${name} is used by sandbox${users.length > 1 ? "es" : ""} ${users.join(", ")}`, "delete those sandboxes first");
     }
-    return this.store.remove(name);
+    return this.store.remove(name, this.sandboxes.layersInUse());
   }
 
   /** The image a new container sandbox gets: the named one, or the default image (built if missing). */
@@ -68,12 +80,8 @@ export class Images {
     return image;
   }
 
-  byDigest(digest: string): ImageRecord | undefined {
-    return this.list().find((i) => i.digest === digest);
-  }
-
-  layerDirs(image: ImageRecord): string[] {
-    return image.layers.map((digest) => this.store.layerDir(digest));
+  layerDirs(layers: string[]): string[] {
+    return layers.map((digest) => this.store.layerDir(digest));
   }
 
   /** Builds (or finds) the default image; the first build is reported as progress. */
@@ -104,7 +112,10 @@ export class Images {
 
   /** Copies an image from a registry with skopeo into an OCI layout, then imports it (digests checked). */
   pull(reference: string, name: string, insecure: boolean): Promise<ImageRecord> {
-    return this.once(name, async () => {
+    if (!ImageName.safeParse(name).success) {
+      return Promise.reject(new PaddockError("E_INVALID_PARAMS", `${JSON.stringify(name)} cannot be an image's name`, "give a name: lower-case letters, digits and . _ / : @ - (e.g. tools:1)", { field: "name" }));
+    }
+    return this.once(`pull ${reference} as ${name}`, async () => {
       const work = this.store.scratch("pull-");
       try {
         const policy = path.join(work, "policy.json");
@@ -114,7 +125,7 @@ export class Images {
         const args = ["copy", "--policy", policy, "--retry-times", "2", ...(insecure ? ["--src-tls-verify=false"] : []), `docker://${reference}`, `oci:${layout}:image`];
         await this.runSkopeo(args, name);
         this.progress({ name, step: "unpacking layers" });
-        return this.store.import(layout, name);
+        return this.import(layout, name);
       } finally {
         fs.rmSync(work, { recursive: true, force: true });
         this.progress({ name, step: "finished", done: true });

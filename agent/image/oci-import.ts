@@ -70,16 +70,24 @@ export class ImageStore {
     }
   }
 
-  /** Forgets an image; layers and blobs no other image uses go too. Returns whether it was there. */
-  remove(name: string): boolean {
+  /**
+   * Forgets an image; layers and blobs that no other image, and nothing in `keep` (layer
+   * digests sandboxes still use), needs go too. Returns whether it was there.
+   */
+  remove(name: string, keep: Set<string> = new Set()): boolean {
     const images = this.list();
     const kept = images.filter((i) => i.name !== name);
     if (kept.length === images.length) return false;
     writeDurably(this.index, JSON.stringify(kept, null, 2));
-    const used = new Set(kept.flatMap((i) => i.layers.map((d) => d.slice("sha256:".length))));
+    this.collect(keep);
+    return true;
+  }
+
+  /** Removes layers and blobs that no image and nothing in `keep` uses. */
+  collect(keep: Set<string> = new Set()): void {
+    const used = new Set([...this.list().flatMap((i) => i.layers), ...keep].map((d) => d.slice("sha256:".length)));
     for (const hex of fs.readdirSync(this.layers)) if (!used.has(hex)) fs.rmSync(path.join(this.layers, hex), { recursive: true, force: true });
     for (const hex of fs.readdirSync(this.blobs)) if (!used.has(hex)) fs.rmSync(path.join(this.blobs, hex), { force: true });
-    return true;
   }
 
   /** Where a layer's unpacked tree is (for overlay's lowerdir). */

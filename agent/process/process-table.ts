@@ -5,7 +5,6 @@
  * client that goes away takes its processes with it.
  */
 import { spawn as spawnChild, type ChildProcessWithoutNullStreams } from "node:child_process";
-import * as fs from "node:fs";
 import * as os from "node:os";
 import { StringDecoder } from "node:string_decoder";
 import type * as NodePty from "node-pty";
@@ -14,6 +13,7 @@ import type { ProcessInfo } from "../protocol/methods";
 import type { Caller, Session } from "../server/session";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { exitAndDrain } from "./child-exit";
+import { killTree, programPid } from "./process-tree";
 import type { Logger } from "../log/logger";
 
 /** Output gathered within one event-loop turn goes out as one notification, up to this size. */
@@ -221,52 +221,18 @@ export class ProcessTable {
 }
 
 /**
- * Signals a command started as paddock-enter → bwrap: SIGKILL goes to bwrap, which takes the
- * whole sandboxed tree down (--die-with-parent); any other signal goes to the program itself
- * (bwrap's grandchild: bwrap forks a PID-1 reaper that runs the program), so that it can
+ * Signals a command: SIGKILL takes its whole process tree down (bwrap's --die-with-parent
+ * would too; a container's `runc exec` would not); any other signal goes to the program
+ * itself (below bwrap's PID-1 reaper, or the container's command wrapper), so that it can
  * handle SIGTERM or SIGINT as it would outside.
  */
 function signalCommand(pid: number, signal: NodeJS.Signals): void {
-  const target = signal === "SIGKILL" ? pid : (programPid(pid) ?? pid);
+  if (signal === "SIGKILL") return killTree(pid);
   try {
-    process.kill(target, signal);
+    process.kill(programPid(pid) ?? pid, signal);
   } catch {
     // already gone
   }
-}
-
-/** Children of every thread of `pid` (a Go program such as runc forks from any of its threads). */
-function childrenOf(pid: number): number[] {
-  let tasks: string[];
-  try {
-    tasks = fs.readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return [];
-  }
-  return tasks.flatMap((tid) => {
-    try {
-      return fs.readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-    } catch {
-      return [];
-    }
-  });
-}
-
-/** The first process below `pid` that is not bwrap itself (or, for a container, runc exec's child: the command's wrapper, which passes signals on). */
-function programPid(pid: number): number | undefined {
-  const queue = childrenOf(pid);
-  while (queue.length > 0) {
-    const candidate = queue.shift()!;
-    let comm: string;
-    try {
-      comm = fs.readFileSync(`/proc/${candidate}/comm`, "utf8").trim();
-    } catch {
-      continue; // it just exited
-    }
-    if (comm !== "bwrap") return candidate;
-    queue.push(...childrenOf(candidate));
-  }
-  return undefined;
 }
 
 /** node-pty (a native module) is loaded on the first terminal, not at agent start. */

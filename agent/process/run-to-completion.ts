@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import { PaddockError } from "../protocol/errors";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { exitAndDrain } from "./child-exit";
+import { killTree } from "./process-tree";
 
 export const OUTPUT_CAP_BYTES = 1024 * 1024;
 
@@ -45,8 +46,11 @@ export function runToCompletion(
   return new Promise((resolve, reject) => {
     const [file, ...args] = command as [string, ...string[]];
     const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
+    // Kills the command's whole tree: under bwrap, --die-with-parent would do it; under a
+    // container's `runc exec`, nothing would.
+    const kill = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null && killTree(child.pid);
     // Lets the caller kill the command (e.g. the sandbox is stopping).
-    options.onStart?.(() => child.kill("SIGKILL"));
+    options.onStart?.(() => void kill());
     const stdout = new CappedBuffer(cap);
     const stderr = new CappedBuffer(cap);
     let timedOut = false;
@@ -60,8 +64,7 @@ export function runToCompletion(
         ? undefined
         : setTimeout(() => {
             timedOut = true;
-            // bwrap --die-with-parent takes every process of the command down with it.
-            child.kill("SIGKILL");
+            kill();
           }, options.timeoutMs);
     child.once("error", (err) => {
       clearTimeout(timer);

@@ -172,12 +172,18 @@ class CgroupsV1 implements Cgroups {
     return this.handle(id);
   }
 
+  /** Every v1 hierarchy: an OCI runtime makes a container's path in all of them, not just ours. */
+  private hierarchies(): string[] {
+    const mount = path.dirname(this.roots.pids);
+    return [...new Set([...Object.values(this.roots).filter((r): r is string => r !== undefined), ...subdirectories(mount).map((name) => path.join(mount, name))])];
+  }
+
   open(id: string): SandboxCgroup | undefined {
-    return fs.existsSync(this.dirs(id).pids) ? this.handle(id) : undefined;
+    return this.hierarchies().some((h) => fs.existsSync(path.join(h, PARENT, this.scope, id))) ? this.handle(id) : undefined;
   }
 
   list(): string[] {
-    return subdirectories(path.join(this.roots.pids, PARENT, this.scope));
+    return [...new Set(this.hierarchies().flatMap((h) => subdirectories(path.join(h, PARENT, this.scope))))];
   }
 
   pathOf(id: string): string {
@@ -185,9 +191,7 @@ class CgroupsV1 implements Cgroups {
   }
 
   releaseIfEmpty(): void {
-    // An OCI runtime makes the same path in every hierarchy (devices, freezer, ...), not just ours.
-    const hierarchies = subdirectories(path.dirname(this.roots.pids)).map((name) => path.join(path.dirname(this.roots.pids), name));
-    for (const root of new Set([...Object.values(this.roots).filter((r): r is string => r !== undefined), ...hierarchies])) {
+    for (const root of this.hierarchies()) {
       rmdirIfEmpty(path.join(root, PARENT, this.scope));
       rmdirIfEmpty(path.join(root, PARENT));
     }
@@ -208,6 +212,8 @@ class CgroupsV1 implements Cgroups {
       remove: async () => {
         await killUntilEmpty(pids, d.pids);
         for (const dir of all) await rmdirWhenEmpty(dir);
+        // What an OCI runtime made in the other hierarchies and did not remove (its state was lost).
+        for (const h of this.hierarchies()) await rmdirWhenEmpty(path.join(h, PARENT, this.scope, id));
       },
     };
   }

@@ -20,7 +20,7 @@ export interface ContainerInput {
   /** The sandbox's merged view on the host. */
   workspaceView: string;
   initBinary: string;
-  /** The image's `config` (OCI image config): its Env and WorkingDir are used. */
+  /** The image's `config` (OCI image config): its Env is used (commands start in /workspace, not its WorkingDir). */
   imageConfig: unknown;
   network: NetworkMode;
   /** resolv.conf for the container, when it has a network. */
@@ -32,8 +32,7 @@ export interface ContainerInput {
 }
 
 interface ImageConfig {
-  Env?: string[];
-  WorkingDir?: string;
+  Env?: unknown;
 }
 
 function imageConfigOf(config: unknown): ImageConfig {
@@ -44,9 +43,11 @@ function imageConfigOf(config: unknown): ImageConfig {
 /** The image's environment (its PATH above all), with Paddock's defaults for what it leaves out. */
 export function imageEnv(imageConfig: unknown): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const entry of imageConfigOf(imageConfig).Env ?? []) {
+  const list = imageConfigOf(imageConfig).Env;
+  for (const entry of Array.isArray(list) ? (list as unknown[]) : []) {
+    if (typeof entry !== "string") continue; // a malformed image config is ignored, not fatal
     const eq = entry.indexOf("=");
-    if (typeof entry === "string" && eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1);
   }
   return env;
 }
@@ -83,9 +84,10 @@ export function containerConfig(input: ContainerInput): Record<string, unknown> 
     { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
     { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
     { destination: INIT_IN_CONTAINER, type: "bind", source: input.initBinary, options: ["bind", "ro", "nosuid", "nodev"] },
-    { destination: WORKSPACE_IN_CONTAINER, type: "bind", source: input.workspaceView, options: ["rbind", "rw", "nodev"] },
   ];
   if (input.resolvConf) mounts.push({ destination: "/etc/resolv.conf", type: "bind", source: input.resolvConf, options: ["bind", "ro"] });
+  // Last: nothing is mounted through the workspace (the agent also refuses symlinked destinations).
+  mounts.push({ destination: WORKSPACE_IN_CONTAINER, type: "bind", source: input.workspaceView, options: ["rbind", "rw", "nodev"] });
   const namespaces = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, ...(input.network === "host" ? [] : [{ type: "network" }])];
   return {
     ociVersion: "1.0.2",
@@ -106,12 +108,43 @@ export function containerConfig(input: ContainerInput): Record<string, unknown> 
     linux: {
       namespaces,
       ...(input.cgroupsPath ? { cgroupsPath: input.cgroupsPath } : {}),
-      resources: resources(input.limits),
+      // Only the devices the runtime itself creates (null, zero, tty, ptmx, ...).
+      resources: { ...resources(input.limits), devices: [{ allow: false, access: "rwm" }] },
+      seccomp: SECCOMP,
       maskedPaths: ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
     },
   };
 }
+
+/** Where the config mounts, as the image's root must not redirect with symlinks. */
+export function mountDestinations(config: Record<string, unknown>): string[] {
+  return (config.mounts as { destination: string }[]).map((m) => m.destination);
+}
+
+const EPERM = 1;
+const ENOSYS = 38;
+const CLONE_NEWUSER = 0x10000000;
+
+/**
+ * Everything is allowed but what lets a process reach beyond the container's kernel view
+ * (new user namespaces, keyrings, BPF, kernel modules, perf, userfaultfd, kexec, ...):
+ * a small deny list in the spirit of Docker's default profile.
+ */
+const SECCOMP = {
+  defaultAction: "SCMP_ACT_ALLOW",
+  architectures: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+  syscalls: [
+    {
+      names: ["add_key", "request_key", "keyctl", "bpf", "init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "perf_event_open", "userfaultfd", "unshare", "setns", "mount", "umount2", "pivot_root", "open_by_handle_at", "name_to_handle_at", "swapon", "swapoff", "reboot", "acct", "lookup_dcookie", "quotactl", "fsopen", "fsmount", "move_mount", "open_tree", "fspick"],
+      action: "SCMP_ACT_ERRNO",
+      errnoRet: EPERM,
+    },
+    // glibc falls back to clone, whose flags can be checked; clone3's cannot.
+    { names: ["clone3"], action: "SCMP_ACT_ERRNO", errnoRet: ENOSYS },
+    { names: ["clone"], action: "SCMP_ACT_ERRNO", errnoRet: EPERM, args: [{ index: 0, value: CLONE_NEWUSER, valueTwo: CLONE_NEWUSER, op: "SCMP_CMP_MASKED_EQ" }] },
+  ],
+};
 
 /** `runc exec`'s arguments (after the global options) for a program of a container sandbox. */
 export function execArgs(container: string, spec: LaunchSpec, imageConfig: unknown): string[] {

@@ -8,7 +8,7 @@
  * `runc exec`. Stopping deletes the container (its upper layer, the container's own changes
  * outside /workspace, stays until the sandbox is deleted).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
@@ -16,9 +16,9 @@ import type { Limits, NetworkMode } from "../protocol/methods";
 import type { Logger } from "../log/logger";
 import { OVERLAY_OPTIONS, refuseUnsafeOptionPaths, unmountOverlay } from "../changeset/overlay";
 import { MS_NODEV, errnoName, mount } from "../sys/libc";
-import { containerConfig, execArgs } from "./container-spec";
+import { Beneath, BeneathError } from "../sys/beneath";
+import { containerConfig, execArgs, mountDestinations } from "./container-spec";
 import { DEFAULT_PATH, type LaunchSpec } from "./process-runtime";
-import type { ImageRecord } from "../image/oci-import";
 
 export type OciRuntimeName = "runc" | "crun";
 
@@ -33,7 +33,9 @@ export interface ContainerPaths {
 export interface ContainerStart {
   id: string;
   paths: ContainerPaths;
-  image: ImageRecord;
+  /** For messages. */
+  imageName: string;
+  imageConfig: unknown;
   /** Unpacked layer directories, bottom first. */
   layerDirs: string[];
   workspaceView: string;
@@ -48,6 +50,12 @@ const RUNTIME_TIMEOUT_MS = 30_000;
 const MAX_OPTIONS = 4000;
 /** slirp4netns's DNS forwarder, from the container's side. */
 const SLIRP_DNS = "10.0.2.3";
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 export class Containers {
   private readonly nat = new Map<string, ChildProcess>();
@@ -74,7 +82,7 @@ export class Containers {
     this.mountRoot(request);
     try {
       let resolvConf: string | undefined;
-      if (request.network === "host") resolvConf = "/etc/resolv.conf";
+      if (request.network === "host" && fs.existsSync("/etc/resolv.conf")) resolvConf = "/etc/resolv.conf";
       if (request.network === "nat") {
         resolvConf = path.join(paths.bundle, "resolv.conf");
         fs.writeFileSync(resolvConf, `nameserver ${SLIRP_DNS}\n`);
@@ -83,30 +91,32 @@ export class Containers {
         rootfs: paths.rootfs,
         workspaceView: request.workspaceView,
         initBinary: this.initBinary,
-        imageConfig: request.image.config,
+        imageConfig: request.imageConfig,
         network: request.network,
-        ...(resolvConf && fs.existsSync(resolvConf) ? { resolvConf } : {}),
+        ...(resolvConf ? { resolvConf } : {}),
         limits: request.limits,
         ...(request.cgroupsPath ? { cgroupsPath: request.cgroupsPath } : {}),
         hostname: "paddock",
       });
+      refuseSymlinkedDestinations(paths.rootfs, mountDestinations(config), request.imageName);
       fs.writeFileSync(path.join(paths.bundle, "config.json"), JSON.stringify(config, null, 2));
       // PID 1 inherits the runtime's output: a file, not a pipe that would never close.
       const logFile = path.join(paths.bundle, "runtime.log");
       const logFd = fs.openSync(logFile, "w", 0o600);
-      let run;
+      let run: Ran;
       try {
-        run = spawnSync(this.runtime, ["--root", this.stateRoot, "run", "--detach", "--bundle", paths.bundle, this.nameOf(request.id)], { timeout: RUNTIME_TIMEOUT_MS, stdio: ["ignore", logFd, logFd], env: { PATH: DEFAULT_PATH } });
+        run = await this.runtimeCall(["run", "--detach", "--bundle", paths.bundle, this.nameOf(request.id)], logFd);
       } finally {
         fs.closeSync(logFd);
       }
-      if (run.status !== 0) {
-        const why = lastLine(fs.readFileSync(logFile, "utf8")) || run.error?.message || `exit code ${run.status}`;
-        throw new PaddockError("E_CONTAINER", `${this.runtime} could not start the container: ${why}`, "see the agent log; `paddock check` tells whether the OCI runtime works");
+      if (run.code !== 0) {
+        const output = fs.readFileSync(logFile, "utf8");
+        this.log.warn("the OCI runtime could not start a container", { sandboxId: request.id, runtime: this.runtime, output });
+        throw new PaddockError("E_CONTAINER", `${this.runtime} could not start the container: ${lastLine(output) || `exit code ${run.code}`}`, `the agent log has ${this.runtime}'s output; \`paddock check\` tells whether ${this.runtime} works here`);
       }
       if (request.network === "nat") await this.startNat(request.id);
     } catch (err) {
-      await this.remove(request.id, paths);
+      await this.remove(request.id, paths).catch((cleanup: Error) => this.log.error("cannot clean up a container that did not start", { sandboxId: request.id, error: cleanup.message }));
       throw err;
     }
   }
@@ -119,28 +129,24 @@ export class Containers {
       slirp.kill("SIGKILL");
     }
     if (this.exists(id)) {
-      const del = this.runtimeSync(["delete", "--force", this.nameOf(id)]);
-      if (del.status !== 0 && this.exists(id)) {
-        throw new PaddockError("E_CONTAINER", `${this.runtime} could not delete container ${this.nameOf(id)}: ${lastLine(del.stderr)}`, "see the agent log");
+      const del = await this.runtimeCall(["delete", "--force", this.nameOf(id)]);
+      if (del.code !== 0 && this.exists(id)) {
+        this.log.error("the OCI runtime could not delete a container", { sandboxId: id, runtime: this.runtime, stderr: del.stderr });
+        throw new PaddockError("E_CONTAINER", `${this.runtime} could not delete container ${this.nameOf(id)}: ${lastLine(del.stderr)}`, "a process in it may be stuck in the kernel (see ps); `paddock gc` tries again");
       }
     }
     if (fs.existsSync(paths.rootfs)) unmountOverlay(paths.rootfs);
   }
 
-  isRunning(id: string): boolean {
-    const state = this.runtimeSync(["state", this.nameOf(id)]);
-    if (state.status !== 0) return false;
-    try {
-      return (JSON.parse(state.stdout) as { status?: string }).status === "running";
-    } catch {
-      return false;
-    }
+  async isRunning(id: string): Promise<boolean> {
+    const state = await this.runtimeCall(["state", this.nameOf(id)]);
+    return state.code === 0 && parseState(state.stdout)?.status === "running";
   }
 
   /** Sandbox ids of this agent's containers, running or not. */
-  list(): string[] {
-    const out = this.runtimeSync(["list", "--quiet"]);
-    if (out.status !== 0) return [];
+  async list(): Promise<string[]> {
+    const out = await this.runtimeCall(["list", "--quiet"]);
+    if (out.code !== 0) return [];
     return out.stdout
       .split("\n")
       .filter((name) => name.startsWith(PREFIX))
@@ -148,8 +154,8 @@ export class Containers {
   }
 
   /** The command line of a program in the sandbox's container. */
-  command(spec: LaunchSpec, image: ImageRecord): string[] {
-    return [this.runtime, "--root", this.stateRoot, ...execArgs(this.nameOf(spec.sandboxId), spec, image.config)];
+  command(spec: LaunchSpec, imageConfig: unknown): string[] {
+    return [this.runtime, "--root", this.stateRoot, ...execArgs(this.nameOf(spec.sandboxId), spec, imageConfig)];
   }
 
   private exists(id: string): boolean {
@@ -158,12 +164,14 @@ export class Containers {
 
   private mountRoot(request: ContainerStart): void {
     const { paths, layerDirs } = request;
-    if (layerDirs.length === 0) throw new PaddockError("E_IMAGE", `image ${request.image.name} has no layers`, "import an image with at least one layer");
+    if (layerDirs.length === 0) throw new PaddockError("E_IMAGE", `image ${request.imageName} has no layers`, "import an image with at least one layer");
+    const missing = layerDirs.find((dir) => !fs.existsSync(dir));
+    if (missing) throw new PaddockError("E_IMAGE", `a layer of image ${request.imageName} is missing from the image store (${path.basename(missing)})`, "delete the sandbox (approve what you need first) and import the image again");
     refuseUnsafeOptionPaths([...layerDirs, paths.upper, paths.work]);
     // overlayfs lists lower layers top first.
     const options = `lowerdir=${[...layerDirs].reverse().join(":")},upperdir=${paths.upper},workdir=${paths.work},${OVERLAY_OPTIONS}`;
     if (options.length > MAX_OPTIONS) {
-      throw new PaddockError("E_IMAGE", `image ${request.image.name} has too many layers (${layerDirs.length}) for one overlay mount`, "flatten the image (fewer layers) and import it again");
+      throw new PaddockError("E_IMAGE", `image ${request.imageName} has too many layers (${layerDirs.length}) for one overlay mount`, "flatten the image (fewer layers) and import it again");
     }
     const err = mount(`paddock-root-${request.id}`, paths.rootfs, "overlay", MS_NODEV, options);
     if (err !== 0) throw new PaddockError("E_MOUNT", `cannot mount the container's root on ${paths.rootfs}: ${errnoName(err)}`, "run `paddock check`: overlayfs must work on this machine");
@@ -171,8 +179,10 @@ export class Containers {
 
   /** User-mode NAT: slirp4netns gives the container's network namespace a tap device and DNS. */
   private async startNat(id: string): Promise<void> {
-    const state = JSON.parse(this.runtimeSync(["state", this.nameOf(id)]).stdout) as { pid: number };
-    const slirp = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback", "--ready-fd=3", String(state.pid), "tap0"], {
+    const state = await this.runtimeCall(["state", this.nameOf(id)]);
+    const pid = parseState(state.stdout)?.pid;
+    if (!pid) throw new PaddockError("E_CONTAINER", `${this.runtime} does not say which process the container is (${lastLine(state.stderr)})`, "stop and start the sandbox");
+    const slirp = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp", "--ready-fd=3", String(pid), "tap0"], {
       stdio: ["ignore", "ignore", "pipe", "pipe"],
       env: { PATH: DEFAULT_PATH },
     });
@@ -198,8 +208,56 @@ export class Containers {
     this.nat.set(id, slirp);
   }
 
-  private runtimeSync(args: string[]) {
-    return spawnSync(this.runtime, ["--root", this.stateRoot, ...args], { encoding: "utf8", timeout: RUNTIME_TIMEOUT_MS, stdio: ["ignore", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
+  /** Runs the OCI runtime without blocking the agent; `outFd` takes both outputs when given. */
+  private runtimeCall(args: string[], outFd?: number): Promise<Ran> {
+    const argv = ["--root", this.stateRoot, ...args];
+    if (outFd !== undefined) {
+      return new Promise((resolve) => {
+        const child = spawn(this.runtime, argv, { stdio: ["ignore", outFd, outFd], env: { PATH: DEFAULT_PATH }, timeout: RUNTIME_TIMEOUT_MS });
+        child.once("error", (err) => resolve({ code: -1, stdout: "", stderr: err.message }));
+        child.once("exit", (code) => resolve({ code, stdout: "", stderr: "" }));
+      });
+    }
+    return new Promise((resolve) => {
+      execFile(this.runtime, argv, { encoding: "utf8", timeout: RUNTIME_TIMEOUT_MS, env: { PATH: DEFAULT_PATH }, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ code, stdout, stderr: stderr || (err && typeof err.code !== "number" ? err.message : "") });
+      });
+    });
+  }
+}
+
+function parseState(stdout: string): { status?: string; pid?: number } | undefined {
+  try {
+    return JSON.parse(stdout) as { status?: string; pid?: number };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The runtime resolves mount destinations through the image's symlinks (inside its root): an
+ * image whose /etc is a symlink to /workspace would have it create files in the sandbox's
+ * changes. Such an image is refused.
+ */
+function refuseSymlinkedDestinations(rootfs: string, destinations: string[], imageName: string): void {
+  const root = Beneath.open(rootfs);
+  try {
+    for (const destination of destinations) {
+      const rel = destination.replace(/^\/+/, "");
+      let symlink = false;
+      try {
+        symlink = root.lstat(rel)?.isSymbolicLink() ?? false;
+      } catch (err) {
+        if (!(err instanceof BeneathError)) throw err;
+        symlink = true; // a folder on the way is a symlink (ELOOP), or worse
+      }
+      if (symlink) {
+        throw new PaddockError("E_IMAGE", `image ${imageName} has a symlink at ${destination} (or on the way to it), where Paddock mounts`, "use an image where that path is a real folder or file");
+      }
+    }
+  } finally {
+    root.close();
   }
 }
 
@@ -207,4 +265,11 @@ function lastLine(text: string | undefined): string {
   const line = (text ?? "").trim().split("\n").pop() ?? "";
   // runc logs as logfmt: the message is what a person needs.
   return /msg="((?:[^"\\]|\\.)*)"/.exec(line)?.[1]?.replace(/\\"/g, '"') ?? line;
+}
+
+/** The message runc printed for a failed `runc exec` (exit code 255), if that is what happened. */
+export function execFailure(exitCode: number | null, stderr: string): string | undefined {
+  if (exitCode !== 255) return undefined;
+  const line = stderr.trim().split("\n").pop() ?? "";
+  return /level=error msg="/.test(line) ? lastLine(line) : undefined;
 }

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change, ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxRuntime, SandboxState } from "../protocol/methods";
 import { listChanges } from "../changeset/changes";
+import { unmountOverlay } from "../changeset/overlay";
 import type { Caller, Session } from "../server/session";
 import type { Logger } from "../log/logger";
 import { SandboxStore, type SandboxRecord } from "./store";
@@ -31,7 +32,7 @@ import { diffChanges, readSandboxFile } from "../review/read";
 import { reject, writeSandboxFile, type RejectRequest } from "../review/reject";
 import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/target";
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
-import type { Containers } from "../runtime/containers";
+import { execFailure, type Containers, type OciRuntimeName } from "../runtime/containers";
 import type { Images } from "../image/images";
 
 export interface CreateRequest {
@@ -61,9 +62,13 @@ export interface ManagerOptions {
   log: Logger;
   changesets: Changesets;
   /** The OCI runtime for container sandboxes; fails with the reason where there is none. */
-  containers: () => Promise<Containers>;
-  /** Containers of any OCI runtime whose state holds some (a crash may have left them). */
-  leftoverContainers: () => Containers[];
+  containers: {
+    /** The OCI runtime new containers use; fails with the reason where there is none. */
+    choose(): Promise<OciRuntimeName>;
+    of(runtime: OciRuntimeName): Containers;
+    /** Containers of every OCI runtime whose state holds some (a crash may have left them). */
+    leftovers(): Containers[];
+  };
   images: Images;
   /** Tells every client allowed to see a sandbox of `ownerUid` about a change. */
   broadcast: (ownerUid: number, method: string, params: unknown) => void;
@@ -85,8 +90,6 @@ export class SandboxManager {
 
   /** Live updates and base capture, while a sandbox is mounted. */
   private readonly watcher = new UpperWatcher((id, paths) => this.upperChanged(id, paths));
-  /** Set once a container sandbox needed it (or one exists at start). */
-  private containers: Containers | undefined;
 
   constructor(private readonly options: ManagerOptions) {}
 
@@ -107,6 +110,11 @@ export class SandboxManager {
   /** Sandboxes whose containers are made from the image of this digest. */
   imageUsers(digest: string): string[] {
     return [...this.records.values()].filter((r) => r.image?.digest === digest).map((r) => r.id);
+  }
+
+  /** Layers that containers of sandboxes stand on (kept in the image store whatever happens to their image). */
+  layersInUse(): Set<string> {
+    return new Set([...this.records.values()].flatMap((r) => r.container?.layers ?? []));
   }
 
   /** What the sandbox changed, from its upper directory (running or stopped alike). */
@@ -266,7 +274,7 @@ export class SandboxManager {
     if (runtime === "process" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
     if (runtime === "process" && request.network === "nat") throw new PaddockError("E_INVALID_PARAMS", "network nat is for container sandboxes", "use none or host, or runtime container", { field: "network" });
     // Before anything is recorded: no runtime or no image is a plain refusal.
-    if (runtime === "container") this.containers = await this.options.containers();
+    const ociRuntime = runtime === "container" ? await this.options.containers.choose() : undefined;
     const image = runtime === "container" ? await this.options.images.resolve(request.image) : undefined;
     const workspace = openWorkspace(request.workspace, caller, this.options.stateDir);
     const id = `sbx-${randomBytes(6).toString("hex")}`;
@@ -276,7 +284,7 @@ export class SandboxManager {
       name: request.name ?? `${path.basename(workspace.path)}-${id.slice(4, 8)}`,
       workspace: workspace.path,
       runtime,
-      ...(image ? { image: { name: image.name, digest: image.digest } } : {}),
+      ...(image && ociRuntime ? { image: { name: image.name, digest: image.digest }, container: { ociRuntime, layers: image.layers, config: image.config } } : {}),
       state: "creating",
       network: request.network ?? "none",
       limits,
@@ -317,7 +325,7 @@ export class SandboxManager {
       try {
         await this.killProcesses(record);
         await this.watcher.unwatch(id);
-        await this.removeContainer(record.id);
+        await this.removeContainer(record);
         await this.options.changesets.unmount(id, this.options.store.paths(id));
         this.setState(record, "stopped");
       } finally {
@@ -374,6 +382,8 @@ export class SandboxManager {
       execs.delete(entry);
       stopListening?.();
     });
+    // A command killed (a timeout, a stop) can make runc exec fail on its own: that is no exec failure.
+    if (record.container && !done.timedOut && !this.stopping.has(id) && record.state === "running") await this.refuseExecFailure(record, done);
     if (record.runtime === "process" && done.exitCode === ENTER_FAILED && done.stderr.startsWith("paddock-enter:")) {
       throw new PaddockError("E_SPAWN", `cannot enter the sandbox: ${done.stderr.trim().slice("paddock-enter: ".length)}`, "see the agent log; `paddock check` tells what works");
     }
@@ -477,7 +487,7 @@ export class SandboxManager {
     }
     const paths = this.options.store.paths(record.id);
     if (record.state === "stopped") {
-      await this.removeContainer(record.id);
+      await this.removeContainer(record);
       await this.options.changesets.unmount(record.id, paths);
       rlog.info("adopted stopped sandbox");
       return;
@@ -527,12 +537,21 @@ export class SandboxManager {
     return record;
   }
 
+  /** `runc exec` itself failed (exit code 255 and its log line): an error, not the program's result. */
+  private async refuseExecFailure(record: SandboxRecord, done: { exitCode: number | null; stderr: string }): Promise<void> {
+    const failure = execFailure(done.exitCode, done.stderr);
+    if (!failure || !record.container) return;
+    if (!(await this.options.containers.of(record.container.ociRuntime).isRunning(record.id))) {
+      throw new PaddockError("E_INVALID_STATE", `the container of sandbox ${record.id} is no longer running (${failure})`, "stop and start the sandbox (its changes are kept)");
+    }
+    throw new PaddockError("E_SPAWN", `cannot run the command in the container: ${failure}`, "check the program's name and the working directory (relative to /workspace)");
+  }
+
   /** The command line of a program in the sandbox: bubblewrap's, or the container runtime's. */
   private command(record: SandboxRecord, spec: LaunchSpec): string[] {
     if (record.runtime === "process") return this.options.changesets.launch(spec);
-    const image = record.image && this.options.images.byDigest(record.image.digest);
-    if (!this.containers || !image) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id}'s container is not running`, "stop and start the sandbox");
-    return this.containers.command(spec, image);
+    if (!record.container) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id} has no container`, "delete it and create another");
+    return this.options.containers.of(record.container.ociRuntime).command(spec, record.container.config);
   }
 
   private launchSpec(record: SandboxRecord, request: CommandRequest, pty: boolean): LaunchSpec {
@@ -585,15 +604,14 @@ export class SandboxManager {
   }
 
   private async startContainer(record: SandboxRecord): Promise<void> {
-    this.containers ??= await this.options.containers();
-    const image = record.image && this.options.images.byDigest(record.image.digest);
-    if (!image) throw new PaddockError("E_IMAGE", `the image of sandbox ${record.id} (${record.image?.name ?? "none"}) is no longer in the image store`, "delete the sandbox; its changes can still be approved first");
+    if (!record.container) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id} has no container`, "delete it and create another");
     const paths = this.options.store.paths(record.id);
-    await this.containers.start({
+    await this.options.containers.of(record.container.ociRuntime).start({
       id: record.id,
       paths: paths.container,
-      image,
-      layerDirs: this.options.images.layerDirs(image),
+      imageName: record.image?.name ?? "?",
+      imageConfig: record.container.config,
+      layerDirs: this.options.images.layerDirs(record.container.layers),
       workspaceView: this.options.changesets.viewPath(record.id, paths),
       network: record.network,
       limits: record.limits,
@@ -602,11 +620,8 @@ export class SandboxManager {
   }
 
   /** Deletes a sandbox's container and unmounts its root, if it has them. */
-  private async removeContainer(id: string): Promise<void> {
-    const paths = this.options.store.paths(id).container;
-    if (!fs.existsSync(paths.rootfs) && !this.containers) return;
-    this.containers ??= await this.options.containers();
-    await this.containers.remove(id, paths);
+  private async removeContainer(record: SandboxRecord): Promise<void> {
+    if (record.container) await this.options.containers.of(record.container.ociRuntime).remove(record.id, this.options.store.paths(record.id).container);
   }
 
   /** Ends every process of a sandbox and waits until they are gone: only then may files be removed. */
@@ -628,15 +643,21 @@ export class SandboxManager {
     } catch (err) {
       this.options.log.error("cannot finish an interrupted approve before deleting the sandbox", { sandboxId: record.id, error: (err as Error).message });
     }
+    await this.removeContainer(record);
     await this.cgroupOf(record)?.remove();
-    await this.removeLeftovers(record.id);
+    await this.removeLeftovers(record.id, record);
     this.records.delete(record.id);
+    // Layers only this sandbox still held (its image was removed or re-imported meanwhile).
+    if (record.container) this.options.images.collect();
     this.options.log.info("sandbox deleted", { sandboxId: record.id });
     this.options.broadcast(record.ownerUid, "sandbox/didChangeState", { id: record.id, state: "deleted" });
   }
 
-  private async removeLeftovers(id: string): Promise<void> {
-    await this.removeContainer(id);
+  /** A sandbox's container, mounts and directory; without a record, whatever runtime may hold its container. */
+  private async removeLeftovers(id: string, record?: SandboxRecord): Promise<void> {
+    if (record) await this.removeContainer(record);
+    else for (const containers of this.options.containers.leftovers()) await containers.remove(id, this.options.store.paths(id).container);
+    unmountOverlay(this.options.store.paths(id).container.rootfs);
     await this.options.changesets.unmount(id, this.options.store.paths(id));
     this.options.store.removeAll(id);
   }
@@ -656,8 +677,8 @@ export class SandboxManager {
       // Only what no record knows: a sandbox being created or started is not an orphan.
       if (!this.records.has(id)) await attempt(`mount of ${id}`, () => this.options.changesets.unmount(id, this.options.store.paths(id)));
     }
-    for (const containers of this.options.leftoverContainers()) {
-      for (const id of containers.list()) {
+    for (const containers of this.options.containers.leftovers()) {
+      for (const id of await containers.list()) {
         if (!this.records.has(id)) await attempt(`container of ${id}`, () => containers.remove(id, this.options.store.paths(id).container));
       }
     }
@@ -724,7 +745,7 @@ export function mayAccess(caller: Caller, record: { ownerUid: number }): boolean
 }
 
 function toSandbox(record: SandboxRecord): Sandbox {
-  const { bootId: _bootId, idempotencyKey: _key, ...sandbox } = record;
+  const { bootId: _bootId, idempotencyKey: _key, container: _container, ...sandbox } = record;
   return sandbox;
 }
 

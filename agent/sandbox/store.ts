@@ -8,6 +8,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Sandbox } from "../protocol/methods";
+import type { OciRuntimeName } from "../runtime/containers";
 import { PaddockError } from "../protocol/errors";
 import { fsyncDir, writeDurably } from "../state/durable";
 
@@ -17,6 +18,8 @@ export interface SandboxRecord extends Sandbox {
   /** "dev:ino" of the workspace directory that was checked: a directory put in its place is refused. */
   workspaceId: string;
   idempotencyKey?: string;
+  /** Container sandboxes: what the container stands on, kept with the sandbox (the image may be re-imported or removed meanwhile). */
+  container?: { ociRuntime: OciRuntimeName; layers: string[]; config: unknown };
 }
 
 export interface SandboxPaths {

@@ -16,6 +16,10 @@ const running = new Set<ChildProcess>();
 process.on("exit", () => {
   for (const child of running) child.kill("SIGKILL");
   for (const dir of tempDirs) {
+    // Containers a failed test left: their PID 1 and cgroups would outlive the state dir.
+    for (const root of ["state/runc", "state/crun"].map((r) => path.join(dir, r)).filter((r) => fs.existsSync(r))) {
+      for (const name of fs.readdirSync(root)) spawnSync(path.basename(root), ["--root", root, "delete", "--force", name]);
+    }
     // Never let the removal walk into a mount a failed test left behind.
     for (const point of mountPointsUnder(dir).reverse()) spawnSync("umount", ["-l", point]);
     fs.rmSync(dir, { recursive: true, force: true });

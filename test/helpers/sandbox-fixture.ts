@@ -95,8 +95,9 @@ export function treeHash(dir: string): string {
   return hash.digest("hex");
 }
 
+/** Sandboxes' mounts under `dir` (not the agent's own shared bind of its sandboxes folder, which it keeps while it runs). */
 export function mountsUnder(dir: string): string[] {
-  return mountPoints().filter((p) => p.startsWith(dir));
+  return mountPoints().filter((p) => p.startsWith(dir) && !p.endsWith("/sandboxes"));
 }
 
 /** The directory of the cgroups of a state dir's sandboxes (v1 pids hierarchy, or v2). */

@@ -117,6 +117,61 @@ test("a command's leftovers end with it; a terminal gets its size, ^C and its ex
   await client.request("sandbox/delete", { id });
 });
 
+test("commands killed at any instant (timeouts of 1 to 60 ms) leave nothing running; signals reach the program, not its wrapper", async () => {
+  const { fx, client } = ctx;
+  await image(client, fx.base);
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-race"), runtime: "container", image: "paddock-test/os:1" });
+  const marker = "sleep 4545";
+  for (let i = 0; i < 40; i++) {
+    const done = await client.request("sandbox/exec", { id, argv: ["sh", "-c", `${marker}; echo never`], timeoutMs: 1 + ((i * 7) % 60) });
+    assert.equal(done.timedOut, true);
+  }
+  await waitFor("every killed command's processes to be gone", () => (spawnSync("pgrep", ["-f", marker]).status === 1 ? true : undefined), 5_000).catch((err: Error) => {
+    throw new Error(`${err.message}: ${spawnSync("ps", ["-eo", "pid,ppid,stat,comm,args"], { encoding: "utf8" }).stdout.split("\n").filter((l) => /4545|paddock-init run|runc/.test(l)).join("\n")}`);
+  });
+
+  // SIGSTOP cannot be passed on by the wrapper: it must reach the program itself.
+  let output = "";
+  let pid = 0;
+  client.onNotification((method, params) => {
+    const p = params as { pid: number; data?: string };
+    if (method === "process/output" && p.pid === pid) output += p.data;
+  });
+  pid = (await client.request("process/spawn", { id, argv: ["sh", "-c", "while true; do echo tick; sleep 0.05; done"] })).pid;
+  await waitFor("ticks", () => (output.includes("tick") ? true : undefined));
+  await client.request("process/kill", { pid, signal: "SIGSTOP" });
+  await new Promise((r) => setTimeout(r, 200));
+  const stopped = output.length;
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(output.length, stopped, "no output while stopped");
+  await client.request("process/kill", { pid, signal: "SIGCONT" });
+  await waitFor("ticks again", () => (output.length > stopped ? true : undefined));
+  await client.request("process/kill", { pid, signal: "SIGKILL" });
+
+  // A failure of runc exec itself is an error with a hint, not the program's exit code.
+  await refused(client.request("sandbox/exec", { id, argv: ["true"], cwd: "no/such/folder" }), "E_SPAWN", /cannot run the command in the container/);
+  await client.request("sandbox/delete", { id });
+});
+
+test("an image re-imported or removed under a running container: the container keeps its layers until it goes", async () => {
+  const { fx, client } = ctx;
+  await client.request("image/import", { source: testImage(path.join(fx.base, "again")), name: "paddock-test/again:1" });
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-reimport"), runtime: "container", image: "paddock-test/again:1" });
+  const layersDir = path.join(fx.stateDir, "images", "layers");
+  const before = fs.readdirSync(layersDir).length;
+  // The same name, another image: the old one loses its name but not its layers.
+  const other = ociLayoutOf(path.join(fx.base, "other-image"), [{ tar: layerTar(path.join(fx.base, "other-image-src"), "x", { ...busyboxFiles(), "etc/os-release": "ID=other\n" }) }]);
+  await client.request("image/import", { source: other, name: "paddock-test/again:1" });
+  await client.request("image/remove", { name: "paddock-test/again:1" });
+  assert.match((await run(client, id, "cat /etc/os-release")).stdout, /^ID=paddock-test-os$/m, "the running container still stands on its layers");
+  await client.request("sandbox/stop", { id });
+  await client.request("sandbox/start", { id });
+  assert.match((await run(client, id, "cat /etc/os-release")).stdout, /^ID=paddock-test-os$/m, "and starts again from them");
+  await client.request("sandbox/delete", { id });
+  assert.ok(fs.readdirSync(layersDir).length < before + 1, "the layers only it held went with it");
+  assert.ok(fs.readdirSync(layersDir).length >= 2, "the file's other image keeps its own");
+});
+
 test("limits through the container's cgroup; network none has loopback only, nat a tap device", async () => {
   const { fx, client } = ctx;
   await image(client, fx.base);
@@ -148,7 +203,15 @@ test("stop, start and delete; two containers of one workspace at once; nothing l
   assert.equal((await run(client, b.id, "cat who.txt")).stdout, "b\n");
   assert.deepEqual(runcList(fx.stateDir).sort(), [`paddock-${a.id}`, `paddock-${b.id}`].sort());
 
+  // A process sandbox's command started now holds a copy of the host's mounts: A's root and
+  // workspace overlays must leave it when A stops, or A's upper dirs would be mounted twice.
+  const other = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-life-process") });
+  const holder = await client.request("process/spawn", { id: other.id, argv: ["sleep", "60"] });
+  const held = () => fs.readFileSync(`/proc/${holder.pid}/mountinfo`, "utf8");
+  assert.match(held(), new RegExp(`paddock-root-${a.id}`), "the copy has it while A runs");
   await client.request("sandbox/stop", { id: a.id });
+  assert.doesNotMatch(held(), new RegExp(`paddock-root-${a.id}|sandboxes/${a.id}/merged`), "A's unmounts reached the other sandbox's namespace");
+  await client.request("sandbox/delete", { id: other.id });
   assert.deepEqual(runcList(fx.stateDir), [`paddock-${b.id}`]);
   assert.deepEqual(mountsUnder(path.join(fx.stateDir, "sandboxes", a.id)), []);
   await client.request("sandbox/start", { id: a.id });
