@@ -6,6 +6,7 @@
 import { watch, type FSWatcher } from "chokidar";
 import * as path from "node:path";
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./changes";
+import { Beneath } from "../sys/beneath";
 
 const DEBOUNCE_MS = 100;
 const READY_TIMEOUT_MS = 2000;
@@ -18,6 +19,31 @@ export function workspacePathOf(upperRoot: string, file: string): string {
   if (name === OPAQUE_MARKER) return dir;
   if (name.startsWith(WHITEOUT_PREFIX)) return dir === "" ? name.slice(WHITEOUT_PREFIX.length) : `${dir}/${name.slice(WHITEOUT_PREFIX.length)}`;
   return rel;
+}
+
+const MAX_LISTED = 10_000;
+
+/** Entries below a folder of the upper dir (confined to it, symlinks not followed), up to a cap. */
+function entriesBelow(upperRoot: string, rel: string): string[] {
+  const out: string[] = [];
+  let root: Beneath | undefined;
+  try {
+    root = Beneath.open(upperRoot);
+    const walk = (dir: string) => {
+      for (const entry of root!.readdirTypes(dir)) {
+        if (out.length >= MAX_LISTED) return;
+        const child = `${dir}/${entry.name}`;
+        out.push(child);
+        if (entry.isDirectory()) walk(child);
+      }
+    };
+    walk(rel);
+  } catch {
+    // gone or swapped meanwhile: what was listed is enough
+  } finally {
+    root?.close();
+  }
+  return out;
 }
 
 export class UpperWatcher {
@@ -41,10 +67,12 @@ export class UpperWatcher {
       state.pending.clear();
       this.onChange(id, paths);
     };
-    watcher.on("all", (_event, file) => {
+    watcher.on("all", (event, file) => {
       const rel = workspacePathOf(upperRoot, file);
       if (rel.startsWith("..")) return;
       state.pending.add(rel);
+      // Files made in a new folder before its watch was set are never seen by inotify: list them.
+      if (event === "addDir" && rel !== "") for (const entry of entriesBelow(upperRoot, rel)) state.pending.add(workspacePathOf(upperRoot, path.join(upperRoot, entry)));
       state.timer ??= setTimeout(flush, DEBOUNCE_MS);
     });
     // A watch that fails (too many inotify watches, say) only costs live updates.

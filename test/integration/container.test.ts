@@ -91,29 +91,27 @@ test("a command's leftovers end with it; a terminal gets its size, ^C and its ex
   assert.equal(timedOut.timedOut, true);
   await waitFor("the timed-out command's processes to be gone", () => (spawnSync("pgrep", ["-f", marker]).status === 1 ? true : undefined));
 
-  let output = "";
-  let exit: number | null | undefined;
-  let pid = 0;
+  // Output can arrive in the same read as process/spawn's answer: kept per pid from the start.
+  const outputs = new Map<number, string>();
+  const exits = new Map<number, number | null>();
   client.onNotification((method, params) => {
     const p = params as { pid: number; data?: string; exitCode?: number | null };
-    if (p.pid !== pid) return;
-    if (method === "process/output") output += p.data;
-    if (method === "process/exit") exit = p.exitCode;
+    if (method === "process/output") outputs.set(p.pid, (outputs.get(p.pid) ?? "") + p.data);
+    if (method === "process/exit") exits.set(p.pid, p.exitCode ?? null);
   });
-  pid = (await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30; echo not-interrupted"], pty: { cols: 90, rows: 30 } })).pid;
-  await waitFor("the first size", () => (output.includes("30 90") ? true : undefined));
+  const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30; echo not-interrupted"], pty: { cols: 90, rows: 30 } });
+  const output = () => outputs.get(pid) ?? "";
+  await waitFor("the first size", () => (output().includes("30 90") ? true : undefined));
   await client.request("process/resize", { pid, cols: 120, rows: 40 });
   await client.request("process/write", { pid, data: "go\r" });
-  await waitFor("the new size", () => (output.includes("40 120") ? true : undefined));
+  await waitFor("the new size", () => (output().includes("40 120") ? true : undefined));
   await client.request("process/write", { pid, data: "\x03" });
-  await waitFor("the exit", () => exit);
-  assert.equal(exit, 130, `^C ends it as SIGINT would (output: ${JSON.stringify(output)})`);
-  assert.doesNotMatch(output, /not-interrupted/);
+  const exit = await waitFor("the exit", () => (exits.has(pid) ? exits.get(pid) : undefined));
+  assert.equal(exit, 130, `^C ends it as SIGINT would (output: ${JSON.stringify(output())})`);
+  assert.doesNotMatch(output(), /not-interrupted/);
 
-  pid = 0;
-  exit = undefined;
-  pid = (await client.request("process/spawn", { id, argv: ["sh", "-c", "exit 3"], pty: { cols: 80, rows: 24 } })).pid;
-  assert.equal(await waitFor("exit 3", () => exit), 3);
+  const three = await client.request("process/spawn", { id, argv: ["sh", "-c", "exit 3"], pty: { cols: 80, rows: 24 } });
+  assert.equal(await waitFor("exit 3", () => (exits.has(three.pid) ? exits.get(three.pid) : undefined)), 3);
   await client.request("sandbox/delete", { id });
 });
 
@@ -132,12 +130,16 @@ test("commands killed at any instant (timeouts of 1 to 60 ms) leave nothing runn
 
   // SIGSTOP cannot be passed on by the wrapper: it must reach the program itself.
   let output = "";
+  const early: { pid: number; data: string }[] = [];
   let pid = 0;
   client.onNotification((method, params) => {
     const p = params as { pid: number; data?: string };
-    if (method === "process/output" && p.pid === pid) output += p.data;
+    if (method !== "process/output") return;
+    if (pid === 0) early.push({ pid: p.pid, data: p.data ?? "" });
+    else if (p.pid === pid) output += p.data;
   });
   pid = (await client.request("process/spawn", { id, argv: ["sh", "-c", "while true; do echo tick; sleep 0.05; done"] })).pid;
+  output += early.filter((e) => e.pid === pid).map((e) => e.data).join("");
   await waitFor("ticks", () => (output.includes("tick") ? true : undefined));
   await client.request("process/kill", { pid, signal: "SIGSTOP" });
   await new Promise((r) => setTimeout(r, 200));
