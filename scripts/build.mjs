@@ -26,12 +26,14 @@ await build({
   footer: { js: "globalThis.__paddockLoadMs = performance.now() - __paddockLoadStart;" },
 });
 
-// Native helpers: the probe guest's /init and the containers' PID 1 (static: the guest and
-// the image have no libc of ours), and paddock-enter, the privileged steps before bubblewrap.
+// Native helpers: the probe guest's /init, the containers' PID 1 and the VMs' guest agent
+// (static: the guests and images have no libc of ours), and paddock-enter, the privileged
+// steps before bubblewrap.
 mkdirSync("dist/native", { recursive: true });
 const natives = [
   { source: "native/probe-init.c", binary: "dist/native/probe-init", flags: ["-static", "-Os", "-s"] },
   { source: "native/container-init.c", binary: "dist/native/container-init", flags: ["-static", "-Os", "-s"] },
+  { source: "native/guest-agent.c", binary: "dist/native/guest-agent", flags: ["-static", "-Os", "-s"] },
   { source: "native/paddock-enter.c", binary: "dist/native/paddock-enter", flags: ["-O2", "-s"] },
 ];
 for (const { source, binary, flags } of natives) {

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
-import { MNT_DETACH, MS_BIND, MS_NODEV, MS_SHARED, errnoName, mount, umount2 } from "../sys/libc";
+import { MNT_DETACH, MS_BIND, MS_NODEV, MS_REC, MS_SHARED, errnoName, mount, umount2 } from "../sys/libc";
 
 export interface OverlayLayers {
   /** An open descriptor of the workspace directory (the lower layer). */
@@ -77,7 +77,8 @@ export function isMountPoint(dir: string): boolean {
 export function shareMountsBelow(dir: string): () => void {
   if (isShared(dir)) return () => undefined;
   if (!isMountPoint(dir)) {
-    const err = mount(dir, dir, "", MS_BIND, "");
+    // Recursive: sandboxes already mounted below (an agent from before) stay visible through it.
+    const err = mount(dir, dir, "", MS_BIND | MS_REC, "");
     if (err !== 0) throw new PaddockError("E_MOUNT", `cannot bind ${dir} onto itself: ${errnoName(err)}`, "the agent needs to mount as root");
   }
   const err = mount("none", dir, "", MS_SHARED, "");
