@@ -33,12 +33,13 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <termios.h>
 #include <unistd.h>
 
 enum { T_AUTH = 1, T_EXEC = 2, T_STDIN = 3, T_RESIZE = 4, T_SIGNAL = 5, T_READY = 0x10, T_OUTPUT = 0x11, T_EXIT = 0x12, T_ERROR = 0x13 };
 
-#define PORT "/dev/virtio-ports/paddock"
+#define PORT_NAME "paddock"
 #define SECRET_FILE "/paddock/secret"
 #define MAX_FRAME (1u << 20)
 #define MAX_CHANNELS 256
@@ -289,6 +290,29 @@ static void reap(void) {
     }
 }
 
+/* The port named "paddock" (no udev here to make /dev/virtio-ports/ links): its /dev node. */
+static int open_port(void) {
+    DIR *d = opendir("/sys/class/virtio-ports");
+    struct dirent *e;
+    int fd = -1;
+    while (d && fd < 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[64] = {0};
+        snprintf(path, sizeof path, "/sys/class/virtio-ports/%s/name", e->d_name);
+        int nfd = open(path, O_RDONLY | O_CLOEXEC);
+        if (nfd < 0) continue;
+        ssize_t n = read(nfd, name, sizeof name - 1);
+        close(nfd);
+        if (n <= 0) continue;
+        name[strcspn(name, "\n")] = 0;
+        if (strcmp(name, PORT_NAME) != 0) continue;
+        snprintf(path, sizeof path, "/dev/%s", e->d_name);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    if (d) closedir(d);
+    return fd;
+}
+
 static void setup(void) {
     mkdir("/proc", 0755);
     mkdir("/sys", 0755);
@@ -353,8 +377,8 @@ int main(void) {
         return 2;
     }
     setup();
-    for (int tries = 0; (port = open(PORT, O_RDWR | O_CLOEXEC)) < 0; tries++) {
-        if (tries == 0) say("waiting for the virtio-serial port " PORT);
+    for (int tries = 0; (port = open_port()) < 0; tries++) {
+        if (tries == 0) say("waiting for the virtio-serial port " PORT_NAME);
         usleep(10000);
         if (tries > 3000) {
             say("no virtio-serial port: powering off");

@@ -2,7 +2,7 @@
  * paddock-enter: the few privileged steps between the agent and bubblewrap, done in one
  * small exec instead of a chain of shell tools.
  *
- *   paddock-enter [--cgroup FILE]... [--bind SRC DST DEV:INO] [--user UID GID] -- PROGRAM [ARG]...
+ *   paddock-enter [--cgroup FILE]... [--bind SRC DST DEV:INO] [--user UID GID] [--keep-fds N] -- PROGRAM [ARG]...
  *
  *   --cgroup FILE   write our pid to FILE (a cgroup.procs) first, so that everything that
  *                   follows, PROGRAM's children included, is inside the sandbox's cgroups
@@ -12,9 +12,11 @@
  *                   without following any symlink and must be the directory DEV:INO that the
  *                   agent checked, so a path swapped in the meantime cannot redirect the bind.
  *   --user UID GID  drop every group and become UID:GID before running PROGRAM
+ *   --keep-fds N    leave descriptors 3 .. 3+N-1 open for PROGRAM (a VM's files: QEMU gets
+ *                   them as descriptors because the state dir is closed to the sandbox's owner)
  *
  * PROGRAM must be an absolute path; it is opened before the bind, so the bind cannot replace
- * it. File descriptors other than 0, 1 and 2 are closed before it runs. Every step is
+ * it. File descriptors other than 0, 1 and 2 (and those --keep-fds names) are closed before it runs. Every step is
  * checked; on any failure it prints why on stderr and exits with 125, running nothing.
  */
 #define _GNU_SOURCE
@@ -39,7 +41,7 @@ static void die(const char *what, const char *arg) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: paddock-enter [--cgroup FILE]... [--bind SRC DST DEV:INO] [--user UID GID] -- /PROGRAM [ARG]...\n");
+    fprintf(stderr, "usage: paddock-enter [--cgroup FILE]... [--bind SRC DST DEV:INO] [--user UID GID] [--keep-fds N] -- /PROGRAM [ARG]...\n");
     exit(125);
 }
 
@@ -96,6 +98,7 @@ static unsigned long parse_id(const char *s) {
 int main(int argc, char **argv) {
     const char *bind_src = NULL, *bind_dst = NULL, *bind_id = NULL;
     long uid = -1, gid = -1;
+    int keep = 0;
     int i = 1;
     /* cgroups first, as they come: nothing may run outside them. */
     for (; i < argc; i++) {
@@ -109,6 +112,9 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--user") == 0 && i + 2 < argc) {
             uid = (long)parse_id(argv[++i]);
             gid = (long)parse_id(argv[++i]);
+        } else if (strcmp(argv[i], "--keep-fds") == 0 && i + 1 < argc) {
+            keep = (int)parse_id(argv[++i]);
+            if (keep > 16) usage();
         } else {
             usage();
         }
@@ -125,11 +131,15 @@ int main(int argc, char **argv) {
         if (setuid((uid_t)uid) != 0) die("cannot set uid", NULL);
         if (setuid(0) == 0) { errno = EPERM; die("privileges were not dropped", NULL); }
     }
-    /* Nothing but stdio (and the program itself, closed on exec) reaches the sandbox. */
-    if (exe > 3 && dup2(exe, 3) < 0) die("cannot move a descriptor", NULL);
-    if (close_range(4, ~0U, 0) != 0) die("cannot close inherited file descriptors", NULL);
-    if (fcntl(3, F_SETFD, FD_CLOEXEC) != 0) die("cannot mark a descriptor close-on-exec", NULL);
-    syscall(SYS_execveat, 3, "", program, environ, AT_EMPTY_PATH);
+    /* Nothing but stdio, the kept ones (and the program itself, closed on exec) reaches the sandbox. */
+    int slot = 3 + keep;
+    if (exe != slot) {
+        if (exe < slot) { errno = EBADF; die("the program's descriptor is among the kept ones", NULL); }
+        if (dup2(exe, slot) < 0) die("cannot move a descriptor", NULL);
+    }
+    if (close_range((unsigned)slot + 1, ~0U, 0) != 0) die("cannot close inherited file descriptors", NULL);
+    if (fcntl(slot, F_SETFD, FD_CLOEXEC) != 0) die("cannot mark a descriptor close-on-exec", NULL);
+    syscall(SYS_execveat, slot, "", program, environ, AT_EMPTY_PATH);
     die("cannot run", program[0]);
     return 125;
 }

@@ -16,6 +16,18 @@ export function tryExclusiveLock(file: string): number | "busy" {
   throw new PaddockError("E_STATE_DIR", `cannot lock ${file}: errno ${err}`, "check the file system it is on");
 }
 
+/** Runs `work` holding an exclusive flock on `file` (waiting for it), for files several processes may build. */
+export function withFileLock<T>(file: string, work: () => T): T {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    const err = flock(fd, LOCK_EX);
+    if (err !== 0) throw new PaddockError("E_STATE_DIR", `cannot lock ${file}: errno ${err}`, "check the file system it is on");
+    return work();
+  } finally {
+    fs.closeSync(fd); // releases the lock
+  }
+}
+
 export interface StateLock {
   release(): void;
 }

@@ -42,6 +42,7 @@ interface Libc {
   fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): number;
   fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
+  socketpair(domain: number, type: number, protocol: number, sv: Buffer): number;
 }
 
 let libc: Libc | undefined;
@@ -67,6 +68,7 @@ function load(): Libc {
     fgetxattr: lib.func("long fgetxattr(int fd, const char *name, _Out_ uint8_t *value, size_t size)"),
     lsetxattr: lib.func("int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)"),
     fchownat: lib.func("int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)"),
+    socketpair: lib.func("int socketpair(int domain, int type, int protocol, _Out_ uint8_t *sv)"),
   };
   return libc;
 }
@@ -194,4 +196,15 @@ export function fgetxattr(fd: number, name: string): Buffer | undefined {
 /** Sets an extended attribute of a path (not following a final symlink); returns 0 or the errno. */
 export function lsetxattr(path: string, name: string, value: Buffer): number {
   return orErrno(load().lsetxattr(path, name, value, value.length, 0));
+}
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+
+/** socketpair(AF_UNIX, SOCK_STREAM): two connected descriptors (close-on-exec; a child gets one through its stdio). */
+export function socketPair(): [number, number] {
+  const sv = Buffer.alloc(8);
+  if (load().socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) !== 0) throw new Error(`socketpair failed: ${errnoName(errno())}`);
+  return [sv.readInt32LE(0), sv.readInt32LE(4)];
 }
