@@ -21,6 +21,8 @@ import { listenOnSocket } from "./server/socket-server";
 import { AGENT_VERSION } from "./version";
 import { Containers, type OciRuntimeName } from "./runtime/containers";
 import { Images } from "./image/images";
+import { Vms, type Accelerator } from "./runtime/vms";
+import { GuestImages } from "./vm/guest-image";
 import { PaddockError } from "./protocol/errors";
 
 export interface ServeOptions {
@@ -62,6 +64,19 @@ async function chooseOciRuntime(checker: SystemChecker, log: Logger): Promise<Oc
   if (works) return works;
   const why = OCI_RUNTIMES.map((name) => checks.find((c) => c.name === name)).filter((c) => c !== undefined).map((c) => `${c.name}: ${c.detail}`).join("; ");
   throw new PaddockError("E_RUNTIME_UNAVAILABLE", `no OCI runtime works on this machine (${why})`, "install runc (apt-get install runc); `paddock check` shows the details");
+}
+
+/** KVM where its check booted a guest, else TCG (PADDOCK_ACCELERATOR forces one). */
+async function chooseAccelerator(checker: SystemChecker, log: Logger): Promise<Accelerator> {
+  const forced = process.env.PADDOCK_ACCELERATOR;
+  if (forced === "kvm" || forced === "tcg") return forced;
+  const checks = await checker.some(["qemu", "kvm", "tcg"], log);
+  const ok = (name: string) => checks.find((c) => c.name === name)?.ok === true;
+  if (!ok("qemu")) throw new PaddockError("E_RUNTIME_UNAVAILABLE", "QEMU is not installed or does not run", "install qemu-system-x86 (npm run setup does); `paddock check` shows the details");
+  if (ok("kvm")) return "kvm";
+  if (ok("tcg")) return "tcg";
+  const why = checks.filter((c) => c.name !== "qemu").map((c) => `${c.name}: ${c.detail}`).join("; ");
+  throw new PaddockError("E_RUNTIME_UNAVAILABLE", `QEMU cannot boot a guest here (${why})`, "`paddock check --refresh` shows the details");
 }
 
 export interface AgentInfo {
@@ -140,6 +155,10 @@ export async function serve(requested: ServeOptions): Promise<void> {
       leftovers: () => OCI_RUNTIMES.filter(hasContainers).map(containersOf),
     },
     images,
+    vms: {
+      runtime: new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, log),
+      chooseAccelerator: () => chooseAccelerator(checker, log),
+    },
     broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
   });
   const agent: Agent = new Agent({
@@ -149,7 +168,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
     sandboxes,
     processes,
     images,
-    runtimes: uid === 0 ? ["process", "container"] : ["process"],
+    runtimes: uid === 0 ? ["process", "container", "vm"] : ["process"],
     onExit: (session, connection) => {
       // LSP: exit after shutdown is a clean exit, exit without it is not.
       if (session.transport === "stdio") stdioExitCode = session.shutdownRequested ? 0 : 1;

@@ -76,6 +76,9 @@ export function isMountPoint(dir: string): boolean {
  */
 export function shareMountsBelow(dir: string): () => void {
   if (isShared(dir)) return () => undefined;
+  // Sandboxes mounted by an agent from before this one would end up hidden under the bind:
+  // they are left as they are, and sharing waits for a start with none mounted.
+  if (!isMountPoint(dir) && mountPoints().some((p) => p.startsWith(dir + "/"))) return () => undefined;
   if (!isMountPoint(dir)) {
     // Recursive: sandboxes already mounted below (an agent from before) stay visible through it.
     const err = mount(dir, dir, "", MS_BIND | MS_REC, "");

@@ -26,7 +26,7 @@ Commands:
   check               test what this machine can run (overlayfs, bwrap, runc, QEMU, ...)
     --refresh           re-run every probe instead of using this boot's cached results
   create [DIR]        create a sandbox of DIR (default: the current directory)
-    --runtime process|container, --image NAME (containers; default: the default image),
+    --runtime process|container|vm, --image NAME (containers; default: the default image),
     --name N, --network none|host|nat, --memory MiB, --pids N, --cpus N, --ttl SECONDS
   ls [DIR]            list your sandboxes (of DIR only, if given)
   exec ID -- CMD...   run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code

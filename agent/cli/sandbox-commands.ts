@@ -31,7 +31,7 @@ function sandboxRows(sandboxes: Sandbox[]): string {
   if (sandboxes.length === 0) return "No sandboxes. Create one with: paddock create [DIR]";
   return renderTable(
     ["ID", "NAME", "STATE", "RUNTIME", "NETWORK", "CREATED", "WORKSPACE"],
-    sandboxes.map((s) => [s.id, s.name, s.state, s.image ? `container (${s.image.name})` : s.runtime, s.network, s.createdAt.replace("T", " ").slice(0, 19), s.workspace]),
+    sandboxes.map((s) => [s.id, s.name, s.state, s.image ? `container (${s.image.name})` : s.vm ? `vm (${s.vm.accelerator})` : s.runtime, s.network, s.createdAt.replace("T", " ").slice(0, 19), s.workspace]),
   );
 }
 
@@ -46,8 +46,8 @@ export async function createCommand(client: AgentClient, dir: string | undefined
   if (o.network !== undefined && o.network !== "none" && o.network !== "host" && o.network !== "nat") {
     throw new PaddockError("E_INVALID_PARAMS", `--network ${JSON.stringify(o.network)} is not none, host or nat`, "use --network none (default), host, or nat (containers)");
   }
-  if (o.runtime !== undefined && o.runtime !== "process" && o.runtime !== "container") {
-    throw new PaddockError("E_INVALID_PARAMS", `--runtime ${JSON.stringify(o.runtime)} is not process or container`, "use --runtime process (default) or --runtime container");
+  if (o.runtime !== undefined && o.runtime !== "process" && o.runtime !== "container" && o.runtime !== "vm") {
+    throw new PaddockError("E_INVALID_PARAMS", `--runtime ${JSON.stringify(o.runtime)} is not process, container or vm`, "use --runtime process (default), container or vm");
   }
   const runtime = o.runtime ?? (o.image !== undefined ? "container" : undefined);
   const sandbox = await client.request("sandbox/create", {

@@ -15,6 +15,7 @@ import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { exitAndDrain } from "./child-exit";
 import { killTree, programPid } from "./process-tree";
 import type { Logger } from "../log/logger";
+import type { GuestProcess } from "../vm/guest-connection";
 
 /** Output gathered within one event-loop turn goes out as one notification, up to this size. */
 const MAX_NOTIFICATION_CHARS = 256 * 1024;
@@ -81,8 +82,12 @@ export interface SpawnRequest {
   session: Session;
 }
 
+/** A VM's commands have no host process: they get ids from a range no host pid reaches (pid_max ≤ 2^22). */
+const FIRST_GUEST_PID = 1 << 30;
+
 export class ProcessTable {
   private readonly running = new Map<number, Running>();
+  private nextGuestPid = FIRST_GUEST_PID;
 
   constructor(private readonly log: Logger) {}
 
@@ -93,7 +98,15 @@ export class ProcessTable {
 
   /** Starts a process; synchronous, so nothing can change the sandbox between the caller's check and the start. */
   spawn(request: SpawnRequest, nodePty: typeof NodePty | undefined): number {
-    const entry = request.pty && nodePty ? this.spawnPty(request, request.pty, nodePty) : this.spawnPipes(request);
+    return this.track(request, request.pty && nodePty ? this.spawnPty(request, request.pty, nodePty) : this.spawnPipes(request));
+  }
+
+  /** Starts a command in a VM through its guest agent (`start` gets the output sink). */
+  spawnGuest(request: Omit<SpawnRequest, "command">, start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess): number {
+    return this.track(request, this.guestRunning(request, start));
+  }
+
+  private track(request: Omit<SpawnRequest, "command">, entry: Running): number {
     this.running.set(entry.info.pid, entry);
     // The client that started it is the only one that sees its output: without it, it ends.
     const stopListening = request.session.onClose(() => entry.kill("SIGKILL"));
@@ -138,11 +151,50 @@ export class ProcessTable {
     return entry;
   }
 
-  private finish(request: SpawnRequest, pid: number, pumps: OutputPump[], exitCode: number | null, signal: string | null): void {
+  private finish(request: Omit<SpawnRequest, "command">, pid: number, pumps: OutputPump[], exitCode: number | null, signal: string | null): void {
     for (const pump of pumps) pump.flush(); // all output before the exit
     this.running.delete(pid);
     this.log.info("process exited", { sandboxId: request.sandboxId, pid, exitCode, signal });
     request.session.notify("process/exit", { pid, exitCode, signal });
+  }
+
+  private guestRunning(request: Omit<SpawnRequest, "command">, start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess): Running {
+    const pid = this.nextGuestPid++;
+    // The guest agent reads as fast as the port goes; the session's back-pressure cannot pause it.
+    const pumps = { stdout: new OutputPump(request.session, pid, "stdout", () => undefined, () => undefined), stderr: new OutputPump(request.session, pid, "stderr", () => undefined, () => undefined) };
+    const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+    const proc = start((stream, data) => pumps[stream].push(decoders[stream].write(data)));
+    let alive = true;
+    let killed = false;
+    const exited = proc.exited.then(
+      (exit) => ({ exitCode: killed ? null : exit.exitCode, signal: killed ? "SIGKILL" : null }),
+      (err: Error) => {
+        this.log.warn("a command in a VM ended with its VM", { sandboxId: request.sandboxId, pid, error: err.message });
+        return { exitCode: null, signal: "SIGKILL" };
+      },
+    ).then(({ exitCode, signal }) => {
+      alive = false;
+      for (const stream of ["stdout", "stderr"] as const) pumps[stream].push(decoders[stream].end());
+      this.finish(request, pid, [pumps.stdout, pumps.stderr], exitCode, signal);
+    });
+    const pty = request.pty !== undefined;
+    return {
+      info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty, startedAt: new Date().toISOString() },
+      ownerUid: request.ownerUid,
+      write: async (data, eof) => {
+        if (!alive) return;
+        if (pty) return proc.write(eof ? data + "\x04" : data);
+        proc.write(data);
+        if (eof) proc.end();
+      },
+      resize: (cols, rows) => alive && proc.resize(cols, rows),
+      kill: (signal) => {
+        if (!alive) return;
+        if (signal === "SIGKILL") killed = true;
+        proc.signal(signal);
+      },
+      exited,
+    };
   }
 
   private spawnPty(request: SpawnRequest, size: { cols: number; rows: number }, pty: typeof NodePty): Running {

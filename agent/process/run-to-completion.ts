@@ -4,6 +4,7 @@ import { PaddockError } from "../protocol/errors";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { exitAndDrain } from "./child-exit";
 import { killTree } from "./process-tree";
+import type { GuestProcess } from "../vm/guest-connection";
 
 export const OUTPUT_CAP_BYTES = 1024 * 1024;
 
@@ -75,4 +76,35 @@ export function runToCompletion(
       resolve({ exitCode, signal, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated, timedOut });
     });
   });
+}
+
+/** `sandbox/exec` in a VM: the same result as for a host command, through the guest agent. */
+export function runGuestToCompletion(
+  start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess,
+  options: { stdin?: string; timeoutMs?: number; cap?: number; onStart?: (kill: () => void) => void },
+): Promise<Completed> {
+  const cap = options.cap ?? OUTPUT_CAP_BYTES;
+  const stdout = new CappedBuffer(cap);
+  const stderr = new CappedBuffer(cap);
+  const proc = start((stream, data) => (stream === "stdout" ? stdout : stderr).push(data));
+  let killed = false;
+  let timedOut = false;
+  const kill = () => {
+    killed = true;
+    proc.signal("SIGKILL");
+  };
+  options.onStart?.(kill);
+  if (options.stdin) proc.write(options.stdin);
+  proc.end();
+  const timer =
+    options.timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          kill();
+        }, options.timeoutMs);
+  return proc.exited
+    .then((exit) => ({ exitCode: killed ? null : exit.exitCode, signal: killed ? "SIGKILL" : null }))
+    .finally(() => clearTimeout(timer))
+    .then(({ exitCode, signal }) => ({ exitCode, signal, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated, timedOut }));
 }

@@ -115,7 +115,7 @@ export type NetworkMode = z.infer<typeof NetworkMode>;
 export const SandboxCreateParams = z
   .object({
     workspace: z.string().min(1).max(4096),
-    runtime: z.enum(["process", "container"]).optional(),
+    runtime: z.enum(["process", "container", "vm"]).optional(),
     /** container only: an image of image/list; the default image when left out. */
     image: z.string().min(1).max(200).optional(),
     name: z.string().min(1).max(100).regex(/^[\w.@+-][\w .@+-]*$/, "letters, digits, spaces and . @ + - _ only").optional(),
@@ -126,7 +126,7 @@ export const SandboxCreateParams = z
   })
   .strict();
 
-export type SandboxRuntime = "process" | "container";
+export type SandboxRuntime = "process" | "container" | "vm";
 
 export type SandboxState = "creating" | "running" | "stopped" | "deleting";
 
@@ -138,6 +138,8 @@ export interface Sandbox {
   runtime: SandboxRuntime;
   /** container sandboxes: the image's name and digest. */
   image?: { name: string; digest: string };
+  /** VM sandboxes: the accelerator QEMU uses (KVM when it really boots a guest here, else TCG) and the guest kernel's release once booted. */
+  vm?: { accelerator: "kvm" | "tcg"; kernelRelease?: string };
   state: SandboxState;
   network: NetworkMode;
   limits: Limits;
@@ -389,6 +391,8 @@ export interface AgentNotifications {
   "process/exit": { pid: number; exitCode: number | null; signal: string | null };
   /** Paths under which a sandbox's changes may have changed (debounced; a folder covers what it holds). */
   "sandbox/didChange": { id: string; paths: string[] };
+  /** A long step of a sandbox's creation or start (a VM booting). */
+  "sandbox/progress": { id: string; step: string };
   /** A long image job (a pull, the first build of the default image) moving on. */
   "image/progress": { name: string; step: string; done?: boolean };
 }

@@ -28,6 +28,8 @@ export interface LaunchSpec {
   cwd?: string;
   env?: Record<string, string>;
   pty: boolean;
+  /** The terminal's first size (a VM's guest agent opens the terminal itself). */
+  ptySize?: { cols: number; rows: number };
   /** The caller's identity: the program runs as this user. */
   uid: number;
   gid: number;

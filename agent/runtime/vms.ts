@@ -81,6 +81,8 @@ export class Vms {
     const initrdFd = fs.openSync(initrd, "r");
     const consoleFd = fs.openSync(consoleLog, "w", 0o600);
     const viewFd = fs.openSync(request.workspaceView, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    // QEMU opens them again through /proc/self/fd as the owner: they must be the owner's.
+    for (const fd of [initrdFd, consoleFd]) fs.fchownSync(fd, request.uid, request.gid);
     const memory = request.limits.memoryMiB ?? DEFAULT_MEMORY_MIB;
     const cpus = Math.max(1, Math.ceil(request.limits.cpus ?? 1));
     // Descriptors 3-6 in QEMU: the port's socket, the initrd, the console log, the share.
@@ -105,7 +107,7 @@ export class Vms {
     const command = [
       this.enterHelper,
       ...request.cgroupProcs.flatMap((file) => ["--cgroup", file]),
-      ...(request.uid !== 0 ? ["--user", String(request.uid), String(request.gid)] : []),
+      ...(request.uid !== process.getuid?.() ? ["--user", String(request.uid), String(request.gid)] : []),
       "--keep-fds", "4",
       "--",
       "/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--pdeathsig", "SIGKILL", "--",
@@ -128,7 +130,14 @@ export class Vms {
       }),
     );
     try {
-      const release = await Promise.race([connection.authenticate(secret, READY_DEADLINE_MS[request.accelerator]), exitedEarly]);
+      // QEMU's own exit says more than the broken channel it causes: it wins a near tie.
+      const release = await Promise.race([
+        connection.authenticate(secret, READY_DEADLINE_MS[request.accelerator]).catch(async (err: unknown) => {
+          await Promise.race([exitedEarly, new Promise((r) => setTimeout(r, 500))]);
+          throw err;
+        }),
+        exitedEarly,
+      ]);
       const booted: BootedVm = { accelerator: request.accelerator, kernelRelease: release, bootMs: Math.round(performance.now() - started) };
       this.running.set(request.id, { qemu, connection, booted });
       exitedEarly.catch(() => undefined);

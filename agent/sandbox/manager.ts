@@ -18,7 +18,7 @@ import { SandboxStore, type SandboxRecord } from "./store";
 import { openWorkspace, type OpenWorkspace } from "./workspace";
 import type { Changesets } from "../changeset/changesets";
 import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
-import { ENTER_FAILED, type LaunchSpec } from "../runtime/process-runtime";
+import { ENTER_FAILED, sandboxEnv, type LaunchSpec } from "../runtime/process-runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
 import type { ApproveResult, DiffResult, ReadFileResult, RejectResult } from "../protocol/methods";
@@ -34,6 +34,9 @@ import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/targe
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
 import { execFailure, type Containers, type OciRuntimeName } from "../runtime/containers";
 import type { Images } from "../image/images";
+import type { Accelerator, Vms } from "../runtime/vms";
+import { containerCwd } from "../runtime/container-spec";
+import { runGuestToCompletion } from "../process/run-to-completion";
 
 export interface CreateRequest {
   workspace: string;
@@ -70,6 +73,11 @@ export interface ManagerOptions {
     leftovers(): Containers[];
   };
   images: Images;
+  vms: {
+    runtime: Vms;
+    /** KVM where system/check proved it boots a guest, else TCG; fails with the reason where neither works. */
+    chooseAccelerator(): Promise<Accelerator>;
+  };
   /** Tells every client allowed to see a sandbox of `ownerUid` about a change. */
   broadcast: (ownerUid: number, method: string, params: unknown) => void;
 }
@@ -267,14 +275,20 @@ export class SandboxManager {
       }
     }
     const limits = request.limits ?? {};
-    if (Object.keys(limits).length > 0 && !this.options.cgroups) {
+    const runtime = request.runtime ?? "process";
+    if (runtime === "vm") {
+      if (limits.pids !== undefined) throw new PaddockError("E_INVALID_PARAMS", "a pids limit is not for VM sandboxes (their processes are the guest kernel's)", "give memoryMiB and cpus only", { field: "limits.pids" });
+      if ((request.network ?? "none") !== "none") throw new PaddockError("E_RUNTIME_UNAVAILABLE", `network ${request.network} is not available for VM sandboxes yet`, "create the VM sandbox with network none", { field: "network" });
+    }
+    // A VM's limits are QEMU's memory and CPUs, not cgroup limits.
+    if (runtime !== "vm" && Object.keys(limits).length > 0 && !this.options.cgroups) {
       throw new PaddockError("E_CGROUP", "limits need cgroups, and this agent cannot create them", "run the agent as root, or create the sandbox without limits");
     }
-    const runtime = request.runtime ?? "process";
-    if (runtime === "process" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
-    if (runtime === "process" && request.network === "nat") throw new PaddockError("E_INVALID_PARAMS", "network nat is for container sandboxes", "use none or host, or runtime container", { field: "network" });
+    if (runtime !== "container" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
+    if (runtime !== "container" && request.network === "nat") throw new PaddockError("E_INVALID_PARAMS", "network nat is for container sandboxes", "use none or host, or runtime container", { field: "network" });
     // Before anything is recorded: no runtime or no image is a plain refusal.
     const ociRuntime = runtime === "container" ? await this.options.containers.choose() : undefined;
+    const accelerator = runtime === "vm" ? await this.options.vms.chooseAccelerator() : undefined;
     const image = runtime === "container" ? await this.options.images.resolve(request.image) : undefined;
     const workspace = openWorkspace(request.workspace, caller, this.options.stateDir);
     const id = `sbx-${randomBytes(6).toString("hex")}`;
@@ -285,6 +299,7 @@ export class SandboxManager {
       workspace: workspace.path,
       runtime,
       ...(image && ociRuntime ? { image: { name: image.name, digest: image.digest }, container: { ociRuntime, layers: image.layers, config: image.config } } : {}),
+      ...(accelerator ? { vm: { accelerator } } : {}),
       state: "creating",
       network: request.network ?? "none",
       limits,
@@ -325,7 +340,7 @@ export class SandboxManager {
       try {
         await this.killProcesses(record);
         await this.watcher.unwatch(id);
-        await this.removeContainer(record);
+        await this.stopRuntime(record);
         await this.options.changesets.unmount(id, this.options.store.paths(id));
         this.setState(record, "stopped");
       } finally {
@@ -367,11 +382,9 @@ export class SandboxManager {
     const cgroup = this.cgroupOf(record);
     const before = cgroup?.counters();
     let kill = () => undefined as void;
-    const running = runToCompletion(this.command(record, this.launchSpec(record, request, false)), {
-      stdin: request.stdin,
-      timeoutMs: request.timeoutMs,
-      onStart: (killer) => (kill = killer),
-    });
+    const options = { stdin: request.stdin, timeoutMs: request.timeoutMs, onStart: (killer: () => void) => (kill = killer) };
+    const spec = this.launchSpec(record, request, false);
+    const running = record.runtime === "vm" ? runGuestToCompletion((onOutput) => this.guestExec(record, spec, onOutput), options) : runToCompletion(this.command(record, spec), options);
     // Tracked from the moment it starts, so that stop and delete end it and wait for it.
     const execs = this.execs.get(id) ?? new Set();
     const entry = { kill: () => kill(), done: running.then(() => undefined, () => undefined) };
@@ -399,7 +412,10 @@ export class SandboxManager {
     const nodePty = await this.options.processes.prepare(request.pty !== undefined);
     // From the check to the start nothing awaits, so a stop cannot slip in between.
     const record = this.runnable(caller, id);
-    const spec = this.launchSpec(record, request, request.pty !== undefined);
+    const spec = { ...this.launchSpec(record, request, request.pty !== undefined), ...(request.pty ? { ptySize: request.pty } : {}) };
+    if (record.runtime === "vm") {
+      return this.options.processes.spawnGuest({ sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, pty: request.pty, session }, (onOutput) => this.guestExec(record, spec, onOutput));
+    }
     return this.options.processes.spawn(
       { sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, command: this.command(record, spec), pty: request.pty, session },
       nodePty,
@@ -487,7 +503,7 @@ export class SandboxManager {
     }
     const paths = this.options.store.paths(record.id);
     if (record.state === "stopped") {
-      await this.removeContainer(record);
+      await this.stopRuntime(record);
       await this.options.changesets.unmount(record.id, paths);
       rlog.info("adopted stopped sandbox");
       return;
@@ -535,6 +551,12 @@ export class SandboxManager {
       throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is ${this.stopping.has(id) ? "stopping" : record.state}`, record.state === "stopped" ? "start it first (sandbox/start)" : "wait until it is running");
     }
     return record;
+  }
+
+  /** Starts a command through the VM's guest agent, as the owner, in /workspace unless told otherwise. */
+  private guestExec(record: SandboxRecord, spec: LaunchSpec, onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) {
+    const env = { ...sandboxEnv(spec), HOME: spec.env?.HOME ?? (spec.uid === 0 ? "/root" : "/tmp") };
+    return this.options.vms.runtime.connection(record.id).exec({ argv: spec.argv, env, cwd: containerCwd(spec.cwd), uid: spec.uid, gid: spec.gid, ...(spec.ptySize ? { pty: spec.ptySize } : {}) }, onOutput);
   }
 
   /** `runc exec` itself failed (exit code 255 and its log line): an error, not the program's result. */
@@ -592,8 +614,10 @@ export class SandboxManager {
       fs.chmodSync(paths.upper, ws.mode & 0o7777);
       await this.options.changesets.mount(record.id, paths, workspace);
       try {
-        this.options.cgroups?.create(record.id, record.limits);
+        // A VM's limits are its QEMU's memory and CPUs: a cgroup limit would only kill QEMU.
+        this.options.cgroups?.create(record.id, record.runtime === "vm" ? {} : record.limits);
         if (record.runtime === "container") await this.startContainer(record);
+        if (record.runtime === "vm") await this.startVm(record);
       } catch (err) {
         await this.options.changesets.unmount(record.id, paths);
         throw err;
@@ -619,8 +643,34 @@ export class SandboxManager {
     });
   }
 
-  /** Deletes a sandbox's container and unmounts its root, if it has them. */
-  private async removeContainer(record: SandboxRecord): Promise<void> {
+  private async startVm(record: SandboxRecord): Promise<void> {
+    if (!record.vm) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id} has no VM`, "delete it and create another");
+    const paths = this.options.store.paths(record.id);
+    // QEMU writes the share with its own uid and no capabilities: root's sandbox of another
+    // user's folder writes as that folder's owner (root without capabilities could not).
+    let owner = ownerIds(record.ownerUid);
+    if (owner.uid === 0) {
+      const ws = fs.statSync(record.workspace);
+      owner = { uid: ws.uid, gid: ws.gid };
+    }
+    const booted = await this.options.vms.runtime.start({
+      id: record.id,
+      dir: path.join(paths.dir, "vm"),
+      workspaceView: this.options.changesets.viewPath(record.id, paths),
+      uid: owner.uid,
+      gid: owner.gid,
+      limits: record.limits,
+      network: record.network,
+      accelerator: record.vm.accelerator,
+      cgroupProcs: this.cgroupOf(record)?.procsFiles ?? [],
+      onProgress: (step) => this.options.broadcast(record.ownerUid, "sandbox/progress", { id: record.id, step }),
+    });
+    record.vm = { accelerator: booted.accelerator, kernelRelease: booted.kernelRelease };
+  }
+
+  /** Stops a sandbox's VM, or deletes its container and unmounts its root, if it has them. */
+  private async stopRuntime(record: SandboxRecord): Promise<void> {
+    if (record.vm) await this.options.vms.runtime.stop(record.id);
     if (record.container) await this.options.containers.of(record.container.ociRuntime).remove(record.id, this.options.store.paths(record.id).container);
   }
 
@@ -643,7 +693,7 @@ export class SandboxManager {
     } catch (err) {
       this.options.log.error("cannot finish an interrupted approve before deleting the sandbox", { sandboxId: record.id, error: (err as Error).message });
     }
-    await this.removeContainer(record);
+    await this.stopRuntime(record);
     await this.cgroupOf(record)?.remove();
     await this.removeLeftovers(record.id, record);
     this.records.delete(record.id);
@@ -655,7 +705,7 @@ export class SandboxManager {
 
   /** A sandbox's container, mounts and directory; without a record, whatever runtime may hold its container. */
   private async removeLeftovers(id: string, record?: SandboxRecord): Promise<void> {
-    if (record) await this.removeContainer(record);
+    if (record) await this.stopRuntime(record);
     else for (const containers of this.options.containers.leftovers()) await containers.remove(id, this.options.store.paths(id).container);
     unmountOverlay(this.options.store.paths(id).container.rootfs);
     await this.options.changesets.unmount(id, this.options.store.paths(id));
