@@ -52,6 +52,12 @@ interface Running {
 }
 
 const READY_DEADLINE_MS: Record<Accelerator, number> = { kvm: 20_000, tcg: 90_000 };
+
+/** How long a guest may take to answer: PADDOCK_VM_READY_TIMEOUT_MS, for machines slower (or tests quicker) than these. */
+function readyDeadline(accelerator: Accelerator): number {
+  const configured = Number(process.env.PADDOCK_VM_READY_TIMEOUT_MS);
+  return Number.isFinite(configured) && configured > 0 ? configured : READY_DEADLINE_MS[accelerator];
+}
 const DEFAULT_MEMORY_MIB = 512;
 const QEMU = "qemu-system-x86_64";
 
@@ -132,7 +138,7 @@ export class Vms {
     try {
       // QEMU's own exit says more than the broken channel it causes: it wins a near tie.
       const release = await Promise.race([
-        connection.authenticate(secret, READY_DEADLINE_MS[request.accelerator]).catch(async (err: unknown) => {
+        connection.authenticate(secret, readyDeadline(request.accelerator)).catch(async (err: unknown) => {
           await Promise.race([exitedEarly, new Promise((r) => setTimeout(r, 500))]);
           throw err;
         }),

@@ -95,8 +95,8 @@ export function startStdioAgent(stateDir: string): AgentProcess & { peer: RawPee
 }
 
 /** Starts an agent on a socket and waits until the socket accepts connections. */
-export async function startSocketAgent(stateDir: string, socketPath: string, extra: string[] = []): Promise<AgentProcess> {
-  const agent = startAgent(["--socket", socketPath, "--state-dir", stateDir, "--log-level", "debug", ...extra]);
+export async function startSocketAgent(stateDir: string, socketPath: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
+  const agent = startAgent(["--socket", socketPath, "--state-dir", stateDir, "--log-level", "debug", ...extra], { env });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (agent.child.exitCode !== null) throw new Error(`agent exited early: ${agent.stderr()}`);

@@ -28,7 +28,7 @@ after(async () => {
   for (const fixture of fixtures) await fixture.stop().catch(() => undefined);
 });
 
-export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
+export async function startFixture(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Fixture> {
   const base = tempDir("paddock-sbx-");
   fs.chmodSync(base, 0o755);
   const stateDir = path.join(base, "state");
@@ -38,7 +38,7 @@ export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
     base,
     stateDir,
     socketPath,
-    agent: await startSocketAgent(stateDir, socketPath, extraArgs),
+    agent: await startSocketAgent(stateDir, socketPath, extraArgs, env),
     async client() {
       const client = await AgentClient.connect(socketPath);
       clients.push(client);
@@ -46,7 +46,7 @@ export async function startFixture(extraArgs: string[] = []): Promise<Fixture> {
       return client;
     },
     async restart() {
-      fixture.agent = await startSocketAgent(stateDir, socketPath, extraArgs);
+      fixture.agent = await startSocketAgent(stateDir, socketPath, extraArgs, env);
     },
     async stopAgent() {
       for (const c of clients.splice(0)) c.close();

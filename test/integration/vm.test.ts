@@ -1,0 +1,114 @@
+/**
+ * Micro-VM sandboxes with real QEMU and the guest agent (under TCG on these machines, where
+ * KVM does not boot a guest): the guest's own kernel, commands with exit codes, input and a
+ * terminal, the workspace over 9p through the same review flow, kill -9 of the agent, and
+ * clear errors for a bad kernel and a guest that never gets ready.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { cgroupProcs, fixtureForFile, makeWorkspace, mountsUnder, refused, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
+
+const ctx = fixtureForFile();
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its workspace edits are reviewed as for any sandbox", async () => {
+  const { fx, client } = ctx;
+  const ws = makeWorkspace(fx.base, "ws-vm");
+  const before = treeHash(ws);
+  const steps: string[] = [];
+  client.onNotification((method, params) => method === "sandbox/progress" && steps.push((params as { step: string }).step));
+  const check = await client.request("system/check", {});
+  const sandbox = await client.request("sandbox/create", { workspace: ws, runtime: "vm", limits: { memoryMiB: 256 } });
+  assert.equal(sandbox.runtime, "vm");
+  assert.equal(sandbox.vm?.accelerator, check.runtimes.vm.using, "the accelerator system/check chose is the one used, and shown");
+  assert.ok(steps.some((s) => /^booting the VM \((kvm|tcg)\)$/.test(s)) && steps.some((s) => /^guest ready in \d+ ms$/.test(s)), JSON.stringify(steps));
+  const { id } = sandbox;
+
+  const uname = await client.request("sandbox/exec", { id, argv: ["uname", "-r"] });
+  assert.equal(uname.stdout.trim(), sandbox.vm?.kernelRelease);
+  assert.notEqual(uname.stdout.trim(), os.release(), "the guest's kernel, not the host's");
+  const run = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "pwd; cat; echo oops >&2; exit 7"], stdin: "from stdin\n" });
+  assert.deepEqual([run.exitCode, run.stdout, run.stderr], [7, "/workspace\nfrom stdin\n", "oops\n"]);
+  const missing = await client.request("sandbox/exec", { id, argv: ["no-such-program"] });
+  assert.equal(missing.exitCode, 127);
+  assert.match(missing.stderr, /cannot run no-such-program/);
+
+  // A terminal: its size, a resize, ^C and an exit code.
+  const outputs = new Map<number, string>();
+  const exits = new Map<number, number | null>();
+  client.onNotification((method, params) => {
+    const p = params as { pid: number; data?: string; exitCode?: number | null };
+    if (method === "process/output") outputs.set(p.pid, (outputs.get(p.pid) ?? "") + p.data);
+    if (method === "process/exit") exits.set(p.pid, p.exitCode ?? null);
+  });
+  const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30"], pty: { cols: 90, rows: 30 } });
+  const output = () => outputs.get(pid) ?? "";
+  await waitFor("the first size", () => (output().includes("30 90") ? true : undefined));
+  await client.request("process/resize", { pid, cols: 120, rows: 40 });
+  await client.request("process/write", { pid, data: "go\r" });
+  await waitFor("the new size", () => (output().includes("40 120") ? true : undefined));
+  await client.request("process/write", { pid, data: "\x03" });
+  assert.equal(await waitFor("the exit", () => (exits.has(pid) ? exits.get(pid) : undefined)), 130);
+
+  const edit = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo changed >> README.md && echo new > added.txt && rm delete-me.txt"] });
+  assert.equal(edit.exitCode, 0, edit.stderr);
+  const { changes } = await client.request("sandbox/changes", { id });
+  assert.deepEqual(changes.map((c) => `${c.kind} ${c.path}`).sort(), ["added added.txt", "deleted delete-me.txt", "modified README.md"]);
+  assert.equal(treeHash(ws), before, "the workspace is untouched before approve");
+  await client.request("sandbox/approve", { id, paths: ["README.md"] });
+  assert.equal(fs.readFileSync(path.join(ws, "README.md"), "utf8"), "# demo\nchanged\n");
+  await client.request("sandbox/reject", { id, paths: ["added.txt"] });
+  assert.equal((await client.request("sandbox/exec", { id, argv: ["ls", "added.txt"] })).exitCode, 1, "the running guest sees the rejection");
+  await client.request("sandbox/delete", { id });
+});
+
+test("kill -9 of the agent with a VM running: its QEMU goes, the restarted agent boots it again, delete leaves nothing", async () => {
+  const fx = await startFixture();
+  let client = await fx.client();
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-vm-crash"), runtime: "vm" });
+  await client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo kept > note.txt"] });
+  const qemu = fs.readFileSync(cgroupProcs(fx.stateDir, id), "utf8").split("\n").filter(Boolean).map(Number);
+  assert.equal(qemu.length, 1, "QEMU is the one process in the sandbox's cgroup");
+  fx.agent.child.kill("SIGKILL");
+  await fx.agent.exited;
+  await fx.restart();
+  client = await fx.client();
+  assert.equal(alive(qemu[0]!), false, "the old QEMU is gone");
+  assert.equal((await client.request("sandbox/get", { id })).state, "running");
+  assert.equal((await client.request("sandbox/exec", { id, argv: ["cat", "note.txt"] })).stdout, "kept\n");
+  const again = fs.readFileSync(cgroupProcs(fx.stateDir, id), "utf8").split("\n").filter(Boolean).map(Number);
+  await client.request("sandbox/delete", { id });
+  assert.equal(alive(again[0]!), false, "delete ends QEMU");
+  assert.deepEqual(mountsUnder(fx.stateDir), []);
+  await fx.stop();
+});
+
+test("a bad kernel, and a guest that never gets ready: clear errors within a deadline, nothing left running", async () => {
+  const notAKernel = await startFixture([], { PADDOCK_KERNEL: "/bin/true", PADDOCK_KERNEL_RELEASE: os.release(), PADDOCK_ACCELERATOR: "tcg" });
+  const bad = await notAKernel.client();
+  const started = Date.now();
+  await refused(bad.request("sandbox/create", { workspace: makeWorkspace(notAKernel.base, "ws-bad-kernel"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", /QEMU ended before the guest was ready|no .* module|no modules/);
+  assert.ok(Date.now() - started < 30_000);
+  assert.deepEqual((await bad.request("sandbox/list")).sandboxes, [], "nothing recorded");
+  await notAKernel.stop();
+
+  const slow = await startFixture([], { PADDOCK_VM_READY_TIMEOUT_MS: "300", PADDOCK_ACCELERATOR: "tcg" });
+  const client = await slow.client();
+  const t0 = Date.now();
+  await refused(client.request("sandbox/create", { workspace: makeWorkspace(slow.base, "ws-never-ready"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", /did not answer within/);
+  assert.ok(Date.now() - t0 < 15_000, "refused at the deadline, not after a boot");
+  assert.deepEqual((await client.request("sandbox/list")).sandboxes, []);
+  assert.deepEqual(mountsUnder(slow.stateDir), []);
+  await slow.stop();
+});
