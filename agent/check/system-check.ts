@@ -53,6 +53,7 @@ export function readBootId(): string {
 
 export class SystemChecker {
   private running: Promise<SystemCheckResult> | undefined;
+  private readonly partial = new Map<CheckName, Promise<CheckResult>>();
   /** The last results, so that a cached answer costs no I/O. */
   private latest: CacheFile | undefined;
   private readonly uid: number;
@@ -81,7 +82,14 @@ export class SystemChecker {
   async some(names: CheckName[], log: Logger): Promise<CheckResult[]> {
     const cached = this.cachedChecks();
     if (cached) return cached.filter((c) => names.includes(c.name));
-    return Promise.all(names.map((name) => this.runOne(name, log)));
+    // Remembered for the agent's life (one boot), so that each new sandbox does not probe again.
+    return Promise.all(
+      names.map((name) => {
+        let result = this.partial.get(name);
+        if (!result) this.partial.set(name, (result = this.runOne(name, log)));
+        return result;
+      }),
+    );
   }
 
   private async runAll(log: Logger): Promise<SystemCheckResult> {
