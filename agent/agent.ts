@@ -31,6 +31,7 @@ export interface AgentOptions {
   sandboxes: SandboxManager;
   processes: ProcessTable;
   images: Images;
+  vmPool: () => RequestResults["vm/pool"];
   /** The runtimes this agent can run (capabilities.runtimes). */
   runtimes: RuntimeKind[];
   /** Called when a client sends `exit`; the transport decides what that ends. */
@@ -99,6 +100,7 @@ export class Agent {
       requireRoot(session, "removing images");
       return { name: params.name, removed: images.remove(params.name) };
     });
+    request("vm/pool", () => options.vmPool());
     request("image/default", (_params, _call, session) => {
       requireRoot(session, "building the default image");
       return summary(images.rebuildDefault());

@@ -12,7 +12,7 @@ import { ProcessTable } from "./process/process-table";
 import { cgroupScope, openCgroups } from "./runtime/cgroup";
 import { FuseChangesets, KernelChangesets, UserNamespaceChangesets, type Changesets } from "./changeset/changesets";
 import { killAllProbes } from "./check/run-probe";
-import { shareMountsBelow } from "./changeset/overlay";
+import { bindOntoItself } from "./changeset/overlay";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
 import { stateFiles } from "./state/paths";
@@ -118,9 +118,9 @@ export async function serve(requested: ServeOptions): Promise<void> {
   let stdioExitCode = 0;
   const processes = new ProcessTable(log);
   const enterHelper = path.join(options.nativeDir, "paddock-enter");
-  // As root, the sandboxes' mounts live in the host's namespace: their unmounts must reach
-  // the copies that commands' namespaces hold (rootless mounts live in holders' namespaces).
-  if (uid === 0) cleanups.push(shareMountsBelow(new SandboxStore(files.sandboxes).root));
+  // As root, the sandboxes' mounts live in the host's namespace, under one folder that
+  // commands' namespaces detach (rootless mounts live in holders' namespaces).
+  if (uid === 0) cleanups.push(bindOntoItself(new SandboxStore(files.sandboxes).root));
   const cgroups = openCgroups(cgroupScope(options.stateDir));
   cleanups.push(() => cgroups?.releaseIfEmpty());
   // Each OCI runtime keeps its containers' state in its own folder of the state dir.
@@ -137,6 +137,8 @@ export async function serve(requested: ServeOptions): Promise<void> {
       return false;
     }
   };
+  const vms = new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, path.join(options.stateDir, "vm-pool"), log);
+  cleanups.push(() => vms.drainPool());
   const images: Images = new Images(files.images, (progress) => agent.broadcastToAll("image/progress", progress), {
     usersOf: (digest: string): string[] => sandboxes.imageUsers(digest),
     layersInUse: (): Set<string> => sandboxes.layersInUse(),
@@ -156,7 +158,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
     },
     images,
     vms: {
-      runtime: new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, log),
+      runtime: vms,
       chooseAccelerator: () => chooseAccelerator(checker, log),
     },
     broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
@@ -168,6 +170,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
     sandboxes,
     processes,
     images,
+    vmPool: () => vms.poolStats(),
     runtimes: uid === 0 ? ["process", "container", "vm"] : ["process"],
     onExit: (session, connection) => {
       // LSP: exit after shutdown is a clean exit, exit without it is not.

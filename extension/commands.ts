@@ -244,13 +244,15 @@ async function createSandbox(ctx: CommandContext, folder: string | undefined): P
     ...(settings.cpus > 0 ? { cpus: settings.cpus } : {}),
   };
   const sandbox = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: vscode.l10n.t("Creating a sandbox of {0}…", path.basename(workspace)), cancellable: true }, async (progress, token) => {
-    // The first container may build the default image: the agent reports its steps.
+    // The first container may build the default image, a VM boots: the agent reports the steps.
     const listening = ctx.agent.onNotification(({ method, params }) => {
-      if (method === "image/progress") progress.report({ message: (params as { step: string }).step });
+      if (method === "image/progress" || method === "sandbox/progress") progress.report({ message: (params as { step: string }).step });
     });
     try {
-      const runtime = pick.runtime === "container" ? "container" : "process";
-      const created = await client.request("sandbox/create", { workspace, runtime, ...(image ? { image } : {}), network: settings.network, ...(Object.keys(limits).length ? { limits } : {}), ...(name ? { name } : {}) });
+      // A VM's limits are its memory and CPUs; a pids limit is for the other runtimes.
+      const { pids: _pids, ...vmLimits } = limits;
+      const runtimeLimits = pick.runtime === "vm" ? vmLimits : limits;
+      const created = await client.request("sandbox/create", { workspace, runtime: pick.runtime, ...(image ? { image } : {}), network: settings.network, ...(Object.keys(runtimeLimits).length ? { limits: runtimeLimits } : {}), ...(name ? { name } : {}) });
       if (token.isCancellationRequested) {
         await client.request("sandbox/delete", { id: created.id });
         return undefined;

@@ -1,7 +1,7 @@
 /*
  * Paddock's guest agent: /init of the micro-VM sandboxes. It mounts what a Linux userland
  * needs, loads the modules listed in /modules/order (virtio, the console port, 9p), mounts
- * the sandbox's workspace (virtio-9p, tag "workspace") at /workspace, then serves the host
+ * the host's share (virtio-9p, tag "workspace") at /mnt/share, then serves the host
  * on the virtio-serial port "paddock": commands with pipes or a terminal, their input,
  * resizes, signals, output and exit codes, many at once. Nothing is run before the host
  * proves it knows this VM's secret (given in the initrd, read once and deleted). As PID 1 it
@@ -11,7 +11,9 @@
  *   host -> guest  AUTH secret | EXEC flags u8, cols u16, rows u16, uid u32, gid u32,
  *                  argc u32, envc u32, then NUL-terminated cwd, argv..., env...
  *                  | STDIN data (empty: end of input) | RESIZE cols u16, rows u16 | SIGNAL u8
- *   guest -> host  READY kernel-release | OUTPUT stream u8 (1 out, 2 err), data
+ *                  | CLAIM (bind /mnt/share/ws, where the host has put the sandbox's view, on
+ *                  /workspace: a VM booted ahead of time for a warm pool gets its sandbox)
+ *   guest -> host  READY kernel-release | CLAIMED | OUTPUT stream u8 (1 out, 2 err), data
  *                  | EXIT code i32 (128+N when killed by signal N), signal u8 | ERROR message
  */
 #define _GNU_SOURCE
@@ -37,12 +39,15 @@
 #include <termios.h>
 #include <unistd.h>
 
-enum { T_AUTH = 1, T_EXEC = 2, T_STDIN = 3, T_RESIZE = 4, T_SIGNAL = 5, T_READY = 0x10, T_OUTPUT = 0x11, T_EXIT = 0x12, T_ERROR = 0x13 };
+enum { T_AUTH = 1, T_EXEC = 2, T_STDIN = 3, T_RESIZE = 4, T_SIGNAL = 5, T_CLAIM = 6, T_READY = 0x10, T_OUTPUT = 0x11, T_EXIT = 0x12, T_ERROR = 0x13, T_CLAIMED = 0x14 };
 
 #define PORT_NAME "paddock"
 #define SECRET_FILE "/paddock/secret"
 #define MAX_FRAME (1u << 20)
 #define MAX_CHANNELS 256
+
+/* Input the program has not read yet; past this, more is refused (the guest never blocks on it). */
+#define MAX_PENDING_INPUT (4u << 20)
 
 struct channel {
     uint32_t id;
@@ -50,6 +55,9 @@ struct channel {
     int in, out, err; /* -1 when closed; a terminal's master is `out` and `in` */
     int pty;
     int exited, status;
+    unsigned char *pending; /* input waiting for the program to read it */
+    size_t pending_len;
+    int close_after_pending;
 };
 
 static struct channel channels[MAX_CHANNELS];
@@ -57,6 +65,7 @@ static int port = -1;
 static char secret[128];
 static size_t secret_len;
 static int authenticated;
+static char mount_failure[160];
 
 static void say(const char *what) {
     int fd = open("/dev/console", O_WRONLY | O_NOCTTY);
@@ -93,6 +102,8 @@ static void send_frame(int type, uint32_t channel, const void *a, size_t alen, c
     if (blen) write_all(port, b, blen);
 }
 
+static void kill_session(pid_t sid);
+
 static void send_error(uint32_t channel, const char *message) { send_frame(T_ERROR, channel, message, strlen(message), NULL, 0); }
 
 static struct channel *find(uint32_t id) {
@@ -120,6 +131,7 @@ static void finish(struct channel *c) {
             send_frame(T_OUTPUT, c->id, &stream, 1, buf, (size_t)n);
         }
     }
+    free(c->pending);
     if (c->pty) c->in = -1; /* the same descriptor as out */
     close_fd(&c->in);
     close_fd(&c->out);
@@ -220,9 +232,11 @@ static void start(uint32_t id, const unsigned char *p, size_t len) {
     if (pty) {
         c->in = c->out = master;
         c->err = -1;
+        fcntl(master, F_SETFL, O_NONBLOCK);
         master = -1;
     } else {
         c->in = pin[1];
+        fcntl(c->in, F_SETFL, O_NONBLOCK);
         c->out = pout[0];
         c->err = perr[0];
         pin[1] = pout[0] = perr[0] = -1;
@@ -239,6 +253,32 @@ out:
     free(strings);
 }
 
+/* Writes what the program will take now; the rest waits for POLLOUT (never blocks PID 1). */
+static void flush_input(struct channel *c) {
+    while (c->pending_len > 0 && c->in >= 0) {
+        ssize_t n = write(c->in, c->pending, c->pending_len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) { /* the program closed its input: drop the rest */
+            c->pending_len = 0;
+            break;
+        }
+        memmove(c->pending, c->pending + n, c->pending_len - (size_t)n);
+        c->pending_len -= (size_t)n;
+    }
+    if (c->pending_len == 0 && c->close_after_pending && !c->pty) close_fd(&c->in);
+}
+
+static void queue_input(struct channel *c, const unsigned char *p, size_t len) {
+    if (c->pending_len + len > MAX_PENDING_INPUT) return say("a program is not reading its input: some was dropped");
+    unsigned char *grown = realloc(c->pending, c->pending_len + len);
+    if (!grown) return say("out of memory for a program's input: some was dropped");
+    c->pending = grown;
+    memcpy(c->pending + c->pending_len, p, len);
+    c->pending_len += len;
+    flush_input(c);
+}
+
 static void handle(int type, uint32_t id, const unsigned char *p, size_t len) {
     if (!authenticated) {
         if (type != T_AUTH) return;
@@ -246,6 +286,7 @@ static void handle(int type, uint32_t id, const unsigned char *p, size_t len) {
         unsigned char diff = (unsigned char)(len != secret_len);
         for (size_t i = 0; i < len && i < secret_len; i++) diff |= p[i] ^ (unsigned char)secret[i];
         if (diff || secret_len == 0) return send_error(0, "wrong secret");
+        if (mount_failure[0]) return send_error(0, mount_failure);
         authenticated = 1;
         struct utsname u;
         uname(&u);
@@ -259,8 +300,13 @@ static void handle(int type, uint32_t id, const unsigned char *p, size_t len) {
         break;
     case T_STDIN:
         if (!c || c->in < 0) break;
-        if (len == 0 && !c->pty) close_fd(&c->in);
-        else write_all(c->in, p, len);
+        if (len == 0) {
+            if (c->pty) break;
+            if (c->pending_len) c->close_after_pending = 1;
+            else close_fd(&c->in);
+            break;
+        }
+        queue_input(c, p, len);
         break;
     case T_RESIZE:
         if (c && c->pty && len >= 4) {
@@ -269,9 +315,35 @@ static void handle(int type, uint32_t id, const unsigned char *p, size_t len) {
         }
         break;
     case T_SIGNAL:
-        if (c && len >= 1) kill(p[0] == SIGKILL ? -c->pid : c->pid, p[0]);
+        if (c && len >= 1) {
+            /* Right after the start the child may not have its own session yet: both. */
+            if (p[0] == SIGKILL) kill_session(c->pid);
+            kill(c->pid, p[0]);
+        }
+        break;
+    case T_CLAIM:
+        if (mount("/mnt/share/ws", "/workspace", NULL, MS_BIND, NULL) != 0) {
+            char line[128];
+            snprintf(line, sizeof line, "cannot mount the workspace: %s", strerror(errno));
+            send_error(0, line);
+        } else {
+            send_frame(T_CLAIMED, 0, NULL, 0, NULL, 0);
+        }
         break;
     }
+}
+
+/* SIGKILLs every process of the command's session (a job put in its own group too). */
+static void kill_session(pid_t sid) {
+    kill(-sid, SIGKILL);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 1) continue;
+        if (getsid(pid) == sid) kill(pid, SIGKILL);
+    }
+    if (d) closedir(d);
 }
 
 static void reap(void) {
@@ -282,7 +354,7 @@ static void reap(void) {
             struct channel *c = &channels[i];
             if (c->pid != pid) continue;
             /* A command ends with everything it started in its session, as under bubblewrap. */
-            kill(-pid, SIGKILL);
+            kill_session(pid);
             c->status = status;
             c->exited = 1;
             finish(c);
@@ -320,6 +392,8 @@ static void setup(void) {
     mkdir("/tmp", 01777);
     mkdir("/run", 0755);
     mkdir("/workspace", 0755);
+    mkdir("/mnt", 0755);
+    mkdir("/mnt/share", 0755);
     mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -356,10 +430,9 @@ static void setup(void) {
     }
     if (sock >= 0) close(sock);
 
-    if (mount("workspace", "/workspace", "9p", MS_NODEV | MS_NOSUID, "trans=virtio,version=9p2000.L,msize=262144") != 0) {
-        char line[128];
-        snprintf(line, sizeof line, "cannot mount the workspace: %s", strerror(errno));
-        say(line);
+    if (mount("workspace", "/mnt/share", "9p", MS_NODEV | MS_NOSUID, "trans=virtio,version=9p2000.L,msize=262144") != 0) {
+        snprintf(mount_failure, sizeof mount_failure, "cannot mount the host's share: %s", strerror(errno));
+        say(mount_failure);
     }
 
     int fd = open(SECRET_FILE, O_RDONLY | O_CLOEXEC);
@@ -396,16 +469,17 @@ int main(void) {
     static unsigned char in[MAX_FRAME + 9];
     size_t have = 0;
     for (;;) {
-        struct pollfd fds[2 + 2 * MAX_CHANNELS];
-        struct channel *owner[2 + 2 * MAX_CHANNELS];
-        int stream[2 + 2 * MAX_CHANNELS];
+        struct pollfd fds[2 + 3 * MAX_CHANNELS];
+        struct channel *owner[2 + 3 * MAX_CHANNELS];
+        int stream[2 + 3 * MAX_CHANNELS];
         int n = 0;
         fds[n++] = (struct pollfd){.fd = port, .events = POLLIN};
         fds[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
         for (int i = 0; i < MAX_CHANNELS; i++) {
             struct channel *c = &channels[i];
             if (c->pid == 0) continue;
-            if (c->out >= 0) owner[n] = c, stream[n] = 1, fds[n++] = (struct pollfd){.fd = c->out, .events = POLLIN};
+            if (c->out >= 0) owner[n] = c, stream[n] = 1, fds[n++] = (struct pollfd){.fd = c->out, .events = POLLIN | (c->pty && c->pending_len ? POLLOUT : 0)};
+            if (!c->pty && c->in >= 0 && c->pending_len) owner[n] = c, stream[n] = 3, fds[n++] = (struct pollfd){.fd = c->in, .events = POLLOUT};
             if (c->err >= 0) owner[n] = c, stream[n] = 2, fds[n++] = (struct pollfd){.fd = c->err, .events = POLLIN};
         }
         if (poll(fds, (nfds_t)n, -1) < 0) continue;
@@ -419,6 +493,8 @@ int main(void) {
         for (int i = 2; i < n; i++) {
             if (!fds[i].revents) continue;
             struct channel *c = owner[i];
+            if (fds[i].revents & POLLOUT) flush_input(c);
+            if (stream[i] == 3 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             int *fd = stream[i] == 1 ? &c->out : &c->err;
             if (*fd != fds[i].fd) continue;
             unsigned char buf[65536];

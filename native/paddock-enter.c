@@ -68,9 +68,7 @@ static void bind_private(const char *src, const char *dst, const char *expected)
     if (s.st_dev == parent.st_dev) { errno = ENOENT; die("the sandbox view is not mounted at", src); }
 
     if (unshare(CLONE_NEWNS) != 0) die("cannot create a mount namespace", NULL);
-    /* Slave, not private: the host's unmounts (a stopped sandbox's overlay, a container's root)
-       must reach this namespace too, or an upper dir could end up mounted twice. */
-    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0) die("cannot set mount propagation", NULL);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("cannot make mounts private", NULL);
 
     /* Opened in the new namespace (a mount target must be in ours), without following symlinks. */
     int fd = open_beneath_no_symlinks(dst);
@@ -85,6 +83,20 @@ static void bind_private(const char *src, const char *dst, const char *expected)
     snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
     if (mount(src, target, NULL, MS_BIND | MS_REC, NULL) != 0) die("cannot bind the sandbox view onto", dst);
     close(fd);
+
+    /* Every sandbox's mounts live under the state dir's sandboxes folder (SRC is
+       sandboxes/ID/merged), which the agent makes a mount of its own: detached here, this
+       namespace keeps no copy of another sandbox's overlay or container root, whose upper
+       dir would otherwise stay mounted here after the host unmounts it (and be mounted twice
+       when that sandbox starts again). Not a mount point (an older agent's layout): nothing. */
+    char root[4096];
+    if (snprintf(root, sizeof root, "%s", src) >= (int)sizeof root) { errno = ENAMETOOLONG; die("path too long", src); }
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(root, '/');
+        if (!slash || slash == root) return;
+        *slash = 0;
+    }
+    if (umount2(root, MNT_DETACH) != 0 && errno != EINVAL) die("cannot detach the other sandboxes' mounts under", root);
 }
 
 static unsigned long parse_id(const char *s) {

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
-import { MNT_DETACH, MS_BIND, MS_NODEV, MS_REC, MS_SHARED, errnoName, mount, umount2 } from "../sys/libc";
+import { MNT_DETACH, MS_BIND, MS_NODEV, MS_PRIVATE, MS_REC, errnoName, mount, umount2 } from "../sys/libc";
 
 export interface OverlayLayers {
   /** An open descriptor of the workspace directory (the lower layer). */
@@ -67,38 +67,22 @@ export function isMountPoint(dir: string): boolean {
 }
 
 /**
- * Makes mounts made below `dir` propagate to the copies other mount namespaces hold of them:
- * when a sandbox's overlay is unmounted, it leaves the namespaces of commands of other
- * sandboxes too, rather than staying mounted there (an upper dir mounted twice is undefined
- * behaviour). Where the mount holding `dir` is shared already (systemd's default for /),
- * nothing is done; elsewhere `dir` is bound onto itself and made shared. Returns what undoes
- * that at the agent's exit, if no sandbox is mounted below any more.
+ * Makes `dir` (the sandboxes folder) a mount of its own, bound onto itself, so that a
+ * command's mount namespace can detach it whole (native/paddock-enter does): then no
+ * namespace but the host's holds a copy of a sandbox's overlay, which would keep its upper
+ * dir mounted after the host unmounts it (an upper dir mounted twice is undefined
+ * behaviour). Returns what undoes it at the agent's exit, if no sandbox is mounted below.
  */
-export function shareMountsBelow(dir: string): () => void {
-  if (isShared(dir)) return () => undefined;
+export function bindOntoItself(dir: string): () => void {
+  if (isMountPoint(dir)) return () => undefined;
   // Sandboxes mounted by an agent from before this one would end up hidden under the bind:
-  // they are left as they are, and sharing waits for a start with none mounted.
-  if (!isMountPoint(dir) && mountPoints().some((p) => p.startsWith(dir + "/"))) return () => undefined;
-  if (!isMountPoint(dir)) {
-    // Recursive: sandboxes already mounted below (an agent from before) stay visible through it.
-    const err = mount(dir, dir, "", MS_BIND | MS_REC, "");
-    if (err !== 0) throw new PaddockError("E_MOUNT", `cannot bind ${dir} onto itself: ${errnoName(err)}`, "the agent needs to mount as root");
-  }
-  const err = mount("none", dir, "", MS_SHARED, "");
-  if (err !== 0) throw new PaddockError("E_MOUNT", `cannot make ${dir} a shared mount: ${errnoName(err)}`, "the agent needs to mount as root");
+  // they are left as they are, and the bind waits for a start with none mounted.
+  if (mountPoints().some((p) => p.startsWith(dir + "/"))) return () => undefined;
+  let err = mount(dir, dir, "", MS_BIND | MS_REC, "");
+  // Private: where / is shared (systemd), a bind would otherwise share its mounts with the folder beneath it.
+  if (err === 0) err = mount("none", dir, "", MS_PRIVATE, "");
+  if (err !== 0) throw new PaddockError("E_MOUNT", `cannot bind ${dir} onto itself: ${errnoName(err)}`, "the agent needs to mount as root");
   return () => {
     if (!mountPoints().some((p) => p.startsWith(dir + "/"))) umount2(dir, MNT_DETACH);
   };
-}
-
-/** Whether the mount that holds `dir` propagates (has a "shared:" peer group). */
-function isShared(dir: string): boolean {
-  let best: { point: string; shared: boolean } | undefined;
-  for (const line of fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
-    const fields = line.split(" ");
-    const point = fields[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-    if (!point || !(dir === point || dir.startsWith(point === "/" ? "/" : point + "/"))) continue;
-    if (!best || point.length >= best.point.length) best = { point, shared: fields.slice(6, fields.indexOf("-")).some((f) => f.startsWith("shared:")) };
-  }
-  return best?.shared ?? false;
 }

@@ -160,13 +160,26 @@ export class ProcessTable {
 
   private guestRunning(request: Omit<SpawnRequest, "command">, start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess): Running {
     const pid = this.nextGuestPid++;
-    // The guest agent reads as fast as the port goes; the session's back-pressure cannot pause it.
-    const pumps = { stdout: new OutputPump(request.session, pid, "stdout", () => undefined, () => undefined), stderr: new OutputPump(request.session, pid, "stderr", () => undefined, () => undefined) };
+    // A client behind with its output pauses the VM's channel (see GuestConnection.pause).
+    let proc: GuestProcess | undefined;
+    // Counted, so that a command that ends (or whose client goes) while paused resumes the channel.
+    let pauses = 0;
+    const pause = () => {
+      pauses++;
+      proc?.pause();
+    };
+    const resume = () => {
+      if (pauses === 0) return;
+      pauses--;
+      proc?.resume();
+    };
+    const pumps = { stdout: new OutputPump(request.session, pid, "stdout", pause, resume), stderr: new OutputPump(request.session, pid, "stderr", pause, resume) };
     const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
-    const proc = start((stream, data) => pumps[stream].push(decoders[stream].write(data)));
+    proc = start((stream, data) => pumps[stream].push(decoders[stream].write(data)));
     let alive = true;
     let killed = false;
-    const exited = proc.exited.then(
+    const started = proc;
+    const exited = started.exited.then(
       (exit) => ({ exitCode: killed ? null : exit.exitCode, signal: killed ? "SIGKILL" : null }),
       (err: Error) => {
         this.log.warn("a command in a VM ended with its VM", { sandboxId: request.sandboxId, pid, error: err.message });
@@ -174,6 +187,7 @@ export class ProcessTable {
       },
     ).then(({ exitCode, signal }) => {
       alive = false;
+      while (pauses > 0) resume();
       for (const stream of ["stdout", "stderr"] as const) pumps[stream].push(decoders[stream].end());
       this.finish(request, pid, [pumps.stdout, pumps.stderr], exitCode, signal);
     });
@@ -183,15 +197,15 @@ export class ProcessTable {
       ownerUid: request.ownerUid,
       write: async (data, eof) => {
         if (!alive) return;
-        if (pty) return proc.write(eof ? data + "\x04" : data);
-        proc.write(data);
-        if (eof) proc.end();
+        if (pty) return started.write(eof ? data + "\x04" : data);
+        started.write(data);
+        if (eof) started.end();
       },
-      resize: (cols, rows) => alive && proc.resize(cols, rows),
+      resize: (cols, rows) => alive && started.resize(cols, rows),
       kill: (signal) => {
         if (!alive) return;
         if (signal === "SIGKILL") killed = true;
-        proc.signal(signal);
+        started.signal(signal);
       },
       exited,
     };

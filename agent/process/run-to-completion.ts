@@ -49,7 +49,12 @@ export function runToCompletion(
     const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
     // Kills the command's whole tree: under bwrap, --die-with-parent would do it; under a
     // container's `runc exec`, nothing would.
-    const kill = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null && killTree(child.pid);
+    let killed = false;
+    const kill = () => {
+      if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      killed = true;
+      killTree(child.pid);
+    };
     // Lets the caller kill the command (e.g. the sandbox is stopping).
     options.onStart?.(() => void kill());
     const stdout = new CappedBuffer(cap);
@@ -73,7 +78,9 @@ export function runToCompletion(
     });
     void exitAndDrain(child).then(({ exitCode, signal }) => {
       clearTimeout(timer);
-      resolve({ exitCode, signal, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated, timedOut });
+      // Killed by the agent (a timeout, a stop): said so, whichever process of the tree went first.
+      const [code, sig] = killed ? [null, "SIGKILL"] : [exitCode, signal];
+      resolve({ exitCode: code, signal: sig, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated, timedOut });
     });
   });
 }

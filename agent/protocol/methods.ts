@@ -139,7 +139,7 @@ export interface Sandbox {
   /** container sandboxes: the image's name and digest. */
   image?: { name: string; digest: string };
   /** VM sandboxes: the accelerator QEMU uses (KVM when it really boots a guest here, else TCG) and the guest kernel's release once booted. */
-  vm?: { accelerator: "kvm" | "tcg"; kernelRelease?: string };
+  vm?: { accelerator: "kvm" | "tcg"; kernelRelease?: string; fromPool?: boolean };
   state: SandboxState;
   network: NetworkMode;
   limits: Limits;
@@ -423,6 +423,7 @@ export const requests = {
   "image/import": ImageImportParams,
   "image/remove": ImageNameParams,
   "image/pull": ImagePullParams,
+  "vm/pool": EmptyParams,
   "image/default": EmptyParams,
   "process/spawn": ProcessSpawnParams,
   "process/write": ProcessWriteParams,
@@ -454,6 +455,8 @@ export interface RequestResults {
   "image/import": ImageSummary;
   "image/remove": { name: string; removed: boolean };
   "image/pull": ImageSummary;
+  /** The warm pool of booted VMs: its target size, what is ready and booting, hits, misses and the last boot times. */
+  "vm/pool": { target: number; ready: number; booting: number; hits: number; misses: number; bootMs: number[] };
   "image/default": ImageSummary;
   "process/spawn": { pid: number };
   "process/write": null;

@@ -1,8 +1,14 @@
 /**
  * Micro-VM sandboxes with QEMU: the guest kernel and the agent's initramfs (plus a second
  * archive with this VM's secret), KVM where `system/check` proved it boots a guest and TCG
- * otherwise, the sandbox's merged view shared over virtio-9p, and a virtio-serial port to
- * the guest agent on a socket pair (no path on disk for anyone else to open).
+ * otherwise, a virtio-9p share, and a virtio-serial port to the guest agent on a socket pair
+ * (no path on disk for anyone else to open).
+ *
+ * The share is a "hub" folder of the VM's own; the sandbox's merged view is bound on its
+ * `ws` folder when the VM is given to the sandbox (the guest then binds it on /workspace).
+ * So a VM can boot before anyone asks for it: a warm pool keeps up to PADDOCK_VM_POOL
+ * (default 1) booted per owner and accelerator, filled after each VM sandbox is created,
+ * and a creation claims one instead of paying a boot.
  *
  * QEMU runs as the sandbox's owner with no capabilities (so the share can create no device
  * node and open nothing the owner could not), joins the sandbox's cgroup (so stop, delete
@@ -17,7 +23,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Limits, NetworkMode } from "../protocol/methods";
 import type { Logger } from "../log/logger";
-import { socketPair } from "../sys/libc";
+import { MNT_DETACH, MS_BIND, errnoName, mount, socketPair, umount2 } from "../sys/libc";
 import { GuestConnection } from "../vm/guest-connection";
 import { secretArchive, type GuestImages } from "../vm/guest-image";
 import { DEFAULT_PATH } from "./process-runtime";
@@ -26,7 +32,7 @@ export type Accelerator = "kvm" | "tcg";
 
 export interface VmStart {
   id: string;
-  /** STATE_DIR/sandboxes/ID/vm: the initrd with the secret and the console log. */
+  /** STATE_DIR/sandboxes/ID/vm: the initrd with the secret, the console log, the share's hub. */
   dir: string;
   workspaceView: string;
   uid: number;
@@ -42,58 +48,201 @@ export interface VmStart {
 export interface BootedVm {
   accelerator: Accelerator;
   kernelRelease: string;
+  /** How long this VM took to boot (for a pooled one, before it was claimed). */
   bootMs: number;
+  fromPool: boolean;
 }
 
-interface Running {
+interface Vm {
   qemu: ChildProcess;
   connection: GuestConnection;
-  booted: BootedVm;
+  dir: string;
+  hub: string;
+  accelerator: Accelerator;
+  kernelRelease: string;
+  bootMs: number;
+  consoleLog: string;
 }
 
+interface Boot {
+  dir: string;
+  uid: number;
+  gid: number;
+  limits: Limits;
+  accelerator: Accelerator;
+  cgroupProcs: string[];
+  onProgress?: (step: string) => void;
+}
+
+export interface PoolStats {
+  target: number;
+  ready: number;
+  booting: number;
+  hits: number;
+  misses: number;
+  /** The last boots' times, newest last. */
+  bootMs: number[];
+}
+
+const O_PATH = 0o10000000;
 const READY_DEADLINE_MS: Record<Accelerator, number> = { kvm: 20_000, tcg: 90_000 };
+const CLAIM_DEADLINE_MS = 10_000;
+const DEFAULT_MEMORY_MIB = 512;
+const QEMU = "qemu-system-x86_64";
 
 /** How long a guest may take to answer: PADDOCK_VM_READY_TIMEOUT_MS, for machines slower (or tests quicker) than these. */
 function readyDeadline(accelerator: Accelerator): number {
   const configured = Number(process.env.PADDOCK_VM_READY_TIMEOUT_MS);
   return Number.isFinite(configured) && configured > 0 ? configured : READY_DEADLINE_MS[accelerator];
 }
-const DEFAULT_MEMORY_MIB = 512;
-const QEMU = "qemu-system-x86_64";
+
+function poolTarget(): number {
+  const configured = Number(process.env.PADDOCK_VM_POOL ?? 1);
+  return Number.isInteger(configured) && configured >= 0 ? Math.min(configured, 8) : 1;
+}
 
 export class Vms {
-  private readonly running = new Map<string, Running>();
+  private readonly running = new Map<string, Vm>();
+  /** Booted VMs waiting for a sandbox, per "uid:gid:accelerator". */
+  private readonly pool = new Map<string, Vm[]>();
+  private readonly filling = new Map<string, number>();
+  private readonly stats = { hits: 0, misses: 0, bootMs: [] as number[] };
+  private slot = 0;
 
   constructor(
     private readonly images: GuestImages,
     private readonly enterHelper: string,
+    /** Where pooled VMs keep their files until they are claimed (emptied at start). */
+    private readonly poolDir: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    removeTree(poolDir);
+  }
 
   async start(request: VmStart): Promise<BootedVm> {
     await this.stop(request.id);
     if (request.network !== "none") {
       throw new PaddockError("E_RUNTIME_UNAVAILABLE", `network ${request.network} is not available for VM sandboxes yet`, "create the VM sandbox with network none");
     }
+    // Pooled VMs have the default memory and CPUs: a sandbox with its own limits boots its own.
+    const poolable = request.limits.memoryMiB === undefined && request.limits.cpus === undefined;
+    const key = `${request.uid}:${request.gid}:${request.accelerator}`;
+    let vm = poolable ? this.pool.get(key)?.shift() : undefined;
+    if (vm) this.stats.hits++;
+    else {
+      this.stats.misses++;
+      vm = await this.boot({ dir: request.dir, uid: request.uid, gid: request.gid, limits: request.limits, accelerator: request.accelerator, cgroupProcs: request.cgroupProcs, onProgress: request.onProgress });
+    }
+    const claimed = vm;
+    const claimStarted = performance.now();
+    try {
+      this.attach(claimed, request);
+      await claimed.connection.claim(CLAIM_DEADLINE_MS);
+    } catch (err) {
+      await this.kill(claimed);
+      throw err;
+    }
+    this.running.set(request.id, claimed);
+    claimed.qemu.once("exit", () => {
+      if (this.running.get(request.id) === claimed) this.running.delete(request.id);
+    });
+    const fromPool = claimed.dir !== request.dir;
+    this.log.info("VM given to its sandbox", { sandboxId: request.id, fromPool, claimMs: Math.round(performance.now() - claimStarted), bootMs: claimed.bootMs });
+    request.onProgress?.(fromPool ? `took a booted VM from the warm pool in ${Math.round(performance.now() - claimStarted)} ms` : `guest ready in ${claimed.bootMs} ms`);
+    if (poolable) this.fill(key, request);
+    return { accelerator: claimed.accelerator, kernelRelease: claimed.kernelRelease, bootMs: claimed.bootMs, fromPool };
+  }
+
+  connection(id: string): GuestConnection {
+    const vm = this.running.get(id);
+    if (!vm) throw new PaddockError("E_INVALID_STATE", `the VM of sandbox ${id} is not running`, "stop and start the sandbox (its changes are kept)");
+    return vm.connection;
+  }
+
+  poolStats(): PoolStats {
+    const ready = [...this.pool.values()].reduce((n, vms) => n + vms.length, 0);
+    const booting = [...this.filling.values()].reduce((n, k) => n + k, 0);
+    return { target: poolTarget(), ready, booting, hits: this.stats.hits, misses: this.stats.misses, bootMs: [...this.stats.bootMs] };
+  }
+
+  /** Ends a sandbox's VM: QEMU is asked to quit (SIGTERM), then killed after 2 s. */
+  async stop(id: string): Promise<void> {
+    const vm = this.running.get(id);
+    if (!vm) return;
+    this.running.delete(id);
+    await this.kill(vm);
+  }
+
+  /** Every pooled VM (the agent is stopping). */
+  async drainPool(): Promise<void> {
+    const all = [...this.pool.values()].flat();
+    this.pool.clear();
+    await Promise.all(all.map((vm) => this.kill(vm)));
+  }
+
+  /** Boots VMs for the pool in the background, one at a time, up to its target. */
+  private fill(key: string, like: VmStart): void {
+    const want = poolTarget() - (this.pool.get(key)?.length ?? 0) - (this.filling.get(key) ?? 0);
+    if (want <= 0) return;
+    this.filling.set(key, (this.filling.get(key) ?? 0) + 1);
+    const dir = path.join(this.poolDir, `vm-${process.pid}-${this.slot++}`);
+    void this.boot({ dir, uid: like.uid, gid: like.gid, limits: {}, accelerator: like.accelerator, cgroupProcs: [] })
+      .then((vm) => {
+        const list = this.pool.get(key) ?? [];
+        list.push(vm);
+        this.pool.set(key, list);
+        vm.qemu.once("exit", () => {
+          const left = this.pool.get(key)?.filter((v) => v !== vm) ?? [];
+          this.pool.set(key, left);
+          removeTree(vm.dir);
+        });
+      })
+      .catch((err: Error) => this.log.warn("could not boot a VM for the warm pool", { error: err.message }))
+      .finally(() => {
+        this.filling.set(key, (this.filling.get(key) ?? 1) - 1);
+        if ((this.pool.get(key)?.length ?? 0) > 0) this.fill(key, like);
+      });
+  }
+
+  /** Binds the sandbox's view on the VM's share and moves QEMU into the sandbox's cgroup. */
+  private attach(vm: Vm, request: VmStart): void {
+    const ws = path.join(vm.hub, "ws");
+    // The target is opened without following symlinks: nothing in the hub may redirect the bind.
+    const target = fs.openSync(ws, O_PATH | fs.constants.O_NOFOLLOW | fs.constants.O_DIRECTORY);
+    try {
+      const err = mount(request.workspaceView, `/proc/self/fd/${target}`, "", MS_BIND, "");
+      if (err !== 0) throw new PaddockError("E_MOUNT", `cannot give the VM the sandbox's view: ${errnoName(err)}`, "see the agent log");
+    } finally {
+      fs.closeSync(target);
+    }
+    for (const procs of request.cgroupProcs) fs.writeFileSync(procs, String(vm.qemu.pid));
+  }
+
+  private async boot(boot: Boot): Promise<Vm> {
     const started = performance.now();
+    // What a VM of this folder left (an agent killed with it running): its share's bind too.
+    removeTree(boot.dir);
     const artifacts = this.images.artifacts();
-    fs.mkdirSync(request.dir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(boot.dir, { recursive: true, mode: 0o700 });
+    const hub = path.join(boot.dir, "hub");
+    fs.mkdirSync(path.join(hub, "ws"), { recursive: true, mode: 0o700 });
+    for (const dir of [hub, path.join(hub, "ws")]) fs.chownSync(dir, boot.uid, boot.gid);
     const secret = randomBytes(32).toString("hex");
-    const initrd = path.join(request.dir, "initrd");
+    const initrd = path.join(boot.dir, "initrd");
     fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(artifacts.initramfs), secretArchive(secret)]), { mode: 0o600 });
-    const consoleLog = path.join(request.dir, "console.log");
+    const consoleLog = path.join(boot.dir, "console.log");
 
     const [ours, theirs] = socketPair();
     const initrdFd = fs.openSync(initrd, "r");
     const consoleFd = fs.openSync(consoleLog, "w", 0o600);
-    const viewFd = fs.openSync(request.workspaceView, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    const hubFd = fs.openSync(hub, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
     // QEMU opens them again through /proc/self/fd as the owner: they must be the owner's.
-    for (const fd of [initrdFd, consoleFd]) fs.fchownSync(fd, request.uid, request.gid);
-    const memory = request.limits.memoryMiB ?? DEFAULT_MEMORY_MIB;
-    const cpus = Math.max(1, Math.ceil(request.limits.cpus ?? 1));
+    for (const fd of [initrdFd, consoleFd]) fs.fchownSync(fd, boot.uid, boot.gid);
+    const memory = boot.limits.memoryMiB ?? DEFAULT_MEMORY_MIB;
+    const cpus = Math.max(1, Math.ceil(boot.limits.cpus ?? 1));
     // Descriptors 3-6 in QEMU: the port's socket, the initrd, the console log, the share.
     const qemuArgs = [
-      "-accel", request.accelerator,
+      "-accel", boot.accelerator,
       "-M", "pc",
       "-m", String(memory),
       "-smp", String(cpus),
@@ -109,11 +258,13 @@ export class Vms {
       "-fsdev", "local,id=ws,path=/proc/self/fd/6,security_model=none,multidevs=remap",
       "-device", "virtio-9p-pci,fsdev=ws,mount_tag=workspace",
       "-nic", "none",
+      // QEMU's own seccomp filter: no new programs, no privilege changes, no obsolete calls.
+      "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     ];
     const command = [
       this.enterHelper,
-      ...request.cgroupProcs.flatMap((file) => ["--cgroup", file]),
-      ...(request.uid !== process.getuid?.() ? ["--user", String(request.uid), String(request.gid)] : []),
+      ...boot.cgroupProcs.flatMap((file) => ["--cgroup", file]),
+      ...(boot.uid !== process.getuid?.() ? ["--user", String(boot.uid), String(boot.gid)] : []),
       "--keep-fds", "4",
       "--",
       "/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--pdeathsig", "SIGKILL", "--",
@@ -121,71 +272,71 @@ export class Vms {
     ];
     let qemu: ChildProcess;
     try {
-      qemu = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "ignore", "pipe", theirs, initrdFd, consoleFd, viewFd], env: { PATH: DEFAULT_PATH } });
+      qemu = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "ignore", "pipe", theirs, initrdFd, consoleFd, hubFd], env: { PATH: DEFAULT_PATH } });
     } finally {
-      for (const fd of [theirs, initrdFd, consoleFd, viewFd]) fs.closeSync(fd);
+      for (const fd of [theirs, initrdFd, consoleFd, hubFd]) fs.closeSync(fd);
     }
     let stderr = "";
     qemu.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString("utf8")).slice(-4000)));
     const connection = new GuestConnection(new net.Socket({ fd: ours, readable: true, writable: true }));
-    request.onProgress?.(`booting the VM (${request.accelerator})`);
+    boot.onProgress?.(`booting the VM (${boot.accelerator})`);
     const exitedEarly = new Promise<never>((_, reject) =>
       qemu.once("exit", (code, signal) => {
         const tail = readTail(consoleLog);
         reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `QEMU ended before the guest was ready (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").pop() || tail || "no output"}`, `the VM's console log is ${consoleLog}`));
       }),
     );
+    exitedEarly.catch(() => undefined);
     try {
       // QEMU's own exit says more than the broken channel it causes: it wins a near tie.
       const release = await Promise.race([
-        connection.authenticate(secret, readyDeadline(request.accelerator)).catch(async (err: unknown) => {
+        connection.authenticate(secret, readyDeadline(boot.accelerator)).catch(async (err: unknown) => {
           await Promise.race([exitedEarly, new Promise((r) => setTimeout(r, 500))]);
           throw err;
         }),
         exitedEarly,
       ]);
-      const booted: BootedVm = { accelerator: request.accelerator, kernelRelease: release, bootMs: Math.round(performance.now() - started) };
-      this.running.set(request.id, { qemu, connection, booted });
-      exitedEarly.catch(() => undefined);
-      qemu.once("exit", () => {
-        if (this.running.get(request.id)?.qemu === qemu) this.running.delete(request.id);
-        connection.close();
-      });
-      this.log.info("VM booted", { sandboxId: request.id, ...booted, guestAgentBytes: artifacts.guestAgentBytes });
-      request.onProgress?.(`guest ready in ${booted.bootMs} ms`);
-      return booted;
+      const bootMs = Math.round(performance.now() - started);
+      // The guest has read its secret: the copy on disk goes.
+      fs.rmSync(initrd, { force: true });
+      // A guest that breaks the protocol (or whose channel fails) loses its VM.
+      connection.onClose(() => qemu.kill("SIGKILL"));
+      this.stats.bootMs = [...this.stats.bootMs, bootMs].slice(-20);
+      qemu.once("exit", () => connection.close());
+      this.log.info("VM booted", { accelerator: boot.accelerator, kernelRelease: release, bootMs, guestAgentBytes: artifacts.guestAgentBytes });
+      return { qemu, connection, dir: boot.dir, hub, accelerator: boot.accelerator, kernelRelease: release, bootMs, consoleLog };
     } catch (err) {
-      exitedEarly.catch(() => undefined);
       qemu.kill("SIGKILL");
       connection.close();
-      this.log.warn("VM did not boot", { sandboxId: request.id, error: (err as Error).message, console: readTail(consoleLog) });
+      const tail = readTail(consoleLog);
+      this.log.warn("VM did not boot", { error: (err as Error).message, console: tail });
+      // The console log goes with a sandbox that failed to start: its last lines go in the message.
+      if (err instanceof PaddockError && tail) throw new PaddockError(err.code, `${err.message} (console: ${tail})`, err.hint);
       throw err;
     }
   }
 
-  connection(id: string): GuestConnection {
-    const vm = this.running.get(id);
-    if (!vm) throw new PaddockError("E_INVALID_STATE", `the VM of sandbox ${id} is not running`, "stop and start the sandbox (its changes are kept)");
-    return vm.connection;
-  }
-
-  booted(id: string): BootedVm | undefined {
-    return this.running.get(id)?.booted;
-  }
-
-  /** Ends the VM: QEMU is asked to quit (SIGTERM), then killed after 2 s. */
-  async stop(id: string): Promise<void> {
-    const vm = this.running.get(id);
-    if (!vm) return;
-    this.running.delete(id);
+  private async kill(vm: Vm): Promise<void> {
     vm.connection.close();
-    if (vm.qemu.exitCode !== null || vm.qemu.signalCode !== null) return;
-    const exited = new Promise((resolve) => vm.qemu.once("exit", resolve));
-    vm.qemu.kill("SIGTERM");
-    const timer = setTimeout(() => vm.qemu.kill("SIGKILL"), 2000);
-    await exited;
-    clearTimeout(timer);
+    if (vm.qemu.exitCode === null && vm.qemu.signalCode === null) {
+      const exited = new Promise((resolve) => vm.qemu.once("exit", resolve));
+      vm.qemu.kill("SIGTERM");
+      const timer = setTimeout(() => vm.qemu.kill("SIGKILL"), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
+    umount2(path.join(vm.hub, "ws"), MNT_DETACH);
+    if (vm.dir.startsWith(this.poolDir + path.sep)) removeTree(vm.dir);
   }
+}
+
+function removeTree(dir: string): void {
+  // Never into a bind that might still be there.
+  for (const line of fs.existsSync("/proc/self/mountinfo") ? fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n") : []) {
+    const point = line.split(" ")[4];
+    if (point?.startsWith(dir + "/")) umount2(point, MNT_DETACH);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 function readTail(file: string): string {

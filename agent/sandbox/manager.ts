@@ -665,7 +665,7 @@ export class SandboxManager {
       cgroupProcs: this.cgroupOf(record)?.procsFiles ?? [],
       onProgress: (step) => this.options.broadcast(record.ownerUid, "sandbox/progress", { id: record.id, step }),
     });
-    record.vm = { accelerator: booted.accelerator, kernelRelease: booted.kernelRelease };
+    record.vm = { accelerator: booted.accelerator, kernelRelease: booted.kernelRelease, fromPool: booted.fromPool };
   }
 
   /** Stops a sandbox's VM, or deletes its container and unmounts its root, if it has them. */
@@ -676,6 +676,8 @@ export class SandboxManager {
 
   /** Ends every process of a sandbox and waits until they are gone: only then may files be removed. */
   private async killProcesses(record: SandboxRecord): Promise<void> {
+    // A VM's commands end with it: waiting for a stuck (or hostile) guest to report their exits could last forever.
+    if (record.vm) await this.options.vms.runtime.stop(record.id);
     const execs = [...(this.execs.get(record.id) ?? [])];
     for (const exec of execs) exec.kill();
     await Promise.all([this.options.processes.killSandbox(record.id), ...execs.map((e) => e.done)]);

@@ -17,7 +17,7 @@ export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
 export const MS_BIND = 4096;
 export const MS_REC = 16384;
-export const MS_SHARED = 1 << 20;
+export const MS_PRIVATE = 1 << 18;
 
 export interface Ucred {
   pid: number;

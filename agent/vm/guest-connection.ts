@@ -22,6 +22,9 @@ export interface GuestProcess {
   end(): void;
   resize(cols: number, rows: number): void;
   signal(signal: NodeJS.Signals): void;
+  /** Back-pressure: the VM's whole channel waits while one of its clients is behind. */
+  pause(): void;
+  resume(): void;
 }
 
 interface Channel {
@@ -34,7 +37,9 @@ export class GuestConnection {
   private readonly decoder = new FrameDecoder();
   private readonly channels = new Map<number, Channel>();
   private nextChannel = 1;
-  private ready: { resolve: (release: string) => void; reject: (err: Error) => void } | undefined;
+  private paused = 0;
+  /** The one control request in flight (auth, claim): its answer comes on channel 0. */
+  private control: { expect: number; resolve: (payload: string) => void; reject: (err: Error) => void } | undefined;
   private closedError: Error | undefined;
   private readonly closeListeners: ((err: Error) => void)[] = [];
 
@@ -47,7 +52,14 @@ export class GuestConnection {
         this.fail(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent broke the protocol: ${(err as Error).message}`, "stop and start the sandbox"));
         return;
       }
-      for (const frame of frames) this.dispatch(frame);
+      for (const frame of frames) {
+        try {
+          this.dispatch(frame);
+        } catch (err) {
+          // A guest is untrusted: a malformed frame ends the connection (and the VM), never the agent.
+          return this.fail(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent sent a malformed frame: ${(err as Error).message}`, "stop and start the sandbox"));
+        }
+      }
     });
     socket.on("error", (err) => this.fail(new PaddockError("E_INVALID_STATE", `the VM's channel failed: ${err.message}`, "stop and start the sandbox")));
     socket.on("close", () => this.fail(new PaddockError("E_INVALID_STATE", "the VM is gone", "stop and start the sandbox (its changes are kept)")));
@@ -55,27 +67,49 @@ export class GuestConnection {
 
   /** Sends the secret; resolves with the guest kernel's release once the guest agent accepts it. */
   authenticate(secret: string, timeoutMs: number): Promise<string> {
+    return this.request(encodeFrame(FrameType.auth, 0, Buffer.from(secret)), FrameType.ready, timeoutMs);
+  }
+
+  /** Has the guest mount the sandbox's view (which the host put in its share) on /workspace. */
+  async claim(timeoutMs: number): Promise<void> {
+    await this.request(encodeFrame(FrameType.claim, 0), FrameType.claimed, timeoutMs);
+  }
+
+  private request(frame: Buffer, expect: number, timeoutMs: number): Promise<string> {
+    if (this.closedError) return Promise.reject(this.closedError);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent did not answer within ${Math.round(timeoutMs / 1000)} s`, "see the VM's console log (STATE_DIR/sandboxes/ID/vm/console.log)")), timeoutMs);
-      this.ready = {
-        resolve: (release) => {
+      const timer = setTimeout(() => {
+        this.control = undefined;
+        reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent did not answer within ${Math.round(timeoutMs / 100) / 10} s`, "see the VM's console log (STATE_DIR/sandboxes/ID/vm/console.log)"));
+      }, timeoutMs);
+      this.control = {
+        expect,
+        resolve: (payload) => {
           clearTimeout(timer);
-          resolve(release);
+          this.control = undefined;
+          resolve(payload);
         },
         reject: (err) => {
           clearTimeout(timer);
+          this.control = undefined;
           reject(err);
         },
       };
-      this.socket.write(encodeFrame(FrameType.auth, 0, Buffer.from(secret)));
+      this.socket.write(frame);
     });
   }
 
   exec(request: ExecRequest, onOutput: Channel["onOutput"]): GuestProcess {
     if (this.closedError) throw this.closedError;
     const channel = this.nextChannel++;
+    let frame: Buffer;
+    try {
+      frame = encodeExec(channel, request);
+    } catch (err) {
+      throw new PaddockError("E_INVALID_PARAMS", `cannot send this command to the VM: ${(err as Error).message}`, "shorten the arguments and environment (at most 1 MiB in all)");
+    }
     const exited = new Promise<GuestExit>((resolve, reject) => this.channels.set(channel, { onOutput, resolve, reject }));
-    this.socket.write(encodeExec(channel, request));
+    this.socket.write(frame);
     const send = (frame: Buffer) => {
       if (this.channels.has(channel) && !this.socket.destroyed) this.socket.write(frame);
     };
@@ -89,6 +123,8 @@ export class GuestConnection {
       end: () => send(encodeFrame(FrameType.stdin, channel)),
       resize: (cols, rows) => send(encodeResize(channel, cols, rows)),
       signal: (signal) => send(encodeFrame(FrameType.signal, channel, Buffer.from([os.constants.signals[signal]]))),
+      pause: () => this.pause(),
+      resume: () => this.resume(),
     };
   }
 
@@ -101,16 +137,31 @@ export class GuestConnection {
     this.socket.destroy();
   }
 
+  /**
+   * Stops reading from the guest while a client is behind with its output (all channels
+   * wait: the port is one stream), so that a fast writer cannot grow the agent's memory.
+   */
+  pause(): void {
+    if (this.paused++ === 0) this.socket.pause();
+  }
+
+  resume(): void {
+    if (this.paused > 0 && --this.paused === 0) this.socket.resume();
+  }
+
   private dispatch(frame: Frame): void {
-    if (frame.type === FrameType.ready) return this.ready?.resolve(frame.payload.toString("utf8"));
-    if (frame.type === FrameType.error && frame.channel === 0) {
-      return this.ready?.reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent refused: ${frame.payload.toString("utf8")}`, "stop and start the sandbox"));
+    if (frame.channel === 0) {
+      if (frame.type === this.control?.expect) this.control.resolve(frame.payload.toString("utf8"));
+      else if (frame.type === FrameType.error) this.control?.reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent refused: ${frame.payload.toString("utf8")}`, "stop and start the sandbox"));
+      return;
     }
     const channel = this.channels.get(frame.channel);
     if (!channel) return;
     if (frame.type === FrameType.output) {
+      if (frame.payload.length < 1) throw new Error("an output frame without its stream");
       channel.onOutput(frame.payload.readUInt8(0) === 2 ? "stderr" : "stdout", frame.payload.subarray(1));
     } else if (frame.type === FrameType.exit) {
+      if (frame.payload.length < 5) throw new Error("a short exit frame");
       this.channels.delete(frame.channel);
       const { exitCode, signal } = decodeExit(frame.payload);
       channel.resolve({ exitCode, signal: signal ? (signalName(signal) ?? `signal ${signal}`) : null });
@@ -123,7 +174,7 @@ export class GuestConnection {
   private fail(err: Error): void {
     if (this.closedError) return;
     this.closedError = err;
-    this.ready?.reject(err);
+    this.control?.reject(err);
     for (const channel of this.channels.values()) channel.reject(err);
     this.channels.clear();
     for (const listener of this.closeListeners.splice(0)) listener(err);

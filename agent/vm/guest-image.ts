@@ -105,13 +105,14 @@ export class GuestImages {
       const kernelDigest = sha256File(kernel);
       const agentDigest = sha256File(this.guestAgent);
       const recorded = this.read();
+      // The same kernel file with other contents is not booted (an upgrade brings a new file name).
+      if (recorded && recorded.kernel === kernel && recorded.release === release && recorded.kernelDigest !== kernelDigest) {
+        throw bad(`the guest kernel ${kernel} does not match its recorded digest`, `reinstall the kernel package, or delete ${this.recordFile} if it was changed on purpose`);
+      }
       const modulesDep = path.join("/lib/modules", release, "modules.dep");
       const key = createHash("sha256").update(`${kernelDigest}\n${agentDigest}\n${fs.existsSync(modulesDep) ? sha256File(modulesDep) : "-"}\n${fs.existsSync(BUSYBOX) ? sha256File(BUSYBOX) : "-"}`).digest("hex").slice(0, 16);
       const initramfs = path.join(this.dir, `initramfs-${key}.cpio`);
       if (recorded && recorded.initramfs === initramfs && fs.existsSync(initramfs)) {
-        if (recorded.kernel === kernel && recorded.kernelDigest !== kernelDigest) {
-          throw bad(`the guest kernel ${kernel} does not match its recorded digest`, "reinstall linux-image-amd64 (apt-get install --reinstall linux-image-amd64)");
-        }
         if (sha256File(initramfs) === recorded.initramfsDigest) return { ...recorded, guestAgentBytes: recorded.guestAgentBytes };
         // A corrupt cached initramfs is made again, never booted.
       }

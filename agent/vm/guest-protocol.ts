@@ -11,10 +11,12 @@ export const FrameType = {
   stdin: 3,
   resize: 4,
   signal: 5,
+  claim: 6,
   ready: 0x10,
   output: 0x11,
   exit: 0x12,
   error: 0x13,
+  claimed: 0x14,
 } as const;
 
 export const MAX_FRAME = 1 << 20;

@@ -36,7 +36,7 @@ export function sandboxNode(sandbox: Sandbox, changeCount: number | undefined): 
     kind: "sandbox",
     sandbox,
     label: sandbox.name,
-    description: [sandbox.state === "running" ? "" : sandbox.state, sandbox.image ? sandbox.image.name : sandbox.runtime, changes].filter(Boolean).join(" · "),
+    description: [sandbox.state === "running" ? "" : sandbox.state, sandbox.image ? sandbox.image.name : sandbox.vm ? `vm (${sandbox.vm.accelerator})` : sandbox.runtime, changes].filter(Boolean).join(" · "),
     tooltip: [`${sandbox.name} (${sandbox.id})`, `${sandbox.runtime}${sandbox.image ? ` of ${sandbox.image.name} (${sandbox.image.digest.slice(0, 19)})` : ""}, ${sandbox.state}, network ${sandbox.network}`, `workspace ${sandbox.workspace}`, `created ${sandbox.createdAt}`, changes || "changes not listed yet"].join("\n"),
     contextValue: running ? "sandbox.running" : sandbox.state === "stopped" ? "sandbox.stopped" : "sandbox.busy",
     icon: running ? "vm-running" : sandbox.state === "stopped" ? "vm-outline" : "loading~spin",

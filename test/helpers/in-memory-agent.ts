@@ -31,6 +31,7 @@ export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Ag
       sandboxes: unused<SandboxManager>("sandboxes"),
       processes: unused<ProcessTable>("processes"),
       images: unused<Images>("images"),
+      vmPool: () => ({ target: 0, ready: 0, booting: 0, hits: 0, misses: 0, bootMs: [] }),
       runtimes: ["process"],
       onExit: (session, connection) => {
         exits.push(session.shutdownRequested ? 0 : 1);
