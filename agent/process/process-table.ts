@@ -161,24 +161,23 @@ export class ProcessTable {
   private guestRunning(request: Omit<SpawnRequest, "command">, start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess): Running {
     const pid = this.nextGuestPid++;
     // A client behind with its output pauses the VM's channel (see GuestConnection.pause).
-    let proc: GuestProcess | undefined;
+    const channel: { proc?: GuestProcess } = {};
     // Counted, so that a command that ends (or whose client goes) while paused resumes the channel.
     let pauses = 0;
     const pause = () => {
       pauses++;
-      proc?.pause();
+      channel.proc?.pause();
     };
     const resume = () => {
       if (pauses === 0) return;
       pauses--;
-      proc?.resume();
+      channel.proc?.resume();
     };
     const pumps = { stdout: new OutputPump(request.session, pid, "stdout", pause, resume), stderr: new OutputPump(request.session, pid, "stderr", pause, resume) };
     const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
-    proc = start((stream, data) => pumps[stream].push(decoders[stream].write(data)));
+    const started = (channel.proc = start((stream, data) => pumps[stream].push(decoders[stream].write(data))));
     let alive = true;
     let killed = false;
-    const started = proc;
     const exited = started.exited.then(
       (exit) => ({ exitCode: killed ? null : exit.exitCode, signal: killed ? "SIGKILL" : null }),
       (err: Error) => {
