@@ -40,11 +40,11 @@ export interface BenchAgent {
 }
 
 /** An agent on a socket with a fresh state dir under a scratch directory. */
-export async function startBenchAgent(prefix: string): Promise<BenchAgent> {
+export async function startBenchAgent(prefix: string, env: NodeJS.ProcessEnv = {}): Promise<BenchAgent> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   const stateDir = path.join(work, "state");
   const socketPath = path.join(work, "run", "agent.sock");
-  const child = spawn(process.execPath, [PADDOCK, "agent", "--socket", socketPath, "--state-dir", stateDir, "--log-level", "warn"], { stdio: "ignore" });
+  const child = spawn(process.execPath, [PADDOCK, "agent", "--socket", socketPath, "--state-dir", stateDir, "--log-level", "warn"], { stdio: "ignore", env: { ...process.env, ...env } });
   await waitForSocket(socketPath);
   return {
     work,
