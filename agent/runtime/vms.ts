@@ -234,13 +234,14 @@ export class Vms {
 
     const [ours, theirs] = socketPair();
     const initrdFd = fs.openSync(initrd, "r");
-    const consoleFd = fs.openSync(consoleLog, "w", 0o600);
     const hubFd = fs.openSync(hub, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
     // QEMU opens them again through /proc/self/fd as the owner: they must be the owner's.
-    for (const fd of [initrdFd, consoleFd]) fs.fchownSync(fd, boot.uid, boot.gid);
+    fs.fchownSync(initrdFd, boot.uid, boot.gid);
     const memory = boot.limits.memoryMiB ?? DEFAULT_MEMORY_MIB;
     const cpus = Math.max(1, Math.ceil(boot.limits.cpus ?? 1));
-    // Descriptors 3-6 in QEMU: the port's socket, the initrd, the console log, the share.
+    // Descriptors 3-5 in QEMU: the port's socket, the initrd, the share. The serial console is
+    // QEMU's stdout, which the agent writes to the console log up to a size (the guest decides
+    // what it says, and must not fill the state dir's disk).
     const qemuArgs = [
       "-accel", boot.accelerator,
       "-M", "pc",
@@ -250,12 +251,11 @@ export class Vms {
       "-kernel", artifacts.kernel,
       "-initrd", "/proc/self/fd/4",
       "-append", "console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init",
-      "-chardev", "file,id=con,path=/proc/self/fd/5",
-      "-serial", "chardev:con",
+      "-serial", "stdio",
       "-device", "virtio-serial-pci",
       "-chardev", "socket,id=ctl,fd=3",
       "-device", "virtserialport,chardev=ctl,name=paddock",
-      "-fsdev", "local,id=ws,path=/proc/self/fd/6,security_model=none,multidevs=remap",
+      "-fsdev", "local,id=ws,path=/proc/self/fd/5,security_model=none,multidevs=remap",
       "-device", "virtio-9p-pci,fsdev=ws,mount_tag=workspace",
       "-nic", "none",
       // QEMU's own seccomp filter: no new programs, no privilege changes, no obsolete calls.
@@ -265,17 +265,18 @@ export class Vms {
       this.enterHelper,
       ...boot.cgroupProcs.flatMap((file) => ["--cgroup", file]),
       ...(boot.uid !== process.getuid?.() ? ["--user", String(boot.uid), String(boot.gid)] : []),
-      "--keep-fds", "4",
+      "--keep-fds", "3",
       "--",
       "/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--pdeathsig", "SIGKILL", "--",
       `/usr/bin/${QEMU}`, ...qemuArgs,
     ];
     let qemu: ChildProcess;
     try {
-      qemu = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "ignore", "pipe", theirs, initrdFd, consoleFd, hubFd], env: { PATH: DEFAULT_PATH } });
+      qemu = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", "pipe", theirs, initrdFd, hubFd], env: { PATH: DEFAULT_PATH } });
     } finally {
-      for (const fd of [theirs, initrdFd, consoleFd, hubFd]) fs.closeSync(fd);
+      for (const fd of [theirs, initrdFd, hubFd]) fs.closeSync(fd);
     }
+    keepConsole(qemu.stdout!, consoleLog);
     let stderr = "";
     qemu.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString("utf8")).slice(-4000)));
     const connection = new GuestConnection(new net.Socket({ fd: ours, readable: true, writable: true }));
@@ -337,6 +338,27 @@ function removeTree(dir: string): void {
     if (point?.startsWith(dir + "/")) umount2(point, MNT_DETACH);
   }
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+const MAX_CONSOLE_BYTES = 1 << 20;
+
+/** Writes a VM's serial console to its log, up to MAX_CONSOLE_BYTES; the rest is counted, not kept. */
+function keepConsole(stream: NodeJS.ReadableStream, file: string): void {
+  const fd = fs.openSync(file, "w", 0o600);
+  let written = 0;
+  let dropped = 0;
+  stream.on("data", (chunk: Buffer) => {
+    const room = MAX_CONSOLE_BYTES - written;
+    if (room > 0) {
+      fs.writeSync(fd, chunk, 0, Math.min(room, chunk.length));
+      written += Math.min(room, chunk.length);
+    }
+    dropped += Math.max(0, chunk.length - Math.max(0, room));
+  });
+  stream.once("close", () => {
+    if (dropped > 0) fs.writeSync(fd, `\n[paddock: ${dropped} more bytes of console output were not kept]\n`);
+    fs.closeSync(fd);
+  });
 }
 
 function readTail(file: string): string {
