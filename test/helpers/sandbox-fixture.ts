@@ -162,3 +162,30 @@ export async function refused(promise: Promise<unknown>, code: string, pattern?:
   if (pattern) assert.match(err.message, pattern);
   return err;
 }
+
+/**
+ * A terminal in a sandbox as a user sees it: its first size, a resize reaching the program,
+ * ^C ending it as SIGINT would (130, nothing printed after), and a plain exit code. Output
+ * is kept per pid from the start: it can arrive in the same read as process/spawn's answer.
+ */
+export async function checkTerminal(client: AgentClient, id: string): Promise<void> {
+  const outputs = new Map<number, string>();
+  const exits = new Map<number, number | null>();
+  client.onNotification((method, params) => {
+    const p = params as { pid: number; data?: string; exitCode?: number | null };
+    if (method === "process/output") outputs.set(p.pid, (outputs.get(p.pid) ?? "") + p.data);
+    if (method === "process/exit") exits.set(p.pid, p.exitCode ?? null);
+  });
+  const exitOf = (pid: number) => waitFor(`the exit of ${pid}`, () => (exits.has(pid) ? exits.get(pid) : undefined));
+  const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30; echo not-interrupted"], pty: { cols: 90, rows: 30 } });
+  const output = () => outputs.get(pid) ?? "";
+  await waitFor("the first size", () => (output().includes("30 90") ? true : undefined));
+  await client.request("process/resize", { pid, cols: 120, rows: 40 });
+  await client.request("process/write", { pid, data: "go\r" });
+  await waitFor("the new size", () => (output().includes("40 120") ? true : undefined));
+  await client.request("process/write", { pid, data: "\x03" });
+  assert.equal(await exitOf(pid), 130, `^C ends it as SIGINT would (output: ${JSON.stringify(output())})`);
+  assert.doesNotMatch(output(), /not-interrupted/);
+  const three = await client.request("process/spawn", { id, argv: ["sh", "-c", "exit 3"], pty: { cols: 80, rows: 24 } });
+  assert.equal(await exitOf(three.pid), 3);
+}

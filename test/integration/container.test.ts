@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { AgentClient } from "../../agent/protocol/client";
-import { fixtureForFile, makeWorkspace, mountsUnder, refused, sandboxCgroups, treeHash, waitFor } from "../helpers/sandbox-fixture";
+import { checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, sandboxCgroups, treeHash, waitFor } from "../helpers/sandbox-fixture";
 import { busyboxFiles, layerTar, ociLayoutOf } from "../helpers/images";
 
 const ctx = fixtureForFile();
@@ -91,27 +91,7 @@ test("a command's leftovers end with it; a terminal gets its size, ^C and its ex
   assert.equal(timedOut.timedOut, true);
   await waitFor("the timed-out command's processes to be gone", () => (spawnSync("pgrep", ["-f", marker]).status === 1 ? true : undefined));
 
-  // Output can arrive in the same read as process/spawn's answer: kept per pid from the start.
-  const outputs = new Map<number, string>();
-  const exits = new Map<number, number | null>();
-  client.onNotification((method, params) => {
-    const p = params as { pid: number; data?: string; exitCode?: number | null };
-    if (method === "process/output") outputs.set(p.pid, (outputs.get(p.pid) ?? "") + p.data);
-    if (method === "process/exit") exits.set(p.pid, p.exitCode ?? null);
-  });
-  const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30; echo not-interrupted"], pty: { cols: 90, rows: 30 } });
-  const output = () => outputs.get(pid) ?? "";
-  await waitFor("the first size", () => (output().includes("30 90") ? true : undefined));
-  await client.request("process/resize", { pid, cols: 120, rows: 40 });
-  await client.request("process/write", { pid, data: "go\r" });
-  await waitFor("the new size", () => (output().includes("40 120") ? true : undefined));
-  await client.request("process/write", { pid, data: "\x03" });
-  const exit = await waitFor("the exit", () => (exits.has(pid) ? exits.get(pid) : undefined));
-  assert.equal(exit, 130, `^C ends it as SIGINT would (output: ${JSON.stringify(output())})`);
-  assert.doesNotMatch(output(), /not-interrupted/);
-
-  const three = await client.request("process/spawn", { id, argv: ["sh", "-c", "exit 3"], pty: { cols: 80, rows: 24 } });
-  assert.equal(await waitFor("exit 3", () => (exits.has(three.pid) ? exits.get(three.pid) : undefined)), 3);
+  await checkTerminal(client, id);
   await client.request("sandbox/delete", { id });
 });
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { cgroupProcs, fixtureForFile, makeWorkspace, mountsUnder, refused, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
+import { cgroupProcs, checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
 import { descendants } from "../../agent/process/process-tree";
 
 /** QEMUs an agent started that are still running. */
@@ -49,22 +49,7 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   assert.equal(missing.exitCode, 127);
   assert.match(missing.stderr, /cannot run no-such-program/);
 
-  // A terminal: its size, a resize, ^C and an exit code.
-  const outputs = new Map<number, string>();
-  const exits = new Map<number, number | null>();
-  client.onNotification((method, params) => {
-    const p = params as { pid: number; data?: string; exitCode?: number | null };
-    if (method === "process/output") outputs.set(p.pid, (outputs.get(p.pid) ?? "") + p.data);
-    if (method === "process/exit") exits.set(p.pid, p.exitCode ?? null);
-  });
-  const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30"], pty: { cols: 90, rows: 30 } });
-  const output = () => outputs.get(pid) ?? "";
-  await waitFor("the first size", () => (output().includes("30 90") ? true : undefined));
-  await client.request("process/resize", { pid, cols: 120, rows: 40 });
-  await client.request("process/write", { pid, data: "go\r" });
-  await waitFor("the new size", () => (output().includes("40 120") ? true : undefined));
-  await client.request("process/write", { pid, data: "\x03" });
-  assert.equal(await waitFor("the exit", () => (exits.has(pid) ? exits.get(pid) : undefined)), 130);
+  await checkTerminal(client, id);
 
   const edit = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo changed >> README.md && echo new > added.txt && rm delete-me.txt"] });
   assert.equal(edit.exitCode, 0, edit.stderr);
