@@ -6,6 +6,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -86,7 +87,7 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   await client.request("sandbox/delete", { id });
 });
 
-test("kill -9 of the agent with a VM running: its QEMU goes, the restarted agent boots it again, delete leaves nothing", async () => {
+test("kill -9 of the agent with a VM running: its QEMU goes, the restarted agent boots it again (a damaged initramfs built again first), delete leaves nothing", async () => {
   const fx = await startFixture([], { PADDOCK_VM_POOL: "0" });
   let client = await fx.client();
   const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-vm-crash"), runtime: "vm" });
@@ -95,11 +96,15 @@ test("kill -9 of the agent with a VM running: its QEMU goes, the restarted agent
   assert.equal(qemu.length, 1, "QEMU is the one process in the sandbox's cgroup");
   fx.agent.child.kill("SIGKILL");
   await fx.agent.exited;
+  // Meanwhile the cached initramfs is damaged: the next boot must notice and build it again.
+  const record = JSON.parse(fs.readFileSync(path.join(fx.stateDir, "cache", "vm", "artifacts.json"), "utf8")) as { initramfs: string; initramfsDigest: string };
+  fs.appendFileSync(record.initramfs, "corrupt");
   await fx.restart();
   client = await fx.client();
   assert.equal(alive(qemu[0]!), false, "the old QEMU is gone");
   assert.equal((await client.request("sandbox/get", { id })).state, "running");
   assert.equal((await client.request("sandbox/exec", { id, argv: ["cat", "note.txt"] })).stdout, "kept\n");
+  assert.equal(createHash("sha256").update(fs.readFileSync(record.initramfs)).digest("hex"), record.initramfsDigest, "the damaged initramfs was built again, not booted");
   const again = fs.readFileSync(cgroupProcs(fx.stateDir, id), "utf8").split("\n").filter(Boolean).map(Number);
   await client.request("sandbox/delete", { id });
   assert.equal(alive(again[0]!), false, "delete ends QEMU");
