@@ -62,6 +62,13 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   await client.request("sandbox/reject", { id, paths: ["added.txt"] });
   assert.equal((await client.request("sandbox/exec", { id, argv: ["ls", "added.txt"] })).exitCode, 1, "the running guest sees the rejection");
 
+  // The guest decides what its console says: the host keeps 1 MiB of it, not the disk's worth.
+  const flood = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "head -c 1200000 /dev/zero | tr '\\0' x > /dev/ttyS0"] });
+  assert.equal(flood.exitCode, 0, flood.stderr);
+  const consoleLog = path.join(fx.stateDir, "sandboxes", id, "vm", "console.log");
+  await waitFor("the console log to reach its cap", () => (fs.statSync(consoleLog).size >= 1 << 20 ? true : undefined));
+  assert.equal(fs.statSync(consoleLog).size, 1 << 20, "kept up to 1 MiB");
+
   // A command that never reads its input, killed at once: the guest stays responsive.
   const stuck = await client.request("sandbox/exec", { id, argv: ["sleep", "1000"], stdin: "x".repeat(1 << 20), timeoutMs: 500 });
   assert.equal(stuck.timedOut, true);
