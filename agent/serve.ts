@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Agent } from "./agent";
-import { ROOTLESS_CONTAINERS, SystemChecker, chooseChangeset, readBootId, type ChangesetKind } from "./check/system-check";
+import { ROOTLESS_CONTAINERS, ROOTLESS_VMS, SystemChecker, chooseChangeset, readBootId, type ChangesetKind } from "./check/system-check";
 import { SandboxManager } from "./sandbox/manager";
 import { SandboxStore } from "./sandbox/store";
 import { ProcessTable } from "./process/process-table";
@@ -68,6 +68,7 @@ async function chooseOciRuntime(checker: SystemChecker, log: Logger): Promise<Oc
 
 /** KVM where its check booted a guest, else TCG (PADDOCK_ACCELERATOR forces one). */
 async function chooseAccelerator(checker: SystemChecker, log: Logger): Promise<Accelerator> {
+  if (process.getuid?.() !== 0) throw new PaddockError("E_RUNTIME_UNAVAILABLE", ROOTLESS_VMS, "run the agent as root (sudo paddock agent; in VS Code, paddock.agent.mode: root), or use the process runtime");
   const forced = process.env.PADDOCK_ACCELERATOR;
   if (forced === "kvm" || forced === "tcg") return forced;
   const checks = await checker.some(["qemu", "kvm", "tcg"], log);

@@ -162,6 +162,9 @@ export function chooseChangeset(checks: CheckResult[] | undefined, root: boolean
 export const ROOTLESS_CONTAINERS =
   "container sandboxes need the agent as root: rootless runc would need the image's root and the workspace's overlay mounted in one user namespace, which Paddock does not do yet";
 
+export const ROOTLESS_VMS =
+  "VM sandboxes need the agent as root for now: a rootless agent's sandbox views live in a user namespace that QEMU's share would have to reach, which Paddock does not do yet";
+
 /** Which runtimes the checks allow, and with what (pure, for tests). */
 export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<RuntimeKind, RuntimeReadiness> {
   const ok = (name: CheckName) => checks.find((c) => c.name === name)?.ok === true;
@@ -177,6 +180,6 @@ export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<R
   return {
     process: process.available ? { ...process, using: changeset } : process,
     container: root ? readiness([overlay, "cgroups"], ["runc", "crun"]) : { available: false, missing: [], reason: ROOTLESS_CONTAINERS },
-    vm: readiness([overlay, "qemu"], ["kvm", "tcg"]),
+    vm: root ? readiness([overlay, "qemu"], ["kvm", "tcg"]) : { available: false, missing: [], reason: ROOTLESS_VMS },
   };
 }

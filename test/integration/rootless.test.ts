@@ -76,7 +76,7 @@ test("rootless: the agent reports itself rootless and its check says the process
   assert.deepEqual(result.runtimes.process, { available: true, missing: [], using: "overlayfs in a user namespace" });
 });
 
-test("rootless: a container sandbox is refused with the reason, and system/check gives the same reason", () => {
+test("rootless: container and VM sandboxes are refused with the reason, and system/check gives the same reason", () => {
   const [check, created] = callAs([["system/check", {}], ["sandbox/create", { workspace: userWorkspace("ws-rl-container"), runtime: "container" }]]);
   const container = (check!.result as unknown as { runtimes: { container: { available: boolean; reason?: string } } }).runtimes.container;
   assert.equal(container.available, false);
@@ -84,6 +84,9 @@ test("rootless: a container sandbox is refused with the reason, and system/check
   assert.equal(created!.error?.data?.code, "E_RUNTIME_UNAVAILABLE");
   assert.equal(created!.error?.message, container.reason);
   assert.match(created!.error?.data?.hint ?? "", /as root/);
+  const [, vm] = callAs([["system/check", {}], ["sandbox/create", { workspace: userWorkspace("ws-rl-vm"), runtime: "vm" }]]);
+  assert.equal(vm!.error?.data?.code, "E_RUNTIME_UNAVAILABLE");
+  assert.match(vm!.error?.message ?? "", /VM sandboxes need the agent as root/);
 });
 
 test("rootless: writes land only in the sandbox; the program runs as the user, sees only lo and a read-only host", () => {

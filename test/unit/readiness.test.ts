@@ -45,7 +45,8 @@ test("readiness: a missing piece is named; rootless needs the rootless overlay",
   assert.deepEqual(r.process, { available: false, missing: ["overlayfs-rootless"] });
   assert.equal(r.container.available, false);
   assert.match(r.container.reason ?? "", /need the agent as root/, "rootless: says why, not which check");
-  assert.equal(r.vm.using, "kvm");
+  assert.match(r.vm.reason ?? "", /need the agent as root/, "rootless VMs: says why");
+  assert.equal(runtimeReadiness(checks({ overlayfs: true, qemu: true, kvm: true, tcg: false }), true).vm.using, "kvm", "KVM where it boots a guest");
 });
 
 test("changesets: overlayfs where it mounts; fuse-overlayfs only where it does not and fuse does", () => {
