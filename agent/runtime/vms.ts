@@ -284,7 +284,7 @@ export class Vms {
     const exitedEarly = new Promise<never>((_, reject) =>
       qemu.once("exit", (code, signal) => {
         const tail = readTail(consoleLog);
-        reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `QEMU ended before the guest was ready (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").pop() || tail || "no output"}`, `the VM's console log is ${consoleLog}`));
+        reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `QEMU ended before the guest was ready (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").pop() || tail || "no output"}`, "`paddock check --refresh` tells whether QEMU boots a guest here; the agent log has the console's last lines"));
       }),
     );
     exitedEarly.catch(() => undefined);

@@ -80,7 +80,7 @@ export class GuestConnection {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.control = undefined;
-        reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent did not answer within ${Math.round(timeoutMs / 100) / 10} s`, "see the VM's console log (STATE_DIR/sandboxes/ID/vm/console.log)"));
+        reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent did not answer within ${Math.round(timeoutMs / 100) / 10} s`, "a slow machine: raise PADDOCK_VM_READY_TIMEOUT_MS; the agent log has the console's last lines"));
       }, timeoutMs);
       this.control = {
         expect,
@@ -167,7 +167,7 @@ export class GuestConnection {
       channel.resolve({ exitCode, signal: signal ? (signalName(signal) ?? `signal ${signal}`) : null });
     } else if (frame.type === FrameType.error) {
       this.channels.delete(frame.channel);
-      channel.reject(new PaddockError("E_SPAWN", `cannot run the command in the VM: ${frame.payload.toString("utf8")}`, "see the VM's console log"));
+      channel.reject(new PaddockError("E_SPAWN", `cannot run the command in the VM: ${frame.payload.toString("utf8")}`, "the VM's console log (STATE_DIR/sandboxes/ID/vm/console.log) may say more"));
     }
   }
 
