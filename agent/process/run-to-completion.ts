@@ -39,6 +39,10 @@ class CappedBuffer {
   }
 }
 
+function afterTimeout(timeoutMs: number | undefined, onTimeout: () => void): NodeJS.Timeout | undefined {
+  return timeoutMs === undefined ? undefined : setTimeout(onTimeout, timeoutMs);
+}
+
 export function runToCompletion(
   command: string[],
   options: { stdin?: string; timeoutMs?: number; cap?: number; onStart?: (kill: () => void) => void },
@@ -65,13 +69,10 @@ export function runToCompletion(
     // A program that never reads its stdin must not fail the exec.
     child.stdin.on("error", () => undefined);
     child.stdin.end(options.stdin ?? "");
-    const timer =
-      options.timeoutMs === undefined
-        ? undefined
-        : setTimeout(() => {
-            timedOut = true;
-            kill();
-          }, options.timeoutMs);
+    const timer = afterTimeout(options.timeoutMs, () => {
+      timedOut = true;
+      kill();
+    });
     child.once("error", (err) => {
       clearTimeout(timer);
       reject(new PaddockError("E_SPAWN", `cannot start ${file}: ${err.message}`, "run `paddock check`"));
@@ -103,13 +104,10 @@ export function runGuestToCompletion(
   options.onStart?.(kill);
   if (options.stdin) proc.write(options.stdin);
   proc.end();
-  const timer =
-    options.timeoutMs === undefined
-      ? undefined
-      : setTimeout(() => {
-          timedOut = true;
-          kill();
-        }, options.timeoutMs);
+  const timer = afterTimeout(options.timeoutMs, () => {
+    timedOut = true;
+    kill();
+  });
   return proc.exited
     .then((exit) => ({ exitCode: killed ? null : exit.exitCode, signal: killed ? "SIGKILL" : null }))
     .finally(() => clearTimeout(timer))

@@ -30,6 +30,20 @@ async function screenshot(name: string): Promise<void> {
   await new Promise((r) => setTimeout(r, 1500));
 }
 
+/**
+ * Runs Create Sandbox as a user who presses Enter on whatever is asked (the first runtime, an
+ * empty name) until the command is done; the first `system/check` of a machine takes seconds.
+ */
+async function createSandboxAcceptingDefaults(): Promise<void> {
+  let done = false;
+  const creating = Promise.resolve(vscode.commands.executeCommand("paddock.createSandbox")).finally(() => (done = true));
+  for (const deadline = Date.now() + 60_000; !done && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 500));
+    await vscode.commands.executeCommand("workbench.action.acceptSelectedQuickOpenItem");
+  }
+  await creating;
+}
+
 const LINES = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
 
 export async function run(): Promise<void> {
@@ -52,15 +66,7 @@ export async function run(): Promise<void> {
     {
       name: "Create Sandbox, answering its quick pick (runtime) and input box (name) as a user",
       run: async () => {
-        let done = false;
-        const creating = Promise.resolve(vscode.commands.executeCommand("paddock.createSandbox")).finally(() => (done = true));
-        // Enter on whatever is asked (the first runtime, an empty name) until the command is done;
-        // the first `system/check` of a machine takes seconds.
-        for (const deadline = Date.now() + 60_000; !done && Date.now() < deadline; ) {
-          await new Promise((r) => setTimeout(r, 500));
-          await vscode.commands.executeCommand("workbench.action.acceptSelectedQuickOpenItem");
-        }
-        await creating;
+        await createSandboxAcceptingDefaults();
         const created = await waitFor("the sandbox in the model", () => api.model.all().find((s) => s.workspace === folder));
         id = created.id;
         assert.equal(created.state, "running");
@@ -212,13 +218,7 @@ export async function run(): Promise<void> {
         const config = vscode.workspace.getConfiguration("paddock");
         await config.update("sandbox.defaultRuntime", "container", vscode.ConfigurationTarget.Global);
         try {
-          let done = false;
-          const creating = Promise.resolve(vscode.commands.executeCommand("paddock.createSandbox")).finally(() => (done = true));
-          for (const deadline = Date.now() + 60_000; !done && Date.now() < deadline; ) {
-            await new Promise((r) => setTimeout(r, 500));
-            await vscode.commands.executeCommand("workbench.action.acceptSelectedQuickOpenItem");
-          }
-          await creating;
+          await createSandboxAcceptingDefaults();
         } finally {
           await config.update("sandbox.defaultRuntime", undefined, vscode.ConfigurationTarget.Global);
         }
