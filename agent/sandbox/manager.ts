@@ -91,6 +91,8 @@ export class SandboxManager {
   /** Lifecycle changes of one sandbox run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private ttlTimer: NodeJS.Timeout | undefined;
+  /** VM sandboxes being booted again after an agent restart. */
+  private readonly booting = new Map<string, Promise<void>>();
   /** Sandboxes whose processes are being ended: nothing new may start in them meanwhile. */
   private readonly stopping = new Set<string>();
   /** Each running `sandbox/exec`, per sandbox: how to kill it and when it is over. */
@@ -378,6 +380,8 @@ export class SandboxManager {
   // ---- commands --------------------------------------------------------------------------
 
   async exec(caller: Caller, id: string, request: CommandRequest & { stdin?: string; timeoutMs?: number }, session?: Session): Promise<ExecResult> {
+    this.find(caller, id);
+    await this.bootedFirst(id);
     const record = this.runnable(caller, id);
     const cgroup = this.cgroupOf(record);
     const before = cgroup?.counters();
@@ -409,6 +413,8 @@ export class SandboxManager {
   }
 
   async spawn(caller: Caller, id: string, request: CommandRequest & { pty?: { cols: number; rows: number } }, session: Session): Promise<number> {
+    this.find(caller, id);
+    await this.bootedFirst(id);
     const nodePty = await this.options.processes.prepare(request.pty !== undefined);
     // From the check to the start nothing awaits, so a stop cannot slip in between.
     const record = this.runnable(caller, id);
@@ -517,16 +523,27 @@ export class SandboxManager {
       rlog.info("adopted running sandbox");
       return;
     }
-    try {
-      await this.makeResources(record);
-      void this.watcher.watch(record.id, paths.upper);
-      record.bootId = this.options.bootId;
-      this.options.store.save(record);
-      rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
-    } catch (err) {
-      this.setState(record, "stopped");
-      rlog.warn("cannot re-mount; the sandbox is stopped, its changes kept", { error: (err as Error).message });
-    }
+    const remount = async () => {
+      try {
+        await this.makeResources(record);
+        void this.watcher.watch(record.id, paths.upper);
+        record.bootId = this.options.bootId;
+        this.options.store.save(record);
+        rlog.info(rebooted ? "re-mounted after a reboot" : "re-mounted a sandbox whose mount was gone");
+      } catch (err) {
+        this.setState(record, "stopped");
+        rlog.warn("cannot re-mount; the sandbox is stopped, its changes kept", { error: (err as Error).message });
+      }
+    };
+    if (record.runtime !== "vm") return remount();
+    // A boot takes seconds (a minute under TCG): it goes on once the agent serves; commands wait for it.
+    const booting = this.serialized(record.id, remount).finally(() => this.booting.delete(record.id));
+    this.booting.set(record.id, booting);
+  }
+
+  /** A VM sandbox whose boot the restart left running in the background: done (or failed) first. */
+  private async bootedFirst(id: string): Promise<void> {
+    await this.booting.get(id);
   }
 
   private find(caller: Caller, id: string): SandboxRecord {
