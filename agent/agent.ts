@@ -101,6 +101,7 @@ export class Agent {
       return { name: params.name, removed: images.remove(params.name) };
     });
     request("vm/pool", () => options.vmPool());
+    request("sandbox/console", (params, _call, session) => ({ id: params.id, text: sandboxes.console(session.caller, params.id) }));
     request("image/default", (_params, _call, session) => {
       requireRoot(session, "building the default image");
       return summary(images.rebuildDefault());

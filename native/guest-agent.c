@@ -13,6 +13,7 @@
  *                  | STDIN data (empty: end of input) | RESIZE cols u16, rows u16 | SIGNAL u8
  *                  | CLAIM (bind /mnt/share/ws, where the host has put the sandbox's view, on
  *                  /workspace: a VM booted ahead of time for a warm pool gets its sandbox)
+ *                  | POWEROFF (end every program, flush, power the VM off)
  *   guest -> host  READY kernel-release | CLAIMED | OUTPUT stream u8 (1 out, 2 err), data
  *                  | EXIT code i32 (128+N when killed by signal N), signal u8 | ERROR message
  */
@@ -35,11 +36,12 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <sys/reboot.h>
 #include <dirent.h>
 #include <termios.h>
 #include <unistd.h>
 
-enum { T_AUTH = 1, T_EXEC = 2, T_STDIN = 3, T_RESIZE = 4, T_SIGNAL = 5, T_CLAIM = 6, T_READY = 0x10, T_OUTPUT = 0x11, T_EXIT = 0x12, T_ERROR = 0x13, T_CLAIMED = 0x14 };
+enum { T_AUTH = 1, T_EXEC = 2, T_STDIN = 3, T_RESIZE = 4, T_SIGNAL = 5, T_CLAIM = 6, T_POWEROFF = 7, T_READY = 0x10, T_OUTPUT = 0x11, T_EXIT = 0x12, T_ERROR = 0x13, T_CLAIMED = 0x14 };
 
 #define PORT_NAME "paddock"
 #define SECRET_FILE "/paddock/secret"
@@ -320,6 +322,16 @@ static void handle(int type, uint32_t id, const unsigned char *p, size_t len) {
             if (p[0] == SIGKILL) kill_session(c->pid);
             kill(c->pid, p[0]);
         }
+        break;
+    case T_POWEROFF:
+        /* A graceful end: programs get SIGTERM and a moment, then SIGKILL; the share is flushed. */
+        kill(-1, SIGTERM);
+        usleep(300000);
+        kill(-1, SIGKILL);
+        sync();
+        umount2("/workspace", MNT_DETACH);
+        umount2("/mnt/share", MNT_DETACH);
+        reboot(RB_POWER_OFF);
         break;
     case T_CLAIM:
         if (mount("/mnt/share/ws", "/workspace", NULL, MS_BIND, NULL) != 0) {

@@ -37,6 +37,7 @@ Commands:
                       bring changes into the workspace (all, or these files and folders);
                       a file that changed in the workspace too is a conflict: --force
   reject ID [PATH...] throw changes away: the sandbox gets the workspace's version back
+  console ID          a VM sandbox's serial console (the guest kernel's and guest agent's messages)
   rm ID               delete a sandbox and its changes
   gc                  delete expired sandboxes and clean what no sandbox owns
   image ls | import SOURCE NAME | pull REFERENCE [NAME] [--insecure] | default | rm NAME
@@ -119,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
     case "rm":
     case "gc":
     case "changes":
+    case "console":
     case "diff":
     case "approve":
     case "reject":
@@ -148,6 +150,12 @@ async function main(argv: string[]): Promise<number> {
             return await rejectCommand(agent.client, first, rest, o);
           case "image":
             return await imageCommand(agent.client, positionals.slice(1), o);
+          case "console": {
+            if (!first) throw new PaddockError("E_INVALID_PARAMS", "paddock console needs a sandbox id", "paddock ls lists them");
+            const { text } = await agent.client.request("sandbox/console", { id: first });
+            process.stdout.write(o.json ? JSON.stringify({ id: first, text }) + "\n" : text);
+            return 0;
+          }
           default:
             return await lifecycleCommand(agent.client, command, first, o);
         }

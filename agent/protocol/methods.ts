@@ -424,6 +424,7 @@ export const requests = {
   "image/remove": ImageNameParams,
   "image/pull": ImagePullParams,
   "vm/pool": EmptyParams,
+  "sandbox/console": SandboxIdParams,
   "image/default": EmptyParams,
   "process/spawn": ProcessSpawnParams,
   "process/write": ProcessWriteParams,
@@ -457,6 +458,8 @@ export interface RequestResults {
   "image/pull": ImageSummary;
   /** The warm pool of booted VMs: its target size, what is ready and booting, hits, misses and the last boot times. */
   "vm/pool": { target: number; ready: number; booting: number; hits: number; misses: number; bootMs: number[] };
+  /** A VM sandbox's serial console as kept on the host (up to 1 MiB): the guest kernel's and guest agent's messages. */
+  "sandbox/console": { id: string; text: string };
   "image/default": ImageSummary;
   "process/spawn": { pid: number };
   "process/write": null;

@@ -159,13 +159,18 @@ export class Vms {
     return vm.connection;
   }
 
+  /** Where a running VM's console log is. */
+  consoleLog(id: string): string | undefined {
+    return this.running.get(id)?.consoleLog;
+  }
+
   poolStats(): PoolStats {
     const ready = [...this.pool.values()].reduce((n, vms) => n + vms.length, 0);
     const booting = [...this.filling.values()].reduce((n, k) => n + k, 0);
     return { target: poolTarget(), ready, booting, hits: this.stats.hits, misses: this.stats.misses, bootMs: [...this.stats.bootMs] };
   }
 
-  /** Ends a sandbox's VM: QEMU is asked to quit (SIGTERM), then killed after 2 s. */
+  /** Ends a sandbox's VM: gracefully if the guest does so in time, else by force. */
   async stop(id: string): Promise<void> {
     const vm = this.running.get(id);
     if (!vm) return;
@@ -317,15 +322,18 @@ export class Vms {
     }
   }
 
+  /** Graceful first: the guest powers off (its programs get SIGTERM); QEMU is told to quit after 3 s, killed after 5. */
   private async kill(vm: Vm): Promise<void> {
-    vm.connection.close();
     if (vm.qemu.exitCode === null && vm.qemu.signalCode === null) {
       const exited = new Promise((resolve) => vm.qemu.once("exit", resolve));
-      vm.qemu.kill("SIGTERM");
-      const timer = setTimeout(() => vm.qemu.kill("SIGKILL"), 2000);
+      vm.connection.powerOff();
+      const term = setTimeout(() => vm.qemu.kill("SIGTERM"), 3000);
+      const kill = setTimeout(() => vm.qemu.kill("SIGKILL"), 5000);
       await exited;
-      clearTimeout(timer);
+      clearTimeout(term);
+      clearTimeout(kill);
     }
+    vm.connection.close();
     umount2(path.join(vm.hub, "ws"), MNT_DETACH);
     if (vm.dir.startsWith(this.poolDir + path.sep)) removeTree(vm.dir);
   }

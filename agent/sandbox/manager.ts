@@ -117,6 +117,18 @@ export class SandboxManager {
     return toSandbox(this.find(caller, id));
   }
 
+  /** A VM sandbox's console log (the running VM's, or the last one kept in its folder). */
+  console(caller: Caller, id: string): string {
+    const record = this.find(caller, id);
+    if (record.runtime !== "vm") throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is not a VM sandbox`, "only VM sandboxes have a console");
+    const file = this.options.vms.runtime.consoleLog(id) ?? path.join(this.options.store.paths(id).dir, "vm", "console.log");
+    try {
+      return fs.readFileSync(file, "utf8");
+    } catch {
+      return "";
+    }
+  }
+
   /** Sandboxes whose containers are made from the image of this digest. */
   imageUsers(digest: string): string[] {
     return [...this.records.values()].filter((r) => r.image?.digest === digest).map((r) => r.id);

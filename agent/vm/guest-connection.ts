@@ -137,6 +137,11 @@ export class GuestConnection {
     this.socket.destroy();
   }
 
+  /** Asks the guest to end its programs and power off (QEMU then exits). */
+  powerOff(): void {
+    if (!this.closedError && !this.socket.destroyed) this.socket.write(encodeFrame(FrameType.poweroff, 0));
+  }
+
   /**
    * Stops reading from the guest while a client is behind with its output (all channels
    * wait: the port is one stream), so that a fast writer cannot grow the agent's memory.

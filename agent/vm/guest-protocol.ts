@@ -12,6 +12,7 @@ export const FrameType = {
   resize: 4,
   signal: 5,
   claim: 6,
+  poweroff: 7,
   ready: 0x10,
   output: 0x11,
   exit: 0x12,

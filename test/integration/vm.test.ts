@@ -69,6 +69,8 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   const consoleLog = path.join(fx.stateDir, "sandboxes", id, "vm", "console.log");
   await waitFor("the console log to reach its cap", () => (fs.statSync(consoleLog).size >= 1 << 20 ? true : undefined));
   assert.equal(fs.statSync(consoleLog).size, 1 << 20, "kept up to 1 MiB");
+  const { text } = await client.request("sandbox/console", { id });
+  assert.match(text, /paddock-guest: ready for the host/, "the console can be read through the agent");
 
   // A command that never reads its input, killed at once: the guest stays responsive.
   const stuck = await client.request("sandbox/exec", { id, argv: ["sleep", "1000"], stdin: "x".repeat(1 << 20), timeoutMs: 500 });
@@ -92,6 +94,12 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   const stats = await client.request("vm/pool", {});
   assert.ok(stats.hits >= 1 && stats.misses >= 1 && stats.bootMs.length >= 2, JSON.stringify(stats));
   await client.request("sandbox/delete", { id: pooled.id });
+
+  // A stop is graceful first: a program's SIGTERM handler runs and what it writes is kept.
+  void client.request("sandbox/exec", { id, argv: ["sh", "-c", "trap 'echo stopped-gracefully > /workspace/bye.txt; exit 0' TERM; while true; do sleep 0.1; done"] }).catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 500));
+  await client.request("sandbox/stop", { id });
+  assert.ok((await client.request("sandbox/changes", { id })).changes.some((c) => c.path === "bye.txt"), "the program's last write reached the sandbox");
   await client.request("sandbox/delete", { id });
 });
 
