@@ -62,6 +62,11 @@ export function mountPoints(): string[] {
     .map((p) => p.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
 }
 
+/** Detaches every mount below `dir`, deepest first (before a tree is removed). */
+export function unmountAllBelow(dir: string): void {
+  for (const point of mountPoints().filter((p) => p.startsWith(dir + "/")).reverse()) umount2(point, MNT_DETACH);
+}
+
 export function isMountPoint(dir: string): boolean {
   return mountPoints().includes(dir);
 }

@@ -12,6 +12,7 @@ import { ImageName, type ImageSummary } from "../protocol/methods";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { buildDefaultImage, DEFAULT_IMAGE } from "./default-image";
 import { ImageStore, type ImageRecord } from "./oci-import";
+import { lastMessage } from "../log/logfmt";
 
 export type ImageProgress = (params: { name: string; step: string; done?: boolean }) => void;
 
@@ -90,11 +91,9 @@ export class Images {
     if (existing) return Promise.resolve(existing);
     return this.once(DEFAULT_IMAGE, async () => {
       this.progress({ name: DEFAULT_IMAGE, step: "building the default image from Debian's busybox-static" });
-      const work = this.store.scratch("default-");
       try {
-        return buildDefaultImage(this.store, work);
+        return this.rebuildDefault();
       } finally {
-        fs.rmSync(work, { recursive: true, force: true });
         this.progress({ name: DEFAULT_IMAGE, step: "built", done: true });
       }
     });
@@ -149,7 +148,7 @@ export class Images {
       child.once("exit", (code, signal) => {
         clearTimeout(timer);
         if (code === 0) return resolve();
-        const why = stderr.trim().split("\n").pop()?.replace(/^time="[^"]*" level=\w+ msg="?/, "").replace(/"$/, "") || `skopeo ended with ${signal ?? `code ${code}`}`;
+        const why = lastMessage(stderr) || `skopeo ended with ${signal ?? `code ${code}`}`;
         reject(new PaddockError("E_PULL", `cannot pull the image: ${why}`, pullHint(why)));
       });
     });

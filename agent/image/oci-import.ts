@@ -3,11 +3,11 @@
  * tarball: every blob's digest is checked before it is kept, layers are unpacked once per
  * digest (images share them), and the image is recorded only when all of it is in place.
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { writeDurably } from "../state/durable";
+import { sha256OfFile } from "../sys/digest";
 import { unpackLayer, untarConfined } from "./layers";
 
 export interface ImageRecord {
@@ -26,15 +26,7 @@ interface Descriptor {
 }
 
 function sha256File(file: string): string {
-  const hash = createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  try {
-    const buffer = Buffer.allocUnsafe(1024 * 1024);
-    for (let read; (read = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, read));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return `sha256:${hash.digest("hex")}`;
+  return `sha256:${sha256OfFile(file)}`;
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;

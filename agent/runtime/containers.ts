@@ -19,6 +19,7 @@ import { MS_NODEV, errnoName, mount } from "../sys/libc";
 import { Beneath, BeneathError } from "../sys/beneath";
 import { containerConfig, execArgs, mountDestinations } from "./container-spec";
 import { DEFAULT_PATH, type LaunchSpec } from "./process-runtime";
+import { lastMessage } from "../log/logfmt";
 
 export type OciRuntimeName = "runc" | "crun";
 
@@ -112,7 +113,7 @@ export class Containers {
       if (run.code !== 0) {
         const output = fs.readFileSync(logFile, "utf8");
         this.log.warn("the OCI runtime could not start a container", { sandboxId: request.id, runtime: this.runtime, output });
-        throw new PaddockError("E_CONTAINER", `${this.runtime} could not start the container: ${lastLine(output) || `exit code ${run.code}`}`, `the agent log has ${this.runtime}'s output; \`paddock check\` tells whether ${this.runtime} works here`);
+        throw new PaddockError("E_CONTAINER", `${this.runtime} could not start the container: ${lastMessage(output) || `exit code ${run.code}`}`, `the agent log has ${this.runtime}'s output; \`paddock check\` tells whether ${this.runtime} works here`);
       }
       if (request.network === "nat") await this.startNat(request.id);
     } catch (err) {
@@ -132,7 +133,7 @@ export class Containers {
       const del = await this.runtimeCall(["delete", "--force", this.nameOf(id)]);
       if (del.code !== 0 && this.exists(id)) {
         this.log.error("the OCI runtime could not delete a container", { sandboxId: id, runtime: this.runtime, stderr: del.stderr });
-        throw new PaddockError("E_CONTAINER", `${this.runtime} could not delete container ${this.nameOf(id)}: ${lastLine(del.stderr)}`, "a process in it may be stuck in the kernel (see ps); `paddock gc` tries again");
+        throw new PaddockError("E_CONTAINER", `${this.runtime} could not delete container ${this.nameOf(id)}: ${lastMessage(del.stderr)}`, "a process in it may be stuck in the kernel (see ps); `paddock gc` tries again");
       }
     }
     if (fs.existsSync(paths.rootfs)) unmountOverlay(paths.rootfs);
@@ -181,7 +182,7 @@ export class Containers {
   private async startNat(id: string): Promise<void> {
     const state = await this.runtimeCall(["state", this.nameOf(id)]);
     const pid = parseState(state.stdout)?.pid;
-    if (!pid) throw new PaddockError("E_CONTAINER", `${this.runtime} does not say which process the container is (${lastLine(state.stderr)})`, "stop and start the sandbox");
+    if (!pid) throw new PaddockError("E_CONTAINER", `${this.runtime} does not say which process the container is (${lastMessage(state.stderr)})`, "stop and start the sandbox");
     const slirp = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp", "--ready-fd=3", String(pid), "tap0"], {
       stdio: ["ignore", "ignore", "pipe", "pipe"],
       env: { PATH: DEFAULT_PATH },
@@ -200,7 +201,7 @@ export class Containers {
       });
       slirp.once("exit", (code) => {
         clearTimeout(timer);
-        fail(lastLine(stderr) || `exited with code ${code}`);
+        fail(lastMessage(stderr) || `exited with code ${code}`);
       });
       slirp.once("error", (err) => fail(err.message));
     });
@@ -261,15 +262,9 @@ function refuseSymlinkedDestinations(rootfs: string, destinations: string[], ima
   }
 }
 
-function lastLine(text: string | undefined): string {
-  const line = (text ?? "").trim().split("\n").pop() ?? "";
-  // runc logs as logfmt: the message is what a person needs.
-  return /msg="((?:[^"\\]|\\.)*)"/.exec(line)?.[1]?.replace(/\\"/g, '"') ?? line;
-}
-
 /** The message runc printed for a failed `runc exec` (exit code 255), if that is what happened. */
 export function execFailure(exitCode: number | null, stderr: string): string | undefined {
   if (exitCode !== 255) return undefined;
   const line = stderr.trim().split("\n").pop() ?? "";
-  return /level=error msg="/.test(line) ? lastLine(line) : undefined;
+  return /level=error msg="/.test(line) ? lastMessage(line) : undefined;
 }

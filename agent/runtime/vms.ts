@@ -25,6 +25,7 @@ import type { Limits, NetworkMode } from "../protocol/methods";
 import type { Logger } from "../log/logger";
 import { MNT_DETACH, MS_BIND, errnoName, mount, socketPair, umount2 } from "../sys/libc";
 import { GuestConnection } from "../vm/guest-connection";
+import { unmountAllBelow } from "../changeset/overlay";
 import { secretArchive, type GuestImages } from "../vm/guest-image";
 import { DEFAULT_PATH } from "./process-runtime";
 
@@ -237,7 +238,13 @@ export class Vms {
     fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(artifacts.initramfs), secretArchive(secret)]), { mode: 0o600 });
     const consoleLog = path.join(boot.dir, "console.log");
 
-    const [ours, theirs] = socketPair();
+    let ours: number;
+    let theirs: number;
+    try {
+      [ours, theirs] = socketPair();
+    } catch (err) {
+      throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot make the VM's channel: ${(err as Error).message}`, "the agent may be out of file descriptors; see the agent log");
+    }
     const initrdFd = fs.openSync(initrd, "r");
     const hubFd = fs.openSync(hub, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
     // QEMU opens them again through /proc/self/fd as the owner: they must be the owner's.
@@ -340,11 +347,7 @@ export class Vms {
 }
 
 function removeTree(dir: string): void {
-  // Never into a bind that might still be there.
-  for (const line of fs.existsSync("/proc/self/mountinfo") ? fs.readFileSync("/proc/self/mountinfo", "utf8").split("\n") : []) {
-    const point = line.split(" ")[4];
-    if (point?.startsWith(dir + "/")) umount2(point, MNT_DETACH);
-  }
+  unmountAllBelow(dir); // never into a bind that might still be there
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

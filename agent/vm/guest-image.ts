@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { withFileLock } from "../state/lock";
+import { sha256OfFile } from "../sys/digest";
 import { buildInitramfs, type InitramfsEntry } from "./initramfs";
 import { findGuestKernel } from "./kernel";
 
@@ -41,16 +42,20 @@ interface Record_ {
   guestAgentBytes: number;
 }
 
-export function sha256File(file: string): string {
-  const hash = createHash("sha256");
-  const fd = fs.openSync(file, "r");
-  try {
-    const buffer = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
-  return hash.digest("hex");
+/**
+ * A file's sha256, computed again only when its inode, size or times changed: every boot
+ * checks the kernel, the initramfs and their inputs, and hashing 15 MB each time would hold
+ * the agent for no news.
+ */
+const digests = new Map<string, { stamp: string; digest: string }>();
+function sha256File(file: string): string {
+  const st = fs.statSync(file);
+  const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  const known = digests.get(file);
+  if (known?.stamp === stamp) return known.digest;
+  const digest = sha256OfFile(file);
+  digests.set(file, { stamp, digest });
+  return digest;
 }
 
 function bad(message: string, hint: string): PaddockError {
@@ -113,7 +118,7 @@ export class GuestImages {
       const key = createHash("sha256").update(`${kernelDigest}\n${agentDigest}\n${fs.existsSync(modulesDep) ? sha256File(modulesDep) : "-"}\n${fs.existsSync(BUSYBOX) ? sha256File(BUSYBOX) : "-"}`).digest("hex").slice(0, 16);
       const initramfs = path.join(this.dir, `initramfs-${key}.cpio`);
       if (recorded && recorded.initramfs === initramfs && fs.existsSync(initramfs)) {
-        if (sha256File(initramfs) === recorded.initramfsDigest) return { ...recorded, guestAgentBytes: recorded.guestAgentBytes };
+        if (sha256File(initramfs) === recorded.initramfsDigest) return recorded;
         // A corrupt cached initramfs is made again, never booted.
       }
       const image = this.build(release);

@@ -1,0 +1,15 @@
+/** sha256 of a file, read in 1 MiB pieces (layers and kernels are too big to read whole). */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+
+export function sha256OfFile(file: string): string {
+  const hash = createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    for (let n; (n = fs.readSync(fd, buffer, 0, buffer.length, null)) > 0; ) hash.update(buffer.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest("hex");
+}
