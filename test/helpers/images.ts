@@ -3,13 +3,18 @@ import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { gzipSync } from "node:zlib";
 
 const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 /** A file's contents, or a symlink's target. */
 export type LayerEntry = string | Buffer | { symlink: string };
 
-/** A layer's tar (gzip'd if asked) from a map of paths to contents; ".wh." names are whiteouts. */
+/**
+ * A layer's tar (gzip'd if asked) from a map of paths to contents; ".wh." names are whiteouts.
+ * The same files give the same bytes at any time (sorted names, times at the epoch), so two
+ * images made of one layer share its digest.
+ */
 export function layerTar(base: string, name: string, files: Record<string, LayerEntry>, gzip = false): Buffer {
   const dir = path.join(base, `${name}-tree`);
   fs.mkdirSync(dir, { recursive: true });
@@ -19,9 +24,8 @@ export function layerTar(base: string, name: string, files: Record<string, Layer
     if (typeof entry === "string" || Buffer.isBuffer(entry)) fs.writeFileSync(target, entry, { mode: 0o755 });
     else fs.symlinkSync(entry.symlink, target);
   }
-  const out = path.join(base, `${name}.tar${gzip ? ".gz" : ""}`);
-  execFileSync("tar", [gzip ? "-czf" : "-cf", out, "--owner=0", "--group=0", "--numeric-owner", "-C", dir, "."]);
-  return fs.readFileSync(out);
+  const tar = execFileSync("tar", ["-cf", "-", "--sort=name", "--mtime=@0", "--owner=0", "--group=0", "--numeric-owner", "-C", dir, "."], { maxBuffer: 1 << 30 });
+  return gzip ? gzipSync(tar) : tar;
 }
 
 /** An OCI image layout in `dir` with these layers, bottom first. */

@@ -14,16 +14,20 @@ import { busyboxFiles, layerTar, ociLayoutOf } from "../helpers/images";
 
 const ctx = fixtureForFile();
 
-/** Two layers: a busybox system, then one that deletes a file (.wh.) and makes a folder opaque (.wh..wh..opq). */
-function testImage(base: string): string {
+/**
+ * Two layers: a busybox system, then one that deletes a file (.wh.) and makes a folder opaque
+ * (.wh..wh..opq). Layers are reproducible: another `tag` gives an image that shares none of them.
+ */
+function testImage(base: string, tag = "os"): string {
   const bottom = layerTar(base, "os", {
     ...busyboxFiles(),
+    "etc/paddock-image": tag,
     "etc/os-release": 'ID=paddock-test-os\nPRETTY_NAME="Paddock test OS"\n',
     "etc/gone.txt": "deleted by the top layer\n",
     "opt/tools/old.txt": "hidden by the opaque folder\n",
     "root/.keep": "",
   });
-  const top = layerTar(base, "top", { "etc/.wh.gone.txt": "", "opt/tools/.wh..wh..opq": "", "opt/tools/new.txt": "new tool\n" }, true);
+  const top = layerTar(base, "top", { "etc/.wh.gone.txt": "", "opt/tools/.wh..wh..opq": "", "opt/tools/new.txt": "new tool\n", "opt/tag": tag }, true);
   return ociLayoutOf(path.join(base, "image"), [{ tar: bottom }, { tar: top, gzip: true }], { Env: ["PATH=/bin", "IMAGE_VAR=from-image"] });
 }
 
@@ -137,21 +141,25 @@ test("commands killed at any instant (timeouts of 1 to 60 ms) leave nothing runn
 
 test("an image re-imported or removed under a running container: the container keeps its layers until it goes", async () => {
   const { fx, client } = ctx;
-  await client.request("image/import", { source: testImage(path.join(fx.base, "again")), name: "paddock-test/again:1" });
-  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-reimport"), runtime: "container", image: "paddock-test/again:1" });
   const layersDir = path.join(fx.stateDir, "images", "layers");
-  const before = fs.readdirSync(layersDir).length;
+  const before = new Set(fs.readdirSync(layersDir));
+  await client.request("image/import", { source: testImage(path.join(fx.base, "again"), "again"), name: "paddock-test/again:1" });
+  const own = fs.readdirSync(layersDir).filter((d) => !before.has(d));
+  assert.equal(own.length, 2, "the image's two layers are its own");
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-reimport"), runtime: "container", image: "paddock-test/again:1" });
   // The same name, another image: the old one loses its name but not its layers.
   const other = ociLayoutOf(path.join(fx.base, "other-image"), [{ tar: layerTar(path.join(fx.base, "other-image-src"), "x", { ...busyboxFiles(), "etc/os-release": "ID=other\n" }) }]);
   await client.request("image/import", { source: other, name: "paddock-test/again:1" });
   await client.request("image/remove", { name: "paddock-test/again:1" });
+  const present = () => own.filter((d) => fs.existsSync(path.join(layersDir, d)));
+  assert.deepEqual(present(), own, "no image names the layers now; the container still holds them");
   assert.match((await run(client, id, "cat /etc/os-release")).stdout, /^ID=paddock-test-os$/m, "the running container still stands on its layers");
   await client.request("sandbox/stop", { id });
   await client.request("sandbox/start", { id });
-  assert.match((await run(client, id, "cat /etc/os-release")).stdout, /^ID=paddock-test-os$/m, "and starts again from them");
+  assert.match((await run(client, id, "cat /etc/paddock-image")).stdout, /^again$/, "and starts again from them");
   await client.request("sandbox/delete", { id });
-  assert.ok(fs.readdirSync(layersDir).length < before + 1, "the layers only it held went with it");
-  assert.ok(fs.readdirSync(layersDir).length >= 2, "the file's other image keeps its own");
+  assert.deepEqual(present(), [], "the layers only it held went with it");
+  assert.deepEqual(fs.readdirSync(layersDir).filter((d) => before.has(d)).sort(), [...before].sort(), "the other images keep theirs");
 });
 
 test("limits through the container's cgroup; network none has loopback only, nat a tap device", async () => {

@@ -13,19 +13,9 @@ import * as path from "node:path";
 import { runCli, tempDir } from "../helpers/agent-process";
 import { ImageStore } from "../../agent/image/oci-import";
 import { refused } from "../helpers/sandbox-fixture";
+import { layerTar, ociLayoutOf } from "../helpers/images";
 
 const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-
-function layerTar(base: string, name: string, files: Record<string, string>, gzip = false): Buffer {
-  const dir = path.join(base, `${name}-tree`);
-  for (const [rel, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
-    fs.writeFileSync(path.join(dir, rel), content);
-  }
-  const out = path.join(base, `${name}.tar${gzip ? ".gz" : ""}`);
-  execFileSync("tar", [gzip ? "-czf" : "-cf", out, "--owner=0", "--group=0", "-C", dir, "."]);
-  return fs.readFileSync(out);
-}
 
 /** Two layers: the second deletes a file (.wh.) and makes a folder opaque (.wh..wh..opq). */
 function layers(base: string): { bottom: Buffer; top: Buffer; topGz: Buffer } {
@@ -36,25 +26,7 @@ function layers(base: string): { bottom: Buffer; top: Buffer; topGz: Buffer } {
 
 function ociLayout(base: string): string {
   const { bottom, topGz } = layers(base);
-  const dir = path.join(base, "oci");
-  const blobs = path.join(dir, "blobs", "sha256");
-  fs.mkdirSync(blobs, { recursive: true });
-  const put = (data: Buffer) => {
-    fs.writeFileSync(path.join(blobs, sha(data)), data);
-    return `sha256:${sha(data)}`;
-  };
-  const config = Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }));
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", digest: put(config), size: config.length },
-    layers: [
-      { mediaType: "application/vnd.oci.image.layer.v1.tar", digest: put(bottom), size: bottom.length },
-      { mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", digest: put(topGz), size: topGz.length },
-    ],
-  }));
-  fs.writeFileSync(path.join(dir, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", digest: put(manifest), size: manifest.length }] }));
-  fs.writeFileSync(path.join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  return dir;
+  return ociLayoutOf(path.join(base, "oci"), [{ tar: bottom }, { tar: topGz, gzip: true }]);
 }
 
 function dockerSave(base: string): string {
