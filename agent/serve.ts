@@ -138,8 +138,8 @@ export async function serve(requested: ServeOptions): Promise<void> {
       return false;
     }
   };
-  const vms = new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, path.join(options.stateDir, "vm-pool"), log);
-  cleanups.push(() => vms.drainPool());
+  const vms = new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, path.join(files.sandboxes, ".vm-pool"), log);
+  cleanups.push(() => vms.stopAll());
   const images: Images = new Images(files.images, (progress) => agent.broadcastToAll("image/progress", progress), {
     usersOf: (digest: string): string[] => sandboxes.imageUsers(digest),
     layersInUse: (): Set<string> => sandboxes.layersInUse(),

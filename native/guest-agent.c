@@ -1,7 +1,9 @@
 /*
  * Paddock's guest agent: /init of the micro-VM sandboxes. It mounts what a Linux userland
  * needs, loads the modules listed in /modules/order (virtio, the console port, 9p), mounts
- * the host's share (virtio-9p, tag "workspace") at /mnt/share, then serves the host
+ * the host's share (virtio-9p, tag "workspace") at /mnt/share, configures eth0 when the host
+ * gave the VM a network (paddock.net=ADDRESS/PREFIX,GATEWAY,DNS on the kernel's command
+ * line), then serves the host
  * on the virtio-serial port "paddock": commands with pipes or a terminal, their input,
  * resizes, signals, output and exit codes, many at once. Nothing is run before the host
  * proves it knows this VM's secret (given in the initrd, read once and deleted). As PID 1 it
@@ -21,7 +23,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <arpa/inet.h>
 #include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -397,6 +402,72 @@ static int open_port(void) {
     return fd;
 }
 
+/* Sets an IPv4 address (or netmask) of an interface. */
+static int set_inet(int sock, unsigned long request, const char *ifname, in_addr_t addr) {
+    struct ifreq ifr = {0};
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", ifname);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = addr;
+    return ioctl(sock, request, &ifr);
+}
+
+/*
+ * The network the host gave this VM (QEMU's user-mode NAT): eth0 with the address, a default
+ * route and /etc/resolv.conf from paddock.net=ADDRESS/PREFIX,GATEWAY,DNS. Without it, lo only.
+ */
+static void setup_network(void) {
+    char cmdline[4096] = {0};
+    int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, cmdline, sizeof cmdline - 1);
+    close(fd);
+    if (n <= 0) return;
+    char *arg = strstr(cmdline, "paddock.net=");
+    if (!arg) return;
+    char address[32], gateway[32], dns[32];
+    unsigned prefix;
+    if (sscanf(arg + strlen("paddock.net="), "%31[0-9.]/%u,%31[0-9.],%31[0-9.]", address, &prefix, gateway, dns) != 4 || prefix > 32) {
+        say("paddock.net= is not ADDRESS/PREFIX,GATEWAY,DNS: no network");
+        return;
+    }
+    struct in_addr ip, gw;
+    if (inet_pton(AF_INET, address, &ip) != 1 || inet_pton(AF_INET, gateway, &gw) != 1) {
+        say("paddock.net= has an address that is not IPv4: no network");
+        return;
+    }
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "eth0");
+    in_addr_t mask = prefix == 0 ? 0 : htonl(0xffffffffu << (32 - prefix));
+    if (sock < 0 || set_inet(sock, SIOCSIFADDR, "eth0", ip.s_addr) != 0 || set_inet(sock, SIOCSIFNETMASK, "eth0", mask) != 0 || ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) {
+        char line[160];
+        snprintf(line, sizeof line, "cannot configure eth0: %s", strerror(errno));
+        say(line);
+        if (sock >= 0) close(sock);
+        return;
+    }
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    ioctl(sock, SIOCSIFFLAGS, &ifr);
+    struct rtentry route = {0};
+    struct sockaddr_in *dst = (struct sockaddr_in *)&route.rt_dst, *via = (struct sockaddr_in *)&route.rt_gateway, *genmask = (struct sockaddr_in *)&route.rt_genmask;
+    dst->sin_family = via->sin_family = genmask->sin_family = AF_INET;
+    via->sin_addr = gw;
+    route.rt_flags = RTF_UP | RTF_GATEWAY;
+    route.rt_dev = "eth0";
+    if (ioctl(sock, SIOCADDRT, &route) != 0) {
+        char line[160];
+        snprintf(line, sizeof line, "cannot add the default route: %s", strerror(errno));
+        say(line);
+    }
+    close(sock);
+    FILE *resolv = fopen("/etc/resolv.conf", "w");
+    if (resolv) {
+        fprintf(resolv, "nameserver %s\n", dns);
+        fclose(resolv);
+    }
+}
+
 static void setup(void) {
     mkdir("/proc", 0755);
     mkdir("/sys", 0755);
@@ -441,6 +512,7 @@ static void setup(void) {
         ioctl(sock, SIOCSIFFLAGS, &lo);
     }
     if (sock >= 0) close(sock);
+    setup_network();
 
     if (mount("workspace", "/mnt/share", "9p", MS_NODEV | MS_NOSUID, "trans=virtio,version=9p2000.L,msize=262144") != 0) {
         snprintf(mount_failure, sizeof mount_failure, "cannot mount the host's share: %s", strerror(errno));

@@ -78,7 +78,8 @@ function mountedUnder(sandboxesRoot: string): string[] {
   const root = sandboxesRoot + path.sep;
   return mountPoints()
     .filter((p) => p.startsWith(root))
-    .map((p) => path.relative(sandboxesRoot, p).split(path.sep)[0] ?? "");
+    .map((p) => path.relative(sandboxesRoot, p).split(path.sep)[0] ?? "")
+    .filter((id) => id !== "" && !id.startsWith("."));
 }
 
 /**

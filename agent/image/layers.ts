@@ -23,28 +23,50 @@ export function unpackLayer(blob: string, target: string): void {
   const temp = `${target}.tmp`;
   fs.rmSync(temp, { recursive: true, force: true });
   fs.mkdirSync(temp, { recursive: true, mode: 0o755 });
-  const tar = untarConfined(blob, temp, ["-p", "--numeric-owner"]);
-  if (tar.status !== 0) {
+  try {
+    const tar = untarConfined(blob, temp, ["-p", "--numeric-owner"]);
+    if (tar.status !== 0) throw new PaddockError("E_IMAGE", `a layer of the image cannot be unpacked: ${lastLine(tar)}`, "the image archive is damaged; pull or import it again");
+    convertWhiteouts(temp);
+    fs.renameSync(temp, target);
+  } catch (err) {
     fs.rmSync(temp, { recursive: true, force: true });
-    throw new PaddockError("E_IMAGE", `a layer of the image cannot be unpacked: ${tar.stderr.trim().split("\n").pop() || tar.error?.message || `tar exit code ${tar.status}`}`, "the image archive is damaged; pull or import it again");
+    throw err;
   }
-  convertWhiteouts(temp);
-  fs.renameSync(temp, target);
+}
+
+/** What a helper said last, or why it could not run. */
+export function lastLine(result: { stderr?: string | null; error?: Error; status: number | null }): string {
+  return (result.stderr ?? "").trim().split("\n").pop() || result.error?.message || `exit code ${result.status}`;
 }
 
 /**
+ * What tar needs to give files their owners, modes and device nodes, and nothing more (no
+ * CAP_SYS_ADMIN: it could not even remount what it sees).
+ */
+const TAR_CAPABILITIES = ["CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID", "CAP_MKNOD", "CAP_DAC_OVERRIDE"];
+
+/**
  * `tar -x` of `archive` into `into`, under bubblewrap: it sees the archive (read-only), the
- * folder it fills and /usr (read-only), so a hostile archive's symlinks and `..` names cannot
- * make it write anywhere else.
+ * folder it fills and /usr (read-only), and no /proc, so a hostile archive's symlinks and `..`
+ * names cannot make it write anywhere else. As root, no user namespace: in one, only uid 0
+ * would be mapped and the owners of an image's files (a group `shadow`, a user 1000) could
+ * not be given.
  */
 export function untarConfined(archive: string, into: string, options: string[]): ReturnType<typeof spawnSync> & { stderr: string } {
+  const isRoot = process.getuid?.() === 0;
   const confined = [
-    "--unshare-all", "--die-with-parent", "--cap-add", "ALL",
+    ...(isRoot ? ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"] : ["--unshare-all"]),
+    "--die-with-parent", "--new-session",
+    ...(isRoot ? ["--cap-drop", "ALL", ...TAR_CAPABILITIES.flatMap((cap) => ["--cap-add", cap])] : []),
     "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
-    "--proc", "/proc", "--dev", "/dev", "--ro-bind", archive, "/archive", "--bind", into, "/out",
+    "--dev", "/dev", "--ro-bind", archive, "/archive", "--bind", into, "/out",
     "tar", "-x", ...options, "-f", "/archive", "-C", "/out",
   ];
-  return spawnSync("bwrap", confined, { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+  const result = spawnSync("bwrap", confined, { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+  if (result.error && (result.error as NodeJS.ErrnoException).code === "ENOENT") {
+    throw new PaddockError("E_RUNTIME_UNAVAILABLE", "cannot unpack images: bubblewrap (bwrap) is not installed", "apt-get install bubblewrap (npm run setup does)");
+  }
+  return result as ReturnType<typeof spawnSync> & { stderr: string };
 }
 
 /** OCI whiteouts below `root` become overlayfs whiteouts. */
@@ -57,11 +79,14 @@ export function convertWhiteouts(root: string): void {
         const errno = lsetxattr(dir, "trusted.overlay.opaque", Buffer.from("y"));
         if (errno !== 0) throw new PaddockError("E_IMAGE", `cannot mark ${path.relative(root, dir) || "/"} opaque: ${errnoName(errno)}`, "unpacking image layers needs root (trusted.* attributes)");
       } else if (entry.name.startsWith(WHITEOUT)) {
+        const name = entry.name.slice(WHITEOUT.length);
+        // `.wh.` and `.wh..` would name the layer's own folder or the one above it.
+        if (name === "" || name === "." || name === "..") throw new PaddockError("E_IMAGE", `a layer has a whiteout named ${JSON.stringify(entry.name)} in ${path.relative(root, dir) || "/"}, which names no file`, "the image is damaged or hostile; use another image");
         fs.rmSync(full, { recursive: true, force: true });
-        const hidden = path.join(dir, entry.name.slice(WHITEOUT.length));
+        const hidden = path.join(dir, name);
         fs.rmSync(hidden, { recursive: true, force: true });
         const mknod = spawnSync("mknod", [hidden, "c", "0", "0"], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
-        if (mknod.status !== 0) throw new PaddockError("E_IMAGE", `cannot make a whiteout for ${path.relative(root, hidden)}: ${mknod.stderr.trim()}`, "unpacking image layers needs root (device nodes)");
+        if (mknod.status !== 0) throw new PaddockError("E_IMAGE", `cannot make a whiteout for ${path.relative(root, hidden)}: ${lastLine(mknod)}`, "unpacking image layers needs root (device nodes)");
       } else if (entry.isDirectory()) {
         walk(full);
       }

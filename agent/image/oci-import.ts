@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { writeDurably } from "../state/durable";
 import { sha256OfFile } from "../sys/digest";
-import { unpackLayer, untarConfined } from "./layers";
+import { lastLine, unpackLayer, untarConfined } from "./layers";
 
 export interface ImageRecord {
   name: string;
@@ -40,13 +40,20 @@ export class ImageStore {
   readonly layers: string;
   private readonly index: string;
   private readonly tmp: string;
+  /** What the import under way has added to the store so far. */
+  private added: string[] = [];
 
   constructor(readonly root: string) {
     this.blobs = path.join(root, "blobs", "sha256");
     this.layers = path.join(root, "layers");
     this.index = path.join(root, "images.json");
     this.tmp = path.join(root, "tmp");
+    // Scratch and half-made entries an agent killed during an import or a pull left behind.
+    fs.rmSync(this.tmp, { recursive: true, force: true });
     for (const dir of [this.blobs, this.layers, this.tmp]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const dir of [this.blobs, this.layers]) {
+      for (const name of fs.readdirSync(dir)) if (name.endsWith(".tmp")) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    }
   }
 
   /** A fresh scratch folder inside the store (same file system), for the caller to remove. */
@@ -92,20 +99,26 @@ export class ImageStore {
     const st = fs.statSync(source, { throwIfNoEntry: false });
     if (!st) throw bad(`${source} does not exist`);
     const work = fs.mkdtempSync(path.join(this.tmp, "import-"));
+    this.added = [];
     try {
       let dir = source;
       if (!st.isDirectory()) {
         dir = path.join(work, "archive");
         fs.mkdirSync(dir);
         const tar = untarConfined(source, dir, ["--no-same-owner", "--no-same-permissions"]);
-        if (tar.status !== 0) throw bad(`${source} is not a readable tar archive: ${tar.stderr.trim().split("\n").pop()}`);
+        if (tar.status !== 0) throw bad(`${source} is not a readable tar archive: ${lastLine(tar)}`);
       }
       const record = fs.existsSync(path.join(dir, "index.json")) ? this.fromOciLayout(dir, name) : fs.existsSync(path.join(dir, "manifest.json")) ? this.fromDockerSave(dir, name) : undefined;
       if (!record) throw bad(`${source} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`);
       const images = this.list().filter((i) => i.name !== name);
       writeDurably(this.index, JSON.stringify([...images, record], null, 2));
       return record;
+    } catch (err) {
+      // Blobs and layers this import brought in go with it: the store is as it was.
+      for (const made of this.added.reverse()) fs.rmSync(made, { recursive: true, force: true });
+      throw err;
     } finally {
+      this.added = [];
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
@@ -154,11 +167,15 @@ export class ImageStore {
   private keepLayer(file: string, digest: string): string {
     const blob = path.join(this.blobs, digest.slice("sha256:".length));
     if (!fs.existsSync(blob)) {
+      this.added.push(blob, `${blob}.tmp`);
       fs.copyFileSync(file, `${blob}.tmp`);
       fs.renameSync(`${blob}.tmp`, blob);
     }
     const dir = this.layerDir(digest);
-    if (!fs.existsSync(dir)) unpackLayer(blob, dir);
+    if (!fs.existsSync(dir)) {
+      this.added.push(dir);
+      unpackLayer(blob, dir);
+    }
     return digest;
   }
 

@@ -20,6 +20,7 @@ import { Beneath, BeneathError } from "../sys/beneath";
 import { containerConfig, execArgs, mountDestinations } from "./container-spec";
 import { DEFAULT_PATH, type LaunchSpec } from "./process-runtime";
 import { lastMessage } from "../log/logfmt";
+import { SLIRP_DNS, startSlirp } from "./slirp";
 
 export type OciRuntimeName = "runc" | "crun";
 
@@ -49,8 +50,6 @@ const PREFIX = "paddock-";
 const RUNTIME_TIMEOUT_MS = 30_000;
 /** The kernel takes mount options up to a page. */
 const MAX_OPTIONS = 4000;
-/** slirp4netns's DNS forwarder, from the container's side. */
-const SLIRP_DNS = "10.0.2.3";
 
 interface Ran {
   code: number | null;
@@ -183,30 +182,7 @@ export class Containers {
     const state = await this.runtimeCall(["state", this.nameOf(id)]);
     const pid = parseState(state.stdout)?.pid;
     if (!pid) throw new PaddockError("E_CONTAINER", `${this.runtime} does not say which process the container is (${lastMessage(state.stderr)})`, "stop and start the sandbox");
-    const slirp = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp", "--ready-fd=3", String(pid), "tap0"], {
-      stdio: ["ignore", "ignore", "pipe", "pipe"],
-      env: { PATH: DEFAULT_PATH },
-    });
-    await new Promise<void>((resolve, reject) => {
-      let stderr = "";
-      const fail = (why: string) => {
-        slirp.kill("SIGKILL");
-        reject(new PaddockError("E_CONTAINER", `cannot give the container a network: slirp4netns ${why}`, "install slirp4netns (apt-get install slirp4netns), or create the sandbox with network none"));
-      };
-      const timer = setTimeout(() => fail("did not get ready in 10 s"), 10_000);
-      slirp.stderr!.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-      (slirp.stdio[3] as NodeJS.ReadableStream).once("data", () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      slirp.once("exit", (code) => {
-        clearTimeout(timer);
-        fail(lastMessage(stderr) || `exited with code ${code}`);
-      });
-      slirp.once("error", (err) => fail(err.message));
-    });
-    slirp.removeAllListeners("exit");
-    this.nat.set(id, slirp);
+    this.nat.set(id, await startSlirp({ pid }, "container", "E_CONTAINER"));
   }
 
   /** Runs the OCI runtime without blocking the agent; `outFd` takes both outputs when given. */

@@ -8,7 +8,13 @@
  * `ws` folder when the VM is given to the sandbox (the guest then binds it on /workspace).
  * So a VM can boot before anyone asks for it: a warm pool keeps up to PADDOCK_VM_POOL
  * (default 1) booted per owner and accelerator, filled after each VM sandbox is created,
- * and a creation claims one instead of paying a boot.
+ * and a creation claims one instead of paying a boot. A pooled VM's folder sits in the
+ * sandboxes folder (its mounts are then detached from commands' namespaces like every
+ * sandbox's) and is renamed into the sandbox's folder when claimed.
+ *
+ * Network `nat`: QEMU's user-mode network (the guest's eth0), with QEMU itself in a network
+ * namespace of its own whose only way out is slirp4netns without the host's loopback: so the
+ * guest reaches what the host reaches, but nothing listening on the host's 127.0.0.1.
  *
  * QEMU runs as the sandbox's owner with no capabilities (so the share can create no device
  * node and open nothing the owner could not), joins the sandbox's cgroup (so stop, delete
@@ -23,11 +29,13 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Limits, NetworkMode } from "../protocol/methods";
 import type { Logger } from "../log/logger";
+import { spawnSync } from "node:child_process";
 import { MNT_DETACH, MS_BIND, errnoName, mount, socketPair, umount2 } from "../sys/libc";
 import { GuestConnection } from "../vm/guest-connection";
 import { unmountAllBelow } from "../changeset/overlay";
 import { secretArchive, type GuestImages } from "../vm/guest-image";
 import { DEFAULT_PATH } from "./process-runtime";
+import { SLIRP_DNS, startSlirp } from "./slirp";
 
 export type Accelerator = "kvm" | "tcg";
 
@@ -63,6 +71,11 @@ interface Vm {
   kernelRelease: string;
   bootMs: number;
   consoleLog: string;
+  /** Network nat: the namespace QEMU runs in (a bind on a file of the VM's folder) and its slirp4netns. */
+  netns?: string;
+  slirp?: ChildProcess;
+  /** Why QEMU ended, once it has. */
+  ended?: string;
 }
 
 interface Boot {
@@ -70,6 +83,7 @@ interface Boot {
   uid: number;
   gid: number;
   limits: Limits;
+  network: NetworkMode;
   accelerator: Accelerator;
   cgroupProcs: string[];
   onProgress?: (step: string) => void;
@@ -90,6 +104,11 @@ const READY_DEADLINE_MS: Record<Accelerator, number> = { kvm: 20_000, tcg: 90_00
 const CLAIM_DEADLINE_MS = 10_000;
 const DEFAULT_MEMORY_MIB = 512;
 const QEMU = "qemu-system-x86_64";
+/**
+ * QEMU's user-mode network for the guest (10.0.3.15, gateway 10.0.3.2): not slirp4netns's
+ * 10.0.2.0/24, which the guest reaches through it (its DNS forwarder is the guest's DNS).
+ */
+const GUEST_NET = { address: "10.0.3.15/24", gateway: "10.0.3.2", net: "10.0.3.0/24", dns: SLIRP_DNS };
 
 /** How long a guest may take to answer: PADDOCK_VM_READY_TIMEOUT_MS, for machines slower (or tests quicker) than these. */
 function readyDeadline(accelerator: Accelerator): number {
@@ -104,8 +123,8 @@ function poolTarget(): number {
 
 export class Vms {
   private readonly running = new Map<string, Vm>();
-  /** Booted VMs waiting for a sandbox, per "uid:gid:accelerator". */
-  private readonly pool = new Map<string, Vm[]>();
+  /** Booted VMs waiting for a sandbox, per "uid:gid:accelerator", with what removes them when they end unclaimed. */
+  private readonly pool = new Map<string, { vm: Vm; onExit: () => void }[]>();
   private readonly filling = new Map<string, number>();
   private readonly stats = { hits: 0, misses: 0, bootMs: [] as number[] };
   private slot = 0;
@@ -113,7 +132,7 @@ export class Vms {
   constructor(
     private readonly images: GuestImages,
     private readonly enterHelper: string,
-    /** Where pooled VMs keep their files until they are claimed (emptied at start). */
+    /** Where pooled VMs keep their files until they are claimed (emptied at start): in the sandboxes folder, whose mounts commands never see. */
     private readonly poolDir: string,
     private readonly log: Logger,
   ) {
@@ -122,20 +141,30 @@ export class Vms {
 
   async start(request: VmStart): Promise<BootedVm> {
     await this.stop(request.id);
-    if (request.network !== "none") {
-      throw new PaddockError("E_RUNTIME_UNAVAILABLE", `network ${request.network} is not available for VM sandboxes yet`, "create the VM sandbox with network none");
+    if (request.network !== "none" && request.network !== "nat") {
+      throw new PaddockError("E_INVALID_PARAMS", `network ${request.network} is not available for VM sandboxes`, "use none, or nat for user-mode NAT", { field: "network" });
     }
-    // Pooled VMs have the default memory and CPUs: a sandbox with its own limits boots its own.
-    const poolable = request.limits.memoryMiB === undefined && request.limits.cpus === undefined;
+    // Pooled VMs have the default memory and CPUs and no network: other sandboxes boot their own.
+    const poolable = request.limits.memoryMiB === undefined && request.limits.cpus === undefined && request.network === "none";
     const key = `${request.uid}:${request.gid}:${request.accelerator}`;
-    let vm = poolable ? this.pool.get(key)?.shift() : undefined;
-    if (vm) this.stats.hits++;
-    else {
-      this.stats.misses++;
-      vm = await this.boot({ dir: request.dir, uid: request.uid, gid: request.gid, limits: request.limits, accelerator: request.accelerator, cgroupProcs: request.cgroupProcs, onProgress: request.onProgress });
-    }
-    const claimed = vm;
+    const pooled = poolable ? this.pool.get(key)?.shift() : undefined;
     const claimStarted = performance.now();
+    let claimed: Vm;
+    if (pooled) {
+      this.stats.hits++;
+      claimed = pooled.vm;
+      pooled.vm.qemu.removeListener("exit", pooled.onExit);
+      try {
+        this.moveInto(claimed, request.dir);
+      } catch (err) {
+        await this.kill(claimed);
+        removeTree(claimed.dir);
+        throw err;
+      }
+    } else {
+      this.stats.misses++;
+      claimed = await this.boot({ dir: request.dir, uid: request.uid, gid: request.gid, limits: request.limits, network: request.network, accelerator: request.accelerator, cgroupProcs: request.cgroupProcs, onProgress: request.onProgress });
+    }
     try {
       this.attach(claimed, request);
       await claimed.connection.claim(CLAIM_DEADLINE_MS);
@@ -143,11 +172,9 @@ export class Vms {
       await this.kill(claimed);
       throw err;
     }
+    // Kept until stopped, even if QEMU ends by itself: the stop still has its mounts to undo.
     this.running.set(request.id, claimed);
-    claimed.qemu.once("exit", () => {
-      if (this.running.get(request.id) === claimed) this.running.delete(request.id);
-    });
-    const fromPool = claimed.dir !== request.dir;
+    const fromPool = pooled !== undefined;
     this.log.info("VM given to its sandbox", { sandboxId: request.id, fromPool, claimMs: Math.round(performance.now() - claimStarted), bootMs: claimed.bootMs });
     request.onProgress?.(fromPool ? `took a booted VM from the warm pool in ${Math.round(performance.now() - claimStarted)} ms` : `guest ready in ${claimed.bootMs} ms`);
     if (poolable) this.fill(key, request);
@@ -157,6 +184,7 @@ export class Vms {
   connection(id: string): GuestConnection {
     const vm = this.running.get(id);
     if (!vm) throw new PaddockError("E_INVALID_STATE", `the VM of sandbox ${id} is not running`, "stop and start the sandbox (its changes are kept)");
+    if (vm.ended) throw new PaddockError("E_INVALID_STATE", `the VM of sandbox ${id} has ended (${vm.ended})`, "stop and start the sandbox (its changes are kept); its console (paddock console ID) may say why");
     return vm.connection;
   }
 
@@ -179,11 +207,11 @@ export class Vms {
     await this.kill(vm);
   }
 
-  /** Every pooled VM (the agent is stopping). */
-  async drainPool(): Promise<void> {
-    const all = [...this.pool.values()].flat();
+  /** Every VM, sandboxes' and pooled, each gracefully first (the agent is stopping). */
+  async stopAll(): Promise<void> {
+    const pooled = [...this.pool.values()].flat().map((p) => p.vm);
     this.pool.clear();
-    await Promise.all(all.map((vm) => this.kill(vm)));
+    await Promise.all([...pooled.map((vm) => this.kill(vm)), ...[...this.running.keys()].map((id) => this.stop(id))]);
   }
 
   /** Boots VMs for the pool in the background, one at a time, up to its target. */
@@ -192,16 +220,14 @@ export class Vms {
     if (want <= 0) return;
     this.filling.set(key, (this.filling.get(key) ?? 0) + 1);
     const dir = path.join(this.poolDir, `vm-${process.pid}-${this.slot++}`);
-    void this.boot({ dir, uid: like.uid, gid: like.gid, limits: {}, accelerator: like.accelerator, cgroupProcs: [] })
+    void this.boot({ dir, uid: like.uid, gid: like.gid, limits: {}, network: "none", accelerator: like.accelerator, cgroupProcs: [] })
       .then((vm) => {
-        const list = this.pool.get(key) ?? [];
-        list.push(vm);
-        this.pool.set(key, list);
-        vm.qemu.once("exit", () => {
-          const left = this.pool.get(key)?.filter((v) => v !== vm) ?? [];
-          this.pool.set(key, left);
+        const onExit = () => {
+          this.pool.set(key, this.pool.get(key)?.filter((p) => p.vm !== vm) ?? []);
           removeTree(vm.dir);
-        });
+        };
+        vm.qemu.once("exit", onExit);
+        this.pool.set(key, [...(this.pool.get(key) ?? []), { vm, onExit }]);
       })
       .catch((err: Error) => this.log.warn("could not boot a VM for the warm pool", { error: err.message }))
       .finally(() => {
@@ -210,47 +236,99 @@ export class Vms {
       });
   }
 
+  /** A pooled VM's folder becomes the sandbox's (QEMU holds its share by descriptor, which a rename keeps). */
+  private moveInto(vm: Vm, dir: string): void {
+    removeTree(dir); // what an earlier VM of this sandbox left
+    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+    fs.renameSync(vm.dir, dir);
+    vm.dir = dir;
+    vm.hub = path.join(dir, "hub");
+    vm.consoleLog = path.join(dir, "console.log");
+  }
+
   /** Binds the sandbox's view on the VM's share and moves QEMU into the sandbox's cgroup. */
   private attach(vm: Vm, request: VmStart): void {
     const ws = path.join(vm.hub, "ws");
-    // The target is opened without following symlinks: nothing in the hub may redirect the bind.
-    const target = fs.openSync(ws, O_PATH | fs.constants.O_NOFOLLOW | fs.constants.O_DIRECTORY);
+    let target: number;
+    try {
+      // Opened without following symlinks: nothing in the hub may redirect the bind.
+      target = fs.openSync(ws, O_PATH | fs.constants.O_NOFOLLOW | fs.constants.O_DIRECTORY);
+    } catch (err) {
+      throw new PaddockError("E_MOUNT", `cannot give the VM the sandbox's view: its share's ws folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, "stop and start the sandbox");
+    }
     try {
       const err = mount(request.workspaceView, `/proc/self/fd/${target}`, "", MS_BIND, "");
       if (err !== 0) throw new PaddockError("E_MOUNT", `cannot give the VM the sandbox's view: ${errnoName(err)}`, "see the agent log");
     } finally {
       fs.closeSync(target);
     }
-    for (const procs of request.cgroupProcs) fs.writeFileSync(procs, String(vm.qemu.pid));
+    try {
+      for (const procs of request.cgroupProcs) fs.writeFileSync(procs, String(vm.qemu.pid));
+    } catch (err) {
+      throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot move the VM into the sandbox's cgroup: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, "the VM may have ended at once; its console (paddock console ID) may say why");
+    }
   }
 
   private async boot(boot: Boot): Promise<Vm> {
     const started = performance.now();
-    // What a VM of this folder left (an agent killed with it running): its share's bind too.
+    // What a VM of this folder left (an agent killed with it running): its share's bind and network namespace too.
     removeTree(boot.dir);
     const artifacts = this.images.artifacts();
-    fs.mkdirSync(boot.dir, { recursive: true, mode: 0o700 });
-    const hub = path.join(boot.dir, "hub");
-    fs.mkdirSync(path.join(hub, "ws"), { recursive: true, mode: 0o700 });
-    for (const dir of [hub, path.join(hub, "ws")]) fs.chownSync(dir, boot.uid, boot.gid);
     const secret = randomBytes(32).toString("hex");
+    const hub = path.join(boot.dir, "hub");
     const initrd = path.join(boot.dir, "initrd");
-    fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(artifacts.initramfs), secretArchive(secret)]), { mode: 0o600 });
     const consoleLog = path.join(boot.dir, "console.log");
+    const netns = boot.network === "nat" ? path.join(boot.dir, "netns") : undefined;
+    let consoleFd: number;
+    try {
+      fs.mkdirSync(path.join(hub, "ws"), { recursive: true, mode: 0o700 });
+      fs.chmodSync(boot.dir, 0o700);
+      for (const dir of [hub, path.join(hub, "ws")]) fs.chownSync(dir, boot.uid, boot.gid);
+      fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(artifacts.initramfs), secretArchive(secret)]), { mode: 0o600 });
+      consoleFd = fs.openSync(consoleLog, "w", 0o600);
+    } catch (err) {
+      removeTree(boot.dir);
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new PaddockError("E_IO", `cannot prepare the VM's files in ${boot.dir}: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the disk of the state dir is full" : "check the state dir's disk and permissions");
+    }
+
+    let slirp: ChildProcess | undefined;
+    let consoleKept = false;
+    const failed = async (err: unknown): Promise<never> => {
+      slirp?.kill("SIGKILL");
+      if (!consoleKept) fs.closeSync(consoleFd);
+      // A sandbox's folder keeps its console for `paddock console`; a pool's goes whole.
+      if (boot.dir.startsWith(this.poolDir + path.sep)) removeTree(boot.dir);
+      else {
+        unmountAllBelow(boot.dir);
+        fs.rmSync(initrd, { force: true });
+      }
+      throw err;
+    };
+    if (netns) {
+      try {
+        fs.writeFileSync(netns, "");
+        const made = spawnSync("unshare", [`--net=${netns}`, "true"], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+        if (made.status !== 0) throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot make the VM's network namespace: ${(made.stderr ?? "").trim() || made.error?.message}`, "the agent must run as root with util-linux's unshare");
+        slirp = await startSlirp({ path: netns }, "VM", "E_RUNTIME_UNAVAILABLE");
+      } catch (err) {
+        return failed(err);
+      }
+    }
 
     let ours: number;
     let theirs: number;
     try {
       [ours, theirs] = socketPair();
     } catch (err) {
-      throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot make the VM's channel: ${(err as Error).message}`, "the agent may be out of file descriptors; see the agent log");
+      return failed(new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot make the VM's channel: ${(err as Error).message}`, "the agent may be out of file descriptors; see the agent log"));
     }
-    const initrdFd = fs.openSync(initrd, "r");
-    const hubFd = fs.openSync(hub, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
-    // QEMU opens them again through /proc/self/fd as the owner: they must be the owner's.
-    fs.fchownSync(initrdFd, boot.uid, boot.gid);
     const memory = boot.limits.memoryMiB ?? DEFAULT_MEMORY_MIB;
     const cpus = Math.max(1, Math.ceil(boot.limits.cpus ?? 1));
+    const network = netns
+      ? ["-netdev", `user,id=net0,net=${GUEST_NET.net},host=${GUEST_NET.gateway},ipv6=off`, "-device", "virtio-net-pci,netdev=net0"]
+      : ["-nic", "none"];
+    const netArgument = netns ? ` paddock.net=${GUEST_NET.address},${GUEST_NET.gateway},${GUEST_NET.dns}` : "";
     // Descriptors 3-5 in QEMU: the port's socket, the initrd, the share. The serial console is
     // QEMU's stdout, which the agent writes to the console log up to a size (the guest decides
     // what it says, and must not fill the state dir's disk).
@@ -262,18 +340,19 @@ export class Vms {
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
       "-kernel", artifacts.kernel,
       "-initrd", "/proc/self/fd/4",
-      "-append", "console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init",
+      "-append", `console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init${netArgument}`,
       "-serial", "stdio",
       "-device", "virtio-serial-pci",
       "-chardev", "socket,id=ctl,fd=3",
       "-device", "virtserialport,chardev=ctl,name=paddock",
       "-fsdev", "local,id=ws,path=/proc/self/fd/5,security_model=none,multidevs=remap",
       "-device", "virtio-9p-pci,fsdev=ws,mount_tag=workspace",
-      "-nic", "none",
+      ...network,
       // QEMU's own seccomp filter: no new programs, no privilege changes, no obsolete calls.
       "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     ];
     const command = [
+      ...(netns ? ["/usr/bin/nsenter", `--net=${netns}`, "--"] : []),
       this.enterHelper,
       ...boot.cgroupProcs.flatMap((file) => ["--cgroup", file]),
       ...(boot.uid !== process.getuid?.() ? ["--user", String(boot.uid), String(boot.gid)] : []),
@@ -283,22 +362,34 @@ export class Vms {
       `/usr/bin/${QEMU}`, ...qemuArgs,
     ];
     let qemu: ChildProcess;
+    const passed: number[] = [theirs];
     try {
+      const initrdFd = fs.openSync(initrd, "r");
+      passed.push(initrdFd);
+      const hubFd = fs.openSync(hub, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
+      passed.push(hubFd);
+      // QEMU opens them again through /proc/self/fd as the owner: they must be the owner's.
+      fs.fchownSync(initrdFd, boot.uid, boot.gid);
       qemu = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", "pipe", theirs, initrdFd, hubFd], env: { PATH: DEFAULT_PATH } });
+    } catch (err) {
+      fs.closeSync(ours);
+      return failed(new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot start QEMU: ${(err as Error).message}`, "install qemu-system-x86 (npm run setup does)"));
     } finally {
-      for (const fd of [theirs, initrdFd, hubFd]) fs.closeSync(fd);
+      for (const fd of passed) fs.closeSync(fd);
     }
-    keepConsole(qemu.stdout!, consoleLog);
+    keepConsole(qemu.stdout!, consoleFd);
+    consoleKept = true;
     let stderr = "";
     qemu.stderr!.on("data", (d: Buffer) => (stderr = (stderr + d.toString("utf8")).slice(-4000)));
     const connection = new GuestConnection(new net.Socket({ fd: ours, readable: true, writable: true }));
-    boot.onProgress?.(`booting the VM (${boot.accelerator})`);
-    const exitedEarly = new Promise<never>((_, reject) =>
+    boot.onProgress?.(`booting the VM (${boot.accelerator}${netns ? ", network nat" : ""})`);
+    const exitedEarly = new Promise<never>((_, reject) => {
+      qemu.once("error", (err) => reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot start QEMU: ${err.message}`, "install qemu-system-x86 (npm run setup does)")));
       qemu.once("exit", (code, signal) => {
         const tail = readTail(consoleLog);
         reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `QEMU ended before the guest was ready (${signal ?? `exit code ${code}`}): ${stderr.trim().split("\n").pop() || tail || "no output"}`, "`paddock check --refresh` tells whether QEMU boots a guest here; the agent log has the console's last lines"));
-      }),
-    );
+      });
+    });
     exitedEarly.catch(() => undefined);
     try {
       // QEMU's own exit says more than the broken channel it causes: it wins a near tie.
@@ -315,17 +406,23 @@ export class Vms {
       // A guest that breaks the protocol (or whose channel fails) loses its VM.
       connection.onClose(() => qemu.kill("SIGKILL"));
       this.stats.bootMs = [...this.stats.bootMs, bootMs].slice(-20);
-      qemu.once("exit", () => connection.close());
-      this.log.info("VM booted", { accelerator: boot.accelerator, kernelRelease: release, bootMs, guestAgentBytes: artifacts.guestAgentBytes });
-      return { qemu, connection, dir: boot.dir, hub, accelerator: boot.accelerator, kernelRelease: release, bootMs, consoleLog };
+      const vm: Vm = { qemu, connection, dir: boot.dir, hub, accelerator: boot.accelerator, kernelRelease: release, bootMs, consoleLog, ...(netns ? { netns } : {}), ...(slirp ? { slirp } : {}) };
+      qemu.once("exit", (code, signal) => {
+        vm.ended = `QEMU exited with ${signal ?? `code ${code}`}`;
+        connection.close();
+        vm.slirp?.kill("SIGKILL");
+      });
+      this.log.info("VM booted", { accelerator: boot.accelerator, network: boot.network, kernelRelease: release, bootMs, guestAgentBytes: artifacts.guestAgentBytes });
+      return vm;
     } catch (err) {
       qemu.kill("SIGKILL");
       connection.close();
+      await new Promise((resolve) => (qemu.exitCode !== null || qemu.signalCode !== null ? resolve(undefined) : qemu.once("exit", resolve)));
       const tail = readTail(consoleLog);
       this.log.warn("VM did not boot", { error: (err as Error).message, console: tail });
       // The console log goes with a sandbox that failed to start: its last lines go in the message.
-      if (err instanceof PaddockError && tail) throw new PaddockError(err.code, `${err.message} (console: ${tail})`, err.hint);
-      throw err;
+      if (err instanceof PaddockError && tail) return failed(new PaddockError(err.code, `${err.message} (console: ${tail})`, err.hint));
+      return failed(err);
     }
   }
 
@@ -341,7 +438,9 @@ export class Vms {
       clearTimeout(kill);
     }
     vm.connection.close();
+    vm.slirp?.kill("SIGKILL");
     umount2(path.join(vm.hub, "ws"), MNT_DETACH);
+    if (vm.netns) umount2(vm.netns, MNT_DETACH);
     if (vm.dir.startsWith(this.poolDir + path.sep)) removeTree(vm.dir);
   }
 }
@@ -353,9 +452,8 @@ function removeTree(dir: string): void {
 
 const MAX_CONSOLE_BYTES = 1 << 20;
 
-/** Writes a VM's serial console to its log, up to MAX_CONSOLE_BYTES; the rest is counted, not kept. */
-function keepConsole(stream: NodeJS.ReadableStream, file: string): void {
-  const fd = fs.openSync(file, "w", 0o600);
+/** Writes a VM's serial console to its log (an open descriptor it then owns), up to MAX_CONSOLE_BYTES; the rest is counted, not kept. */
+function keepConsole(stream: NodeJS.ReadableStream, fd: number): void {
   let written = 0;
   let dropped = 0;
   stream.on("data", (chunk: Buffer) => {

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change, ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxRuntime, SandboxState } from "../protocol/methods";
 import { listChanges } from "../changeset/changes";
-import { unmountOverlay } from "../changeset/overlay";
+import { unmountAllBelow, unmountOverlay } from "../changeset/overlay";
 import type { Caller, Session } from "../server/session";
 import type { Logger } from "../log/logger";
 import { SandboxStore, type SandboxRecord } from "./store";
@@ -292,14 +292,14 @@ export class SandboxManager {
     const runtime = request.runtime ?? "process";
     if (runtime === "vm") {
       if (limits.pids !== undefined) throw new PaddockError("E_INVALID_PARAMS", "a pids limit is not for VM sandboxes (their processes are the guest kernel's)", "give memoryMiB and cpus only", { field: "limits.pids" });
-      if ((request.network ?? "none") !== "none") throw new PaddockError("E_RUNTIME_UNAVAILABLE", `network ${request.network} is not available for VM sandboxes yet`, "create the VM sandbox with network none", { field: "network" });
+      if (request.network === "host") throw new PaddockError("E_INVALID_PARAMS", "network host is not for VM sandboxes (a guest has its own network stack)", "use none, or nat for user-mode NAT", { field: "network" });
     }
     // A VM's limits are QEMU's memory and CPUs, not cgroup limits.
     if (runtime !== "vm" && Object.keys(limits).length > 0 && !this.options.cgroups) {
       throw new PaddockError("E_CGROUP", "limits need cgroups, and this agent cannot create them", "run the agent as root, or create the sandbox without limits");
     }
     if (runtime !== "container" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
-    if (runtime !== "container" && request.network === "nat") throw new PaddockError("E_INVALID_PARAMS", "network nat is for container sandboxes", "use none or host, or runtime container", { field: "network" });
+    if (runtime === "process" && request.network === "nat") throw new PaddockError("E_INVALID_PARAMS", "network nat is for container and VM sandboxes", "use none or host, or runtime container or vm", { field: "network" });
     // Before anything is recorded: no runtime or no image is a plain refusal.
     const ociRuntime = runtime === "container" ? await this.options.containers.choose() : undefined;
     const accelerator = runtime === "vm" ? await this.options.vms.chooseAccelerator() : undefined;
@@ -756,7 +756,13 @@ export class SandboxManager {
     };
     for (const id of this.options.changesets.mountedIds(this.options.store.root)) {
       // Only what no record knows: a sandbox being created or started is not an orphan.
-      if (!this.records.has(id)) await attempt(`mount of ${id}`, () => this.options.changesets.unmount(id, this.options.store.paths(id)));
+      if (!this.records.has(id)) {
+        await attempt(`mount of ${id}`, async () => {
+          await this.options.changesets.unmount(id, this.options.store.paths(id));
+          // A container's root and a VM's share are mounts of their own below the sandbox's folder.
+          unmountAllBelow(this.options.store.paths(id).dir);
+        });
+      }
     }
     for (const containers of this.options.containers.leftovers()) {
       for (const id of await containers.list()) {

@@ -102,7 +102,8 @@ export class SandboxStore {
     const records: SandboxRecord[] = [];
     const orphans: string[] = [];
     const unreadable: string[] = [];
-    for (const id of safeReaddir(this.root)) {
+    // Dot-names are the agent's own folders beside the sandboxes (the VM warm pool's).
+    for (const id of safeReaddir(this.root).filter((name) => !name.startsWith("."))) {
       try {
         records.push(JSON.parse(fs.readFileSync(this.paths(id).record, "utf8")) as SandboxRecord);
       } catch (err) {

@@ -33,13 +33,19 @@ interface Channel {
   reject: (err: Error) => void;
 }
 
+interface ControlRequest {
+  expect: number;
+  resolve: (payload: string) => void;
+  reject: (err: Error) => void;
+}
+
 export class GuestConnection {
   private readonly decoder = new FrameDecoder();
   private readonly channels = new Map<number, Channel>();
   private nextChannel = 1;
   private paused = 0;
   /** The one control request in flight (auth, claim): its answer comes on channel 0. */
-  private control: { expect: number; resolve: (payload: string) => void; reject: (err: Error) => void } | undefined;
+  private control: ControlRequest | undefined;
   private closedError: Error | undefined;
   private readonly closeListeners: ((err: Error) => void)[] = [];
 
@@ -77,12 +83,13 @@ export class GuestConnection {
 
   private request(frame: Buffer, expect: number, timeoutMs: number): Promise<string> {
     if (this.closedError) return Promise.reject(this.closedError);
+    if (this.control) return Promise.reject(new PaddockError("E_INVALID_STATE", "the VM is still answering another request", "try again in a moment"));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.control = undefined;
+        if (this.control === pending) this.control = undefined;
         reject(new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest agent did not answer within ${Math.round(timeoutMs / 100) / 10} s`, "a slow machine: raise PADDOCK_VM_READY_TIMEOUT_MS; the agent log has the console's last lines"));
       }, timeoutMs);
-      this.control = {
+      const pending: ControlRequest = {
         expect,
         resolve: (payload) => {
           clearTimeout(timer);
@@ -95,6 +102,7 @@ export class GuestConnection {
           reject(err);
         },
       };
+      this.control = pending;
       this.socket.write(frame);
     });
   }

@@ -1,8 +1,8 @@
 /**
  * What a micro-VM boots: the guest kernel (Debian's linux-image-amd64, or PADDOCK_KERNEL)
  * and an initramfs the agent builds once per kernel: the guest agent as /init, Debian's
- * static busybox and its applets, and the kernel's modules for virtio, the console port and
- * 9p, in load order. Both are recorded with their sha256 and checked before every boot: a
+ * static busybox and its applets, and the kernel's modules for virtio, the console port, 9p
+ * and the network card (for network nat), in load order. Both are recorded with their sha256 and checked before every boot: a
  * file that changed under the agent is rebuilt (the initramfs) or refused (the kernel's
  * record is renewed only when its modules changed with it, as an upgrade does).
  */
@@ -18,7 +18,7 @@ import { buildInitramfs, type InitramfsEntry } from "./initramfs";
 import { findGuestKernel } from "./kernel";
 
 /** What the guest agent needs, by module name; their dependencies come from modules.dep. */
-const WANTED_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p"];
+const WANTED_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "virtio_net"];
 const BUSYBOX = "/bin/busybox";
 
 export interface GuestArtifacts {
@@ -168,7 +168,7 @@ export class GuestImages {
     const builtin = fs.existsSync(path.join(modulesRoot, "modules.builtin")) ? fs.readFileSync(path.join(modulesRoot, "modules.builtin"), "utf8") : "";
     for (const name of WANTED_MODULES) {
       const present = order.some((file) => path.basename(file).replace(/\.ko.*$/, "").replace(/-/g, "_") === name) || new RegExp(`/${name.replace(/_/g, "[_-]")}\\.ko`).test(builtin);
-      if (!present) throw bad(`kernel ${release} has no ${name} module`, "use a kernel with virtio, virtio_console and 9p (Debian's linux-image-amd64 has them)");
+      if (!present) throw bad(`kernel ${release} has no ${name} module`, "use a kernel with virtio, virtio_console, 9p and virtio_net (Debian's linux-image-amd64 has them)");
     }
     const names: string[] = [];
     for (const file of order) {

@@ -44,8 +44,18 @@ export interface AgentProcess {
   stop(): Promise<void>;
 }
 
-export function startAgent(args: string[], options: { uid?: number; gid?: number; env?: NodeJS.ProcessEnv; script?: string } = {}): AgentProcess {
-  const child = spawn(process.execPath, [options.script ?? PADDOCK, "agent", ...args], {
+export interface AgentOptions {
+  uid?: number;
+  gid?: number;
+  env?: NodeJS.ProcessEnv;
+  script?: string;
+  /** A command the agent runs under, exec'ing it (`nsenter --net=FILE --`, say). */
+  launcher?: string[];
+}
+
+export function startAgent(args: string[], options: AgentOptions = {}): AgentProcess {
+  const command = [...(options.launcher ?? []), process.execPath, options.script ?? PADDOCK, "agent", ...args];
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ["pipe", "pipe", "pipe"],
     uid: options.uid,
     gid: options.gid,
@@ -95,8 +105,8 @@ export function startStdioAgent(stateDir: string): AgentProcess & { peer: RawPee
 }
 
 /** Starts an agent on a socket and waits until the socket accepts connections. */
-export async function startSocketAgent(stateDir: string, socketPath: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<AgentProcess> {
-  const agent = startAgent(["--socket", socketPath, "--state-dir", stateDir, "--log-level", "debug", ...extra], { env });
+export async function startSocketAgent(stateDir: string, socketPath: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, launcher?: string[]): Promise<AgentProcess> {
+  const agent = startAgent(["--socket", socketPath, "--state-dir", stateDir, "--log-level", "debug", ...extra], { env, ...(launcher ? { launcher } : {}) });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (agent.child.exitCode !== null) throw new Error(`agent exited early: ${agent.stderr()}`);

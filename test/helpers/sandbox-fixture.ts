@@ -28,7 +28,7 @@ after(async () => {
   for (const fixture of fixtures) await fixture.stop().catch(() => undefined);
 });
 
-export async function startFixture(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Fixture> {
+export async function startFixture(extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, launcher?: string[]): Promise<Fixture> {
   const base = tempDir("paddock-sbx-");
   fs.chmodSync(base, 0o755);
   const stateDir = path.join(base, "state");
@@ -38,7 +38,7 @@ export async function startFixture(extraArgs: string[] = [], env: NodeJS.Process
     base,
     stateDir,
     socketPath,
-    agent: await startSocketAgent(stateDir, socketPath, extraArgs, env),
+    agent: await startSocketAgent(stateDir, socketPath, extraArgs, env, launcher),
     async client() {
       const client = await AgentClient.connect(socketPath);
       clients.push(client);
@@ -46,7 +46,7 @@ export async function startFixture(extraArgs: string[] = [], env: NodeJS.Process
       return client;
     },
     async restart() {
-      fixture.agent = await startSocketAgent(stateDir, socketPath, extraArgs, env);
+      fixture.agent = await startSocketAgent(stateDir, socketPath, extraArgs, env, launcher);
     },
     async stopAgent() {
       for (const c of clients.splice(0)) c.close();

@@ -222,7 +222,7 @@ test("refusals: an unknown image, an image in use, nat for a process sandbox; no
   const count = async () => (await client.request("sandbox/list")).sandboxes.length;
   const before = await count();
   await refused(client.request("sandbox/create", { workspace: ws, runtime: "container", image: "no/such:image" }), "E_NOT_FOUND", /no image no\/such:image/);
-  await refused(client.request("sandbox/create", { workspace: ws, network: "nat" }), "E_INVALID_PARAMS", /nat is for container sandboxes/);
+  await refused(client.request("sandbox/create", { workspace: ws, network: "nat" }), "E_INVALID_PARAMS", /nat is for container and VM sandboxes/);
   await refused(client.request("sandbox/create", { workspace: ws, image: "paddock-test/os:1" }), "E_INVALID_PARAMS", /image is for container sandboxes/);
   assert.equal(await count(), before);
   const { id } = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1" });

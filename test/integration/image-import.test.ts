@@ -98,6 +98,60 @@ test("a corrupt blob, a file that is not an archive, a missing path: clear error
   assert.deepEqual(snapshot(), before);
 });
 
+/** A docker save folder of raw layer tars (made by Python's tarfile, which sets owners and types freely). */
+function dockerSaveOf(dir: string, script: string): string {
+  fs.mkdirSync(dir, { recursive: true });
+  const layers: string[] = [];
+  for (const [i, body] of script.split("\n---\n").entries()) {
+    const file = path.join(dir, `layer${i}.tar`);
+    execFileSync("python3", ["-c", `import io, sys, tarfile\nwith tarfile.open(sys.argv[1], "w") as t:\n${body.split("\n").map((l) => `    ${l}`).join("\n")}`, file]);
+    layers.push(`layer${i}.tar`);
+  }
+  const diffIds = layers.map((l) => `sha256:${sha(fs.readFileSync(path.join(dir, l)))}`);
+  fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ rootfs: { type: "layers", diff_ids: diffIds } }));
+  fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify([{ Config: "config.json", Layers: layers }]));
+  return dir;
+}
+
+const addFile = (name: string, extra?: string) => `i = tarfile.TarInfo(${JSON.stringify(name)}); i.size = 1; ${extra ? `${extra}; ` : ""}t.addfile(i, io.BytesIO(b"x"))`;
+
+test("layers keep their files' owners and device nodes, as distributions' images have them", () => {
+  const base = tempDir("paddock-image-owners-");
+  const store = new ImageStore(path.join(base, "store"));
+  const image = store.import(
+    dockerSaveOf(path.join(base, "owners"), [
+      addFile("etc/shadow", "i.uid = 0; i.gid = 42; i.mode = 0o640"),
+      addFile("home/user/notes", "i.uid = 1000; i.gid = 1000"),
+      `d = tarfile.TarInfo("dev/null"); d.type = tarfile.CHRTYPE; d.devmajor = 1; d.devminor = 3; d.mode = 0o666; t.addfile(d)`,
+    ].join("\n")),
+    "owners",
+  );
+  const root = store.layerDir(image.layers[0]!);
+  const shadow = fs.statSync(path.join(root, "etc", "shadow"));
+  assert.deepEqual([shadow.uid, shadow.gid, shadow.mode & 0o777], [0, 42, 0o640]);
+  const notes = fs.statSync(path.join(root, "home", "user", "notes"));
+  assert.deepEqual([notes.uid, notes.gid], [1000, 1000]);
+  const dev = fs.statSync(path.join(root, "dev", "null"));
+  assert.ok(dev.isCharacterDevice());
+  assert.equal(dev.rdev, (1 << 8) | 3);
+});
+
+test("a whiteout that names the layer's folder or the one above it is refused; the store is as it was", async () => {
+  const base = tempDir("paddock-image-wh-");
+  const store = new ImageStore(path.join(base, "store"));
+  store.import(ociLayout(base), "kept");
+  const snapshot = () => [fs.readdirSync(store.layers).join(","), fs.readdirSync(store.blobs).join(","), JSON.stringify(store.list())];
+  const before = snapshot();
+  for (const [i, name] of [".wh...", ".wh..", ".wh.", "sub/.wh..."].entries()) {
+    // A good new layer below the hostile one: it must not stay behind either.
+    const archive = dockerSaveOf(path.join(base, `wh${i}`), `${addFile(`fresh-${i}.txt`)}\n---\n${addFile(name)}`);
+    await refused(Promise.resolve().then(() => store.import(archive, `hostile-${i}`)), "E_IMAGE", /names no file/);
+    assert.deepEqual(snapshot(), before, `after ${name}`);
+  }
+  const kept = store.list()[0]!;
+  assert.ok(kept.layers.every((digest) => fs.readdirSync(store.layerDir(digest)).length > 0), "the other image's layers are whole");
+});
+
 test("a hostile layer (a symlink out, then a file through it; a ../ name) writes nothing outside its folder", () => {
   const base = tempDir("paddock-image-evil-");
   const outside = path.join(base, "outside");

@@ -6,12 +6,14 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { cgroupProcs, checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
 import { descendants } from "../../agent/process/process-tree";
+import { tempDir } from "../helpers/agent-process";
 
 /** QEMUs an agent started that are still running. */
 const qemusOf = (agentPid: number) => descendants(agentPid).filter((pid) => fs.readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("qemu-system"));
@@ -93,7 +95,16 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   assert.deepEqual((await client.request("sandbox/changes", { id })).changes.map((c) => c.path).includes("p.txt"), false, "its workspace is its own");
   const stats = await client.request("vm/pool", {});
   assert.ok(stats.hits >= 1 && stats.misses >= 1 && stats.bootMs.length >= 2, JSON.stringify(stats));
+  assert.match((await client.request("sandbox/console", { id: pooled.id })).text, /ready for the host/, "a pooled VM's console is its sandbox's");
+
+  // A QEMU that ends by itself (its owner may kill it): commands say so, and delete still cleans up.
+  const [pooledQemu] = fs.readFileSync(cgroupProcs(fx.stateDir, pooled.id), "utf8").split("\n").filter(Boolean).map(Number);
+  process.kill(pooledQemu!, "SIGKILL");
+  await waitFor("its QEMU to end", () => (alive(pooledQemu!) ? undefined : true));
+  await refused(client.request("sandbox/exec", { id: pooled.id, argv: ["true"] }), "E_INVALID_STATE", /has ended \(QEMU exited with SIGKILL\)/);
   await client.request("sandbox/delete", { id: pooled.id });
+  assert.deepEqual(mountsUnder(path.join(fx.stateDir, "sandboxes", pooled.id)), [], "no share left mounted");
+  assert.equal(fs.existsSync(path.join(fx.stateDir, "sandboxes", pooled.id)), false);
 
   // A stop is graceful first: a program's SIGTERM handler runs and what it writes is kept.
   void client.request("sandbox/exec", { id, argv: ["sh", "-c", "trap 'echo stopped-gracefully > /workspace/bye.txt; exit 0' TERM; while true; do sleep 0.1; done"] }).catch(() => undefined);
@@ -101,6 +112,85 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   await client.request("sandbox/stop", { id });
   assert.ok((await client.request("sandbox/changes", { id })).changes.some((c) => c.path === "bye.txt"), "the program's last write reached the sandbox");
   await client.request("sandbox/delete", { id });
+});
+
+/**
+ * A network namespace of the test's own stands for the agent's host: 10.99.0.1 (an address
+ * on its lo, since a kernel may have no dummy or veth links) is "the outside world", with a
+ * web server on it and another on the namespace's 127.0.0.1.
+ */
+function fakeHost(): { netns: string; stop(): void } {
+  const base = tempDir("paddock-netns-");
+  const netns = path.join(base, "netns");
+  fs.writeFileSync(netns, "");
+  const sh = (command: string) => {
+    const r = spawnSync("sh", ["-c", command], { encoding: "utf8" });
+    assert.equal(r.status, 0, `${command}: ${r.stderr}`);
+  };
+  sh(`unshare --net=${netns} true`);
+  const inside = `nsenter --net=${netns} --`;
+  sh(`${inside} ip link set lo up && ${inside} ip addr add 10.99.0.1/32 dev lo`);
+  const servers: ChildProcess[] = [];
+  for (const [address, text] of [["10.99.0.1:8080", "outside"], ["127.0.0.1:8081", "host-loopback"]] as const) {
+    const root = path.join(base, text);
+    fs.mkdirSync(root);
+    fs.writeFileSync(path.join(root, "index.html"), `${text}\n`);
+    servers.push(spawn("nsenter", [`--net=${netns}`, "--", "busybox", "httpd", "-f", "-p", address, "-h", root], { stdio: "ignore" }));
+  }
+  return {
+    netns,
+    stop() {
+      for (const server of servers) server.kill("SIGKILL");
+      spawnSync("umount", ["-l", netns]);
+    },
+  };
+}
+
+test("network nat: the guest's eth0 reaches what the agent's host reaches, never the host's loopback; network none has lo only", async () => {
+  const host = fakeHost();
+  try {
+    const fx = await startFixture([], { PADDOCK_VM_POOL: "0" }, ["nsenter", `--net=${host.netns}`, "--"]);
+    const client = await fx.client();
+    const get = async (id: string, url: string) => client.request("sandbox/exec", { id, argv: ["timeout", "10", "wget", "-q", "-O", "-", url], timeoutMs: 30_000 });
+    // What the host itself sees, so that a refusal below means something. (busybox's wget -T
+    // crashes: `timeout` bounds each fetch instead.)
+    const fromHost = spawnSync("nsenter", [`--net=${host.netns}`, "--", "busybox", "wget", "-q", "-O", "-", "http://127.0.0.1:8081/"], { encoding: "utf8" });
+    assert.equal(fromHost.stdout, "host-loopback\n", fromHost.stderr);
+
+    const sandbox = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-vm-nat"), runtime: "vm", network: "nat" });
+    assert.equal(sandbox.network, "nat");
+    const { id } = sandbox;
+    const addr = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "ip -o -4 addr show eth0; ip route; cat /etc/resolv.conf"] });
+    assert.match(addr.stdout, /eth0\s+inet 10\.0\.3\.15\/24/, addr.stdout + addr.stderr);
+    assert.match(addr.stdout, /default via 10\.0\.3\.2 dev eth0/);
+    assert.match(addr.stdout, /nameserver 10\.0\.2\.3/);
+    const outside = await get(id, "http://10.99.0.1:8080/");
+    assert.deepEqual([outside.exitCode, outside.stdout], [0, "outside\n"], outside.stderr);
+    // QEMU's own alias of its host (10.0.3.2) and slirp4netns's (10.0.2.2) lead to no loopback.
+    for (const url of ["http://10.0.3.2:8081/", "http://10.0.2.2:8081/"]) {
+      const loop = await get(id, url);
+      assert.notEqual(loop.exitCode, 0, `${url} must not reach the host's loopback: ${loop.stdout}`);
+      assert.doesNotMatch(loop.stdout, /host-loopback/);
+    }
+    // The guest sees its changes reviewed as for any sandbox; the network changes nothing there.
+    await client.request("sandbox/exec", { id, argv: ["sh", "-c", "wget -q -O fetched.txt http://10.99.0.1:8080/"] });
+    assert.deepEqual((await client.request("sandbox/changes", { id })).changes.map((c) => c.path), ["fetched.txt"]);
+
+    const none = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-vm-none"), runtime: "vm" });
+    const links = await client.request("sandbox/exec", { id: none.id, argv: ["sh", "-c", "ls /sys/class/net"] });
+    assert.equal(links.stdout.trim(), "lo", "network none: loopback only");
+
+    await refused(client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-vm-host"), runtime: "vm", network: "host" }), "E_INVALID_PARAMS", /host is not for VM sandboxes/);
+    const slirps = () => descendants(fx.agent.child.pid!).filter((pid) => fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "slirp4netns");
+    assert.equal(slirps().length, 1, "one slirp4netns, for the nat VM");
+    await client.request("sandbox/delete", { id });
+    await client.request("sandbox/delete", { id: none.id });
+    await waitFor("slirp4netns to be gone", () => (slirps().length === 0 ? true : undefined));
+    assert.deepEqual(mountsUnder(fx.stateDir), [], "no network namespace or share left mounted");
+    await fx.stop();
+  } finally {
+    host.stop();
+  }
 });
 
 test("kill -9 of the agent with a VM running: its QEMU goes, the restarted agent boots it again (a damaged initramfs built again first), delete leaves nothing", async () => {
