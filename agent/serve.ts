@@ -33,6 +33,8 @@ export interface ServeOptions {
   stderrLevel?: LogLevel;
   /** Where the built native helpers (probe-init) are. */
   nativeDir: string;
+  /** The OCI runtime containers use, whatever the checks found (--oci-runtime, else PADDOCK_OCI_RUNTIME). */
+  ociRuntime?: string;
 }
 
 /**
@@ -53,12 +55,12 @@ const OCI_RUNTIMES: OciRuntimeName[] = ["runc", "crun"];
  * The OCI runtime new containers use: PADDOCK_OCI_RUNTIME when set, else the first whose
  * check ran a container on this machine (their probes run now if this boot has no checks).
  */
-async function chooseOciRuntime(checker: SystemChecker, log: Logger): Promise<OciRuntimeName> {
+async function chooseOciRuntime(checker: SystemChecker, log: Logger, forced: string | undefined): Promise<OciRuntimeName> {
   if (process.getuid?.() !== 0) {
     throw new PaddockError("E_RUNTIME_UNAVAILABLE", ROOTLESS_CONTAINERS, "run the agent as root (sudo paddock agent; in VS Code, paddock.agent.mode: root), or use the process runtime");
   }
-  const forced = process.env.PADDOCK_OCI_RUNTIME;
   if (forced === "runc" || forced === "crun") return forced;
+  if (forced) throw new PaddockError("E_RUNTIME_UNAVAILABLE", `the OCI runtime was set to ${JSON.stringify(forced)}, which is not one Paddock runs`, "set it (--oci-runtime, PADDOCK_OCI_RUNTIME or the paddock.agent.ociRuntime setting) to runc or crun, or leave it unset to use the one `paddock check` found working");
   const checks = await checker.some(OCI_RUNTIMES, log);
   const works = OCI_RUNTIMES.find((name) => checks.find((c) => c.name === name)?.ok);
   if (works) return works;
@@ -71,6 +73,7 @@ async function chooseAccelerator(checker: SystemChecker, log: Logger): Promise<A
   if (process.getuid?.() !== 0) throw new PaddockError("E_RUNTIME_UNAVAILABLE", ROOTLESS_VMS, "run the agent as root (sudo paddock agent; in VS Code, paddock.agent.mode: root), or use the process runtime");
   const forced = process.env.PADDOCK_ACCELERATOR;
   if (forced === "kvm" || forced === "tcg") return forced;
+  if (forced) throw new PaddockError("E_RUNTIME_UNAVAILABLE", `PADDOCK_ACCELERATOR is ${JSON.stringify(forced)}, which is not an accelerator`, "set it to kvm or tcg, or unset it to use the one `paddock check` found booting a guest");
   const checks = await checker.some(["qemu", "kvm", "tcg"], log);
   const ok = (name: string) => checks.find((c) => c.name === name)?.ok === true;
   if (!ok("qemu")) throw new PaddockError("E_RUNTIME_UNAVAILABLE", "QEMU is not installed or does not run", "install qemu-system-x86 (npm run setup does); `paddock check` shows the details");
@@ -153,7 +156,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
     log,
     changesets: makeChangesets(chooseChangeset(checker.cachedChecks(), uid === 0), enterHelper, log),
     containers: {
-      choose: () => chooseOciRuntime(checker, log),
+      choose: () => chooseOciRuntime(checker, log, options.ociRuntime ?? process.env.PADDOCK_OCI_RUNTIME),
       of: containersOf,
       leftovers: () => OCI_RUNTIMES.filter(hasContainers).map(containersOf),
     },

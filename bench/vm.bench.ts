@@ -13,14 +13,19 @@ const ROUNDS = Number(process.env.BENCH_VM_ROUNDS ?? 5);
 const EXECS = Number(process.env.BENCH_VM_EXECS ?? 30);
 const MARKER = "paddock-guest: ready for the host";
 
-/** QEMU with the same kernel, initramfs, devices and accelerator, until the guest agent's console line. */
-function bareBoot(kernel: string, initramfs: string, accel: string): Promise<number> {
+/**
+ * QEMU with the same kernel, initramfs, devices (the port, a 9p share the guest mounts before
+ * it says it is ready), seccomp sandbox and accelerator, until the guest agent's console line.
+ */
+function bareBoot(kernel: string, initramfs: string, accel: string, share: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const qemu = spawn("qemu-system-x86_64", [
       "-accel", accel, "-M", "pc", "-m", "512", "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
       "-kernel", kernel, "-initrd", initramfs, "-append", "console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init",
-      "-serial", "stdio", "-device", "virtio-serial-pci", "-chardev", "null,id=ctl", "-device", "virtserialport,chardev=ctl,name=paddock", "-nic", "none",
+      "-serial", "stdio", "-device", "virtio-serial-pci", "-chardev", "null,id=ctl", "-device", "virtserialport,chardev=ctl,name=paddock",
+      "-fsdev", `local,id=ws,path=${share},security_model=none,multidevs=remap`, "-device", "virtio-9p-pci,fsdev=ws,mount_tag=workspace", "-nic", "none",
+      "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
     ], { stdio: ["ignore", "pipe", "ignore"] });
     let out = "";
     qemu.stdout.on("data", (d: Buffer) => {
@@ -51,14 +56,16 @@ async function main(): Promise<void> {
     for (let i = 0; i < EXECS; i++) execs.push(await timeMs(() => client.request("sandbox/exec", { id: first.id, argv: ["true"] })));
     await client.request("sandbox/delete", { id: first.id });
 
-    const artifacts = JSON.parse(fs.readFileSync(path.join(agent.stateDir, "cache", "vm", "artifacts.json"), "utf8")) as { kernel: string; initramfs: string };
+    const artifacts = JSON.parse(fs.readFileSync(path.join(agent.stateDir, "cache", "vm", "artifacts.json"), "utf8")) as { kernel: string; initramfs: string; guestAgentBytes: number };
+    const share = path.join(agent.work, "share");
+    fs.mkdirSync(path.join(share, "ws"), { recursive: true });
     const creates: number[] = [];
     const bare: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       let id = "";
       creates.push(await timeMs(async () => (id = (await client.request("sandbox/create", { workspace: ws, runtime: "vm" })).id)));
       await client.request("sandbox/delete", { id });
-      bare.push(await bareBoot(artifacts.kernel, artifacts.initramfs, accel));
+      bare.push(await bareBoot(artifacts.kernel, artifacts.initramfs, accel, share));
     }
     // The warm pool: with a VM ready, creation claims it instead of booting.
     const poolClient = await pooled.client();
@@ -87,7 +94,14 @@ async function main(): Promise<void> {
       [`sandbox/exec true in the VM (p50)`, `${e} ms`, "", "", undefined],
       ["sandbox/create (vm) claiming a VM from the warm pool (p50)", `${k} ms`, `a boot ${c} ms; pool hits ${pool.hits}, misses ${pool.misses}`, "≤ 50 ms", k <= 50],
     ];
-    writeResults("vm", "Micro-VM sandboxes", `${ROUNDS} boots each way, ${EXECS} execs; accelerator ${accel} (KVM does not boot a guest on these machines).`, { accelerator: accel, createP50Ms: c, bareBootP50Ms: b, ratio: ratio(c, b), execTrueP50Ms: e, poolClaimP50Ms: k, pool }, rows);
+    const sizes = { guestAgentKiB: Math.round(artifacts.guestAgentBytes / 1024), initramfsMiB: round(fs.statSync(artifacts.initramfs).size / (1 << 20)) };
+    writeResults(
+      "vm",
+      "Micro-VM sandboxes",
+      `${ROUNDS} boots each way, ${EXECS} execs; accelerator ${accel} (KVM does not boot a guest on these machines). The guest agent is ${sizes.guestAgentKiB} KiB (static), the initramfs ${sizes.initramfsMiB} MiB.`,
+      { accelerator: accel, createP50Ms: c, bareBootP50Ms: b, ratio: ratio(c, b), execTrueP50Ms: e, poolClaimP50Ms: k, pool, ...sizes },
+      rows,
+    );
   } finally {
     agent.stop();
     pooled.stop();

@@ -11,6 +11,7 @@ import { AgentNotRunning, type AgentConnection } from "./agent/agent-connection"
 import { sandboxUri } from "./fs/sandbox-file-system";
 import { selectorOf, type VsLineChange } from "./review/quick-diff-hunks";
 import type { SandboxModel } from "./sandboxes/sandbox-model";
+import { createOptions } from "./sandboxes/create-options";
 import type { ChangeResource, SandboxScm } from "./scm/sandbox-scm";
 import { readSettings } from "./settings";
 import { openSandboxTerminal } from "./terminal/terminals";
@@ -238,21 +239,17 @@ async function createSandbox(ctx: CommandContext, folder: string | undefined): P
   if (image === null) return;
   const name = await vscode.window.showInputBox({ prompt: vscode.l10n.t("Name (optional)"), placeHolder: vscode.l10n.t("a name is made up if you leave this empty") });
   if (name === undefined) return;
-  const limits = {
-    ...(settings.memoryMiB > 0 ? { memoryMiB: settings.memoryMiB } : {}),
-    ...(settings.pids > 0 ? { pids: settings.pids } : {}),
-    ...(settings.cpus > 0 ? { cpus: settings.cpus } : {}),
-  };
+  const { network, limits, networkNote } = createOptions(pick.runtime, settings);
+  if (networkNote) {
+    void vscode.window.showInformationMessage(vscode.l10n.t("Network {0} (setting paddock.sandbox.network) is not available for {1} sandboxes: this one has network none.", networkNote.wanted, networkNote.runtime));
+  }
   const sandbox = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: vscode.l10n.t("Creating a sandbox of {0}…", path.basename(workspace)), cancellable: true }, async (progress, token) => {
     // The first container may build the default image, a VM boots: the agent reports the steps.
     const listening = ctx.agent.onNotification(({ method, params }) => {
       if (method === "image/progress" || method === "sandbox/progress") progress.report({ message: (params as { step: string }).step });
     });
     try {
-      // A VM's limits are its memory and CPUs; a pids limit is for the other runtimes.
-      const { pids: _pids, ...vmLimits } = limits;
-      const runtimeLimits = pick.runtime === "vm" ? vmLimits : limits;
-      const created = await client.request("sandbox/create", { workspace, runtime: pick.runtime, ...(image ? { image } : {}), network: settings.network, ...(Object.keys(runtimeLimits).length ? { limits: runtimeLimits } : {}), ...(name ? { name } : {}) });
+      const created = await client.request("sandbox/create", { workspace, runtime: pick.runtime, ...(image ? { image } : {}), network, ...(Object.keys(limits).length ? { limits } : {}), ...(name ? { name } : {}) });
       if (token.isCancellationRequested) {
         await client.request("sandbox/delete", { id: created.id });
         return undefined;

@@ -9,6 +9,8 @@ export interface Settings {
   socketPath: string;
   stateDir: string;
   logLevel: string;
+  /** The OCI runtime for the agent Paddock starts: "auto" is the one its checks found working. */
+  ociRuntime: "auto" | "runc" | "crun";
   defaultRuntime: RuntimeKind;
   network: NetworkMode;
   /** The image offered first for container sandboxes ("" : the default image). */
@@ -27,6 +29,7 @@ export function readSettings(): Settings {
     socketPath: c.get<string>("agent.socketPath", ""),
     stateDir: c.get<string>("agent.stateDir", ""),
     logLevel: c.get<string>("agent.logLevel", "info"),
+    ociRuntime: c.get<Settings["ociRuntime"]>("agent.ociRuntime", "auto"),
     defaultRuntime: c.get<RuntimeKind>("sandbox.defaultRuntime", "process"),
     network: c.get<NetworkMode>("sandbox.network", "none"),
     image: c.get<string>("sandbox.image", ""),

@@ -40,6 +40,8 @@ for (const { source, binary, flags } of natives) {
   if (existsSync(binary) && statSync(binary).mtimeMs >= statSync(source).mtimeMs) continue;
   try {
     execFileSync("gcc", [...flags, "-Wall", "-Wextra", "-Werror", "-o", binary, source], { stdio: "inherit" });
+    // Said once, when it is built: what the VMs' guests (and the containers' PID 1) carry.
+    if (flags.includes("-static")) console.log(`build: ${binary} ${Math.round(statSync(binary).size / 1024)} KiB (static)`);
   } catch {
     console.error(`build: could not compile ${source} with gcc; install gcc and libc6-dev (npm run setup does)`);
     process.exit(1);

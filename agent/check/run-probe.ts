@@ -20,6 +20,11 @@ export interface ProbeOptions {
   until?: string;
   uid?: number;
   gid?: number;
+  /**
+   * The probe gets SIGKILL when the agent dies (a guest booting under a KVM that hangs would
+   * otherwise outlive an agent killed meanwhile). The command must exist: it runs under setpriv.
+   */
+  dieWithAgent?: boolean;
 }
 
 const MAX_CAPTURE = 64 * 1024;
@@ -51,7 +56,8 @@ export function runProbe(command: string, args: string[], options: ProbeOptions)
     let stderr = "";
     let timedOut = false;
     let settled = false;
-    const child = spawn(command, args, {
+    const argv = options.dieWithAgent ? ["setpriv", "--pdeathsig", "SIGKILL", "--", command, ...args] : [command, ...args];
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: options.cwd,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,

@@ -53,6 +53,9 @@ Options for every command:
   --log-level LEVEL   error, warn, info or debug (default info; PADDOCK_LOG_LEVEL)
   --stderr-log-level LEVEL
                       (agent) a quieter level for stderr than for the log file
+  --oci-runtime runc|crun
+                      (agent) the OCI runtime for containers (default: the first that
+                      \`paddock check\` found working; PADDOCK_OCI_RUNTIME)
   -h, --help          this text
 
 Clients use --socket (or $PADDOCK_SOCKET), else the socket of an agent already serving the
@@ -84,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
       context: { type: "string" },
       "log-level": { type: "string" },
       "stderr-log-level": { type: "string" },
+      "oci-runtime": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -108,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
         logLevel: logLevel as LogLevel,
         stderrLevel,
         nativeDir: path.join(__dirname, "native"),
+        ...(values["oci-runtime"] ? { ociRuntime: values["oci-runtime"] } : {}),
         transport: values.stdio ? { kind: "stdio" } : { kind: "socket", path: values.socket ?? defaultSocketPath(), group: values["socket-group"] },
       });
       return -1; // keeps serving

@@ -24,6 +24,8 @@ export interface ConnectOptions {
    * executable with ELECTRON_RUN_AS_NODE, behind `sudo -n` or pkexec for root mode.
    */
   launcher?: { command: string[]; env?: NodeJS.ProcessEnv };
+  /** More arguments for a private agent (`--oci-runtime runc`, say). */
+  agentArgs?: string[];
   /** Never start a private agent: only sockets. */
   socketOnly?: boolean;
   /** Each line a private agent writes on stderr (its human log). */
@@ -107,7 +109,7 @@ async function viaSocket(socket: string, clientName: string): Promise<Connected>
 
 async function viaStdio(options: ConnectOptions, clientName: string): Promise<Connected> {
   const [program, ...prefix] = options.launcher?.command ?? [process.execPath];
-  const args = [...prefix, options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel, "--stderr-log-level", "warn"];
+  const args = [...prefix, options.selfScript, "agent", "--stdio", "--state-dir", options.stateDir, "--log-level", options.logLevel, "--stderr-log-level", "warn", ...(options.agentArgs ?? [])];
   const child = spawn(program!, args, { stdio: ["pipe", "pipe", "pipe"], env: options.launcher?.env ?? process.env });
   child.once("error", () => undefined); // a launcher that cannot start shows as the closed connection
   child.stdin.on("error", () => undefined); // writes after the agent died: the closed connection says why

@@ -52,6 +52,8 @@ export interface VmStart {
   cgroupProcs: string[];
   /** Boot steps, for progress notifications. */
   onProgress?: (step: string) => void;
+  /** QEMU ended without being stopped (killed by its owner, a guest that powered off or crashed). */
+  onEnded?: (why: string) => void;
 }
 
 export interface BootedVm {
@@ -102,6 +104,7 @@ export interface PoolStats {
 const O_PATH = 0o10000000;
 const READY_DEADLINE_MS: Record<Accelerator, number> = { kvm: 20_000, tcg: 90_000 };
 const CLAIM_DEADLINE_MS = 10_000;
+const FILL_DELAY_MS = 200;
 const DEFAULT_MEMORY_MIB = 512;
 const QEMU = "qemu-system-x86_64";
 /**
@@ -128,6 +131,7 @@ export class Vms {
   private readonly filling = new Map<string, number>();
   private readonly stats = { hits: 0, misses: 0, bootMs: [] as number[] };
   private slot = 0;
+  private stopping = false;
 
   constructor(
     private readonly images: GuestImages,
@@ -174,10 +178,14 @@ export class Vms {
     }
     // Kept until stopped, even if QEMU ends by itself: the stop still has its mounts to undo.
     this.running.set(request.id, claimed);
+    claimed.qemu.once("exit", () => {
+      if (this.running.get(request.id) === claimed) request.onEnded?.(claimed.ended ?? "QEMU exited");
+    });
     const fromPool = pooled !== undefined;
     this.log.info("VM given to its sandbox", { sandboxId: request.id, fromPool, claimMs: Math.round(performance.now() - claimStarted), bootMs: claimed.bootMs });
     request.onProgress?.(fromPool ? `took a booted VM from the warm pool in ${Math.round(performance.now() - claimStarted)} ms` : `guest ready in ${claimed.bootMs} ms`);
-    if (poolable) this.fill(key, request);
+    // After the answer has gone: a boot's start (its initrd written, QEMU spawned) would delay it.
+    if (poolable) setTimeout(() => this.fill(key, request), FILL_DELAY_MS).unref();
     return { accelerator: claimed.accelerator, kernelRelease: claimed.kernelRelease, bootMs: claimed.bootMs, fromPool };
   }
 
@@ -209,6 +217,7 @@ export class Vms {
 
   /** Every VM, sandboxes' and pooled, each gracefully first (the agent is stopping). */
   async stopAll(): Promise<void> {
+    this.stopping = true;
     const pooled = [...this.pool.values()].flat().map((p) => p.vm);
     this.pool.clear();
     await Promise.all([...pooled.map((vm) => this.kill(vm)), ...[...this.running.keys()].map((id) => this.stop(id))]);
@@ -216,6 +225,7 @@ export class Vms {
 
   /** Boots VMs for the pool in the background, one at a time, up to its target. */
   private fill(key: string, like: VmStart): void {
+    if (this.stopping) return;
     const want = poolTarget() - (this.pool.get(key)?.length ?? 0) - (this.filling.get(key) ?? 0);
     if (want <= 0) return;
     this.filling.set(key, (this.filling.get(key) ?? 0) + 1);

@@ -350,19 +350,23 @@ export class SandboxManager {
     return this.serialized(id, async () => {
       this.stillThere(record);
       if (record.state === "stopped") return toSandbox(record);
-      this.stopping.add(id);
-      try {
-        await this.killProcesses(record);
-        await this.watcher.unwatch(id);
-        await this.stopRuntime(record);
-        await this.options.changesets.unmount(id, this.options.store.paths(id));
-        this.setState(record, "stopped");
-      } finally {
-        this.stopping.delete(id);
-      }
+      await this.stopRecord(record);
       this.options.log.info("sandbox stopped", { sandboxId: id });
       return toSandbox(record);
     });
+  }
+
+  private async stopRecord(record: SandboxRecord): Promise<void> {
+    this.stopping.add(record.id);
+    try {
+      await this.killProcesses(record);
+      await this.watcher.unwatch(record.id);
+      await this.stopRuntime(record);
+      await this.options.changesets.unmount(record.id, this.options.store.paths(record.id));
+      this.setState(record, "stopped");
+    } finally {
+      this.stopping.delete(record.id);
+    }
   }
 
   async start(caller: Caller, id: string): Promise<Sandbox> {
@@ -693,6 +697,13 @@ export class SandboxManager {
       accelerator: record.vm.accelerator,
       cgroupProcs: this.cgroupOf(record)?.procsFiles ?? [],
       onProgress: (step) => this.options.broadcast(record.ownerUid, "sandbox/progress", { id: record.id, step }),
+      // QEMU ended by itself (its owner killed it, the guest crashed): the sandbox is stopped, its changes kept.
+      onEnded: (why) =>
+        void this.serialized(record.id, async () => {
+          if (this.records.get(record.id) !== record || record.state !== "running") return;
+          this.options.log.warn("the sandbox's VM ended by itself; the sandbox is stopped", { sandboxId: record.id, why });
+          await this.stopRecord(record);
+        }).catch((err: Error) => this.options.log.error("cannot stop a sandbox whose VM ended", { sandboxId: record.id, error: err.message })),
     });
     record.vm = { accelerator: booted.accelerator, kernelRelease: booted.kernelRelease, fromPool: booted.fromPool };
   }

@@ -15,7 +15,7 @@ import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { withFileLock } from "../state/lock";
 import { sha256OfFile } from "../sys/digest";
 import { buildInitramfs, type InitramfsEntry } from "./initramfs";
-import { findGuestKernel } from "./kernel";
+import { findGuestKernel, missingKernel } from "./kernel";
 
 /** What the guest agent needs, by module name; their dependencies come from modules.dep. */
 const WANTED_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "virtio_net"];
@@ -40,6 +40,8 @@ interface Record_ {
   release: string;
   guestAgentDigest: string;
   guestAgentBytes: number;
+  /** modules.dep's digest: a kernel upgraded in place brings new modules with it. */
+  modulesDigest?: string;
 }
 
 /**
@@ -101,7 +103,10 @@ export class GuestImages {
   /** The kernel and initramfs to boot, checked against their recorded digests (built on first use). */
   artifacts(): GuestArtifacts {
     const kernel = findGuestKernel();
-    if (!kernel || !fs.existsSync(kernel)) throw bad("no guest kernel found in /boot", "install linux-image-amd64, or set PADDOCK_KERNEL to a bzImage");
+    if (!kernel || !fs.existsSync(kernel)) {
+      const { message, hint } = missingKernel(kernel);
+      throw bad(message, hint);
+    }
     if (!fs.existsSync(this.guestAgent)) throw bad(`the guest agent ${this.guestAgent} is missing`, "run npm run build (it compiles native/ with gcc -static)");
     const release = process.env.PADDOCK_KERNEL_RELEASE ?? /vmlinuz-(.+)$/.exec(path.basename(kernel))?.[1];
     if (!release) throw bad(`cannot tell the release of ${kernel} from its name`, "set PADDOCK_KERNEL_RELEASE to its modules' folder name under /lib/modules");
@@ -110,12 +115,13 @@ export class GuestImages {
       const kernelDigest = sha256File(kernel);
       const agentDigest = sha256File(this.guestAgent);
       const recorded = this.read();
-      // The same kernel file with other contents is not booted (an upgrade brings a new file name).
-      if (recorded && recorded.kernel === kernel && recorded.release === release && recorded.kernelDigest !== kernelDigest) {
+      const modulesDep = path.join("/lib/modules", release, "modules.dep");
+      const modulesDigest = fs.existsSync(modulesDep) ? sha256File(modulesDep) : "-";
+      // The same kernel file with other contents is not booted, unless its modules changed with it (an upgrade in place).
+      if (recorded && recorded.kernel === kernel && recorded.release === release && recorded.kernelDigest !== kernelDigest && (recorded.modulesDigest ?? modulesDigest) === modulesDigest) {
         throw bad(`the guest kernel ${kernel} does not match its recorded digest`, `reinstall the kernel package, or delete ${this.recordFile} if it was changed on purpose`);
       }
-      const modulesDep = path.join("/lib/modules", release, "modules.dep");
-      const key = createHash("sha256").update(`${kernelDigest}\n${agentDigest}\n${fs.existsSync(modulesDep) ? sha256File(modulesDep) : "-"}\n${fs.existsSync(BUSYBOX) ? sha256File(BUSYBOX) : "-"}`).digest("hex").slice(0, 16);
+      const key = createHash("sha256").update(`${kernelDigest}\n${agentDigest}\n${modulesDigest}\n${fs.existsSync(BUSYBOX) ? sha256File(BUSYBOX) : "-"}`).digest("hex").slice(0, 16);
       const initramfs = path.join(this.dir, `initramfs-${key}.cpio`);
       if (recorded && recorded.initramfs === initramfs && fs.existsSync(initramfs)) {
         if (sha256File(initramfs) === recorded.initramfsDigest) return recorded;
@@ -132,6 +138,7 @@ export class GuestImages {
         release,
         guestAgentDigest: agentDigest,
         guestAgentBytes: fs.statSync(this.guestAgent).size,
+        modulesDigest,
       };
       fs.writeFileSync(`${this.recordFile}.tmp`, JSON.stringify(record, null, 2));
       fs.renameSync(`${this.recordFile}.tmp`, this.recordFile);

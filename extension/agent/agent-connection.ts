@@ -81,6 +81,7 @@ export class AgentConnection implements vscode.Disposable {
         logLevel: settings.logLevel,
         clientName: "paddock-vscode",
         launcher: this.launcher(settings.agentMode, settings.rootCommand),
+        ...(settings.ociRuntime !== "auto" ? { agentArgs: ["--oci-runtime", settings.ociRuntime] } : {}),
         onAgentOutput: (line) => this.log.info(`[agent] ${line}`),
       });
       if (generation !== this.generation) {

@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { AgentClient } from "../../agent/protocol/client";
-import { checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, sandboxCgroups, treeHash, waitFor } from "../helpers/sandbox-fixture";
+import { checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, sandboxCgroups, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
 import { busyboxFiles, layerTar, ociLayoutOf } from "../helpers/images";
 
 const ctx = fixtureForFile();
@@ -228,6 +228,29 @@ test("refusals: an unknown image, an image in use, nat for a process sandbox; no
   const { id } = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/os:1" });
   await refused(client.request("image/remove", { name: "paddock-test/os:1" }), "E_IMAGE_IN_USE", new RegExp(id));
   await client.request("sandbox/delete", { id });
+});
+
+test("--oci-runtime forces the OCI runtime (crun, which fails under these machines' hybrid cgroups, is then used and named); an unknown one is refused", async () => {
+  const crun = await startFixture(["--oci-runtime", "crun"]);
+  const client = await crun.client();
+  const ws = makeWorkspace(crun.base, "ws-crun");
+  const check = await client.request("system/check", {});
+  const crunWorks = check.checks.find((c) => c.name === "crun")?.ok === true;
+  const attempt = client.request("sandbox/create", { workspace: ws, runtime: "container" });
+  if (crunWorks) {
+    const { id } = await attempt;
+    assert.equal(spawnSync("crun", ["--root", path.join(crun.stateDir, "crun"), "list", "--quiet"], { encoding: "utf8" }).stdout.includes(`paddock-${id}`), true, "the container is crun's");
+    assert.deepEqual(runcList(crun.stateDir), []);
+  } else {
+    await refused(attempt, "E_CONTAINER", /^crun could not start the container/);
+    assert.deepEqual((await client.request("sandbox/list")).sandboxes, [], "nothing recorded");
+  }
+  await crun.stop();
+
+  const unknown = await startFixture(["--oci-runtime", "podman"]);
+  const other = await unknown.client();
+  await refused(other.request("sandbox/create", { workspace: makeWorkspace(unknown.base, "ws-unknown"), runtime: "container" }), "E_RUNTIME_UNAVAILABLE", /"podman", which is not one Paddock runs/);
+  await unknown.stop();
 });
 
 test("without an image, a container gets the default image, built offline (its first build reported as progress)", async () => {

@@ -5,6 +5,7 @@ import type { Sandbox } from "../../agent/protocol/methods";
 import { buildTree } from "../../extension/views/tree-model";
 import { parseSandboxQuery, relativeTo, sandboxQuery } from "../../extension/uri";
 import { selectorOf } from "../../extension/review/quick-diff-hunks";
+import { createOptions } from "../../extension/sandboxes/create-options";
 import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "../../agent/review/line-changes";
 
 const sandbox = (id: string, workspace: string, state: Sandbox["state"] = "running", createdAt = "2026-11-22T10:00:00Z"): Sandbox => ({
@@ -65,4 +66,13 @@ test("quick diff: a change of the peek (sandbox original, workspace modified) se
     assert.deepEqual([[...selected], unmatched], [[expected], []]);
   }
   assert.equal(applyLineChanges(oldLines, newLines, changes, (_c, i) => i === 1), "a\nb\nc\nd\nnew\ne\nf\n");
+});
+
+test("create options: each runtime gets the networks and limits it has; the rest is left out and said", () => {
+  const settings = { network: "nat" as const, memoryMiB: 256, pids: 100, cpus: 0 };
+  assert.deepEqual(createOptions("container", settings), { network: "nat", limits: { memoryMiB: 256, pids: 100 } });
+  assert.deepEqual(createOptions("vm", settings), { network: "nat", limits: { memoryMiB: 256 } }, "no pids limit for a VM");
+  assert.deepEqual(createOptions("process", settings), { network: "none", limits: { memoryMiB: 256, pids: 100 }, networkNote: { wanted: "nat", runtime: "process" } });
+  assert.deepEqual(createOptions("vm", { ...settings, network: "host" }).networkNote, { wanted: "host", runtime: "vm" });
+  assert.deepEqual(createOptions("process", { network: "host", memoryMiB: 0, pids: 0, cpus: 1.5 }), { network: "host", limits: { cpus: 1.5 } });
 });

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { buildInitramfs } from "../../vm/initramfs";
-import { findGuestKernel } from "../../vm/kernel";
+import { findGuestKernel, missingKernel } from "../../vm/kernel";
 import { describeFailure, runProbe } from "../run-probe";
 import type { ProbeContext, ProbeVerdict } from "./context";
 
@@ -68,14 +68,15 @@ export async function checkAccelerator(ctx: ProbeContext, accel: Accelerator): P
   }
   const kernel = findGuestKernel();
   if (!kernel || !fs.existsSync(kernel)) {
-    return { ok: false, detail: "no guest kernel found in /boot", hint: "install linux-image-amd64, or set PADDOCK_KERNEL to a bzImage" };
+    const { message, hint } = missingKernel(kernel);
+    return { ok: false, detail: message, hint };
   }
   const initramfs = probeInitramfs(ctx);
   if (typeof initramfs !== "string") {
     return { ok: false, detail: `probe guest ${initramfs.missing} is missing`, hint: "run npm run build (it compiles native/ with gcc)" };
   }
   const deadline = accel === "kvm" ? KVM_DEADLINE_MS : TCG_DEADLINE_MS;
-  const out = await runProbe(QEMU_BINARY, probeBootArgs(accel, kernel, initramfs), { timeoutMs: deadline, until: PROBE_MARKER });
+  const out = await runProbe(QEMU_BINARY, probeBootArgs(accel, kernel, initramfs), { timeoutMs: deadline, until: PROBE_MARKER, dieWithAgent: true });
   const release = new RegExp(`${PROBE_MARKER} (\\S+)`).exec(out.stdout)?.[1];
   if (out.stdout.includes(PROBE_MARKER)) {
     return { ok: true, detail: `booted ${path.basename(kernel)} to /init under ${accel.toUpperCase()} in ${out.durationMs} ms (guest kernel ${release ?? "?"})` };

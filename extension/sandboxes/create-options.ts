@@ -1,0 +1,31 @@
+/**
+ * What a new sandbox is asked for, from the settings and the runtime picked: pure, so that it
+ * is unit-tested. The settings hold for every runtime, but not every runtime has every
+ * network or limit: what one lacks is left out (and said), never sent to be refused.
+ */
+import type { Limits, NetworkMode, RuntimeKind } from "../../agent/protocol/methods";
+
+/** The networks each runtime has (the agent refuses the others). */
+export const NETWORKS: Record<RuntimeKind, readonly NetworkMode[]> = {
+  process: ["none", "host"],
+  container: ["none", "host", "nat"],
+  vm: ["none", "nat"],
+};
+
+export interface CreateOptions {
+  network: NetworkMode;
+  limits: Limits;
+  /** Set when the network setting does not apply to this runtime. */
+  networkNote?: { wanted: NetworkMode; runtime: RuntimeKind };
+}
+
+export function createOptions(runtime: RuntimeKind, settings: { network: NetworkMode; memoryMiB: number; pids: number; cpus: number }): CreateOptions {
+  const limits: Limits = {
+    ...(settings.memoryMiB > 0 ? { memoryMiB: settings.memoryMiB } : {}),
+    // A VM's limits are its memory and CPUs; its processes are the guest kernel's.
+    ...(settings.pids > 0 && runtime !== "vm" ? { pids: settings.pids } : {}),
+    ...(settings.cpus > 0 ? { cpus: settings.cpus } : {}),
+  };
+  if (NETWORKS[runtime].includes(settings.network)) return { network: settings.network, limits };
+  return { network: "none", limits, networkNote: { wanted: settings.network, runtime } };
+}
