@@ -86,6 +86,9 @@ export function runToCompletion(
   });
 }
 
+/** How long a guest has to report a command's end after it was killed. */
+const GUEST_KILL_GRACE_MS = 5_000;
+
 /** `sandbox/exec` in a VM: the same result as for a host command, through the guest agent. */
 export function runGuestToCompletion(
   start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess,
@@ -97,9 +100,14 @@ export function runGuestToCompletion(
   const proc = start((stream, data) => (stream === "stdout" ? stdout : stderr).push(data));
   let killed = false;
   let timedOut = false;
+  // A guest that does not report the kill (hung, or hostile) must not hold the answer forever.
+  let gaveUp: () => void = () => undefined;
+  const unanswered = new Promise<{ exitCode: number }>((resolve) => (gaveUp = () => resolve({ exitCode: -1 })));
+  let grace: NodeJS.Timeout | undefined;
   const kill = () => {
     killed = true;
     proc.signal("SIGKILL");
+    grace ??= setTimeout(gaveUp, GUEST_KILL_GRACE_MS);
   };
   options.onStart?.(kill);
   if (options.stdin) proc.write(options.stdin);
@@ -108,8 +116,11 @@ export function runGuestToCompletion(
     timedOut = true;
     kill();
   });
-  return proc.exited
+  return Promise.race([proc.exited, unanswered])
     .then((exit) => ({ exitCode: killed ? null : exit.exitCode, signal: killed ? "SIGKILL" : null }))
-    .finally(() => clearTimeout(timer))
+    .finally(() => {
+      clearTimeout(timer);
+      clearTimeout(grace);
+    })
     .then(({ exitCode, signal }) => ({ exitCode, signal, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated || stderr.truncated, timedOut }));
 }

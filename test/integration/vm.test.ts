@@ -78,6 +78,24 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   const stuck = await client.request("sandbox/exec", { id, argv: ["sleep", "1000"], stdin: "x".repeat(1 << 20), timeoutMs: 500 });
   assert.equal(stuck.timedOut, true);
   assert.equal((await client.request("sandbox/exec", { id, argv: ["true"], timeoutMs: 10_000 })).exitCode, 0);
+  // A guest that answers nothing (here: QEMU paused) cannot hold a command's answer past its timeout and a grace.
+  const [qemu] = fs.readFileSync(cgroupProcs(fx.stateDir, id), "utf8").split("\n").filter(Boolean).map(Number);
+  process.kill(qemu!, "SIGSTOP");
+  try {
+    const t0 = Date.now();
+    const hung = await client.request("sandbox/exec", { id, argv: ["true"], timeoutMs: 300 });
+    assert.deepEqual([hung.timedOut, hung.exitCode, hung.signal], [true, null, "SIGKILL"]);
+    assert.ok(Date.now() - t0 < 15_000, `answered in ${Date.now() - t0} ms`);
+  } finally {
+    process.kill(qemu!, "SIGCONT");
+  }
+  assert.equal((await client.request("sandbox/exec", { id, argv: ["true"], timeoutMs: 10_000 })).exitCode, 0, "the guest goes on once it runs again");
+
+  // Special files: no device node can be made through the share (QEMU has no capabilities),
+  // and QEMU opens no FIFO on the host for the guest; the guest's own /tmp has them.
+  const special = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "mkfifo pipe; echo mkfifo=$?; mknod dev c 1 3; echo mknod=$?; mkfifo /tmp/p && (echo through-the-guest > /tmp/p &) && cat /tmp/p"], timeoutMs: 20_000 });
+  assert.match(special.stdout, /^mkfifo=[1-9]\nmknod=[1-9]\nthrough-the-guest\n$/, special.stderr);
+  assert.deepEqual((await client.request("sandbox/changes", { id })).changes.filter((c) => c.path === "pipe" || c.path === "dev"), [], "nothing special reached the sandbox's changes");
 
   // The warm pool: after this VM, one is booted ahead; the next sandbox takes it instead of booting.
   for (const deadline = Date.now() + 120_000; (await client.request("vm/pool", {})).ready < 1; ) {
