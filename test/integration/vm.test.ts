@@ -13,7 +13,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { cgroupProcs, checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
 import { descendants } from "../../agent/process/process-tree";
-import { tempDir } from "../helpers/agent-process";
+import * as net from "node:net";
+import { REPO, tempDir } from "../helpers/agent-process";
+import { GuestImages, secretArchive } from "../../agent/vm/guest-image";
+import { GuestConnection } from "../../agent/vm/guest-connection";
+import { socketPair } from "../../agent/sys/libc";
 
 /** QEMUs an agent started that are still running. */
 const qemusOf = (agentPid: number) => descendants(agentPid).filter((pid) => fs.readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("qemu-system"));
@@ -260,4 +264,34 @@ test("a bad kernel, and a guest that never gets ready: clear errors within a dea
   assert.deepEqual(mountsUnder(slow.stateDir), []);
   await waitFor("its QEMU to be gone", () => (qemusOf(slow.agent.child.pid!).length === 0 ? true : undefined));
   await slow.stop();
+});
+
+test("the guest agent runs nothing for a host without the VM's secret", async () => {
+  const base = tempDir("paddock-vm-secret-");
+  const artifacts = new GuestImages(path.join(base, "cache"), path.join(REPO, "dist", "native", "guest-agent")).artifacts();
+  const initrd = path.join(base, "initrd");
+  fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(artifacts.initramfs), secretArchive("the-right-secret")]));
+  fs.mkdirSync(path.join(base, "share", "ws"), { recursive: true });
+  const [ours, theirs] = socketPair();
+  const qemu = spawn("qemu-system-x86_64", [
+    "-accel", "tcg", "-M", "pc", "-m", "256", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+    "-kernel", artifacts.kernel, "-initrd", initrd, "-append", "console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init",
+    "-serial", "null", "-device", "virtio-serial-pci", "-chardev", "socket,id=ctl,fd=3", "-device", "virtserialport,chardev=ctl,name=paddock",
+    "-fsdev", `local,id=ws,path=${path.join(base, "share")},security_model=none`, "-device", "virtio-9p-pci,fsdev=ws,mount_tag=workspace", "-nic", "none",
+  ], { stdio: ["ignore", "ignore", "ignore", theirs] });
+  fs.closeSync(theirs);
+  try {
+    const connection = new GuestConnection(new net.Socket({ fd: ours, readable: true, writable: true }));
+    const outputs: string[] = [];
+    // Sent before any secret: the guest must ignore it, now and after a good secret comes.
+    void connection.exec({ argv: ["sh", "-c", "echo pwned > /mnt/share/pwned"], env: {}, cwd: "/", uid: 0, gid: 0 }, (_s, d) => outputs.push(d.toString())).exited.catch(() => undefined);
+    await refused(connection.authenticate("a-wrong-secret!!", 120_000), "E_RUNTIME_UNAVAILABLE", /wrong secret/);
+    assert.equal(await connection.authenticate("the-right-secret", 10_000), artifacts.release, "the right secret is taken, and the guest says its kernel");
+    const ok = connection.exec({ argv: ["sh", "-c", "echo hello; ls /mnt/share"], env: { PATH: "/bin" }, cwd: "/", uid: 0, gid: 0 }, (_s, d) => outputs.push(d.toString()));
+    assert.equal((await ok.exited).exitCode, 0);
+    assert.equal(outputs.join(""), "hello\nws\n", "only the command sent after the secret ran");
+    assert.equal(fs.existsSync(path.join(base, "share", "pwned")), false);
+  } finally {
+    qemu.kill("SIGKILL");
+  }
 });

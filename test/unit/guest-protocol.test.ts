@@ -1,6 +1,10 @@
 /** The VM guest agent's framing, host side (native/guest-agent.c reads the same bytes). */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as net from "node:net";
+import { GuestConnection } from "../../agent/vm/guest-connection";
+import { socketPair } from "../../agent/sys/libc";
+import type { PaddockError } from "../../agent/protocol/errors";
 import { FrameDecoder, FrameType, MAX_FRAME, decodeExit, encodeExec, encodeFrame, encodeResize } from "../../agent/vm/guest-protocol";
 import { moduleLoadOrder } from "../../agent/vm/guest-image";
 
@@ -43,4 +47,34 @@ test("guest modules load dependencies first, each once", () => {
     "kernel/drivers/virtio/virtio_ring.ko:",
   ].join("\n");
   assert.deepEqual(moduleLoadOrder(dep, ["9pnet_virtio", "9p"]).map((f) => f.split("/").pop()), ["virtio.ko", "9pnet.ko", "virtio_ring.ko", "9pnet_virtio.ko", "netfs.ko", "fscache.ko", "9p.ko"]);
+});
+
+/** The host's connection on one end of a real socket pair, the test playing the guest on the other. */
+function connectionPair(): { connection: GuestConnection; guest: net.Socket } {
+  const [host, guest] = socketPair();
+  return { connection: new GuestConnection(new net.Socket({ fd: host, readable: true, writable: true })), guest: new net.Socket({ fd: guest, readable: true, writable: true }) };
+}
+
+const request = { argv: ["true"], env: {}, cwd: "/", uid: 0, gid: 0 };
+
+test("a guest's malformed or oversized frame ends its connection with a clear error; its commands fail, nothing throws", async () => {
+  for (const bad of [encodeFrame(FrameType.output, 1), encodeFrame(FrameType.exit, 1, Buffer.from([0, 0])), Buffer.from([0xff, 0xff, 0xff, 0xff, FrameType.output, 0, 0, 0, 1])]) {
+    const { connection, guest } = connectionPair();
+    const running = connection.exec(request, () => undefined);
+    const closed = new Promise<Error>((resolve) => connection.onClose(resolve));
+    guest.write(bad);
+    await assert.rejects(running.exited, (err: PaddockError) => err.code === "E_RUNTIME_UNAVAILABLE" && /malformed frame|broke the protocol/.test(err.message) && err.hint !== undefined);
+    assert.match((await closed).message, /malformed frame|broke the protocol/);
+    assert.throws(() => connection.exec(request, () => undefined), /malformed frame|broke the protocol/, "a broken connection takes no more commands");
+    guest.destroy();
+  }
+});
+
+test("answers for channels nobody asked for, and control answers nobody waits for, are ignored", async () => {
+  const { connection, guest } = connectionPair();
+  const running = connection.exec(request, () => undefined);
+  guest.write(Buffer.concat([encodeFrame(FrameType.exit, 999, Buffer.from([0, 0, 0, 0, 0])), encodeFrame(FrameType.claimed, 0), encodeFrame(FrameType.exit, running.channel, Buffer.from([0, 0, 0, 3, 0]))]));
+  assert.deepEqual(await running.exited, { exitCode: 3, signal: null });
+  connection.close();
+  guest.destroy();
 });
