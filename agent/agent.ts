@@ -88,9 +88,9 @@ export class Agent {
     request("sandbox/reject", (params, _call, session) => sandboxes.reject(session.caller, params.id, params));
     const { images } = options;
     request("image/list", () => ({ images: images.list().map(summary) }));
-    request("image/import", (params, _call, session) => {
+    request("image/import", async (params, _call, session) => {
       requireRoot(session, "importing images");
-      return summary(images.import(params.source, params.name));
+      return summary(await images.import(params.source, params.name));
     });
     request("image/pull", async (params, _call, session) => {
       requireRoot(session, "pulling images");
@@ -102,9 +102,9 @@ export class Agent {
     });
     request("vm/pool", () => options.vmPool());
     request("sandbox/console", (params, _call, session) => ({ id: params.id, text: sandboxes.console(session.caller, params.id) }));
-    request("image/default", (_params, _call, session) => {
+    request("image/default", async (_params, _call, session) => {
       requireRoot(session, "building the default image");
-      return summary(images.rebuildDefault());
+      return summary(await images.rebuildDefault());
     });
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", async (params, _call, session) => {

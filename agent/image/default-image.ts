@@ -29,7 +29,7 @@ function sha256(data: Buffer): string {
 }
 
 /** Builds the default image into `work` (an OCI layout) and imports it; returns the image. */
-export function buildDefaultImage(store: ImageStore, work: string): ImageRecord {
+export function buildDefaultImage(store: ImageStore, work: string): Promise<ImageRecord> {
   if (!fs.existsSync(BUSYBOX)) throw new PaddockError("E_IMAGE", `the default image is made from ${BUSYBOX}, which is missing`, "install Debian's busybox-static (npm run setup does)");
   const root = path.join(work, "rootfs");
   for (const dir of ["bin", "etc", "tmp", "workspace", "proc", "dev", "sys", "root"]) fs.mkdirSync(path.join(root, dir), { recursive: true, mode: dir === "tmp" ? 0o1777 : 0o755 });
@@ -60,6 +60,6 @@ export function buildDefaultImage(store: ImageStore, work: string): ImageRecord 
   fs.writeFileSync(path.join(layout, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifestDescriptor }] }));
   fs.writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
   const existing = store.list().find((i) => i.name === DEFAULT_IMAGE);
-  if (existing?.digest === manifestDescriptor.digest) return existing;
+  if (existing?.digest === manifestDescriptor.digest) return Promise.resolve(existing);
   return store.import(layout, DEFAULT_IMAGE);
 }

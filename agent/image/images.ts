@@ -48,8 +48,8 @@ export class Images {
   }
 
   /** Imports as `name`; an image that had the name before loses it (its layers go if nothing uses them). */
-  import(source: string, name: string): ImageRecord {
-    const image = this.store.import(source, name);
+  async import(source: string, name: string): Promise<ImageRecord> {
+    const image = await this.store.import(source, name);
     this.store.collect(this.sandboxes.layersInUse());
     return image;
   }
@@ -92,7 +92,7 @@ export class Images {
     return this.once(DEFAULT_IMAGE, async () => {
       this.progress({ name: DEFAULT_IMAGE, step: "building the default image from Debian's busybox-static" });
       try {
-        return this.rebuildDefault();
+        return await this.rebuildDefault();
       } finally {
         this.progress({ name: DEFAULT_IMAGE, step: "built", done: true });
       }
@@ -100,10 +100,10 @@ export class Images {
   }
 
   /** The default image as it is now: rebuilt from this machine's busybox when that changed. */
-  rebuildDefault(): ImageRecord {
+  async rebuildDefault(): Promise<ImageRecord> {
     const work = this.store.scratch("default-");
     try {
-      return buildDefaultImage(this.store, work);
+      return await buildDefaultImage(this.store, work);
     } finally {
       fs.rmSync(work, { recursive: true, force: true });
     }
@@ -124,7 +124,7 @@ export class Images {
         const args = ["copy", "--policy", policy, "--retry-times", "2", ...(insecure ? ["--src-tls-verify=false"] : []), `docker://${reference}`, `oci:${layout}:image`];
         await this.runSkopeo(args, name);
         this.progress({ name, step: "unpacking layers" });
-        return this.import(layout, name);
+        return await this.import(layout, name);
       } finally {
         fs.rmSync(work, { recursive: true, force: true });
         this.progress({ name, step: "finished", done: true });

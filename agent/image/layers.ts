@@ -4,7 +4,7 @@
  * directory) turned into overlayfs's own (a 0/0 character device; the `trusted.overlay.opaque`
  * attribute). Stacked as `lowerdir=top:...:bottom`, they give the image's file system.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
@@ -19,14 +19,14 @@ const OPAQUE = ".wh..wh..opq";
  * temporary sibling, renamed into place only when whole, so a crash leaves nothing half-made.
  * Owners, modes and device nodes are kept (as root); tar runs confined (untarConfined).
  */
-export function unpackLayer(blob: string, target: string): void {
+export async function unpackLayer(blob: string, target: string): Promise<void> {
   const temp = `${target}.tmp`;
   fs.rmSync(temp, { recursive: true, force: true });
   fs.mkdirSync(temp, { recursive: true, mode: 0o755 });
   try {
-    const tar = untarConfined(blob, temp, ["-p", "--numeric-owner"]);
+    const tar = await untarConfined(blob, temp, ["-p", "--numeric-owner"]);
     if (tar.status !== 0) throw new PaddockError("E_IMAGE", `a layer of the image cannot be unpacked: ${lastLine(tar)}`, "the image archive is damaged; pull or import it again");
-    convertWhiteouts(temp);
+    await convertWhiteouts(temp);
     fs.renameSync(temp, target);
   } catch (err) {
     fs.rmSync(temp, { recursive: true, force: true });
@@ -52,7 +52,7 @@ const TAR_CAPABILITIES = ["CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID", "CAP_MKNOD", 
  * would be mapped and the owners of an image's files (a group `shadow`, a user 1000) could
  * not be given.
  */
-export function untarConfined(archive: string, into: string, options: string[]): ReturnType<typeof spawnSync> & { stderr: string } {
+export async function untarConfined(archive: string, into: string, options: string[]): Promise<{ status: number | null; stderr: string; error?: Error }> {
   const isRoot = process.getuid?.() === 0;
   const confined = [
     ...(isRoot ? ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"] : ["--unshare-all"]),
@@ -62,17 +62,24 @@ export function untarConfined(archive: string, into: string, options: string[]):
     "--dev", "/dev", "--ro-bind", archive, "/archive", "--bind", into, "/out",
     "tar", "-x", ...options, "-f", "/archive", "-C", "/out",
   ];
-  const result = spawnSync("bwrap", confined, { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
+  // Not spawnSync: a big layer takes seconds, and the agent serves everyone meanwhile.
+  const result = await new Promise<{ status: number | null; stderr: string; error?: Error }>((resolve) => {
+    const child = spawn("bwrap", confined, { stdio: ["ignore", "ignore", "pipe"], env: { PATH: DEFAULT_PATH } });
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr = (stderr + text).slice(-8192)));
+    child.once("error", (error) => resolve({ status: null, stderr, error }));
+    child.once("close", (status) => resolve({ status, stderr }));
+  });
   if (result.error && (result.error as NodeJS.ErrnoException).code === "ENOENT") {
     throw new PaddockError("E_RUNTIME_UNAVAILABLE", "cannot unpack images: bubblewrap (bwrap) is not installed", "apt-get install bubblewrap (npm run setup does)");
   }
-  return result as ReturnType<typeof spawnSync> & { stderr: string };
+  return result;
 }
 
-/** OCI whiteouts below `root` become overlayfs whiteouts. */
-export function convertWhiteouts(root: string): void {
-  const walk = (dir: string) => {
-    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+/** OCI whiteouts below `root` become overlayfs whiteouts (walked without blocking the agent: a layer can hold 100,000 files). */
+export async function convertWhiteouts(root: string): Promise<void> {
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await fs.promises.readdir(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.name === OPAQUE) {
         fs.rmSync(full, { force: true });
@@ -88,9 +95,9 @@ export function convertWhiteouts(root: string): void {
         const mknod = spawnSync("mknod", [hidden, "c", "0", "0"], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
         if (mknod.status !== 0) throw new PaddockError("E_IMAGE", `cannot make a whiteout for ${path.relative(root, hidden)}: ${lastLine(mknod)}`, "unpacking image layers needs root (device nodes)");
       } else if (entry.isDirectory()) {
-        walk(full);
+        await walk(full);
       }
     }
   };
-  walk(root);
+  await walk(root);
 }

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { writeDurably } from "../state/durable";
-import { sha256OfFile } from "../sys/digest";
+import { sha256OfFileAsync } from "../sys/digest";
 import { lastLine, unpackLayer, untarConfined } from "./layers";
 
 export interface ImageRecord {
@@ -25,8 +25,8 @@ interface Descriptor {
   mediaType?: string;
 }
 
-function sha256File(file: string): string {
-  return `sha256:${sha256OfFile(file)}`;
+async function sha256File(file: string): Promise<string> {
+  return `sha256:${await sha256OfFileAsync(file)}`;
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
@@ -40,8 +40,10 @@ export class ImageStore {
   readonly layers: string;
   private readonly index: string;
   private readonly tmp: string;
-  /** What the import under way has added to the store so far. */
+  /** What the import under way has added to the store so far (collect leaves it alone). */
   private added: string[] = [];
+  /** Imports run one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(readonly root: string) {
     this.blobs = path.join(root, "blobs", "sha256");
@@ -85,6 +87,7 @@ export class ImageStore {
   /** Removes layers and blobs that no image and nothing in `keep` uses. */
   collect(keep: Set<string> = new Set()): void {
     const used = new Set([...this.list().flatMap((i) => i.layers), ...keep].map((d) => d.slice("sha256:".length)));
+    for (const made of this.added) used.add(path.basename(made).replace(/\.tmp$/, ""));
     for (const hex of fs.readdirSync(this.layers)) if (!used.has(hex)) fs.rmSync(path.join(this.layers, hex), { recursive: true, force: true });
     for (const hex of fs.readdirSync(this.blobs)) if (!used.has(hex)) fs.rmSync(path.join(this.blobs, hex), { force: true });
   }
@@ -95,7 +98,13 @@ export class ImageStore {
   }
 
   /** Imports `source` (a folder or a tar file) as `name`; the store is unchanged if anything is wrong. */
-  import(source: string, name: string): ImageRecord {
+  import(source: string, name: string): Promise<ImageRecord> {
+    const run = this.queue.then(() => this.importNow(source, name));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async importNow(source: string, name: string): Promise<ImageRecord> {
     const st = fs.statSync(source, { throwIfNoEntry: false });
     if (!st) throw bad(`${source} does not exist`);
     const work = fs.mkdtempSync(path.join(this.tmp, "import-"));
@@ -105,10 +114,10 @@ export class ImageStore {
       if (!st.isDirectory()) {
         dir = path.join(work, "archive");
         fs.mkdirSync(dir);
-        const tar = untarConfined(source, dir, ["--no-same-owner", "--no-same-permissions"]);
+        const tar = await untarConfined(source, dir, ["--no-same-owner", "--no-same-permissions"]);
         if (tar.status !== 0) throw bad(`${source} is not a readable tar archive: ${lastLine(tar)}`);
       }
-      const record = fs.existsSync(path.join(dir, "index.json")) ? this.fromOciLayout(dir, name) : fs.existsSync(path.join(dir, "manifest.json")) ? this.fromDockerSave(dir, name) : undefined;
+      const record = fs.existsSync(path.join(dir, "index.json")) ? await this.fromOciLayout(dir, name) : fs.existsSync(path.join(dir, "manifest.json")) ? await this.fromDockerSave(dir, name) : undefined;
       if (!record) throw bad(`${source} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`);
       const images = this.list().filter((i) => i.name !== name);
       writeDurably(this.index, JSON.stringify([...images, record], null, 2));
@@ -123,20 +132,22 @@ export class ImageStore {
     }
   }
 
-  private fromOciLayout(dir: string, name: string): ImageRecord {
+  private async fromOciLayout(dir: string, name: string): Promise<ImageRecord> {
     const index = this.readJson(path.join(dir, "index.json")) as { manifests?: Descriptor[] };
     const manifestDesc = index.manifests?.[0];
     if (!manifestDesc || !DIGEST.test(manifestDesc.digest)) throw bad("index.json names no manifest");
-    const manifest = this.readJson(this.verifiedBlob(dir, manifestDesc.digest)) as { config?: Descriptor; layers?: Descriptor[] };
+    const manifest = this.readJson(await this.verifiedBlob(dir, manifestDesc.digest)) as { config?: Descriptor; layers?: Descriptor[] };
     if (!manifest.config || !Array.isArray(manifest.layers)) throw bad("the manifest has no config or layers");
-    const config = this.readJson(this.verifiedBlob(dir, manifest.config.digest));
+    const config = this.readJson(await this.verifiedBlob(dir, manifest.config.digest));
     // Every blob is checked before any is kept: a corrupt archive leaves the store as it was.
-    const verified = manifest.layers.map((layer) => ({ file: this.verifiedBlob(dir, layer.digest), digest: layer.digest }));
-    const layers = verified.map(({ file, digest }) => this.keepLayer(file, digest));
+    const verified: { file: string; digest: string }[] = [];
+    for (const layer of manifest.layers) verified.push({ file: await this.verifiedBlob(dir, layer.digest), digest: layer.digest });
+    const layers: string[] = [];
+    for (const { file, digest } of verified) layers.push(await this.keepLayer(file, digest));
     return { name, digest: manifestDesc.digest, layers, config, importedAt: new Date().toISOString() };
   }
 
-  private fromDockerSave(dir: string, name: string): ImageRecord {
+  private async fromDockerSave(dir: string, name: string): Promise<ImageRecord> {
     const manifest = (this.readJson(path.join(dir, "manifest.json")) as { Config?: string; Layers?: string[] }[])[0];
     if (!manifest?.Config || !Array.isArray(manifest.Layers)) throw bad("manifest.json names no config or layers");
     const configFile = this.inside(dir, manifest.Config);
@@ -144,37 +155,39 @@ export class ImageStore {
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== manifest.Layers.length) throw bad("the config's diff_ids do not match the layers");
     // docker save's layers are uncompressed: their digests are the config's diff_ids.
-    const verified = manifest.Layers.map((layer, i) => {
+    const verified: { file: string; digest: string }[] = [];
+    for (const [i, layer] of manifest.Layers.entries()) {
       const file = this.inside(dir, layer);
-      const digest = sha256File(file);
+      const digest = await sha256File(file);
       if (digest !== diffIds[i]) throw bad(`layer ${layer} has digest ${digest}, not ${diffIds[i]}: the archive is corrupt`);
-      return { file, digest };
-    });
-    const layers = verified.map(({ file, digest }) => this.keepLayer(file, digest));
-    return { name, digest: sha256File(configFile), layers, config, importedAt: new Date().toISOString() };
+      verified.push({ file, digest });
+    }
+    const layers: string[] = [];
+    for (const { file, digest } of verified) layers.push(await this.keepLayer(file, digest));
+    return { name, digest: await sha256File(configFile), layers, config, importedAt: new Date().toISOString() };
   }
 
   /** A blob of the layout, checked against its digest. */
-  private verifiedBlob(dir: string, digest: string): string {
+  private async verifiedBlob(dir: string, digest: string): Promise<string> {
     if (!DIGEST.test(digest)) throw bad(`${digest} is not a sha256 digest`);
     const file = this.inside(dir, path.join("blobs", "sha256", digest.slice("sha256:".length)));
-    const actual = sha256File(file);
+    const actual = await sha256File(file);
     if (actual !== digest) throw bad(`blob ${digest} has digest ${actual}: the archive is corrupt`);
     return file;
   }
 
   /** Keeps a verified layer blob and unpacks it, once per digest. */
-  private keepLayer(file: string, digest: string): string {
+  private async keepLayer(file: string, digest: string): Promise<string> {
     const blob = path.join(this.blobs, digest.slice("sha256:".length));
     if (!fs.existsSync(blob)) {
       this.added.push(blob, `${blob}.tmp`);
-      fs.copyFileSync(file, `${blob}.tmp`);
+      await fs.promises.copyFile(file, `${blob}.tmp`);
       fs.renameSync(`${blob}.tmp`, blob);
     }
     const dir = this.layerDir(digest);
     if (!fs.existsSync(dir)) {
-      this.added.push(dir);
-      unpackLayer(blob, dir);
+      this.added.push(dir, `${dir}.tmp`);
+      await unpackLayer(blob, dir);
     }
     return digest;
   }

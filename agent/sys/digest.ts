@@ -1,6 +1,7 @@
 /** sha256 of a file, read in 1 MiB pieces (layers and kernels are too big to read whole). */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import { pipeline } from "node:stream/promises";
 
 export function sha256OfFile(file: string): string {
   const hash = createHash("sha256");
@@ -11,5 +12,12 @@ export function sha256OfFile(file: string): string {
   } finally {
     fs.closeSync(fd);
   }
+  return hash.digest("hex");
+}
+
+/** The same without blocking the agent while it reads (an image's layers can be gigabytes). */
+export async function sha256OfFileAsync(file: string): Promise<string> {
+  const hash = createHash("sha256");
+  await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), hash);
   return hash.digest("hex");
 }

@@ -12,7 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { runCli, tempDir } from "../helpers/agent-process";
 import { ImageStore } from "../../agent/image/oci-import";
-import { refused } from "../helpers/sandbox-fixture";
+import { refused, startFixture } from "../helpers/sandbox-fixture";
 import { layerTar, ociLayoutOf } from "../helpers/images";
 
 const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
@@ -67,13 +67,13 @@ function imageTree(store: ImageStore, layersOf: string[], mountAt: string): stri
 
 const EXPECTED = ["data/a.txt=a", "data/c.txt=c", "etc/os-release=ID=paddock-test", "opq/new.txt=new"];
 
-test("an OCI layout and a docker save archive import into the same file system, sharing what they can", () => {
+test("an OCI layout and a docker save archive import into the same file system, sharing what they can", async () => {
   const base = tempDir("paddock-image-");
   const store = new ImageStore(path.join(base, "store"));
-  const oci = store.import(ociLayout(base), "oci-demo");
+  const oci = await store.import(ociLayout(base), "oci-demo");
   assert.equal(oci.layers.length, 2);
   assert.deepEqual(imageTree(store, oci.layers, path.join(base, "m1")), EXPECTED);
-  const docker = store.import(dockerSave(base), "docker-demo");
+  const docker = await store.import(dockerSave(base), "docker-demo");
   assert.deepEqual(imageTree(store, docker.layers, path.join(base, "m2")), EXPECTED);
   // The uncompressed bottom layer is the same blob in both: unpacked once.
   assert.equal(oci.layers[0], docker.layers[0]);
@@ -91,10 +91,10 @@ test("a corrupt blob, a file that is not an archive, a missing path: clear error
   fs.appendFileSync(path.join(blobs, manifest.layers[1]!.digest.slice(7)), "tampered");
   const snapshot = () => [fs.readdirSync(store.layers).join(","), fs.readdirSync(store.blobs).join(","), JSON.stringify(store.list())];
   const before = snapshot();
-  await refused(Promise.resolve().then(() => store.import(layout, "x")), "E_IMAGE", /the archive is corrupt/);
+  await refused(store.import(layout, "x"), "E_IMAGE", /the archive is corrupt/);
   fs.writeFileSync(path.join(base, "not.tar"), "this is not a tar archive");
-  await refused(Promise.resolve().then(() => store.import(path.join(base, "not.tar"), "y")), "E_IMAGE", /not a readable tar archive/);
-  await refused(Promise.resolve().then(() => store.import(path.join(base, "nowhere"), "z")), "E_IMAGE", /does not exist/);
+  await refused(store.import(path.join(base, "not.tar"), "y"), "E_IMAGE", /not a readable tar archive/);
+  await refused(store.import(path.join(base, "nowhere"), "z"), "E_IMAGE", /does not exist/);
   assert.deepEqual(snapshot(), before);
 });
 
@@ -115,10 +115,10 @@ function dockerSaveOf(dir: string, script: string): string {
 
 const addFile = (name: string, extra?: string) => `i = tarfile.TarInfo(${JSON.stringify(name)}); i.size = 1; ${extra ? `${extra}; ` : ""}t.addfile(i, io.BytesIO(b"x"))`;
 
-test("layers keep their files' owners and device nodes, as distributions' images have them", () => {
+test("layers keep their files' owners and device nodes, as distributions' images have them", async () => {
   const base = tempDir("paddock-image-owners-");
   const store = new ImageStore(path.join(base, "store"));
-  const image = store.import(
+  const image = await store.import(
     dockerSaveOf(path.join(base, "owners"), [
       addFile("etc/shadow", "i.uid = 0; i.gid = 42; i.mode = 0o640"),
       addFile("home/user/notes", "i.uid = 1000; i.gid = 1000"),
@@ -139,20 +139,20 @@ test("layers keep their files' owners and device nodes, as distributions' images
 test("a whiteout that names the layer's folder or the one above it is refused; the store is as it was", async () => {
   const base = tempDir("paddock-image-wh-");
   const store = new ImageStore(path.join(base, "store"));
-  store.import(ociLayout(base), "kept");
+  await store.import(ociLayout(base), "kept");
   const snapshot = () => [fs.readdirSync(store.layers).join(","), fs.readdirSync(store.blobs).join(","), JSON.stringify(store.list())];
   const before = snapshot();
   for (const [i, name] of [".wh...", ".wh..", ".wh.", "sub/.wh..."].entries()) {
     // A good new layer below the hostile one: it must not stay behind either.
     const archive = dockerSaveOf(path.join(base, `wh${i}`), `${addFile(`fresh-${i}.txt`)}\n---\n${addFile(name)}`);
-    await refused(Promise.resolve().then(() => store.import(archive, `hostile-${i}`)), "E_IMAGE", /names no file/);
+    await refused(store.import(archive, `hostile-${i}`), "E_IMAGE", /names no file/);
     assert.deepEqual(snapshot(), before, `after ${name}`);
   }
   const kept = store.list()[0]!;
   assert.ok(kept.layers.every((digest) => fs.readdirSync(store.layerDir(digest)).length > 0), "the other image's layers are whole");
 });
 
-test("a hostile layer (a symlink out, then a file through it; a ../ name) writes nothing outside its folder", () => {
+test("a hostile layer (a symlink out, then a file through it; a ../ name) writes nothing outside its folder", async () => {
   const base = tempDir("paddock-image-evil-");
   const outside = path.join(base, "outside");
   fs.mkdirSync(outside);
@@ -172,7 +172,7 @@ with tarfile.open(sys.argv[1], "w") as t:
   fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify([{ Config: "config.json", Layers: ["layer.tar"] }]));
   const store = new ImageStore(path.join(base, "store"));
   try {
-    store.import(dir, "evil");
+    await store.import(dir, "evil");
   } catch {
     // refusing it is fine too; writing outside is not
   }
@@ -195,6 +195,22 @@ test("paddock image import, ls and rm through the agent; what no image uses goes
   assert.match((await cli("image", "rm", "demo:1")).stdout, /removed demo:1/);
   assert.deepEqual(fs.readdirSync(path.join(stateDir, "images", "layers")), []);
   assert.match((await cli("image", "ls")).stdout, /No images/);
+});
+
+test("the agent answers others while it imports a big image (unpacking never blocks it)", async () => {
+  const fx = await startFixture();
+  const client = await fx.client();
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 20_000; i++) files[`many/${i % 100}/file-${i}.txt`] = `file ${i}\n`;
+  const layout = ociLayoutOf(path.join(fx.base, "big"), [{ tar: layerTar(fx.base, "big", files, true), gzip: true }]);
+  const order: string[] = [];
+  const importing = client.request("image/import", { source: layout, name: "big:1" }).then(() => order.push("import"));
+  await new Promise((r) => setTimeout(r, 100));
+  await client.request("sandbox/list").then(() => order.push("list"));
+  await importing;
+  assert.deepEqual(order, ["list", "import"], "a request sent during the import was answered before it ended");
+  assert.ok((await client.request("image/list")).images.some((i) => i.name === "big:1"));
+  await fx.stop();
 });
 
 test("the default image is built offline from busybox, reproducibly, and its own OS is what runs in it", async () => {
