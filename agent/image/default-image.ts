@@ -42,6 +42,9 @@ export function buildDefaultImage(store: ImageStore, work: string): Promise<Imag
   fs.writeFileSync(path.join(root, "etc", "os-release"), 'NAME="Paddock busybox"\nID=paddock-busybox\nPRETTY_NAME="Paddock default image (Debian busybox-static)"\n');
   fs.writeFileSync(path.join(root, "etc", "passwd"), "root:x:0:0:root:/root:/bin/sh\n");
   fs.writeFileSync(path.join(root, "etc", "group"), "root:x:0:\n");
+  // Modes of their own, not the agent's umask's: the same busybox must give the same digest anywhere.
+  for (const dir of ["", "bin", "etc", "workspace", "proc", "dev", "sys", "root"]) fs.chmodSync(path.join(root, dir), 0o755);
+  for (const file of ["os-release", "passwd", "group"]) fs.chmodSync(path.join(root, "etc", file), 0o644);
 
   const layerFile = path.join(work, "layer.tar");
   run("tar", ["-cf", layerFile, "--sort=name", `--mtime=${EPOCH}`, "--owner=0", "--group=0", "--numeric-owner", "--format=posix", "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "-C", root, "."], "tar");

@@ -23,6 +23,22 @@ export interface ImageRecord {
 interface Descriptor {
   digest: string;
   mediaType?: string;
+  platform?: { os?: string; architecture?: string };
+}
+
+/** This machine's architecture as OCI names it. */
+const ARCHITECTURE = ({ x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" } as Record<string, string>)[process.arch] ?? process.arch;
+
+/**
+ * The manifest for this machine among an index's: linux on this architecture, else the only
+ * one that names no platform (a plain image's index). Attestations and other platforms are not
+ * images to run here.
+ */
+export function pickManifest(manifests: Descriptor[]): Descriptor | undefined {
+  const ours = manifests.find((m) => m.platform?.os === "linux" && m.platform.architecture === ARCHITECTURE);
+  if (ours) return ours;
+  const unnamed = manifests.filter((m) => !m.platform);
+  return unnamed.length >= 1 ? unnamed[0] : undefined;
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -133,10 +149,19 @@ export class ImageStore {
   }
 
   private async fromOciLayout(dir: string, name: string): Promise<ImageRecord> {
-    const index = this.readJson(path.join(dir, "index.json")) as { manifests?: Descriptor[] };
-    const manifestDesc = index.manifests?.[0];
-    if (!manifestDesc || !DIGEST.test(manifestDesc.digest)) throw bad("index.json names no manifest");
-    const manifest = this.readJson(await this.verifiedBlob(dir, manifestDesc.digest)) as { config?: Descriptor; layers?: Descriptor[] };
+    let index = this.readJson(path.join(dir, "index.json")) as { manifests?: Descriptor[] };
+    let manifestDesc: Descriptor | undefined;
+    let manifest: { config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[] } = {};
+    // An index may point at another (a multi-platform image, `docker save` of Docker 25+): two levels at most.
+    for (let depth = 0; depth < 3; depth++) {
+      const platforms = (index.manifests ?? []).map((m) => `${m.platform?.os ?? "?"}/${m.platform?.architecture ?? "?"}`);
+      manifestDesc = pickManifest(index.manifests ?? []);
+      if (!manifestDesc || !DIGEST.test(manifestDesc.digest)) throw bad(platforms.length ? `the image has no manifest for linux/${ARCHITECTURE} (it has ${platforms.join(", ")})` : "index.json names no manifest");
+      manifest = this.readJson(await this.verifiedBlob(dir, manifestDesc.digest)) as typeof manifest;
+      if (!Array.isArray(manifest.manifests)) break;
+      index = manifest;
+    }
+    if (!manifestDesc) throw bad("index.json names no manifest");
     if (!manifest.config || !Array.isArray(manifest.layers)) throw bad("the manifest has no config or layers");
     const config = this.readJson(await this.verifiedBlob(dir, manifest.config.digest));
     // Every blob is checked before any is kept: a corrupt archive leaves the store as it was.

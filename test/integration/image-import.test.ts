@@ -115,6 +115,29 @@ function dockerSaveOf(dir: string, script: string): string {
 
 const addFile = (name: string, extra?: string) => `i = tarfile.TarInfo(${JSON.stringify(name)}); i.size = 1; ${extra ? `${extra}; ` : ""}t.addfile(i, io.BytesIO(b"x"))`;
 
+test("a multi-platform image (an index of indexes, as Docker 25's docker save writes): this machine's platform is imported, an image without it is refused", async () => {
+  const base = tempDir("paddock-image-index-");
+  const layout = path.join(base, "layout");
+  const blobs = path.join(layout, "blobs", "sha256");
+  const descriptorOf = (arch: string) => {
+    ociLayoutOf(layout, [{ tar: layerTar(base, arch, { "etc/os-release": `ID=${arch}\n` }) }]);
+    return (JSON.parse(fs.readFileSync(path.join(layout, "index.json"), "utf8")) as { manifests: { digest: string }[] }).manifests[0]!;
+  };
+  const put = (value: unknown) => {
+    const data = Buffer.from(JSON.stringify(value));
+    fs.writeFileSync(path.join(blobs, sha(data)), data);
+    return { mediaType: "application/vnd.oci.image.index.v1+json", digest: `sha256:${sha(data)}`, size: data.length };
+  };
+  const platforms = (entries: [string, string][]) => put({ schemaVersion: 2, manifests: entries.map(([arch, name]) => ({ ...descriptorOf(name), platform: { os: "linux", architecture: arch } })) });
+  const writeIndex = (inner: ReturnType<typeof put>) => fs.writeFileSync(path.join(layout, "index.json"), JSON.stringify({ schemaVersion: 2, manifests: [inner] }));
+  const store = new ImageStore(path.join(base, "store"));
+  writeIndex(platforms([["arm64", "arm"], ["amd64", "amd"]]));
+  const image = await store.import(layout, "multi");
+  assert.equal(fs.readFileSync(path.join(store.layerDir(image.layers[0]!), "etc", "os-release"), "utf8"), "ID=amd\n");
+  writeIndex(platforms([["arm64", "arm"], ["riscv64", "riscv"]]));
+  await refused(store.import(layout, "foreign"), "E_IMAGE", /no manifest for linux\/amd64 \(it has linux\/arm64, linux\/riscv64\)/);
+});
+
 test("layers keep their files' owners and device nodes, as distributions' images have them", async () => {
   const base = tempDir("paddock-image-owners-");
   const store = new ImageStore(path.join(base, "store"));
