@@ -283,7 +283,7 @@ export class Vms {
     const started = performance.now();
     // What a VM of this folder left (an agent killed with it running): its share's bind and network namespace too.
     removeTree(boot.dir);
-    const artifacts = this.images.artifacts();
+    const artifacts = await this.images.prepare();
     const secret = randomBytes(32).toString("hex");
     const hub = path.join(boot.dir, "hub");
     const initrd = path.join(boot.dir, "initrd");

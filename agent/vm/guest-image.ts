@@ -15,7 +15,7 @@ import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { withFileLock } from "../state/lock";
 import { sha256OfFile } from "../sys/digest";
 import { buildInitramfs, type InitramfsEntry } from "./initramfs";
-import { findGuestKernel, missingKernel } from "./kernel";
+import { guestKernel, kernelReleaseOf, missingKernel } from "./kernel";
 
 /** What the guest agent needs, by module name; their dependencies come from modules.dep. */
 const WANTED_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "virtio_net"];
@@ -92,7 +92,7 @@ export class GuestImages {
   private readonly recordFile: string;
 
   constructor(
-    cacheDir: string,
+    private readonly cacheDir: string,
     private readonly guestAgent: string,
   ) {
     this.dir = path.join(cacheDir, "vm");
@@ -100,16 +100,20 @@ export class GuestImages {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
-  /** The kernel and initramfs to boot, checked against their recorded digests (built on first use). */
-  artifacts(): GuestArtifacts {
-    const kernel = findGuestKernel();
+  /** The kernel (downloaded first if one is configured) and initramfs to boot, checked against their recorded digests. */
+  async prepare(): Promise<GuestArtifacts> {
+    return this.artifacts(await guestKernel(this.cacheDir));
+  }
+
+  /** The initramfs for `kernel` (built on first use), both checked against their recorded digests. */
+  artifacts(kernel: string | undefined): GuestArtifacts {
     if (!kernel || !fs.existsSync(kernel)) {
       const { message, hint } = missingKernel(kernel);
       throw bad(message, hint);
     }
     if (!fs.existsSync(this.guestAgent)) throw bad(`the guest agent ${this.guestAgent} is missing`, "run npm run build (it compiles native/ with gcc -static)");
-    const release = process.env.PADDOCK_KERNEL_RELEASE ?? /vmlinuz-(.+)$/.exec(path.basename(kernel))?.[1];
-    if (!release) throw bad(`cannot tell the release of ${kernel} from its name`, "set PADDOCK_KERNEL_RELEASE to its modules' folder name under /lib/modules");
+    const release = process.env.PADDOCK_KERNEL_RELEASE ?? /vmlinuz-(.+)$/.exec(path.basename(kernel))?.[1] ?? kernelReleaseOf(kernel);
+    if (!release) throw bad(`cannot tell the release of ${kernel} from its name or its header`, "set PADDOCK_KERNEL_RELEASE to its modules' folder name under /lib/modules");
     // Two agents (or two boots) building at once must not write the same file.
     return withFileLock(path.join(this.dir, "build.lock"), () => {
       const kernelDigest = sha256File(kernel);
@@ -170,7 +174,14 @@ export class GuestImages {
 
     const modulesRoot = path.join("/lib/modules", release);
     const depFile = path.join(modulesRoot, "modules.dep");
-    if (!fs.existsSync(depFile)) throw bad(`no modules for kernel ${release} (${depFile})`, "install the kernel's package with its modules (linux-image-amd64)");
+    if (!fs.existsSync(depFile)) {
+      // A configured kernel without modules here has its drivers built in (a guest without them says so on its console).
+      if (process.env.PADDOCK_KERNEL || process.env.PADDOCK_KERNEL_URL) {
+        entries.push({ type: "file", path: "modules/order", data: Buffer.alloc(0) });
+        return buildInitramfs(entries);
+      }
+      throw bad(`no modules for kernel ${release} (${depFile})`, "install the kernel's package with its modules (linux-image-amd64)");
+    }
     const order = moduleLoadOrder(fs.readFileSync(depFile, "utf8"), WANTED_MODULES);
     const builtin = fs.existsSync(path.join(modulesRoot, "modules.builtin")) ? fs.readFileSync(path.join(modulesRoot, "modules.builtin"), "utf8") : "";
     for (const name of WANTED_MODULES) {

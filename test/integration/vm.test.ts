@@ -13,6 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { cgroupProcs, checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
 import { descendants } from "../../agent/process/process-tree";
+import * as http from "node:http";
 import * as net from "node:net";
 import { REPO, tempDir } from "../helpers/agent-process";
 import { GuestImages, secretArchive } from "../../agent/vm/guest-image";
@@ -268,7 +269,7 @@ test("a bad kernel, and a guest that never gets ready: clear errors within a dea
 
 test("the guest agent runs nothing for a host without the VM's secret", async () => {
   const base = tempDir("paddock-vm-secret-");
-  const artifacts = new GuestImages(path.join(base, "cache"), path.join(REPO, "dist", "native", "guest-agent")).artifacts();
+  const artifacts = await new GuestImages(path.join(base, "cache"), path.join(REPO, "dist", "native", "guest-agent")).prepare();
   const initrd = path.join(base, "initrd");
   fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(artifacts.initramfs), secretArchive("the-right-secret")]));
   fs.mkdirSync(path.join(base, "share", "ws"), { recursive: true });
@@ -293,5 +294,55 @@ test("the guest agent runs nothing for a host without the VM's secret", async ()
     assert.equal(fs.existsSync(path.join(base, "share", "pwned")), false);
   } finally {
     qemu.kill("SIGKILL");
+  }
+});
+
+test("a configured kernel download is fetched once, verified before it is kept or booted, under a lock; a wrong digest is refused with nothing kept", async () => {
+  const kernelFile = path.join("/boot", `vmlinuz-${guestRelease}`);
+  const kernel = fs.readFileSync(kernelFile);
+  const digest = createHash("sha256").update(kernel).digest("hex");
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    if (req.url !== "/vmlinuz") return void res.writeHead(404).end();
+    res.writeHead(200, { "content-length": kernel.length });
+    // In pieces, slowly enough that two boots asking at once overlap.
+    let at = 0;
+    const next = () => {
+      if (at >= kernel.length) return void res.end();
+      res.write(kernel.subarray(at, (at += 1 << 20)), () => setTimeout(next, 20));
+    };
+    next();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  try {
+    // No PADDOCK_KERNEL_RELEASE: the release is read from the bzImage's own header.
+    const fx = await startFixture([], { PADDOCK_KERNEL_URL: `${url}/vmlinuz`, PADDOCK_KERNEL_SHA256: digest, PADDOCK_VM_POOL: "0", PADDOCK_ACCELERATOR: "tcg" });
+    const client = await fx.client();
+    const downloads = path.join(fx.stateDir, "cache", "vm", "kernels");
+    const [a, b] = await Promise.all(["ws-dl-a", "ws-dl-b"].map((name) => client.request("sandbox/create", { workspace: makeWorkspace(fx.base, name), runtime: "vm" })));
+    assert.equal(requests, 1, "two boots at once fetched the kernel once");
+    assert.equal(a!.vm?.kernelRelease, guestRelease);
+    assert.equal((await client.request("sandbox/exec", { id: b!.id, argv: ["uname", "-r"] })).stdout.trim(), guestRelease);
+    assert.deepEqual(fs.readdirSync(downloads).filter((n) => !n.endsWith(".lock")), [digest], "kept under its digest, no temp left");
+    assert.equal(createHash("sha256").update(fs.readFileSync(path.join(downloads, digest))).digest("hex"), digest);
+    await fx.stop();
+
+    const wrong = createHash("sha256").update("not this kernel").digest("hex");
+    const bad = await startFixture([], { PADDOCK_KERNEL_URL: `${url}/vmlinuz`, PADDOCK_KERNEL_SHA256: wrong, PADDOCK_VM_POOL: "0", PADDOCK_ACCELERATOR: "tcg" });
+    const badClient = await bad.client();
+    await refused(badClient.request("sandbox/create", { workspace: makeWorkspace(bad.base, "ws-dl-bad"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", new RegExp(`has sha256 ${digest}, not the configured ${wrong}`));
+    await refused(badClient.request("sandbox/create", { workspace: makeWorkspace(bad.base, "ws-dl-missing"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", /has sha256/);
+    assert.deepEqual(fs.readdirSync(path.join(bad.stateDir, "cache", "vm", "kernels")).filter((n) => !n.endsWith(".lock")), [], "nothing kept");
+    assert.deepEqual((await badClient.request("sandbox/list")).sandboxes, []);
+    assert.deepEqual(qemusOf(bad.agent.child.pid!), [], "nothing booted");
+    await bad.stop();
+
+    const gone = await startFixture([], { PADDOCK_KERNEL_URL: `${url}/nothing-here`, PADDOCK_KERNEL_SHA256: digest, PADDOCK_VM_POOL: "0", PADDOCK_ACCELERATOR: "tcg" });
+    await refused((await gone.client()).request("sandbox/create", { workspace: makeWorkspace(gone.base, "ws-dl-404"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", /HTTP 404/);
+    await gone.stop();
+  } finally {
+    server.close();
   }
 });

@@ -7,7 +7,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { buildInitramfs } from "../../vm/initramfs";
-import { findGuestKernel, missingKernel } from "../../vm/kernel";
+import { guestKernel, missingKernel } from "../../vm/kernel";
+import type { PaddockError } from "../../protocol/errors";
 import { describeFailure, runProbe } from "../run-probe";
 import type { ProbeContext, ProbeVerdict } from "./context";
 
@@ -66,7 +67,12 @@ export async function checkAccelerator(ctx: ProbeContext, accel: Accelerator): P
       return { ok: false, detail: `/dev/kvm is not usable: ${(err as NodeJS.ErrnoException).code}`, hint: "VMs will use TCG (software emulation), which is slower" };
     }
   }
-  const kernel = findGuestKernel();
+  let kernel: string | undefined;
+  try {
+    kernel = await guestKernel(ctx.cacheDir);
+  } catch (err) {
+    return { ok: false, detail: (err as Error).message, hint: (err as PaddockError).hint ?? "see the agent log" };
+  }
   if (!kernel || !fs.existsSync(kernel)) {
     const { message, hint } = missingKernel(kernel);
     return { ok: false, detail: message, hint };
