@@ -1,7 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { buildInitramfs } from "../../agent/vm/initramfs";
+import { kernelReleaseOf } from "../../agent/vm/kernel";
 
 test("the initramfs is a newc archive that cpio lists with the right types, sizes and device numbers", () => {
   const archive = buildInitramfs([
@@ -23,4 +27,23 @@ test("the initramfs is a newc archive that cpio lists with the right types, size
 test("paths that climb out of the archive are refused", () => {
   assert.throws(() => buildInitramfs([{ type: "file", path: "../etc/passwd", data: Buffer.alloc(0) }]), /invalid initramfs path/);
   assert.throws(() => buildInitramfs([{ type: "dir", path: "/" }]), /invalid initramfs path/);
+});
+
+test("a bzImage's release is read from its boot header; anything else has none", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "paddock-bzimage-"));
+  try {
+    const image = Buffer.alloc(0x1000);
+    image.write("HdrS", 0x202, "latin1");
+    image.writeUInt16LE(0x600, 0x20e);
+    image.write("6.1.0-99-amd64 (builder@example) #1 SMP\0", 0x800, "latin1");
+    fs.writeFileSync(path.join(dir, "bzImage"), image);
+    assert.equal(kernelReleaseOf(path.join(dir, "bzImage")), "6.1.0-99-amd64");
+    fs.writeFileSync(path.join(dir, "not-a-kernel"), Buffer.alloc(0x1000));
+    assert.equal(kernelReleaseOf(path.join(dir, "not-a-kernel")), undefined);
+    assert.equal(kernelReleaseOf(path.join(dir, "missing")), undefined);
+    fs.writeFileSync(path.join(dir, "short"), "HdrS");
+    assert.equal(kernelReleaseOf(path.join(dir, "short")), undefined);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
