@@ -292,7 +292,8 @@ export class Vms {
     let consoleFd: number;
     try {
       fs.mkdirSync(path.join(hub, "ws"), { recursive: true, mode: 0o700 });
-      fs.chmodSync(boot.dir, 0o700);
+      // Modes set, not left to the umask: QEMU (the owner, without capabilities) must search them.
+      for (const dir of [boot.dir, hub, path.join(hub, "ws")]) fs.chmodSync(dir, 0o700);
       for (const dir of [hub, path.join(hub, "ws")]) fs.chownSync(dir, boot.uid, boot.gid);
       fs.writeFileSync(initrd, Buffer.concat([fs.readFileSync(artifacts.initramfs), secretArchive(secret)]), { mode: 0o600 });
       consoleFd = fs.openSync(consoleLog, "w", 0o600);

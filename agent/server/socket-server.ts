@@ -61,21 +61,25 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
   // Bound under a temporary name and renamed into place once its owner and mode are final: a
   // client that finds the socket finds it ready (a group member is never refused for a moment).
   const boundPath = `${socketPath}.${process.pid}.tmp`;
-  const oldMask = process.umask(0o177);
   try {
     fs.rmSync(boundPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(boundPath, () => {
-        server.off("error", reject);
-        resolve();
-      });
+      // The umask is the process's: changed only around listen(), which binds a path at once,
+      // never across an await (a VM booting meanwhile made its folders 0600 once).
+      const oldMask = process.umask(0o177);
+      try {
+        server.listen(boundPath, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      } finally {
+        process.umask(oldMask);
+      }
     });
   } catch (err) {
     ownership.release();
     throw new PaddockError("E_SOCKET", `cannot listen on ${socketPath}: ${(err as Error).message}`, "check the path and its directory's permissions");
-  } finally {
-    process.umask(oldMask);
   }
   // e.g. EMFILE on accept: report it, keep serving the clients we have.
   server.on("error", (err) => options.onError?.(err));
