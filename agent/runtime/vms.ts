@@ -340,7 +340,8 @@ export class Vms {
       ? ["-netdev", `user,id=net0,net=${GUEST_NET.net},host=${GUEST_NET.gateway},ipv6=off`, "-device", "virtio-net-pci,netdev=net0"]
       : ["-nic", "none"];
     const netArgument = netns ? ` paddock.net=${GUEST_NET.address},${GUEST_NET.gateway},${GUEST_NET.dns}` : "";
-    // Descriptors 3-5 in QEMU: the port's socket, the initrd, the share. The serial console is
+    // Descriptors 3-6 in QEMU: the port's socket, the initrd, the share, the kernel (which may be
+    // a download in the state dir, closed to the owner QEMU runs as). The serial console is
     // QEMU's stdout, which the agent writes to the console log up to a size (the guest decides
     // what it says, and must not fill the state dir's disk).
     const qemuArgs = [
@@ -349,7 +350,7 @@ export class Vms {
       "-m", String(memory),
       "-smp", String(cpus),
       "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-      "-kernel", artifacts.kernel,
+      "-kernel", "/proc/self/fd/6",
       "-initrd", "/proc/self/fd/4",
       "-append", `console=ttyS0 panic=-1 quiet loglevel=1 rdinit=/init${netArgument}`,
       "-serial", "stdio",
@@ -367,7 +368,7 @@ export class Vms {
       this.enterHelper,
       ...boot.cgroupProcs.flatMap((file) => ["--cgroup", file]),
       ...(boot.uid !== process.getuid?.() ? ["--user", String(boot.uid), String(boot.gid)] : []),
-      "--keep-fds", "3",
+      "--keep-fds", "4",
       "--",
       "/usr/bin/setpriv", "--bounding-set=-all", "--inh-caps=-all", "--no-new-privs", "--pdeathsig", "SIGKILL", "--",
       `/usr/bin/${QEMU}`, ...qemuArgs,
@@ -379,9 +380,11 @@ export class Vms {
       passed.push(initrdFd);
       const hubFd = fs.openSync(hub, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW);
       passed.push(hubFd);
+      const kernelFd = fs.openSync(artifacts.kernel, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      passed.push(kernelFd);
       // QEMU opens them again through /proc/self/fd as the owner: they must be the owner's.
       fs.fchownSync(initrdFd, boot.uid, boot.gid);
-      qemu = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", "pipe", theirs, initrdFd, hubFd], env: { PATH: DEFAULT_PATH } });
+      qemu = spawn(command[0]!, command.slice(1), { stdio: ["ignore", "pipe", "pipe", theirs, initrdFd, hubFd, kernelFd], env: { PATH: DEFAULT_PATH } });
     } catch (err) {
       fs.closeSync(ours);
       return failed(new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot start QEMU: ${(err as Error).message}`, "install qemu-system-x86 (npm run setup does)"));

@@ -64,6 +64,8 @@ export async function guestKernel(cacheDir: string, env: NodeJS.ProcessEnv = pro
 const MAX_KERNEL_BYTES = 512 << 20;
 const DOWNLOAD_TIMEOUT_MS = 10 * 60_000;
 const LOCK_POLL_MS = 100;
+/** A waiter outlasts a download that uses all of its own time. */
+const LOCK_WAIT_MS = 2 * DOWNLOAD_TIMEOUT_MS + 60_000;
 
 function refused(message: string, hint: string): PaddockError {
   return new PaddockError("E_RUNTIME_UNAVAILABLE", message, hint);
@@ -82,6 +84,16 @@ export async function downloadedKernel(dir: string, env: NodeJS.ProcessEnv = pro
     throw refused("PADDOCK_KERNEL_URL is set without a PADDOCK_KERNEL_SHA256 (64 hex digits)", "give the kernel's sha256 too: a download is never booted unverified");
   }
   if (!/^https?:\/\//.test(url)) throw refused(`PADDOCK_KERNEL_URL ${url} is not an http(s) URL`, "give an http:// or https:// URL");
+  try {
+    return await fetchVerified(dir, url, digest);
+  } catch (err) {
+    if (err instanceof PaddockError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new PaddockError("E_IO", `cannot keep the guest kernel downloaded from ${url}: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full" : "check the state dir's disk and permissions");
+  }
+}
+
+async function fetchVerified(dir: string, url: string, digest: string): Promise<string> {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const target = path.join(dir, digest);
   const verified = async () => fs.existsSync(target) && (await sha256OfFileAsync(target)) === digest;
@@ -89,15 +101,17 @@ export async function downloadedKernel(dir: string, env: NodeJS.ProcessEnv = pro
   const lock = await waitForLock(path.join(dir, `${digest}.lock`));
   try {
     if (await verified()) return target; // another agent or boot fetched it meanwhile
+    // What a download killed half-way left (the lock is ours: nobody is writing them).
+    for (const name of fs.readdirSync(dir)) if (name.startsWith(`${digest}.`) && name.endsWith(".tmp")) fs.rmSync(path.join(dir, name), { force: true });
     const temp = `${target}.${process.pid}.tmp`;
     try {
       await fetchTo(url, temp);
       const got = await sha256OfFileAsync(temp);
       if (got !== digest) throw refused(`the kernel downloaded from ${url} has sha256 ${got}, not the configured ${digest}`, "check PADDOCK_KERNEL_URL and PADDOCK_KERNEL_SHA256; nothing was kept");
-      const fd = fs.openSync(temp, "r");
-      fs.fsyncSync(fd);
-      fs.closeSync(fd);
       fs.renameSync(temp, target);
+      const folder = fs.openSync(dir, "r");
+      fs.fsyncSync(folder);
+      fs.closeSync(folder);
       return target;
     } finally {
       fs.rmSync(temp, { force: true });
@@ -109,10 +123,10 @@ export async function downloadedKernel(dir: string, env: NodeJS.ProcessEnv = pro
 
 /** The lock without blocking the agent: polled, since flock(2) would hold the event loop. */
 async function waitForLock(file: string): Promise<number> {
-  for (const deadline = Date.now() + DOWNLOAD_TIMEOUT_MS; ; ) {
+  for (const deadline = Date.now() + LOCK_WAIT_MS; ; ) {
     const fd = tryExclusiveLock(file);
     if (fd !== "busy") return fd;
-    if (Date.now() > deadline) throw refused(`another process has held ${file} for ${DOWNLOAD_TIMEOUT_MS / 60_000} minutes`, "is a download stuck? see the agent log");
+    if (Date.now() > deadline) throw refused(`another process has held ${file} for ${Math.round(LOCK_WAIT_MS / 60_000)} minutes`, "is a download stuck? see the agent log");
     await new Promise((r) => setTimeout(r, LOCK_POLL_MS));
   }
 }
@@ -126,7 +140,8 @@ async function fetchTo(url: string, file: string): Promise<void> {
     throw refused(`cannot download the guest kernel from ${url}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, "check that the URL can be reached from this machine");
   }
   if (!response.ok || !response.body) throw refused(`cannot download the guest kernel from ${url}: HTTP ${response.status}`, "check the URL");
-  const out = fs.openSync(file, "w", 0o600);
+  // Readable by QEMU, which runs as the sandbox's owner and gets it by descriptor (its folder stays closed).
+  const out = fs.openSync(file, "w", 0o644);
   let size = 0;
   try {
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
@@ -134,6 +149,12 @@ async function fetchTo(url: string, file: string): Promise<void> {
       if (size > MAX_KERNEL_BYTES) throw refused(`the guest kernel at ${url} is over ${MAX_KERNEL_BYTES >> 20} MiB`, "is the URL a kernel (a bzImage)?");
       fs.writeSync(out, chunk);
     }
+    fs.fchmodSync(out, 0o644);
+    fs.fsyncSync(out);
+  } catch (err) {
+    if (err instanceof PaddockError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw refused(`the download of the guest kernel from ${url} failed: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full" : "try again; check that the URL can be reached");
   } finally {
     fs.closeSync(out);
   }

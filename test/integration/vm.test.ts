@@ -321,19 +321,27 @@ test("a configured kernel download is fetched once, verified before it is kept o
     const fx = await startFixture([], { PADDOCK_KERNEL_URL: `${url}/vmlinuz`, PADDOCK_KERNEL_SHA256: digest, PADDOCK_VM_POOL: "0", PADDOCK_ACCELERATOR: "tcg" });
     const client = await fx.client();
     const downloads = path.join(fx.stateDir, "cache", "vm", "kernels");
-    const [a, b] = await Promise.all(["ws-dl-a", "ws-dl-b"].map((name) => client.request("sandbox/create", { workspace: makeWorkspace(fx.base, name), runtime: "vm" })));
+    // One of them a user's folder: its QEMU runs as that user, and still reads the kernel.
+    const [a, b] = await Promise.all([makeWorkspace(fx.base, "ws-dl-a"), makeWorkspace(fx.base, "ws-dl-b", 1000, 1000)].map((workspace) => client.request("sandbox/create", { workspace, runtime: "vm" })));
     assert.equal(requests, 1, "two boots at once fetched the kernel once");
     assert.equal(a!.vm?.kernelRelease, guestRelease);
     assert.equal((await client.request("sandbox/exec", { id: b!.id, argv: ["uname", "-r"] })).stdout.trim(), guestRelease);
     assert.deepEqual(fs.readdirSync(downloads).filter((n) => !n.endsWith(".lock")), [digest], "kept under its digest, no temp left");
     assert.equal(createHash("sha256").update(fs.readFileSync(path.join(downloads, digest))).digest("hex"), digest);
+    // The kept copy damaged: the next boot checks it, fetches it again, and boots the good one.
+    fs.appendFileSync(path.join(downloads, digest), "tampered");
+    await client.request("sandbox/stop", { id: a!.id });
+    await client.request("sandbox/start", { id: a!.id });
+    assert.equal(requests, 2, "fetched again");
+    assert.equal(createHash("sha256").update(fs.readFileSync(path.join(downloads, digest))).digest("hex"), digest, "the damaged copy was replaced");
+    assert.equal((await client.request("sandbox/exec", { id: a!.id, argv: ["uname", "-r"] })).stdout.trim(), guestRelease);
     await fx.stop();
 
     const wrong = createHash("sha256").update("not this kernel").digest("hex");
     const bad = await startFixture([], { PADDOCK_KERNEL_URL: `${url}/vmlinuz`, PADDOCK_KERNEL_SHA256: wrong, PADDOCK_VM_POOL: "0", PADDOCK_ACCELERATOR: "tcg" });
     const badClient = await bad.client();
     await refused(badClient.request("sandbox/create", { workspace: makeWorkspace(bad.base, "ws-dl-bad"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", new RegExp(`has sha256 ${digest}, not the configured ${wrong}`));
-    await refused(badClient.request("sandbox/create", { workspace: makeWorkspace(bad.base, "ws-dl-missing"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", /has sha256/);
+    await refused(badClient.request("sandbox/create", { workspace: makeWorkspace(bad.base, "ws-dl-bad-again"), runtime: "vm" }), "E_RUNTIME_UNAVAILABLE", /has sha256/);
     assert.deepEqual(fs.readdirSync(path.join(bad.stateDir, "cache", "vm", "kernels")).filter((n) => !n.endsWith(".lock")), [], "nothing kept");
     assert.deepEqual((await badClient.request("sandbox/list")).sandboxes, []);
     assert.deepEqual(qemusOf(bad.agent.child.pid!), [], "nothing booted");
