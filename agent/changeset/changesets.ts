@@ -16,6 +16,7 @@ import type { SandboxPaths } from "../sandbox/store";
 import { bwrapArgs, DEFAULT_PATH, findProgram, type LaunchSpec } from "../runtime/process-runtime";
 import { OVERLAY_OPTIONS, isMountPoint, mountOverlay, mountPoints, refuseUnsafeOptionPaths, unmountOverlay } from "./overlay";
 import type { ChangesetKind } from "../check/system-check";
+import { dieWithAgent } from "../process/die-with-agent";
 
 export interface Changesets {
   readonly kind: ChangesetKind;
@@ -146,10 +147,9 @@ export class UserNamespaceChangesets implements Changesets {
     if (this.isMounted(id)) return;
     refuseUnsafeOptionPaths([workspace.path, paths.upper, paths.work]);
     const options = `lowerdir=${workspace.path},upperdir=${paths.upper},workdir=${paths.work},userxattr,${OVERLAY_OPTIONS}`;
-    // setpriv --pdeathsig: the namespace, and so the mount, ends when the agent does.
+    // The namespace, and so the mount, ends when the agent does.
     const holder = spawn(
-      "setpriv",
-      ["--pdeathsig", "SIGKILL", "--", "unshare", "--user", "--map-root-user", "--mount", "--propagation", "private", "sh", "-c", `mount -t overlay paddock-${id} -o "$1" "$2" && echo ${HOLDER_READY} && exec sleep infinity`, "holder", options, paths.merged],
+      ...dieWithAgent("unshare", ["--user", "--map-root-user", "--mount", "--propagation", "private", "sh", "-c", `mount -t overlay paddock-${id} -o "$1" "$2" && echo ${HOLDER_READY} && exec sleep infinity`, "holder", options, paths.merged]),
       { stdio: ["ignore", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } },
     );
     await new Promise<void>((resolve, reject) => {

@@ -1,6 +1,8 @@
 /** Runs one probe command with a deadline, killing its whole process group if it overruns. */
 import { spawn } from "node:child_process";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { lastMessage } from "../log/logfmt";
+import { dieWithAgent } from "../process/die-with-agent";
 
 export interface ProbeOutcome {
   exitCode: number | null;
@@ -56,8 +58,8 @@ export function runProbe(command: string, args: string[], options: ProbeOptions)
     let stderr = "";
     let timedOut = false;
     let settled = false;
-    const argv = options.dieWithAgent ? ["setpriv", "--pdeathsig", "SIGKILL", "--", command, ...args] : [command, ...args];
-    const child = spawn(argv[0]!, argv.slice(1), {
+    const [program, argv] = options.dieWithAgent ? dieWithAgent(command, args) : [command, args];
+    const child = spawn(program, argv, {
       cwd: options.cwd,
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
@@ -101,15 +103,11 @@ export function runProbe(command: string, args: string[], options: ProbeOptions)
 }
 
 /** The last meaningful line a failed probe printed, for a one-line detail. */
-export function lastLine(text: string): string {
-  const lines = text.split("\n").map((l) => l.trim()).filter(Boolean);
-  return (lines[lines.length - 1] ?? "").slice(0, 300);
-}
 
 export function describeFailure(outcome: ProbeOutcome, what: string): string {
   if (outcome.spawnError) return `${what} could not start: ${outcome.spawnError}`;
   if (outcome.timedOut) return `${what} did not finish within the deadline`;
-  const tail = lastLine(outcome.stderr) || lastLine(outcome.stdout);
+  const tail = (lastMessage(outcome.stderr) || lastMessage(outcome.stdout)).slice(0, 300);
   const status = outcome.signal ? `signal ${outcome.signal}` : `exit code ${outcome.exitCode}`;
   return `${what} failed (${status})${tail ? `: ${tail}` : ""}`;
 }

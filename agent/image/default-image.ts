@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import type { ImageRecord, ImageStore } from "./oci-import";
-import { lastLine } from "./layers";
+import { whyItFailed } from "../log/logfmt";
 
 export const DEFAULT_IMAGE = "paddock/busybox:latest";
 const BUSYBOX = "/bin/busybox";
@@ -20,7 +20,7 @@ const EPOCH = "2000-01-01 00:00:00Z";
 
 function run(command: string, args: string[], what: string): string {
   const result = spawnSync(command, args, { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
-  if (result.status !== 0) throw new PaddockError("E_IMAGE", `cannot build the default image: ${what} failed: ${lastLine(result)}`, "install Debian's busybox-static (npm run setup does)");
+  if (result.status !== 0) throw new PaddockError("E_IMAGE", `cannot build the default image: ${what} failed: ${whyItFailed(result)}`, "install Debian's busybox-static (npm run setup does)");
   return result.stdout;
 }
 

@@ -13,6 +13,7 @@ import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { buildDefaultImage, DEFAULT_IMAGE } from "./default-image";
 import { ImageStore, type ImageRecord } from "./oci-import";
 import { lastMessage } from "../log/logfmt";
+import { NOT_INSTALLED_EXIT, dieWithAgent } from "../process/die-with-agent";
 
 export type ImageProgress = (params: { name: string; step: string; done?: boolean }) => void;
 
@@ -135,7 +136,7 @@ export class Images {
   private runSkopeo(args: string[], name: string): Promise<void> {
     return new Promise((resolve, reject) => {
       // It ends with the agent (a pull is never left running for nobody).
-      const child = spawn("setpriv", ["--pdeathsig", "SIGKILL", "--", "skopeo", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { PATH: DEFAULT_PATH, HOME: "/nonexistent" } });
+      const child = spawn(...dieWithAgent("skopeo", args), { stdio: ["ignore", "pipe", "pipe"], env: { PATH: DEFAULT_PATH, HOME: "/nonexistent" } });
       let stderr = "";
       const timer = setTimeout(() => child.kill("SIGKILL"), PULL_TIMEOUT_MS);
       child.stdout.setEncoding("utf8").on("data", (text: string) => {
@@ -149,7 +150,7 @@ export class Images {
       child.once("exit", (code, signal) => {
         clearTimeout(timer);
         if (code === 0) return resolve();
-        if (code === 127 && /failed to execute skopeo/.test(stderr)) return reject(new PaddockError("E_PULL", "cannot run skopeo: it is not installed", "install skopeo (apt-get install skopeo; npm run setup does)"));
+        if (code === NOT_INSTALLED_EXIT && /failed to execute skopeo/.test(stderr)) return reject(new PaddockError("E_PULL", "cannot run skopeo: it is not installed", "install skopeo (apt-get install skopeo; npm run setup does)"));
         const why = lastMessage(stderr) || `skopeo ended with ${signal ?? `code ${code}`}`;
         reject(new PaddockError("E_PULL", `cannot pull the image: ${why}`, pullHint(why)));
       });

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { lsetxattr, errnoName } from "../sys/libc";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { whyItFailed } from "../log/logfmt";
 
 const WHITEOUT = ".wh.";
 const OPAQUE = ".wh..wh..opq";
@@ -24,8 +25,8 @@ export async function unpackLayer(blob: string, target: string): Promise<void> {
   fs.rmSync(temp, { recursive: true, force: true });
   fs.mkdirSync(temp, { recursive: true, mode: 0o755 });
   try {
-    const tar = await untarConfined(blob, temp, ["-p", "--numeric-owner"]);
-    if (tar.status !== 0) throw new PaddockError("E_IMAGE", `a layer of the image cannot be unpacked: ${lastLine(tar)}`, "the image archive is damaged; pull or import it again");
+    const tar = await untarConfined(blob, temp, ["-p", "--numeric-owner"], TAR_CAPABILITIES);
+    if (tar.status !== 0) throw new PaddockError("E_IMAGE", `a layer of the image cannot be unpacked: ${whyItFailed(tar)}`, "the image archive is damaged; pull or import it again");
     await convertWhiteouts(temp);
     fs.renameSync(temp, target);
   } catch (err) {
@@ -34,16 +35,12 @@ export async function unpackLayer(blob: string, target: string): Promise<void> {
   }
 }
 
-/** What a helper said last, or why it could not run. */
-export function lastLine(result: { stderr?: string | null; error?: Error; status: number | null }): string {
-  return (result.stderr ?? "").trim().split("\n").pop() || result.error?.message || `exit code ${result.status}`;
-}
 
 /**
- * What tar needs to give files their owners, modes and device nodes, and nothing more (no
- * CAP_SYS_ADMIN: it could not even remount what it sees).
+ * What tar needs to give a layer's files their owners, modes and device nodes, and nothing
+ * more (no CAP_SYS_ADMIN: it could not even remount what it sees).
  */
-const TAR_CAPABILITIES = ["CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID", "CAP_MKNOD", "CAP_DAC_OVERRIDE"];
+export const TAR_CAPABILITIES: readonly string[] = ["CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID", "CAP_MKNOD", "CAP_DAC_OVERRIDE"];
 
 /**
  * `tar -x` of `archive` into `into`, under bubblewrap: it sees the archive (read-only), the
@@ -52,12 +49,12 @@ const TAR_CAPABILITIES = ["CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID", "CAP_MKNOD", 
  * would be mapped and the owners of an image's files (a group `shadow`, a user 1000) could
  * not be given.
  */
-export async function untarConfined(archive: string, into: string, options: string[]): Promise<{ status: number | null; stderr: string; error?: Error }> {
+export async function untarConfined(archive: string, into: string, options: string[], capabilities: readonly string[]): Promise<{ status: number | null; stderr: string; error?: Error }> {
   const isRoot = process.getuid?.() === 0;
   const confined = [
     ...(isRoot ? ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"] : ["--unshare-all"]),
     "--die-with-parent", "--new-session",
-    ...(isRoot ? ["--cap-drop", "ALL", ...TAR_CAPABILITIES.flatMap((cap) => ["--cap-add", cap])] : []),
+    ...(isRoot ? ["--cap-drop", "ALL", ...capabilities.flatMap((cap) => ["--cap-add", cap])] : []),
     "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
     "--dev", "/dev", "--ro-bind", archive, "/archive", "--bind", into, "/out",
     "tar", "-x", ...options, "-f", "/archive", "-C", "/out",
@@ -82,7 +79,7 @@ export async function convertWhiteouts(root: string): Promise<void> {
     for (const entry of await fs.promises.readdir(dir, { withFileTypes: true })) {
       const full = path.join(dir, entry.name);
       if (entry.name === OPAQUE) {
-        fs.rmSync(full, { force: true });
+        fs.rmSync(full, { recursive: true, force: true });
         const errno = lsetxattr(dir, "trusted.overlay.opaque", Buffer.from("y"));
         if (errno !== 0) throw new PaddockError("E_IMAGE", `cannot mark ${path.relative(root, dir) || "/"} opaque: ${errnoName(errno)}`, "unpacking image layers needs root (trusted.* attributes)");
       } else if (entry.name.startsWith(WHITEOUT)) {
@@ -93,7 +90,7 @@ export async function convertWhiteouts(root: string): Promise<void> {
         const hidden = path.join(dir, name);
         fs.rmSync(hidden, { recursive: true, force: true });
         const mknod = spawnSync("mknod", [hidden, "c", "0", "0"], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
-        if (mknod.status !== 0) throw new PaddockError("E_IMAGE", `cannot make a whiteout for ${path.relative(root, hidden)}: ${lastLine(mknod)}`, "unpacking image layers needs root (device nodes)");
+        if (mknod.status !== 0) throw new PaddockError("E_IMAGE", `cannot make a whiteout for ${path.relative(root, hidden)}: ${whyItFailed(mknod)}`, "unpacking image layers needs root (device nodes)");
       } else if (entry.isDirectory()) {
         await walk(full);
       }

@@ -8,7 +8,8 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { writeDurably } from "../state/durable";
 import { sha256OfFileAsync } from "../sys/digest";
-import { lastLine, unpackLayer, untarConfined } from "./layers";
+import { unpackLayer, untarConfined } from "./layers";
+import { whyItFailed } from "../log/logfmt";
 
 export interface ImageRecord {
   name: string;
@@ -30,15 +31,14 @@ interface Descriptor {
 const ARCHITECTURE = ({ x64: "amd64", arm64: "arm64", arm: "arm", ia32: "386", ppc64: "ppc64le", s390x: "s390x" } as Record<string, string>)[process.arch] ?? process.arch;
 
 /**
- * The manifest for this machine among an index's: linux on this architecture, else the only
- * one that names no platform (a plain image's index). Attestations and other platforms are not
- * images to run here.
+ * The manifest for this machine among an index's: linux on this architecture, else the first
+ * that names no platform (a plain image's index, or an index of such). Attestations and other
+ * platforms are not images to run here.
  */
 export function pickManifest(manifests: Descriptor[]): Descriptor | undefined {
   const ours = manifests.find((m) => m.platform?.os === "linux" && m.platform.architecture === ARCHITECTURE);
   if (ours) return ours;
-  const unnamed = manifests.filter((m) => !m.platform);
-  return unnamed.length >= 1 ? unnamed[0] : undefined;
+  return manifests.find((m) => !m.platform);
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -46,6 +46,7 @@ async function sha256File(file: string): Promise<string> {
 }
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const MAX_JSON_BYTES = 16 << 20;
 
 function bad(message: string): PaddockError {
   return new PaddockError("E_IMAGE", message, "check the archive (an OCI image layout, or `docker save` output) and import it again");
@@ -56,8 +57,10 @@ export class ImageStore {
   readonly layers: string;
   private readonly index: string;
   private readonly tmp: string;
-  /** What the import under way has added to the store so far (collect leaves it alone). */
+  /** What the import under way has added to the store so far (removed again if it fails). */
   private added: string[] = [];
+  /** Layer digests (hex) the import under way stands on, new or not: collect leaves them alone. */
+  private readonly pinned = new Set<string>();
   /** Imports run one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -103,9 +106,9 @@ export class ImageStore {
   /** Removes layers and blobs that no image and nothing in `keep` uses. */
   collect(keep: Set<string> = new Set()): void {
     const used = new Set([...this.list().flatMap((i) => i.layers), ...keep].map((d) => d.slice("sha256:".length)));
-    for (const made of this.added) used.add(path.basename(made).replace(/\.tmp$/, ""));
-    for (const hex of fs.readdirSync(this.layers)) if (!used.has(hex)) fs.rmSync(path.join(this.layers, hex), { recursive: true, force: true });
-    for (const hex of fs.readdirSync(this.blobs)) if (!used.has(hex)) fs.rmSync(path.join(this.blobs, hex), { force: true });
+    const keepIt = (name: string) => used.has(name) || this.pinned.has(name.replace(/\.tmp$/, ""));
+    for (const name of fs.readdirSync(this.layers)) if (!keepIt(name)) fs.rmSync(path.join(this.layers, name), { recursive: true, force: true });
+    for (const name of fs.readdirSync(this.blobs)) if (!keepIt(name)) fs.rmSync(path.join(this.blobs, name), { force: true });
   }
 
   /** Where a layer's unpacked tree is (for overlay's lowerdir). */
@@ -130,8 +133,9 @@ export class ImageStore {
       if (!st.isDirectory()) {
         dir = path.join(work, "archive");
         fs.mkdirSync(dir);
-        const tar = await untarConfined(source, dir, ["--no-same-owner", "--no-same-permissions"]);
-        if (tar.status !== 0) throw bad(`${source} is not a readable tar archive: ${lastLine(tar)}`);
+        // No capabilities: an archive's own files need no owners, modes or device nodes.
+        const tar = await untarConfined(source, dir, ["--no-same-owner", "--no-same-permissions"], []);
+        if (tar.status !== 0) throw bad(`${source} is not a readable tar archive: ${whyItFailed(tar)}`);
       }
       const record = fs.existsSync(path.join(dir, "index.json")) ? await this.fromOciLayout(dir, name) : fs.existsSync(path.join(dir, "manifest.json")) ? await this.fromDockerSave(dir, name) : undefined;
       if (!record) throw bad(`${source} is neither an OCI image layout (index.json) nor a docker save archive (manifest.json)`);
@@ -141,18 +145,21 @@ export class ImageStore {
     } catch (err) {
       // Blobs and layers this import brought in go with it: the store is as it was.
       for (const made of this.added.reverse()) fs.rmSync(made, { recursive: true, force: true });
-      throw err;
+      if (err instanceof PaddockError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new PaddockError("E_IO", `cannot import ${source}: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full; nothing of the image was kept" : "check the state dir's disk; nothing of the image was kept");
     } finally {
       this.added = [];
+      this.pinned.clear();
       fs.rmSync(work, { recursive: true, force: true });
     }
   }
 
   private async fromOciLayout(dir: string, name: string): Promise<ImageRecord> {
-    let index = this.readJson(path.join(dir, "index.json")) as { manifests?: Descriptor[] };
+    let index = this.readJson(this.inside(dir, "index.json")) as { manifests?: Descriptor[] };
     let manifestDesc: Descriptor | undefined;
     let manifest: { config?: Descriptor; layers?: Descriptor[]; manifests?: Descriptor[] } = {};
-    // An index may point at another (a multi-platform image, `docker save` of Docker 25+): two levels at most.
+    // An index may point at another (a multi-platform image, `docker save` of Docker 25+): three reads at most.
     for (let depth = 0; depth < 3; depth++) {
       const platforms = (index.manifests ?? []).map((m) => `${m.platform?.os ?? "?"}/${m.platform?.architecture ?? "?"}`);
       manifestDesc = pickManifest(index.manifests ?? []);
@@ -164,6 +171,7 @@ export class ImageStore {
     if (!manifestDesc) throw bad("index.json names no manifest");
     if (!manifest.config || !Array.isArray(manifest.layers)) throw bad("the manifest has no config or layers");
     const config = this.readJson(await this.verifiedBlob(dir, manifest.config.digest));
+    for (const layer of manifest.layers) if (DIGEST.test(layer.digest)) this.pinned.add(layer.digest.slice("sha256:".length));
     // Every blob is checked before any is kept: a corrupt archive leaves the store as it was.
     const verified: { file: string; digest: string }[] = [];
     for (const layer of manifest.layers) verified.push({ file: await this.verifiedBlob(dir, layer.digest), digest: layer.digest });
@@ -173,12 +181,13 @@ export class ImageStore {
   }
 
   private async fromDockerSave(dir: string, name: string): Promise<ImageRecord> {
-    const manifest = (this.readJson(path.join(dir, "manifest.json")) as { Config?: string; Layers?: string[] }[])[0];
+    const manifest = (this.readJson(this.inside(dir, "manifest.json")) as { Config?: string; Layers?: string[] }[])[0];
     if (!manifest?.Config || !Array.isArray(manifest.Layers)) throw bad("manifest.json names no config or layers");
     const configFile = this.inside(dir, manifest.Config);
     const config = this.readJson(configFile) as { rootfs?: { diff_ids?: string[] } };
     const diffIds = config.rootfs?.diff_ids ?? [];
     if (diffIds.length !== manifest.Layers.length) throw bad("the config's diff_ids do not match the layers");
+    for (const id of diffIds) if (DIGEST.test(id)) this.pinned.add(id.slice("sha256:".length));
     // docker save's layers are uncompressed: their digests are the config's diff_ids.
     const verified: { file: string; digest: string }[] = [];
     for (const [i, layer] of manifest.Layers.entries()) {
@@ -230,7 +239,9 @@ export class ImageStore {
     return real;
   }
 
+  /** A JSON file of the archive (a regular file, `inside` checked it), of a sane size. */
   private readJson(file: string): unknown {
+    if (fs.statSync(file).size > MAX_JSON_BYTES) throw bad(`${path.basename(file)} is over ${MAX_JSON_BYTES >> 20} MiB: not an image's JSON`);
     try {
       return JSON.parse(fs.readFileSync(file, "utf8"));
     } catch {

@@ -102,7 +102,13 @@ export function runGuestToCompletion(
   let timedOut = false;
   // A guest that does not report the kill (hung, or hostile) must not hold the answer forever.
   let gaveUp: () => void = () => undefined;
-  const unanswered = new Promise<{ exitCode: number }>((resolve) => (gaveUp = () => resolve({ exitCode: -1 })));
+  const unanswered = new Promise<{ exitCode: number }>(
+    (resolve) =>
+      (gaveUp = () => {
+        proc.abandon();
+        resolve({ exitCode: -1 });
+      }),
+  );
   let grace: NodeJS.Timeout | undefined;
   const kill = () => {
     killed = true;

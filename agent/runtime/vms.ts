@@ -151,20 +151,12 @@ export class Vms {
     // Pooled VMs have the default memory and CPUs and no network: other sandboxes boot their own.
     const poolable = request.limits.memoryMiB === undefined && request.limits.cpus === undefined && request.network === "none";
     const key = `${request.uid}:${request.gid}:${request.accelerator}`;
-    const pooled = poolable ? this.pool.get(key)?.shift() : undefined;
     const claimStarted = performance.now();
+    const pooled = poolable ? await this.takePooled(key, request.dir) : undefined;
     let claimed: Vm;
     if (pooled) {
       this.stats.hits++;
-      claimed = pooled.vm;
-      pooled.vm.qemu.removeListener("exit", pooled.onExit);
-      try {
-        this.moveInto(claimed, request.dir);
-      } catch (err) {
-        await this.kill(claimed);
-        removeTree(claimed.dir);
-        throw err;
-      }
+      claimed = pooled;
     } else {
       this.stats.misses++;
       claimed = await this.boot({ dir: request.dir, uid: request.uid, gid: request.gid, limits: request.limits, network: request.network, accelerator: request.accelerator, cgroupProcs: request.cgroupProcs, onProgress: request.onProgress });
@@ -184,7 +176,7 @@ export class Vms {
     const fromPool = pooled !== undefined;
     this.log.info("VM given to its sandbox", { sandboxId: request.id, fromPool, claimMs: Math.round(performance.now() - claimStarted), bootMs: claimed.bootMs });
     request.onProgress?.(fromPool ? `took a booted VM from the warm pool in ${Math.round(performance.now() - claimStarted)} ms` : `guest ready in ${claimed.bootMs} ms`);
-    // After the answer has gone: a boot's start (its initrd written, QEMU spawned) would delay it.
+    // A moment later, so that the answer goes first: a boot's start (its initrd written, QEMU spawned) would delay it.
     if (poolable) setTimeout(() => this.fill(key, request), FILL_DELAY_MS).unref();
     return { accelerator: claimed.accelerator, kernelRelease: claimed.kernelRelease, bootMs: claimed.bootMs, fromPool };
   }
@@ -231,7 +223,9 @@ export class Vms {
     this.filling.set(key, (this.filling.get(key) ?? 0) + 1);
     const dir = path.join(this.poolDir, `vm-${process.pid}-${this.slot++}`);
     void this.boot({ dir, uid: like.uid, gid: like.gid, limits: {}, network: "none", accelerator: like.accelerator, cgroupProcs: [] })
-      .then((vm) => {
+      .then(async (vm) => {
+        // Booted while the agent was stopping: not for the pool.
+        if (this.stopping) return this.kill(vm);
         const onExit = () => {
           this.pool.set(key, this.pool.get(key)?.filter((p) => p.vm !== vm) ?? []);
           removeTree(vm.dir);
@@ -244,6 +238,26 @@ export class Vms {
         this.filling.set(key, (this.filling.get(key) ?? 1) - 1);
         if ((this.pool.get(key)?.length ?? 0) > 0) this.fill(key, like);
       });
+  }
+
+  /**
+   * A VM of the pool, moved into the sandbox's folder; undefined (a boot then) if none is ready,
+   * or the one there ended or cannot be moved.
+   */
+  private async takePooled(key: string, dir: string): Promise<Vm | undefined> {
+    const pooled = this.pool.get(key)?.shift();
+    if (!pooled) return undefined;
+    pooled.vm.qemu.removeListener("exit", pooled.onExit);
+    try {
+      if (pooled.vm.ended || pooled.vm.qemu.exitCode !== null || pooled.vm.qemu.signalCode !== null) throw new Error(pooled.vm.ended ?? "QEMU ended");
+      this.moveInto(pooled.vm, dir);
+      return pooled.vm;
+    } catch (err) {
+      this.log.warn("a pooled VM could not be given to a sandbox; booting one", { error: (err as Error).message });
+      await this.kill(pooled.vm);
+      removeTree(pooled.vm.dir);
+      return undefined;
+    }
   }
 
   /** A pooled VM's folder becomes the sandbox's (QEMU holds its share by descriptor, which a rename keeps). */
@@ -284,6 +298,7 @@ export class Vms {
     // What a VM of this folder left (an agent killed with it running): its share's bind and network namespace too.
     removeTree(boot.dir);
     const artifacts = await this.images.prepare();
+    if (boot.network === "nat" && !artifacts.network) throw new PaddockError("E_RUNTIME_UNAVAILABLE", `the guest kernel ${artifacts.kernel} has no virtio_net driver, which network nat needs`, "use a kernel with virtio_net (Debian's has it), or network none");
     const secret = randomBytes(32).toString("hex");
     const hub = path.join(boot.dir, "hub");
     const initrd = path.join(boot.dir, "initrd");
@@ -314,7 +329,9 @@ export class Vms {
         unmountAllBelow(boot.dir);
         fs.rmSync(initrd, { force: true });
       }
-      throw err;
+      if (err instanceof PaddockError) throw err;
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot start the VM: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full" : "see the agent log");
     };
     if (netns) {
       try {

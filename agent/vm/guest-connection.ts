@@ -25,6 +25,8 @@ export interface GuestProcess {
   /** Back-pressure: the VM's whole channel waits while one of its clients is behind. */
   pause(): void;
   resume(): void;
+  /** No longer waits for the command (a guest that never reported its end): what it says later is dropped. */
+  abandon(): void;
 }
 
 interface Channel {
@@ -133,6 +135,7 @@ export class GuestConnection {
       signal: (signal) => send(encodeFrame(FrameType.signal, channel, Buffer.from([os.constants.signals[signal]]))),
       pause: () => this.pause(),
       resume: () => this.resume(),
+      abandon: () => void this.channels.delete(channel),
     };
   }
 

@@ -18,7 +18,9 @@ import { buildInitramfs, type InitramfsEntry } from "./initramfs";
 import { guestKernel, kernelReleaseOf, missingKernel } from "./kernel";
 
 /** What the guest agent needs, by module name; their dependencies come from modules.dep. */
-const WANTED_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p", "virtio_net"];
+const WANTED_MODULES = ["virtio_pci", "virtio_console", "9pnet_virtio", "9p"];
+/** For network nat only: a kernel without it boots VMs without a network. */
+const NETWORK_MODULE = "virtio_net";
 const BUSYBOX = "/bin/busybox";
 
 export interface GuestArtifacts {
@@ -30,6 +32,8 @@ export interface GuestArtifacts {
   release: string;
   /** Size of the guest agent binary, reported to users. */
   guestAgentBytes: number;
+  /** Whether the guest has a network card's driver (network nat needs it). */
+  network: boolean;
 }
 
 interface Record_ {
@@ -42,6 +46,7 @@ interface Record_ {
   guestAgentBytes: number;
   /** modules.dep's digest: a kernel upgraded in place brings new modules with it. */
   modulesDigest?: string;
+  network: boolean;
 }
 
 /**
@@ -127,11 +132,11 @@ export class GuestImages {
       }
       const key = createHash("sha256").update(`${kernelDigest}\n${agentDigest}\n${modulesDigest}\n${fs.existsSync(BUSYBOX) ? sha256File(BUSYBOX) : "-"}`).digest("hex").slice(0, 16);
       const initramfs = path.join(this.dir, `initramfs-${key}.cpio`);
-      if (recorded && recorded.initramfs === initramfs && fs.existsSync(initramfs)) {
+      if (recorded && recorded.initramfs === initramfs && recorded.network !== undefined && fs.existsSync(initramfs)) {
         if (sha256File(initramfs) === recorded.initramfsDigest) return recorded;
         // A corrupt cached initramfs is made again, never booted.
       }
-      const image = this.build(release);
+      const { image, network } = this.build(release);
       fs.writeFileSync(`${initramfs}.tmp`, image, { mode: 0o600 });
       fs.renameSync(`${initramfs}.tmp`, initramfs);
       const record: Record_ = {
@@ -143,6 +148,7 @@ export class GuestImages {
         guestAgentDigest: agentDigest,
         guestAgentBytes: fs.statSync(this.guestAgent).size,
         modulesDigest,
+        network,
       };
       fs.writeFileSync(`${this.recordFile}.tmp`, JSON.stringify(record, null, 2));
       fs.renameSync(`${this.recordFile}.tmp`, this.recordFile);
@@ -159,7 +165,7 @@ export class GuestImages {
     }
   }
 
-  private build(release: string): Buffer {
+  private build(release: string): { image: Buffer; network: boolean } {
     const entries: InitramfsEntry[] = [];
     for (const dir of ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "run", "root", "workspace", "modules", "paddock", "usr", "usr/bin", "usr/sbin"]) entries.push({ type: "dir", path: dir, mode: dir === "tmp" ? 0o1777 : 0o755 });
     entries.push({ type: "chardev", path: "dev/console", major: 5, minor: 1 });
@@ -178,15 +184,15 @@ export class GuestImages {
       // A configured kernel without modules here has its drivers built in (a guest without them says so on its console).
       if (process.env.PADDOCK_KERNEL || process.env.PADDOCK_KERNEL_URL) {
         entries.push({ type: "file", path: "modules/order", data: Buffer.alloc(0) });
-        return buildInitramfs(entries);
+        return { image: buildInitramfs(entries), network: true };
       }
       throw bad(`no modules for kernel ${release} (${depFile})`, "install the kernel's package with its modules (linux-image-amd64)");
     }
-    const order = moduleLoadOrder(fs.readFileSync(depFile, "utf8"), WANTED_MODULES);
+    const order = moduleLoadOrder(fs.readFileSync(depFile, "utf8"), [...WANTED_MODULES, NETWORK_MODULE]);
     const builtin = fs.existsSync(path.join(modulesRoot, "modules.builtin")) ? fs.readFileSync(path.join(modulesRoot, "modules.builtin"), "utf8") : "";
+    const present = (name: string) => order.some((file) => path.basename(file).replace(/\.ko.*$/, "").replace(/-/g, "_") === name) || new RegExp(`/${name.replace(/_/g, "[_-]")}\\.ko`).test(builtin);
     for (const name of WANTED_MODULES) {
-      const present = order.some((file) => path.basename(file).replace(/\.ko.*$/, "").replace(/-/g, "_") === name) || new RegExp(`/${name.replace(/_/g, "[_-]")}\\.ko`).test(builtin);
-      if (!present) throw bad(`kernel ${release} has no ${name} module`, "use a kernel with virtio, virtio_console, 9p and virtio_net (Debian's linux-image-amd64 has them)");
+      if (!present(name)) throw bad(`kernel ${release} has no ${name} module`, "use a kernel with virtio, virtio_console and 9p (Debian's linux-image-amd64 has them)");
     }
     const names: string[] = [];
     for (const file of order) {
@@ -196,7 +202,7 @@ export class GuestImages {
       names.push(name);
     }
     entries.push({ type: "file", path: "modules/order", data: Buffer.from(names.map((n) => `${n}\n`).join("")) });
-    return buildInitramfs(entries);
+    return { image: buildInitramfs(entries), network: present(NETWORK_MODULE) };
   }
 }
 
