@@ -106,6 +106,8 @@ function runOp(ws: Beneath, op: JournalOp): void {
       // journal waited for recovery): it is kept, and the sandbox keeps its change.
       if (op.expect !== undefined && identityOf(ws.lstat(op.path)) !== op.expect) {
         if (!ws.lstat(op.temp)) return; // renamed before a crash: that is what is there now
+        // The sandbox's version is not put there, and its temp must not stay in the workspace.
+        removeTemp(ws, op.temp);
         throw changedMeanwhile(op.path);
       }
       try {
@@ -113,6 +115,7 @@ function runOp(ws: Beneath, op: JournalOp): void {
       } catch (err) {
         // A temp that is gone was renamed before a crash: done.
         if (err instanceof BeneathError && err.code === "ENOENT" && !ws.lstat(op.temp)) return;
+        removeTemp(ws, op.temp);
         // rename(2) replaces a file or symlink, not a directory the workspace has there.
         if (err instanceof BeneathError && err.code === "EISDIR") throw new BeneathError("EISDIR", op.path, `${op.path} is a directory in the workspace`);
         throw err;
@@ -122,6 +125,14 @@ function runOp(ws: Beneath, op: JournalOp): void {
     case "chmod":
       ws.chmodDirectory(op.path, op.mode);
       return;
+  }
+}
+
+function removeTemp(ws: Beneath, temp: string): void {
+  try {
+    ws.unlink(temp);
+  } catch {
+    // gone already, or its folder was swapped: nothing of ours to remove there
   }
 }
 
@@ -151,14 +162,7 @@ export function fsyncDirectories(ws: Beneath, dirs: readonly string[]): void {
 
 /** Removes the temp files of a journal that never committed. */
 export function rollBack(ws: Beneath, journal: Journal): void {
-  for (const op of journal.ops) {
-    if (op.op !== "replace") continue;
-    try {
-      ws.unlink(op.temp);
-    } catch {
-      // Never made, or already gone.
-    }
-  }
+  for (const op of journal.ops) if (op.op === "replace") removeTemp(ws, op.temp);
 }
 
 /**

@@ -80,16 +80,8 @@ interface Vm {
   ended?: string;
 }
 
-interface Boot {
-  dir: string;
-  uid: number;
-  gid: number;
-  limits: Limits;
-  network: NetworkMode;
-  accelerator: Accelerator;
-  cgroupProcs: string[];
-  onProgress?: (step: string) => void;
-}
+/** What a boot needs: a sandbox's start less what only a claim uses. */
+type Boot = Pick<VmStart, "dir" | "uid" | "gid" | "limits" | "network" | "accelerator" | "cgroupProcs" | "onProgress">;
 
 export interface PoolStats {
   target: number;
