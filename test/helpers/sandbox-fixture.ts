@@ -177,11 +177,12 @@ export async function checkTerminal(client: AgentClient, id: string): Promise<vo
     if (method === "process/exit") exits.set(p.pid, p.exitCode ?? null);
   });
   const exitOf = (pid: number) => waitFor(`the exit of ${pid}`, () => (exits.has(pid) ? exits.get(pid) : undefined));
-  const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "stty size; read line; stty size; sleep 30; echo not-interrupted"], pty: { cols: 90, rows: 30 } });
+  // The size is printed when SIGWINCH arrives, that is once the terminal has it (a runtime that
+  // relays resizes, as runc does, may pass keystrokes on before a resize).
+  const { pid } = await client.request("process/spawn", { id, argv: ["sh", "-c", "trap 'stty size' WINCH; stty size; while :; do sleep 0.1; done; echo not-interrupted"], pty: { cols: 90, rows: 30 } });
   const output = () => outputs.get(pid) ?? "";
   await waitFor("the first size", () => (output().includes("30 90") ? true : undefined));
   await client.request("process/resize", { pid, cols: 120, rows: 40 });
-  await client.request("process/write", { pid, data: "go\r" });
   await waitFor("the new size", () => (output().includes("40 120") ? true : undefined));
   await client.request("process/write", { pid, data: "\x03" });
   assert.equal(await exitOf(pid), 130, `^C ends it as SIGINT would (output: ${JSON.stringify(output())})`);
