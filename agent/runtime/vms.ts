@@ -36,6 +36,7 @@ import { unmountAllBelow } from "../changeset/overlay";
 import { secretArchive, type GuestImages } from "../vm/guest-image";
 import { DEFAULT_PATH } from "./process-runtime";
 import { SLIRP_DNS, startSlirp } from "./slirp";
+import { whyItFailed } from "../log/logfmt";
 
 export type Accelerator = "kvm" | "tcg";
 
@@ -329,7 +330,7 @@ export class Vms {
       try {
         fs.writeFileSync(netns, "");
         const made = spawnSync("unshare", [`--net=${netns}`, "true"], { encoding: "utf8", env: { PATH: DEFAULT_PATH } });
-        if (made.status !== 0) throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot make the VM's network namespace: ${(made.stderr ?? "").trim() || made.error?.message}`, "the agent must run as root with util-linux's unshare");
+        if (made.status !== 0) throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot make the VM's network namespace: ${whyItFailed(made)}`, "the agent must run as root with util-linux's unshare");
         slirp = await startSlirp({ path: netns }, "VM", "E_RUNTIME_UNAVAILABLE");
       } catch (err) {
         return failed(err);
