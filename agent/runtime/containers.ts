@@ -98,6 +98,7 @@ export class Containers {
         ...(request.cgroupsPath ? { cgroupsPath: request.cgroupsPath } : {}),
         hostname: "paddock",
       });
+      if (resolvConf) ownResolvConf(paths.rootfs);
       refuseSymlinkedDestinations(paths.rootfs, mountDestinations(config), request.imageName);
       fs.writeFileSync(path.join(paths.bundle, "config.json"), JSON.stringify(config, null, 2));
       // PID 1 inherits the runtime's output: a file, not a pipe that would never close.
@@ -209,6 +210,27 @@ function parseState(stdout: string): { status?: string; pid?: number } | undefin
     return JSON.parse(stdout) as { status?: string; pid?: number };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Many images make /etc/resolv.conf a symlink (to a resolver's file under /run): a container
+ * with a network gets a file of its own there instead, in its own root's upper layer, where
+ * Paddock's resolv.conf is then bound. /etc itself must still be a real folder.
+ */
+function ownResolvConf(rootfs: string): void {
+  const root = Beneath.open(rootfs);
+  try {
+    const etc = root.lstat("etc");
+    if (!etc?.isDirectory()) return; // refused below, or made by the runtime
+    if (!root.lstat("etc/resolv.conf")?.isSymbolicLink()) return;
+    root.unlink("etc/resolv.conf");
+    fs.closeSync(root.open("etc/resolv.conf", fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o644));
+  } catch (err) {
+    if (!(err instanceof BeneathError)) throw err;
+    // Something moved under us (it is the image's root, nobody else's): the check below decides.
+  } finally {
+    root.close();
   }
 }
 

@@ -179,6 +179,17 @@ test("limits through the container's cgroup; network none has loopback only, nat
   assert.match(addr.stdout, /nameserver 10\.0\.2\.3/);
   await client.request("sandbox/delete", { id: nat.id });
   assert.equal(spawnSync("pgrep", ["-f", `slirp4netns.*tap0`]).status, 1, "slirp4netns goes with its sandbox");
+
+  // An image whose /etc/resolv.conf is a symlink (to a resolver's file under /run, as many are):
+  // the container gets a file of its own there; the image's layer keeps its symlink.
+  const layer = layerTar(fx.base, "resolv", { ...busyboxFiles(["sh", "cat", "ls", "ip"]), "etc/resolv.conf": { symlink: "../run/systemd/resolve/stub-resolv.conf" } });
+  const imported = await client.request("image/import", { source: ociLayoutOf(path.join(fx.base, "resolv-image"), [{ tar: layer }], { Env: ["PATH=/bin"] }), name: "paddock-test/resolv:1" });
+  const linked = await client.request("sandbox/create", { workspace: ws, runtime: "container", image: "paddock-test/resolv:1", network: "nat" });
+  assert.match((await run(client, linked.id, "cat /etc/resolv.conf")).stdout, /^nameserver 10\.0\.2\.3$/m);
+  await client.request("sandbox/delete", { id: linked.id });
+  const record = (JSON.parse(fs.readFileSync(path.join(fx.stateDir, "images", "images.json"), "utf8")) as { name: string; layers: string[] }[]).find((i) => i.name === imported.name)!;
+  assert.equal(fs.readlinkSync(path.join(fx.stateDir, "images", "layers", record.layers[0]!.slice(7), "etc", "resolv.conf")), "../run/systemd/resolve/stub-resolv.conf");
+  await client.request("image/remove", { name: imported.name });
 });
 
 test("stop, start and delete; two containers of one workspace at once; nothing left", async () => {
