@@ -102,8 +102,7 @@ export function runProbe(command: string, args: string[], options: ProbeOptions)
   });
 }
 
-/** The last meaningful line a failed probe printed, for a one-line detail. */
-
+/** A failed probe in one line: why, and the last meaningful thing it printed. */
 export function describeFailure(outcome: ProbeOutcome, what: string): string {
   if (outcome.spawnError) return `${what} could not start: ${outcome.spawnError}`;
   if (outcome.timedOut) return `${what} did not finish within the deadline`;

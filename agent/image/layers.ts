@@ -35,7 +35,6 @@ export async function unpackLayer(blob: string, target: string): Promise<void> {
   }
 }
 
-
 /**
  * What tar needs to give a layer's files their owners, modes and device nodes, and nothing
  * more (no CAP_SYS_ADMIN: it could not even remount what it sees).

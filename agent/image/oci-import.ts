@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError, stateDirFailure } from "../protocol/errors";
 import { writeDurably } from "../state/durable";
 import { sha256OfFileAsync } from "../sys/digest";
 import { unpackLayer, untarConfined } from "./layers";
@@ -127,7 +127,6 @@ export class ImageStore {
     const st = fs.statSync(source, { throwIfNoEntry: false });
     if (!st) throw bad(`${source} does not exist`);
     const work = fs.mkdtempSync(path.join(this.tmp, "import-"));
-    this.added = [];
     try {
       let dir = source;
       if (!st.isDirectory()) {
@@ -145,9 +144,7 @@ export class ImageStore {
     } catch (err) {
       // Blobs and layers this import brought in go with it: the store is as it was.
       for (const made of this.added.reverse()) fs.rmSync(made, { recursive: true, force: true });
-      if (err instanceof PaddockError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new PaddockError("E_IO", `cannot import ${source}: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full; nothing of the image was kept" : "check the state dir's disk; nothing of the image was kept");
+      throw stateDirFailure(err, `cannot import ${source} (nothing of it was kept)`);
     } finally {
       this.added = [];
       this.pinned.clear();

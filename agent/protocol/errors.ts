@@ -92,3 +92,13 @@ export class PaddockError extends Error {
 export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === "string" && Object.prototype.hasOwnProperty.call(errorCatalog, value);
 }
+
+/**
+ * An unexpected failure (a file system's, most often) while the agent works in its state dir,
+ * as an error a person can act on; a PaddockError passes as it is.
+ */
+export function stateDirFailure(err: unknown, what: string, code: ErrorCode = "E_IO", hint = "check the state dir's disk and permissions"): PaddockError {
+  if (err instanceof PaddockError) return err;
+  const errno = (err as NodeJS.ErrnoException).code;
+  return new PaddockError(code, `${what}: ${errno ?? (err as Error).message}`, errno === "ENOSPC" ? "the state dir's disk is full" : hint);
+}

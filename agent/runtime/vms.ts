@@ -21,15 +21,14 @@
  * and a restarted agent kill it), and gets its files as inherited descriptors, since the
  * state dir is closed to the owner.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError, stateDirFailure } from "../protocol/errors";
 import type { Limits, NetworkMode } from "../protocol/methods";
 import type { Logger } from "../log/logger";
-import { spawnSync } from "node:child_process";
 import { MNT_DETACH, MS_BIND, errnoName, mount, socketPair, umount2 } from "../sys/libc";
 import { GuestConnection } from "../vm/guest-connection";
 import { unmountAllBelow } from "../changeset/overlay";
@@ -138,9 +137,6 @@ export class Vms {
 
   async start(request: VmStart): Promise<BootedVm> {
     await this.stop(request.id);
-    if (request.network !== "none" && request.network !== "nat") {
-      throw new PaddockError("E_INVALID_PARAMS", `network ${request.network} is not available for VM sandboxes`, "use none, or nat for user-mode NAT", { field: "network" });
-    }
     // Pooled VMs have the default memory and CPUs and no network: other sandboxes boot their own.
     const poolable = request.limits.memoryMiB === undefined && request.limits.cpus === undefined && request.network === "none";
     const key = `${request.uid}:${request.gid}:${request.accelerator}`;
@@ -242,7 +238,7 @@ export class Vms {
     if (!pooled) return undefined;
     pooled.vm.qemu.removeListener("exit", pooled.onExit);
     try {
-      if (pooled.vm.ended || pooled.vm.qemu.exitCode !== null || pooled.vm.qemu.signalCode !== null) throw new Error(pooled.vm.ended ?? "QEMU ended");
+      if (pooled.vm.ended) throw new Error(pooled.vm.ended);
       this.moveInto(pooled.vm, dir);
       return pooled.vm;
     } catch (err) {
@@ -307,8 +303,7 @@ export class Vms {
       consoleFd = fs.openSync(consoleLog, "w", 0o600);
     } catch (err) {
       removeTree(boot.dir);
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new PaddockError("E_IO", `cannot prepare the VM's files in ${boot.dir}: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the disk of the state dir is full" : "check the state dir's disk and permissions");
+      throw stateDirFailure(err, `cannot prepare the VM's files in ${boot.dir}`);
     }
 
     let slirp: ChildProcess | undefined;
@@ -322,9 +317,7 @@ export class Vms {
         unmountAllBelow(boot.dir);
         fs.rmSync(initrd, { force: true });
       }
-      if (err instanceof PaddockError) throw err;
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot start the VM: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full" : "see the agent log");
+      throw stateDirFailure(err, "cannot start the VM", "E_RUNTIME_UNAVAILABLE", "see the agent log");
     };
     if (netns) {
       try {

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change, ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxRuntime, SandboxState } from "../protocol/methods";
 import { listChanges } from "../changeset/changes";
+import { RUNTIME_NETWORKS, networkRefusal } from "../protocol/runtime-networks";
 import { unmountAllBelow, unmountOverlay } from "../changeset/overlay";
 import type { Caller, Session } from "../server/session";
 import type { Logger } from "../log/logger";
@@ -292,14 +293,14 @@ export class SandboxManager {
     const runtime = request.runtime ?? "process";
     if (runtime === "vm") {
       if (limits.pids !== undefined) throw new PaddockError("E_INVALID_PARAMS", "a pids limit is not for VM sandboxes (their processes are the guest kernel's)", "give memoryMiB and cpus only", { field: "limits.pids" });
-      if (request.network === "host") throw new PaddockError("E_INVALID_PARAMS", "network host is not for VM sandboxes (a guest has its own network stack)", "use none, or nat for user-mode NAT", { field: "network" });
     }
     // A VM's limits are QEMU's memory and CPUs, not cgroup limits.
     if (runtime !== "vm" && Object.keys(limits).length > 0 && !this.options.cgroups) {
       throw new PaddockError("E_CGROUP", "limits need cgroups, and this agent cannot create them", "run the agent as root, or create the sandbox without limits");
     }
     if (runtime !== "container" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
-    if (runtime === "process" && request.network === "nat") throw new PaddockError("E_INVALID_PARAMS", "network nat is for container and VM sandboxes", "use none or host, or runtime container or vm", { field: "network" });
+    const wrongNetwork = networkRefusal(runtime, request.network ?? "none");
+    if (wrongNetwork) throw new PaddockError("E_INVALID_PARAMS", wrongNetwork, `use ${RUNTIME_NETWORKS[runtime].join(" or ")}, or another runtime`, { field: "network" });
     // Before anything is recorded: no runtime or no image is a plain refusal.
     const ociRuntime = runtime === "container" ? await this.options.containers.choose() : undefined;
     const accelerator = runtime === "vm" ? await this.options.vms.chooseAccelerator() : undefined;

@@ -21,3 +21,19 @@ export async function sha256OfFileAsync(file: string): Promise<string> {
   await pipeline(fs.createReadStream(file, { highWaterMark: 1 << 20 }), hash);
   return hash.digest("hex");
 }
+
+/**
+ * A file's sha256, computed again only when its inode, size or times changed: every boot
+ * checks the kernel, the initramfs and their inputs, and hashing them each time would hold
+ * the agent for no news.
+ */
+const digests = new Map<string, { stamp: string; digest: string }>();
+export function sha256OfFileCached(file: string): string {
+  const st = fs.statSync(file);
+  const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  const known = digests.get(file);
+  if (known?.stamp === stamp) return known.digest;
+  const digest = sha256OfFile(file);
+  digests.set(file, { stamp, digest });
+  return digest;
+}

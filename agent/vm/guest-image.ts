@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { withFileLock } from "../state/lock";
-import { sha256OfFile } from "../sys/digest";
+import { sha256OfFileCached } from "../sys/digest";
 import { buildInitramfs, type InitramfsEntry } from "./initramfs";
 import { guestKernel, kernelReleaseOf, missingKernel } from "./kernel";
 
@@ -47,22 +47,6 @@ interface Record_ {
   /** modules.dep's digest: a kernel upgraded in place brings new modules with it. */
   modulesDigest?: string;
   network: boolean;
-}
-
-/**
- * A file's sha256, computed again only when its inode, size or times changed: every boot
- * checks the kernel, the initramfs and their inputs, and hashing 15 MB each time would hold
- * the agent for no news.
- */
-const digests = new Map<string, { stamp: string; digest: string }>();
-function sha256File(file: string): string {
-  const st = fs.statSync(file);
-  const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-  const known = digests.get(file);
-  if (known?.stamp === stamp) return known.digest;
-  const digest = sha256OfFile(file);
-  digests.set(file, { stamp, digest });
-  return digest;
 }
 
 function bad(message: string, hint: string): PaddockError {
@@ -121,19 +105,19 @@ export class GuestImages {
     if (!release) throw bad(`cannot tell the release of ${kernel} from its name or its header`, "set PADDOCK_KERNEL_RELEASE to its modules' folder name under /lib/modules");
     // Two agents (or two boots) building at once must not write the same file.
     return withFileLock(path.join(this.dir, "build.lock"), () => {
-      const kernelDigest = sha256File(kernel);
-      const agentDigest = sha256File(this.guestAgent);
+      const kernelDigest = sha256OfFileCached(kernel);
+      const agentDigest = sha256OfFileCached(this.guestAgent);
       const recorded = this.read();
       const modulesDep = path.join("/lib/modules", release, "modules.dep");
-      const modulesDigest = fs.existsSync(modulesDep) ? sha256File(modulesDep) : "-";
+      const modulesDigest = fs.existsSync(modulesDep) ? sha256OfFileCached(modulesDep) : "-";
       // The same kernel file with other contents is not booted, unless its modules changed with it (an upgrade in place).
       if (recorded && recorded.kernel === kernel && recorded.release === release && recorded.kernelDigest !== kernelDigest && (recorded.modulesDigest ?? modulesDigest) === modulesDigest) {
         throw bad(`the guest kernel ${kernel} does not match its recorded digest`, `reinstall the kernel package, or delete ${this.recordFile} if it was changed on purpose`);
       }
-      const key = createHash("sha256").update(`${kernelDigest}\n${agentDigest}\n${modulesDigest}\n${fs.existsSync(BUSYBOX) ? sha256File(BUSYBOX) : "-"}`).digest("hex").slice(0, 16);
+      const key = createHash("sha256").update(`${kernelDigest}\n${agentDigest}\n${modulesDigest}\n${fs.existsSync(BUSYBOX) ? sha256OfFileCached(BUSYBOX) : "-"}`).digest("hex").slice(0, 16);
       const initramfs = path.join(this.dir, `initramfs-${key}.cpio`);
       if (recorded && recorded.initramfs === initramfs && recorded.network !== undefined && fs.existsSync(initramfs)) {
-        if (sha256File(initramfs) === recorded.initramfsDigest) return recorded;
+        if (sha256OfFileCached(initramfs) === recorded.initramfsDigest) return recorded;
         // A corrupt cached initramfs is made again, never booted.
       }
       const { image, network } = this.build(release);

@@ -5,9 +5,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError, stateDirFailure } from "../protocol/errors";
 import { tryExclusiveLock } from "../state/lock";
-import { sha256OfFileAsync } from "../sys/digest";
+import { sha256OfFileAsync, sha256OfFileCached } from "../sys/digest";
 
 export function findGuestKernel(env: NodeJS.ProcessEnv = process.env, bootDir = "/boot"): string | undefined {
   if (env.PADDOCK_KERNEL) return env.PADDOCK_KERNEL;
@@ -87,20 +87,19 @@ export async function downloadedKernel(dir: string, env: NodeJS.ProcessEnv = pro
   try {
     return await fetchVerified(dir, url, digest);
   } catch (err) {
-    if (err instanceof PaddockError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new PaddockError("E_IO", `cannot keep the guest kernel downloaded from ${url}: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full" : "check the state dir's disk and permissions");
+    throw stateDirFailure(err, `cannot keep the guest kernel downloaded from ${url}`);
   }
 }
 
 async function fetchVerified(dir: string, url: string, digest: string): Promise<string> {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const target = path.join(dir, digest);
-  const verified = async () => fs.existsSync(target) && (await sha256OfFileAsync(target)) === digest;
-  if (await verified()) return target;
+  // Checked before each boot; hashed again only if the file changed since (a damaged copy is fetched again).
+  const verified = () => fs.existsSync(target) && sha256OfFileCached(target) === digest;
+  if (verified()) return target;
   const lock = await waitForLock(path.join(dir, `${digest}.lock`));
   try {
-    if (await verified()) return target; // another agent or boot fetched it meanwhile
+    if (verified()) return target; // another agent or boot fetched it meanwhile
     // What a download killed half-way left (the lock is ours: nobody is writing them).
     for (const name of fs.readdirSync(dir)) if (name.startsWith(`${digest}.`) && name.endsWith(".tmp")) fs.rmSync(path.join(dir, name), { force: true });
     const temp = `${target}.${process.pid}.tmp`;
@@ -152,9 +151,7 @@ async function fetchTo(url: string, file: string): Promise<void> {
     fs.fchmodSync(out, 0o644);
     fs.fsyncSync(out);
   } catch (err) {
-    if (err instanceof PaddockError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw refused(`the download of the guest kernel from ${url} failed: ${code ?? (err as Error).message}`, code === "ENOSPC" ? "the state dir's disk is full" : "try again; check that the URL can be reached");
+    throw stateDirFailure(err, `the download of the guest kernel from ${url} failed`, "E_RUNTIME_UNAVAILABLE", "try again; check that the URL can be reached");
   } finally {
     fs.closeSync(out);
   }

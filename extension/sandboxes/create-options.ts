@@ -4,13 +4,7 @@
  * network or limit: what one lacks is left out (and said), never sent to be refused.
  */
 import type { Limits, NetworkMode, RuntimeKind } from "../../agent/protocol/methods";
-
-/** The networks each runtime has (the agent refuses the others). */
-export const NETWORKS: Record<RuntimeKind, readonly NetworkMode[]> = {
-  process: ["none", "host"],
-  container: ["none", "host", "nat"],
-  vm: ["none", "nat"],
-};
+import { RUNTIME_NETWORKS } from "../../agent/protocol/runtime-networks";
 
 export interface CreateOptions {
   network: NetworkMode;
@@ -26,6 +20,6 @@ export function createOptions(runtime: RuntimeKind, settings: { network: Network
     ...(settings.pids > 0 && runtime !== "vm" ? { pids: settings.pids } : {}),
     ...(settings.cpus > 0 ? { cpus: settings.cpus } : {}),
   };
-  if (NETWORKS[runtime].includes(settings.network)) return { network: settings.network, limits };
+  if (RUNTIME_NETWORKS[runtime].includes(settings.network)) return { network: settings.network, limits };
   return { network: "none", limits, networkNote: { wanted: settings.network, runtime } };
 }

@@ -12,10 +12,18 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { runCli, tempDir } from "../helpers/agent-process";
 import { ImageStore } from "../../agent/image/oci-import";
-import { refused, startFixture } from "../helpers/sandbox-fixture";
+import { refused, startFixture, waitFor } from "../helpers/sandbox-fixture";
+import { descendants } from "../../agent/process/process-tree";
 import type { PaddockError } from "../../agent/protocol/errors";
 import { layerTar, ociLayoutOf } from "../helpers/images";
 
+const readComm = (pid: number) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return undefined;
+  }
+};
 const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 /** Two layers: the second deletes a file (.wh.) and makes a folder opaque (.wh..wh..opq). */
@@ -232,8 +240,10 @@ test("the agent answers others while it imports a big image (unpacking never blo
   const layout = ociLayoutOf(path.join(fx.base, "big"), [{ tar: base }, { tar: layerTar(fx.base, "big", files, true), gzip: true }]);
   const order: string[] = [];
   const importing = client.request("image/import", { source: layout, name: "big:1" }).then(() => order.push("import"));
-  await new Promise((r) => setTimeout(r, 100));
+  // While tar unpacks the big layer, the agent answers: the answer comes with tar still running.
+  const tar = await waitFor("tar to unpack the layer", () => descendants(fx.agent.child.pid!).find((pid) => readComm(pid) === "tar"), 60_000);
   await client.request("sandbox/list").then(() => order.push("list"));
+  assert.equal(readComm(tar), "tar", "answered while the layer was being unpacked");
   // The only other image with the base layer goes while the import still needs that layer.
   await client.request("image/remove", { name: "base:1" }).then(() => order.push("remove"));
   await importing;

@@ -1,0 +1,20 @@
+/**
+ * Which networks each runtime has: one table for the agent (which refuses the others) and its
+ * clients (which offer only these). Apart from the schemas, so the extension loads no zod.
+ */
+import type { NetworkMode, RuntimeKind } from "./methods";
+
+export const RUNTIME_NETWORKS: Record<RuntimeKind, readonly NetworkMode[]> = {
+  process: ["none", "host"],
+  container: ["none", "host", "nat"],
+  vm: ["none", "nat"],
+};
+
+const LABELS: Record<RuntimeKind, string> = { process: "process", container: "container", vm: "VM" };
+
+/** Why `network` is not for `runtime`, and which runtimes have it; undefined when it is. */
+export function networkRefusal(runtime: RuntimeKind, network: NetworkMode): string | undefined {
+  if (RUNTIME_NETWORKS[runtime].includes(network)) return undefined;
+  const having = (Object.keys(RUNTIME_NETWORKS) as RuntimeKind[]).filter((r) => RUNTIME_NETWORKS[r].includes(network)).map((r) => LABELS[r]);
+  return `network ${network} is not for ${LABELS[runtime]} sandboxes (network ${network} is for ${having.join(" and ")} sandboxes)`;
+}
