@@ -5,8 +5,11 @@
  *   (a conflict), unless forced.
  * - Everything is read and written through directory descriptors (sys/beneath.ts): a sandbox
  *   process that swaps a directory for a symlink meanwhile cannot redirect a read or a write.
- * - Setuid and setgid bits the workspace did not have, special files and security/trusted
- *   attributes are not applied; they are reported in `skipped`.
+ * - It reads and writes with the sandbox owner's rights (target.rights): what it creates
+ *   belongs to the owner, and it creates, replaces and removes only where the owner could in
+ *   a shell. A path it may not write is reported in `skipped`, never written as root.
+ * - Setuid and setgid bits (but a folder's setgid), special files and security/trusted
+ *   attributes are never applied; they are reported in `skipped`.
  * - It is journaled (journal.ts): after a crash at any instant, each file is wholly old or
  *   wholly new, and the next agent finishes or rolls back the whole approve.
  *
@@ -52,7 +55,7 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
   const selection = select(changes, request.paths, request.hunks, { newFolders: true });
   const result: ApproveResult = { applied: [], conflicts: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
   const ws = openWorkspaceTree(target);
-  const upper = Beneath.open(target.upper);
+  const upper = Beneath.open(target.upper, target.rights);
   try {
     const plan = planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
     if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan);
@@ -120,7 +123,7 @@ function planApprove(
     if (workspace && workspace.type !== "directory" && sandbox.type === "directory") {
       removes.push({ op: "remove", path: rel, directory: false, expect: identityOf(workspace.stat) });
     }
-    const mode = allowedMode(sandbox, workspace, rel, result.skipped);
+    const mode = allowedMode(sandbox, rel, result.skipped);
     const owner: [number, number] | undefined = target.chown ? [sandbox.uid, sandbox.gid] : undefined;
     // Attributes are never copied; the privileged ones are said so (files copied whole say it as they are read).
     if (sandbox.type === "directory" || hunkContent) reportAttributes(upper, rel, result.skipped);
@@ -175,11 +178,13 @@ function tempPath(isDirectory: (dir: string) => boolean, rel: string, approveId:
   return dir === "" ? name : `${dir}/${name}`;
 }
 
-/** The sandbox's mode, without setuid or setgid bits the workspace did not already have there. */
-function allowedMode(sandbox: Entry, workspace: Entry | undefined, rel: string, skipped: Skipped[]): number {
-  const kept = workspace?.type === sandbox.type ? workspace.mode & 0o6000 : 0;
-  const dropped = sandbox.mode & 0o6000 & ~kept;
-  if (dropped) skipped.push({ path: rel, reason: `${dropped & 0o4000 ? "setuid" : "setgid"} bit not applied` });
+/**
+ * The sandbox's mode without setuid or setgid bits: approve never makes a program that runs
+ * with someone else's rights (a folder keeps its setgid, which only passes its group on).
+ */
+function allowedMode(sandbox: Entry, rel: string, skipped: Skipped[]): number {
+  const dropped = sandbox.mode & (sandbox.type === "directory" ? 0o4000 : 0o6000);
+  if (dropped) skipped.push({ path: rel, reason: `${dropped === 0o6000 ? "setuid and setgid bits" : dropped & 0o4000 ? "setuid bit" : "setgid bit"} not applied: approve never makes a program that runs with other rights` });
   return sandbox.mode & ~dropped;
 }
 
@@ -221,21 +226,24 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
     plan.staged.forEach((item, n) => {
       const temp = replaces[n]!.temp;
       try {
-        if (item.sandbox.type === "symlink") {
-          ws.symlink(item.sandbox.target ?? "", temp);
-          if (item.owner) ws.chown(temp, item.owner[0], item.owner[1]);
-          return;
-        }
-        const out = ws.open(temp, O_CREAT_EXCL_WRONLY, 0o600);
-        fds.push(out);
-        if (item.owner) fs.fchownSync(out, item.owner[0], item.owner[1]);
-        if (item.content !== undefined) writeAll(out, item.content);
-        else copyFromSandbox(upper, item.path, out, plan);
-        fs.fchmodSync(out, item.mode);
+        // One switch to the owner's rights for the whole file: its temp is theirs, made where they may write.
+        ws.withRights(() => {
+          if (item.sandbox.type === "symlink") {
+            ws.symlink(item.sandbox.target ?? "", temp);
+            if (item.owner) ws.chown(temp, item.owner[0], item.owner[1]);
+            return;
+          }
+          const out = ws.open(temp, O_CREAT_EXCL_WRONLY, 0o600);
+          fds.push(out);
+          if (item.owner) fs.fchownSync(out, item.owner[0], item.owner[1]);
+          if (item.content !== undefined) writeAll(out, item.content);
+          else copyFromSandbox(upper, item.path, out, plan);
+          fs.fchmodSync(out, item.mode);
+        });
       } catch (err) {
         if (!(err instanceof BeneathError)) throw err;
-        // The sandbox's entry moved under us: this path is left out (its temp, if any, goes;
-        // a replace whose temp is gone does nothing).
+        // The sandbox's entry moved under us, or the owner may not write there: this path is
+        // left out (its temp, if any, goes; a replace whose temp is gone does nothing).
         try {
           ws.unlink(temp);
         } catch {
@@ -243,7 +251,7 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
         }
         plan.unstaged.add(temp);
         plan.applied = plan.applied.filter((p) => p !== item.path);
-        plan.failed.push({ path: item.path, reason: err.message });
+        plan.failed.push({ path: item.path, reason: stagingFailure(item.path, temp, err) });
       }
     });
     await fsyncAll(fds);
@@ -252,6 +260,12 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
   } finally {
     for (const fd of fds) fs.closeSync(fd);
   }
+}
+
+function stagingFailure(rel: string, temp: string, err: BeneathError): string {
+  if ((err.code !== "EACCES" && err.code !== "EPERM") || !err.where.endsWith(temp)) return err.message;
+  const folder = parentOf(temp) === "" ? "the workspace's top folder" : parentOf(temp);
+  return `permission denied: you cannot create files in ${folder}, and approve writes with your rights (it replaces ${rel} with a new file beside it)`;
 }
 
 function copyFromSandbox(upper: Beneath, rel: string, out: number, plan: Plan): void {

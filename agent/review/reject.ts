@@ -4,13 +4,16 @@
  *
  * Both write through the sandbox's merged view, never into its upper directory behind the
  * overlay's back, so that programs running in the sandbox see the result at once. The view is
- * as hostile as the sandbox: every path goes through sys/beneath.ts.
+ * as hostile as the sandbox: every path goes through sys/beneath.ts. Both act with the
+ * sandbox owner's rights: they change in the sandbox only what the owner could, and restore
+ * only what the owner may read in the workspace.
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import type { Change, HunkSelector, RejectResult } from "../protocol/methods";
 import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
+import type { UserRights } from "../sys/credentials";
 import { entryBytes, readEntry, type Entry } from "./entries";
 import { withHunks } from "./hunks";
 import { openWorkspaceTree, select, type ReviewTarget } from "./target";
@@ -26,7 +29,7 @@ export function reject(target: ReviewTarget, view: string, changes: readonly Cha
   const selection = select(changes, request.paths, request.hunks);
   const result: RejectResult = { rejected: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
   const ws = openWorkspaceTree(target);
-  const sandbox = Beneath.open(view);
+  const sandbox = Beneath.open(view, target.rights);
   try {
     // Every hunk is checked before anything is written: a stale selection changes nothing.
     const hunkContents = [...selection.hunks].map(([rel, { ranges }]) => {
@@ -112,36 +115,59 @@ type Content = { bytes: Buffer } | { from: Beneath } | { target: string };
  */
 export function putFile(tree: Beneath, rel: string, content: Content, mode: number, owner: [number, number] | undefined): void {
   const temp = `${parentOf(rel) === "" ? "" : `${parentOf(rel)}/`}.paddock-write-${randomBytes(6).toString("hex")}`;
-  try {
-    if ("target" in content) {
-      tree.symlink(content.target, temp);
-      if (owner) tree.chown(temp, owner[0], owner[1]);
-    } else {
-      const out = tree.open(temp, O_CREAT_EXCL_WRONLY, 0o600);
-      try {
-        if (owner) fs.fchownSync(out, owner[0], owner[1]);
-        if ("bytes" in content) writeAll(out, content.bytes);
-        else copyFileInto(content.from, rel, out);
-        fs.fchmodSync(out, mode);
-      } finally {
-        fs.closeSync(out);
-      }
-    }
-    if (tree.lstat(rel)?.isDirectory()) tree.removeTree(rel);
-    tree.rename(temp, rel);
-  } catch (err) {
+  tree.withRights(() => {
     try {
-      tree.unlink(temp);
-    } catch {
-      // never made, or renamed
+      if ("target" in content) {
+        tree.symlink(content.target, temp);
+        if (owner) tree.chown(temp, owner[0], owner[1]);
+      } else {
+        const out = tree.open(temp, O_CREAT_EXCL_WRONLY, 0o600);
+        try {
+          if (owner) fs.fchownSync(out, owner[0], owner[1]);
+          if ("bytes" in content) writeAll(out, content.bytes);
+          else copyFileInto(content.from, rel, out);
+          fs.fchmodSync(out, mode);
+        } finally {
+          fs.closeSync(out);
+        }
+      }
+      if (tree.lstat(rel)?.isDirectory()) tree.removeTree(rel);
+      tree.rename(temp, rel);
+    } catch (err) {
+      try {
+        tree.unlink(temp);
+      } catch {
+        // never made, or renamed
+      }
+      if (isDenied(err) && "bytes" in content && tree.lstat(rel)?.isFile()) return overwrite(tree, rel, content.bytes);
+      throw err;
     }
-    throw err;
+  });
+}
+
+const isDenied = (err: unknown): boolean => err instanceof BeneathError && (err.code === "EACCES" || err.code === "EPERM");
+
+/**
+ * A file the owner may write in a folder they may not (no temp file can go beside it): written
+ * in place, as a shell's `>` would. Not atomic, which a sandbox can afford.
+ */
+function overwrite(tree: Beneath, rel: string, bytes: Buffer): void {
+  const out = tree.open(rel, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+  try {
+    if (!fs.fstatSync(out).isFile()) throw new BeneathError("not a regular file", rel);
+    fs.ftruncateSync(out, 0);
+    writeAll(out, bytes);
+  } finally {
+    fs.closeSync(out);
   }
 }
 
-/** sandbox/writeFile: new content for one file, as the sandbox sees it. */
-export function writeSandboxFile(view: string, rel: string, bytes: Buffer, newOwner: [number, number] | undefined): void {
-  const sandbox = Beneath.open(view);
+/**
+ * sandbox/writeFile: new content for one file, as the sandbox sees it, written with the
+ * owner's rights. The new file is theirs, without setuid or setgid bits.
+ */
+export function writeSandboxFile(view: string, rel: string, bytes: Buffer, rights: UserRights | undefined): void {
+  const sandbox = Beneath.open(view, rights);
   try {
     const parent = sandbox.lstat(parentOf(rel));
     if (!parent?.isDirectory()) {
@@ -151,14 +177,7 @@ export function writeSandboxFile(view: string, rel: string, bytes: Buffer, newOw
     if (current && current.type !== "file") {
       throw new PaddockError("E_INVALID_PARAMS", `${rel} is a ${current.type} in the sandbox, not a file`, "only regular files can be written", { field: "path" });
     }
-    const owner = current ? ([current.uid, current.gid] as [number, number]) : newOwner;
-    putFile(sandbox, rel, { bytes }, current?.mode ?? 0o644, process.getuid?.() === 0 ? owner : undefined);
-  } catch (err) {
-    if (err instanceof BeneathError && ["ELOOP", "EXDEV", "ENOTDIR"].includes(err.code)) {
-      throw new PaddockError("E_UNSAFE_PATH", `cannot write ${rel} in the sandbox: ${err.message}`, "a symlink is in the way in the sandbox");
-    }
-    if (err instanceof BeneathError) throw new PaddockError("E_IO", `cannot write ${rel} in the sandbox: ${err.code}`, err.code === "ENOSPC" ? "the disk is full" : "check the disk and the file's permissions");
-    throw err;
+    putFile(sandbox, rel, { bytes }, (current?.mode ?? 0o644) & ~0o6000, undefined);
   } finally {
     sandbox.close();
   }

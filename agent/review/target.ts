@@ -7,6 +7,7 @@ import { PaddockError } from "../protocol/errors";
 import type { Change, HunkSelector } from "../protocol/methods";
 import type { Logger } from "../log/logger";
 import { Beneath, parentOf } from "../sys/beneath";
+import type { UserRights } from "../sys/credentials";
 import type { BaseStore } from "./bases";
 import type { LineChange } from "./line-changes";
 
@@ -18,16 +19,24 @@ export interface ReviewTarget {
   upper: string;
   journal: string;
   bases: BaseStore;
-  /** As root, what approve creates gets the owner of the sandbox's entry (and reject the workspace's). */
+  /**
+   * The sandbox owner's rights, with which every read and write of the workspace, the upper
+   * directory and the merged view is done (undefined: the agent's own, for root's sandboxes).
+   */
+  rights: UserRights | undefined;
+  /**
+   * Root's own sandboxes: what approve creates gets the owner of the sandbox's entry (and
+   * reject the workspace's). With a user's rights, what the user writes is theirs.
+   */
   chown: boolean;
   log: Logger;
 }
 
 /** The workspace as a tree, checked to still be the directory the sandbox was made from. */
-export function openWorkspaceTree(target: Pick<ReviewTarget, "workspace" | "workspaceId">): Beneath {
+export function openWorkspaceTree(target: Pick<ReviewTarget, "workspace" | "workspaceId" | "rights">): Beneath {
   let tree: Beneath;
   try {
-    tree = Beneath.open(target.workspace);
+    tree = Beneath.open(target.workspace, target.rights);
   } catch (err) {
     throw new PaddockError("E_INVALID_WORKSPACE", `cannot open the workspace ${target.workspace}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "its changes are kept in the sandbox");
   }
@@ -43,7 +52,7 @@ export function openWorkspaceTree(target: Pick<ReviewTarget, "workspace" | "work
 export function withTrees<T>(target: ReviewTarget, work: (ws: Beneath, upper: Beneath) => T): T {
   const ws = openWorkspaceTree(target);
   try {
-    const upper = Beneath.open(target.upper);
+    const upper = Beneath.open(target.upper, target.rights);
     try {
       return work(ws, upper);
     } finally {

@@ -4,7 +4,6 @@
  * state; each change is recorded durably before the resources it describes are made or
  * removed.
  */
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -33,6 +32,8 @@ import { diffChanges, readSandboxFile } from "../review/read";
 import { reject, writeSandboxFile, type RejectRequest } from "../review/reject";
 import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/target";
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
+import type { UserRights } from "../sys/credentials";
+import { userRights } from "../sys/users";
 import { execFailure, type Containers, type OciRuntimeName } from "../runtime/containers";
 import type { Images } from "../image/images";
 import type { Accelerator, Vms } from "../runtime/vms";
@@ -167,8 +168,7 @@ export class SandboxManager {
     const bytes = Buffer.from(base64, "base64");
     return this.serialized(id, () =>
       this.withView(record, (view) => {
-        const owner = ownerIds(record.ownerUid);
-        writeSandboxFile(view, rel, bytes, [owner.uid, owner.gid]);
+        reviewing(() => writeSandboxFile(view, rel, bytes, this.reviewRights(record)));
         return null;
       }),
     );
@@ -200,8 +200,18 @@ export class SandboxManager {
     );
   }
 
+  /**
+   * Whose rights the review methods read and write with: the sandbox owner's (root's own
+   * sandboxes, and a rootless agent, keep the agent's). The sandbox's contents are the
+   * owner's work, whoever asks to approve them.
+   */
+  private reviewRights(record: SandboxRecord): UserRights | undefined {
+    return record.ownerUid === 0 ? undefined : ownerIds(record.ownerUid);
+  }
+
   private reviewTarget(record: SandboxRecord): ReviewTarget {
     const paths = this.options.store.paths(record.id);
+    const rights = this.reviewRights(record);
     return {
       sandboxId: record.id,
       workspace: record.workspace,
@@ -209,7 +219,8 @@ export class SandboxManager {
       upper: paths.upper,
       journal: paths.journal,
       bases: new BaseStore(paths.bases),
-      chown: process.getuid?.() === 0,
+      rights,
+      chown: process.getuid?.() === 0 && rights === undefined,
       log: this.options.log,
     };
   }
@@ -218,7 +229,7 @@ export class SandboxManager {
   private recoverApprove(record: SandboxRecord): void {
     const paths = this.options.store.paths(record.id);
     if (!fs.existsSync(paths.journal)) return;
-    const ws = openWorkspaceTree(record);
+    const ws = openWorkspaceTree({ ...record, rights: this.reviewRights(record) });
     try {
       const recovered = recoverJournal(ws, paths.journal, new BaseStore(paths.bases));
       if (recovered) this.options.log.warn(recovered.state === "committed" ? "finished an interrupted approve" : "rolled back an interrupted approve", { sandboxId: record.id, failures: recovered.failures });
@@ -682,7 +693,7 @@ export class SandboxManager {
     const paths = this.options.store.paths(record.id);
     // QEMU writes the share with its own uid and no capabilities: root's sandbox of another
     // user's folder writes as that folder's owner (root without capabilities could not).
-    let owner = ownerIds(record.ownerUid);
+    let owner: { uid: number; gid: number } = ownerIds(record.ownerUid);
     if (owner.uid === 0) {
       const ws = fs.statSync(record.workspace);
       owner = { uid: ws.uid, gid: ws.gid };
@@ -810,6 +821,9 @@ export function reviewError(err: BeneathError): PaddockError {
   if (["ELOOP", "EXDEV", "ENOENT", "ENOTDIR", "not a regular file"].includes(err.code)) {
     return new PaddockError("E_UNSAFE_PATH", `refused: ${err.message}`, "something in the sandbox changed while it was read (a symlink or a folder swapped in); list its changes again");
   }
+  if (err.code === "EACCES" || err.code === "EPERM") {
+    return new PaddockError("E_PERMISSION_DENIED", `${err.message}`, "Paddock reads and writes for you with your own rights, as a shell of yours would: ask the file's owner, or change it with sudo yourself");
+  }
   return new PaddockError("E_IO", `cannot read or write ${err.where}: ${err.code}`, err.code === "ENOSPC" ? "the disk is full" : "check the file's permissions and the disk");
 }
 
@@ -856,23 +870,12 @@ function safeRealpath(p: string): string {
   }
 }
 
-const primaryGroups = new Map<number, number>();
-
 /**
- * Processes run as the sandbox's owner, with the owner's primary group as the name service
- * (NSS: files, LDAP, SSSD alike) knows it. An owner it does not know is refused.
+ * Processes run as the sandbox's owner, with the owner's groups as the name service knows
+ * them, and the review methods act with the same rights. An owner it does not know is refused.
  */
-function ownerIds(ownerUid: number): { uid: number; gid: number } {
-  if (ownerUid === process.getuid?.()) return { uid: ownerUid, gid: process.getgid?.() ?? ownerUid };
-  let gid = primaryGroups.get(ownerUid);
-  if (gid === undefined) {
-    const entry = spawnSync("getent", ["passwd", String(ownerUid)], { encoding: "utf8" });
-    const field = entry.status === 0 ? entry.stdout.split(":")[3] : undefined;
-    if (field === undefined || !/^\d+$/.test(field)) {
-      throw new PaddockError("E_PERMISSION_DENIED", `uid ${ownerUid} is not a known user`, "sandboxes run as their owner, who must exist in the user database");
-    }
-    gid = Number(field);
-    primaryGroups.set(ownerUid, gid);
-  }
-  return { uid: ownerUid, gid };
+function ownerIds(ownerUid: number): UserRights {
+  const rights = userRights(ownerUid);
+  if (!rights) throw new PaddockError("E_PERMISSION_DENIED", `uid ${ownerUid} is not a known user`, "sandboxes run as their owner, who must exist in the user database");
+  return rights;
 }

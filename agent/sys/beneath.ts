@@ -4,9 +4,14 @@
  * component is acted on with the *at() calls, which never follow it. A process that swaps a
  * directory for a symlink while the agent works cannot make it read or write anything
  * outside the tree: the resolution fails with ELOOP instead.
+ *
+ * A tree opened for a user (`Beneath.open(root, rights)`) does every operation with that
+ * user's rights (sys/credentials.ts): the agent, root, reads, makes and removes there only
+ * what the user could in a shell. Descriptors it returns keep the rights they were opened with.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { withUserRights, type UserRights } from "./credentials";
 import {
   AT_REMOVEDIR,
   errnoName,
@@ -29,13 +34,19 @@ const O_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
 const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
+const EXPLAINED: Record<string, string> = {
+  ELOOP: "a symlink is in the way",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+};
+
 export class BeneathError extends Error {
   constructor(
     readonly code: string,
     readonly where: string,
     message?: string,
   ) {
-    super(message ?? `${where}: ${code === "ELOOP" ? "a symlink is in the way" : code}`);
+    super(message ?? `${where}: ${EXPLAINED[code] ?? code}`);
   }
 }
 
@@ -49,11 +60,21 @@ export class Beneath {
   private constructor(
     readonly fd: number,
     readonly root: string,
+    /** Whose rights every operation is done with (undefined: the agent's own). */
+    readonly rights: UserRights | undefined,
   ) {}
 
-  /** Opens a tree's root (which the caller trusts: it is not checked for symlinks). */
-  static open(root: string): Beneath {
-    return new Beneath(fs.openSync(root, fs.constants.O_RDONLY | O_DIRECTORY | O_CLOEXEC), root);
+  /**
+   * Opens a tree's root (which the caller trusts: it is not checked for symlinks), with the
+   * agent's rights; what lies below it is reached with `rights`, when given.
+   */
+  static open(root: string, rights?: UserRights): Beneath {
+    return new Beneath(fs.openSync(root, fs.constants.O_RDONLY | O_DIRECTORY | O_CLOEXEC), root, rights);
+  }
+
+  /** Runs `work` with the tree's rights: several operations for the price of one switch. */
+  withRights<T>(work: () => T): T {
+    return withUserRights(this.rights, work);
   }
 
   close(): void {
@@ -62,32 +83,38 @@ export class Beneath {
 
   /** openat2 beneath the root; "" is the root itself. Throws BeneathError. */
   open(rel: string, flags: number, mode = 0): number {
-    const fd = openat2(this.fd, rel === "" ? "." : rel, flags | O_NOFOLLOW | O_CLOEXEC, mode, RESOLVE);
-    if (fd < 0) throw new BeneathError(errnoName(-fd), this.where(rel));
-    return fd;
+    return this.withRights(() => {
+      const fd = openat2(this.fd, rel === "" ? "." : rel, flags | O_NOFOLLOW | O_CLOEXEC, mode, RESOLVE);
+      if (fd < 0) throw new BeneathError(errnoName(-fd), this.where(rel));
+      return fd;
+    });
   }
 
   /** lstat; undefined when the path (or a directory on the way) does not exist. */
   lstat(rel: string): fs.Stats | undefined {
-    let fd: number;
-    try {
-      fd = this.open(rel, O_PATH);
-    } catch (err) {
-      if (err instanceof BeneathError && (err.code === "ENOENT" || err.code === "ENOTDIR")) return undefined;
-      throw err;
-    }
-    try {
-      return fs.fstatSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    return this.withRights(() => {
+      let fd: number;
+      try {
+        fd = this.open(rel, O_PATH);
+      } catch (err) {
+        if (err instanceof BeneathError && (err.code === "ENOENT" || err.code === "ENOTDIR")) return undefined;
+        throw err;
+      }
+      try {
+        return fs.fstatSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
   }
 
   readlink(rel: string): string {
-    return this.withParent(rel, (dir, name) => {
-      const target = readlinkat(dir, name);
-      if (typeof target === "number") throw new BeneathError(errnoName(target), this.where(rel));
-      return target;
+    return this.withRights(() => {
+      return this.withParent(rel, (dir, name) => {
+        const target = readlinkat(dir, name);
+        if (typeof target === "number") throw new BeneathError(errnoName(target), this.where(rel));
+        return target;
+      });
     });
   }
 
@@ -97,99 +124,125 @@ export class Beneath {
 
   /** Names with their types as the directory lists them (no stat per entry). */
   readdirTypes(rel: string): fs.Dirent[] {
-    const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
-    try {
-      return fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true });
-    } finally {
-      fs.closeSync(fd);
-    }
+    return this.withRights(() => {
+      const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
+      try {
+        return fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true });
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
   }
 
   /** Opens a regular file for reading (a FIFO cannot block it); throws if it is anything else. */
   openFile(rel: string): { fd: number; stat: fs.Stats } {
-    const fd = this.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
-    const stat = fs.fstatSync(fd);
-    if (!stat.isFile()) {
-      fs.closeSync(fd);
-      throw new BeneathError("not a regular file", this.where(rel));
-    }
-    return { fd, stat };
+    return this.withRights(() => {
+      const fd = this.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) {
+        fs.closeSync(fd);
+        throw new BeneathError("not a regular file", this.where(rel));
+      }
+      return { fd, stat };
+    });
   }
 
   readFile(rel: string): Buffer {
-    const { fd } = this.openFile(rel);
-    try {
-      return fs.readFileSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    return this.withRights(() => {
+      const { fd } = this.openFile(rel);
+      try {
+        return fs.readFileSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
   }
 
   /** Runs `work` with a descriptor of the path's directory and its last component. */
   withParent<T>(rel: string, work: (dirfd: number, name: string) => T): T {
-    const dir = this.open(parentOf(rel), O_PATH | O_DIRECTORY);
-    try {
-      return work(dir, path.posix.basename(rel));
-    } finally {
-      fs.closeSync(dir);
-    }
+    return this.withRights(() => {
+      const dir = this.open(parentOf(rel), O_PATH | O_DIRECTORY);
+      try {
+        return work(dir, path.posix.basename(rel));
+      } finally {
+        fs.closeSync(dir);
+      }
+    });
   }
 
   mkdir(rel: string, mode: number): void {
-    this.check(rel, this.withParent(rel, (dir, name) => mkdirat(dir, name, mode)));
+    this.withRights(() => {
+      this.check(rel, this.withParent(rel, (dir, name) => mkdirat(dir, name, mode)));
+    });
   }
 
   symlink(target: string, rel: string): void {
-    this.check(rel, this.withParent(rel, (dir, name) => symlinkat(target, dir, name)));
+    this.withRights(() => {
+      this.check(rel, this.withParent(rel, (dir, name) => symlinkat(target, dir, name)));
+    });
   }
 
   unlink(rel: string): void {
-    this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, 0)));
+    this.withRights(() => {
+      this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, 0)));
+    });
   }
 
   rmdir(rel: string): void {
-    this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, AT_REMOVEDIR)));
+    this.withRights(() => {
+      this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, AT_REMOVEDIR)));
+    });
   }
 
   /** rename(2) within the tree; replaces a file at `to`, never follows a symlink at either end. */
   rename(from: string, to: string): void {
-    const result = this.withParent(from, (fromDir, fromName) => this.withParent(to, (toDir, toName) => renameat(fromDir, fromName, toDir, toName)));
-    this.check(`${from} -> ${to}`, result);
+    this.withRights(() => {
+      const result = this.withParent(from, (fromDir, fromName) => this.withParent(to, (toDir, toName) => renameat(fromDir, fromName, toDir, toName)));
+      this.check(`${from} -> ${to}`, result);
+    });
   }
 
   /** Removes a file, symlink or whole directory tree, never leaving the tree or following a link. */
   removeTree(rel: string): void {
-    const st = this.lstat(rel);
-    if (!st) return;
-    if (st.isDirectory()) {
-      for (const name of this.readdir(rel)) this.removeTree(`${rel}/${name}`);
-      this.rmdir(rel);
-    } else {
-      this.unlink(rel);
-    }
+    this.withRights(() => {
+      const st = this.lstat(rel);
+      if (!st) return;
+      if (st.isDirectory()) {
+        for (const name of this.readdir(rel)) this.removeTree(`${rel}/${name}`);
+        this.rmdir(rel);
+      } else {
+        this.unlink(rel);
+      }
+    });
   }
 
   chmodDirectory(rel: string, mode: number): void {
-    const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
-    try {
-      fs.fchmodSync(fd, mode);
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.withRights(() => {
+      const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
+      try {
+        fs.fchmodSync(fd, mode);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
   }
 
   /** Changes the owner of the entry itself (a symlink's own, not its target's). */
   chown(rel: string, uid: number, gid: number): void {
-    this.check(rel, this.withParent(rel, (dir, name) => fchownat(dir, name, uid, gid)));
+    this.withRights(() => {
+      this.check(rel, this.withParent(rel, (dir, name) => fchownat(dir, name, uid, gid)));
+    });
   }
 
   fsyncDir(rel: string): void {
-    const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.withRights(() => {
+      const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    });
   }
 
   private check(rel: string, errno: number): void {

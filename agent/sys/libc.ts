@@ -43,6 +43,8 @@ interface Libc {
   fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
   socketpair(domain: number, type: number, protocol: number, sv: Buffer): number;
+  syscall1(number: number, a: number): number;
+  syscallBuffer(number: number, a: number, b: Buffer): number;
 }
 
 let libc: Libc | undefined;
@@ -69,6 +71,10 @@ function load(): Libc {
     lsetxattr: lib.func("int lsetxattr(const char *path, const char *name, const uint8_t *value, size_t size, int flags)"),
     fchownat: lib.func("int fchownat(int dirfd, const char *path, uint32_t uid, uint32_t gid, int flags)"),
     socketpair: lib.func("int socketpair(int domain, int type, int protocol, _Out_ uint8_t *sv)"),
+    // Fixed prototypes of syscall(2) for the calls made around every file operation done
+    // with a user's rights (a variadic call costs several times as much).
+    syscall1: lib.func("syscall", "long", ["long", "unsigned long"]),
+    syscallBuffer: lib.func("syscall", "long", ["long", "unsigned long", "const uint8_t *"]),
   };
   return libc;
 }
@@ -142,6 +148,39 @@ export function openat2(dirfd: number, path: string, flags: number, mode: number
   const fd = Number(load().syscall(SYS_OPENAT2, "int", dirfd, "str", path, "void *", how, "size_t", how.length));
   return fd < 0 ? -errno() : fd;
 }
+
+/** Per-architecture numbers of the calls that must change the calling thread alone. */
+const THREAD_CREDENTIAL_CALLS: Record<string, { setgroups: number; setfsuid: number; setfsgid: number }> = {
+  x64: { setgroups: 116, setfsuid: 122, setfsgid: 123 },
+  arm64: { setgroups: 159, setfsuid: 151, setfsgid: 152 },
+};
+
+function threadCall(name: "setgroups" | "setfsuid" | "setfsgid"): number {
+  const numbers = THREAD_CREDENTIAL_CALLS[process.arch];
+  if (!numbers) throw new Error(`acting with a user's rights is not supported on ${process.arch}`);
+  return numbers[name];
+}
+
+/** setgroups(2) for the calling thread only (the raw call; glibc's changes every thread). */
+export function setThreadGroups(groups: readonly number[]): void {
+  const list = Buffer.alloc(Math.max(groups.length, 1) * 4);
+  groups.forEach((gid, i) => list.writeUInt32LE(gid, i * 4));
+  if (load().syscallBuffer(threadCall("setgroups"), groups.length, list) !== 0) throw new Error(`setgroups failed: ${errnoName(errno())}`);
+}
+
+/**
+ * setfsuid(2) and setfsgid(2) return the previous value, never an error: with `check`, the
+ * value is read back (-1 changes nothing) and compared.
+ */
+function setFsId(name: "setfsuid" | "setfsgid", id: number, check: boolean): void {
+  load().syscall1(threadCall(name), id);
+  if (!check) return;
+  const now = load().syscall1(threadCall(name), 0xffffffff);
+  if (now !== id) throw new Error(`${name}(${id}) did not take effect (it is ${now}): the agent lacks CAP_SETUID or CAP_SETGID`);
+}
+
+export const setFsUid = (uid: number, check = true): void => setFsId("setfsuid", uid, check);
+export const setFsGid = (gid: number, check = true): void => setFsId("setfsgid", gid, check);
 
 const orErrno = (result: number): number => (result === 0 ? 0 : errno());
 

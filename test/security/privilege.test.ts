@@ -1,0 +1,147 @@
+/**
+ * A user must never gain root through the review methods: readFile, writeFile, approve and
+ * reject work with the sandbox owner's rights, as a shell of theirs would. A real root agent on
+ * a socket, a real user, a workspace holding what `sudo make install` leaves behind.
+ */
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { startFixture, type Fixture } from "../helpers/sandbox-fixture";
+import { callAs, ensureUser, runAs, type CallResult, type TestUser } from "../helpers/users";
+
+const GROUP = "paddock-priv-grp";
+let fx: Fixture;
+let user: TestUser;
+
+before(async () => {
+  user = ensureUser("paddock-priv", GROUP);
+  fx = await startFixture(["--socket-group", GROUP]);
+});
+after(async () => {
+  await fx.stop();
+});
+
+/** A workspace of the user's with root's files in it. */
+function workspace(name: string): string {
+  const ws = path.join(fx.base, name);
+  fs.mkdirSync(path.join(ws, "rootdir"), { recursive: true });
+  fs.chownSync(ws, user.uid, user.gid);
+  fs.writeFileSync(path.join(ws, "notes.txt"), "mine\n");
+  fs.chownSync(path.join(ws, "notes.txt"), user.uid, user.gid);
+  fs.writeFileSync(path.join(ws, "helper"), "#!/bin/sh\necho original\n", { mode: 0o755 });
+  fs.chmodSync(path.join(ws, "helper"), 0o4755);
+  fs.writeFileSync(path.join(ws, "rootonly"), "root's secret\n", { mode: 0o600 });
+  fs.writeFileSync(path.join(ws, "rootdir", "config"), "root's config\n", { mode: 0o644 });
+  return ws;
+}
+
+function ok(answer: CallResult | undefined): Record<string, unknown> {
+  assert.ok(answer && "result" in answer && !answer.error, JSON.stringify(answer));
+  return answer.result ?? {};
+}
+
+function code(answer: CallResult | undefined): string | undefined {
+  return answer?.error?.data?.code;
+}
+
+function createAs(ws: string): string {
+  const [created] = callAs(fx.socketPath, user, [["sandbox/create", { workspace: ws }]]);
+  return ok(created).id as string;
+}
+
+test("sandbox/readFile refuses what the user cannot read, as a command in the sandbox is refused", () => {
+  const ws = workspace("ws-read");
+  const id = createAs(ws);
+  const [inside, read, readable] = callAs(fx.socketPath, user, [
+    ["sandbox/exec", { id, argv: ["cat", "rootonly"] }],
+    ["sandbox/readFile", { id, path: "rootonly" }],
+    ["sandbox/readFile", { id, path: "notes.txt" }],
+  ]);
+  assert.match(String(ok(inside).stderr), /Permission denied/);
+  assert.equal(code(read), "E_PERMISSION_DENIED", JSON.stringify(read));
+  assert.doesNotMatch(JSON.stringify(read), /cm9vdCdzIHNlY3JldA|root's secret/, "no byte of the file comes back");
+  assert.ok(read!.error!.data!.hint, "a hint says why");
+  assert.equal(Buffer.from(String(ok(readable).content), "base64").toString(), "mine\n");
+});
+
+test("writeFile then approve never makes a root-owned setuid program of the user's bytes", () => {
+  const ws = workspace("ws-setuid");
+  const id = createAs(ws);
+  const program = fs.readFileSync("/usr/bin/id").toString("base64");
+  const [write, approved] = callAs(fx.socketPath, user, [
+    ["sandbox/writeFile", { id, path: "helper", content: program }],
+    ["sandbox/approve", { id }],
+  ]);
+  ok(write);
+  ok(approved);
+  const st = fs.statSync(path.join(ws, "helper"));
+  assert.equal(st.mode & 0o6000, 0, "no setuid or setgid bit");
+  assert.equal(st.uid, user.uid, "the user's content belongs to the user");
+  const ran = runAs(user, [path.join(ws, "helper"), "-u"]);
+  assert.equal(ran.stdout.trim(), String(user.uid), `euid is the user's: ${ran.stdout}${ran.stderr}`);
+});
+
+test("a setuid program made in the sandbox loses the bit on approve, and says so", () => {
+  const ws = workspace("ws-made");
+  const id = createAs(ws);
+  const [made, approved] = callAs(fx.socketPath, user, [
+    ["sandbox/exec", { id, argv: ["sh", "-c", "cp /usr/bin/id mine && chmod 6755 mine && stat -c %a mine"] }],
+    ["sandbox/approve", { id, paths: ["mine"] }],
+  ]);
+  assert.equal(String(ok(made).stdout).trim(), "6755");
+  const result = ok(approved) as { applied: string[]; skipped: { path: string; reason: string }[] };
+  assert.deepEqual(result.applied, ["mine"]);
+  assert.ok(result.skipped.some((s) => s.path === "mine" && /setuid/.test(s.reason)), JSON.stringify(result.skipped));
+  const st = fs.statSync(path.join(ws, "mine"));
+  assert.equal(st.mode & 0o7777, 0o755);
+  assert.equal(st.uid, user.uid);
+});
+
+test("nothing is created in, or rewritten inside, a folder the user cannot write", () => {
+  const ws = workspace("ws-rootdir");
+  const id = createAs(ws);
+  const [newFile, rewrite, approved] = callAs(fx.socketPath, user, [
+    ["sandbox/writeFile", { id, path: "rootdir/new.txt", content: Buffer.from("planted\n").toString("base64") }],
+    ["sandbox/writeFile", { id, path: "rootdir/config", content: Buffer.from("rewritten\n").toString("base64") }],
+    ["sandbox/approve", { id }],
+  ]);
+  assert.equal(code(newFile), "E_PERMISSION_DENIED", JSON.stringify(newFile));
+  assert.equal(code(rewrite), "E_PERMISSION_DENIED", JSON.stringify(rewrite));
+  ok(approved);
+  assert.equal(fs.existsSync(path.join(ws, "rootdir", "new.txt")), false);
+  assert.equal(fs.readFileSync(path.join(ws, "rootdir", "config"), "utf8"), "root's config\n");
+  assert.equal(fs.statSync(path.join(ws, "rootdir", "config")).uid, 0);
+});
+
+test("approve as root of a user's sandbox still writes with the user's rights", async () => {
+  const ws = workspace("ws-root-approves");
+  const id = createAs(ws);
+  const [made] = callAs(fx.socketPath, user, [["sandbox/exec", { id, argv: ["sh", "-c", "echo changed > notes.txt; cp /usr/bin/id mine; chmod 4755 mine"] }]]);
+  ok(made);
+  const admin = await fx.client();
+  const result = await admin.request("sandbox/approve", { id });
+  assert.deepEqual([...result.applied].sort(), ["mine", "notes.txt"]);
+  for (const name of ["mine", "notes.txt"]) {
+    const st = fs.statSync(path.join(ws, name));
+    assert.equal(st.uid, user.uid, name);
+    assert.equal(st.mode & 0o6000, 0, name);
+  }
+});
+
+test("reject restores with the user's rights: what the user cannot read is not copied back", () => {
+  const ws = workspace("ws-reject");
+  const id = createAs(ws);
+  const [changed, rejected, after] = callAs(fx.socketPath, user, [
+    ["sandbox/exec", { id, argv: ["sh", "-c", "echo changed > notes.txt; rm -f rootonly helper"] }],
+    ["sandbox/reject", { id }],
+    ["sandbox/exec", { id, argv: ["sh", "-c", "cat notes.txt; cat helper; cat rootonly"] }],
+  ]);
+  ok(changed);
+  const result = ok(rejected) as { rejected: string[]; skipped: { path: string; reason: string }[] };
+  assert.deepEqual([...result.rejected].sort(), ["helper", "notes.txt"]);
+  assert.ok(result.skipped.some((s) => s.path === "rootonly" && /permission/i.test(s.reason)), JSON.stringify(result.skipped));
+  assert.equal(String(ok(after).stdout), "mine\n#!/bin/sh\necho original\n");
+  // The workspace was never touched.
+  assert.equal(fs.readFileSync(path.join(ws, "rootonly"), "utf8"), "root's secret\n");
+});
