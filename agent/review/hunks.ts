@@ -16,9 +16,9 @@ export function withHunks(rel: string, workspace: Buffer | undefined, sandbox: B
   const oldLines = splitLines(oldText);
   const newLines = splitLines(newText);
   const changes = computeLineChanges(oldLines, newLines);
-  const { selected, unmatched } = selectLineChanges(changes, ranges);
+  const { selected, unmatched } = selectLineChanges(changes, ranges, { old: oldLines.length, new: newLines.length });
   if (unmatched.length > 0) {
-    throw new PaddockError("E_HUNK_MISMATCH", `${unmatched.length} selected hunk(s) of ${rel} match no change: the file changed since its diff was taken`, "take the diff again (sandbox/diff) and select from it", { path: rel });
+    throw new PaddockError("E_HUNK_MISMATCH", `${unmatched.length} selected hunk(s) of ${rel} match no change: the file changed since its diff was taken, or the range is not one of its hunks`, "take the diff again (sandbox/diff) and select from it", { path: rel });
   }
   return Buffer.from(applyLineChanges(oldLines, newLines, changes, (_c, i) => selected.has(i) === (keep === "selected")));
 }

@@ -89,21 +89,27 @@ function within(start: number, end: number, outerStart: number, outerEnd: number
 /**
  * Which changes a set of hunk ranges selects: every change lying within a range on both
  * sides. A range may be a change itself (as `sandbox/diff` returns them) or a wider hunk with
- * context lines around several changes. Ranges that select nothing are returned too: the
- * file changed since the client last looked.
+ * context lines around several changes. A range matches only if it lies within both texts
+ * (`lines`) and its context lines are the same lines on both sides, as a real hunk's are;
+ * ranges that select nothing or match nothing are returned too (the file changed since the
+ * client last looked, or the range was never a hunk of it).
  */
-export function selectLineChanges(changes: readonly LineChange[], ranges: readonly LineChange[]): { selected: Set<number>; unmatched: LineChange[] } {
+export function selectLineChanges(changes: readonly LineChange[], ranges: readonly LineChange[], lines: { old: number; new: number }): { selected: Set<number>; unmatched: LineChange[] } {
   const selected = new Set<number>();
   const unmatched: LineChange[] = [];
   for (const range of ranges) {
-    let matched = false;
-    changes.forEach((change, index) => {
-      if (within(change.oldStart, change.oldEnd, range.oldStart, range.oldEnd) && within(change.newStart, change.newEnd, range.newStart, range.newEnd)) {
-        selected.add(index);
-        matched = true;
-      }
-    });
-    if (!matched) unmatched.push(range);
+    const inside = changes.flatMap((change, index) => (within(change.oldStart, change.oldEnd, range.oldStart, range.oldEnd) && within(change.newStart, change.newEnd, range.newStart, range.newEnd) ? [index] : []));
+    const first = changes[inside[0]!];
+    const last = changes[inside[inside.length - 1]!];
+    const isHunk =
+      first !== undefined &&
+      last !== undefined &&
+      range.oldEnd <= lines.old &&
+      range.newEnd <= lines.new &&
+      first.oldStart - range.oldStart === first.newStart - range.newStart &&
+      range.oldEnd - last.oldEnd === range.newEnd - last.newEnd;
+    if (isHunk) for (const index of inside) selected.add(index);
+    else unmatched.push(range);
   }
   return { selected, unmatched };
 }

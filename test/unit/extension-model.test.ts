@@ -62,7 +62,7 @@ test("quick diff: a change of the peek (sandbox original, workspace modified) se
   const replaced = { originalStartLineNumber: 2, originalEndLineNumber: 2, modifiedStartLineNumber: 2, modifiedEndLineNumber: 2 };
   const inserted = { originalStartLineNumber: 5, originalEndLineNumber: 5, modifiedStartLineNumber: 4, modifiedEndLineNumber: 0 };
   for (const [vs, expected] of [[replaced, 0], [inserted, 1]] as const) {
-    const { selected, unmatched } = selectLineChanges(changes, [selectorOf("f", vs)]);
+    const { selected, unmatched } = selectLineChanges(changes, [selectorOf("f", vs)], { old: oldLines.length, new: newLines.length });
     assert.deepEqual([[...selected], unmatched], [[expected], []]);
   }
   assert.equal(applyLineChanges(oldLines, newLines, changes, (_c, i) => i === 1), "a\nb\nc\nd\nnew\ne\nf\n");

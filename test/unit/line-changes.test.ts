@@ -42,11 +42,26 @@ test("a hunk with context selects the changes inside it, and only those", () => 
   const hunks = formatUnifiedHunks(splitLines(OLD), splitLines(NEW), changes, 2);
   const headers = [...hunks.matchAll(/^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@/gm)].map((m) => rangeOfUnifiedHunk(Number(m[1]), Number(m[2] ?? 1), Number(m[3]), Number(m[4] ?? 1)));
   assert.equal(headers.length, 2);
-  assert.deepEqual([...selectLineChanges(changes, [headers[0]!]).selected], [0, 1]);
-  assert.deepEqual([...selectLineChanges(changes, [headers[1]!]).selected], [2]);
-  assert.deepEqual([...selectLineChanges(changes, [changes[1]!]).selected], [1]);
+  const lines = { old: splitLines(OLD).length, new: splitLines(NEW).length };
+  assert.deepEqual([...selectLineChanges(changes, [headers[0]!], lines).selected], [0, 1]);
+  assert.deepEqual([...selectLineChanges(changes, [headers[1]!], lines).selected], [2]);
+  assert.deepEqual([...selectLineChanges(changes, [changes[1]!], lines).selected], [1]);
   const stale = { oldStart: 40, oldEnd: 41, newStart: 40, newEnd: 41 };
-  assert.deepEqual(selectLineChanges(changes, [stale]).unmatched, [stale]);
+  assert.deepEqual(selectLineChanges(changes, [stale], lines).unmatched, [stale]);
+});
+
+test("a range that is not a hunk of the file matches nothing: past its end, or with sides that do not line up", () => {
+  const changes = computeLineChanges(splitLines(OLD), splitLines(NEW));
+  const lines = { old: splitLines(OLD).length, new: splitLines(NEW).length };
+  const everything = { oldStart: 0, oldEnd: 1e15, newStart: 0, newEnd: 1e15 };
+  assert.deepEqual(selectLineChanges(changes, [everything], lines), { selected: new Set(), unmatched: [everything] });
+  // Context lines are the same lines on both sides: one more line before on the old side only is not a hunk.
+  const first = changes[0]!;
+  const skewed = { oldStart: first.oldStart - 1, oldEnd: first.oldEnd, newStart: first.newStart, newEnd: first.newEnd };
+  assert.deepEqual(selectLineChanges(changes, [skewed], lines).unmatched, [skewed]);
+  // The whole file on both sides is one (large) hunk: every change.
+  const whole = { oldStart: 0, oldEnd: lines.old, newStart: 0, newEnd: lines.new };
+  assert.equal(selectLineChanges(changes, [whole], lines).selected.size, changes.length);
 });
 
 const text = fc.array(fc.constantFrom("a\n", "b\n", "c\n", "d\n", "e", ""), { maxLength: 30 }).map((l) => l.join(""));
