@@ -8,7 +8,7 @@ import type { Conflict, ConflictReason } from "../protocol/methods";
 import type { Beneath } from "../sys/beneath";
 import { bornAt, matchesBase, type Base } from "./bases";
 import { asText, entryBytes, readEntry, type Entry } from "./entries";
-import { childOf, parentOf } from "../sys/beneath";
+import { BeneathError, childOf, parentOf } from "../sys/beneath";
 import { splitLines } from "./line-changes";
 
 /**
@@ -32,12 +32,25 @@ const MAX_CONFLICT_TEXT = 1024 * 1024;
  */
 export function changedSince(upper: Beneath, rel: string): number | undefined {
   for (let at = rel; at !== ""; at = parentOf(at)) {
-    const own = upper.lstat(at);
+    const own = lstatThroughFolders(upper, at);
     if (own) return bornAt(own);
-    const whiteout = upper.lstat(childOf(parentOf(at), `.wh.${at.split("/").pop()}`));
+    const whiteout = lstatThroughFolders(upper, childOf(parentOf(at), `.wh.${at.split("/").pop()}`));
     if (whiteout) return bornAt(whiteout);
   }
   return undefined;
+}
+
+/**
+ * lstat where a symlink on the way (the sandbox replaced a folder with one) means that
+ * nothing is there: the change is the symlink's, found one level up.
+ */
+function lstatThroughFolders(tree: Beneath, rel: string): ReturnType<Beneath["lstat"]> {
+  try {
+    return tree.lstat(rel);
+  } catch (err) {
+    if (err instanceof BeneathError && err.code === "ELOOP") return undefined;
+    throw err;
+  }
 }
 
 export interface ConflictInput {
