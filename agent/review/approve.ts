@@ -18,6 +18,7 @@
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as path from "node:path";
 import type { ApproveResult, Change, HunkSelector, Skipped } from "../protocol/methods";
 import { PaddockError } from "../protocol/errors";
 import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
@@ -56,13 +57,15 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
   const result: ApproveResult = { applied: [], conflicts: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
   const ws = openWorkspaceTree(target);
   const upper = Beneath.open(target.upper, target.rights);
+  const folders = new Map<string, Beneath>();
   try {
     const plan = planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
-    if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan);
+    if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan, folders);
     result.applied = plan.applied;
     result.skipped.push(...plan.failed);
     return result;
   } finally {
+    for (const folder of folders.values()) folder.close();
     upper.close();
     ws.close();
   }
@@ -188,7 +191,11 @@ function allowedMode(sandbox: Entry, rel: string, skipped: Skipped[]): number {
   return sandbox.mode & ~dropped;
 }
 
-async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
+/**
+ * `folders` receives each folder temp files are made in, held open: renames and removals of
+ * the temps go through them (journal.ts), wherever the folder is moved meanwhile.
+ */
+async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan: Plan, folders: Map<string, Beneath>): Promise<void> {
   const journal: Journal = {
     version: 1,
     approveId: plan.approveId,
@@ -200,9 +207,9 @@ async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan
   };
   writeJournal(target.journal, journal);
   try {
-    await stage(ws, upper, plan);
+    await stage(ws, upper, plan, folders);
   } catch (err) {
-    rollBack(ws, journal);
+    rollBack(ws, journal, folders);
     removeJournal(target.journal);
     throw err;
   }
@@ -210,7 +217,7 @@ async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan
   const committed: Journal = { ...journal, state: "committed", ops: plan.ops.filter((op) => op.op !== "replace" || !plan.unstaged.has(op.temp)) };
   writeJournal(target.journal, committed);
   // From here the approve finishes, now or (after a crash) when the agent next starts.
-  const failures = finishJournal(ws, target.journal, committed, target.bases);
+  const failures = finishJournal(ws, target.journal, committed, target.bases, folders);
   for (const { op, error } of failures) {
     target.log.warn("approve could not apply a path", { sandboxId: target.sandboxId, path: op.path, error });
     plan.applied = plan.applied.filter((p) => p !== op.path);
@@ -219,21 +226,24 @@ async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan
 }
 
 /** Writes every temp file and symlink, then fsyncs the files, many at once. */
-async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
+async function stage(ws: Beneath, upper: Beneath, plan: Plan, folders: Map<string, Beneath>): Promise<void> {
   const replaces = plan.ops.filter((op): op is Extract<JournalOp, { op: "replace" }> => op.op === "replace");
   const fds: number[] = [];
   try {
     plan.staged.forEach((item, n) => {
       const temp = replaces[n]!.temp;
+      const name = path.posix.basename(temp);
+      let folder: Beneath | undefined;
       try {
         // One switch to the owner's rights for the whole file: its temp is theirs, made where they may write.
         ws.withRights(() => {
+          folder = folders.get(parentOf(temp)) ?? folders.set(parentOf(temp), ws.subtree(parentOf(temp))).get(parentOf(temp))!;
           if (item.sandbox.type === "symlink") {
-            ws.symlink(item.sandbox.target ?? "", temp);
-            if (item.owner) ws.chown(temp, item.owner[0], item.owner[1]);
+            folder.symlink(item.sandbox.target ?? "", name);
+            if (item.owner) folder.chown(name, item.owner[0], item.owner[1]);
             return;
           }
-          const out = ws.open(temp, O_CREAT_EXCL_WRONLY, 0o600);
+          const out = folder.open(name, O_CREAT_EXCL_WRONLY, 0o600);
           fds.push(out);
           if (item.owner) fs.fchownSync(out, item.owner[0], item.owner[1]);
           if (item.content !== undefined) writeAll(out, item.content);
@@ -245,7 +255,7 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
         // The sandbox's entry moved under us, or the owner may not write there: this path is
         // left out (its temp, if any, goes; a replace whose temp is gone does nothing).
         try {
-          ws.unlink(temp);
+          folder?.unlink(name);
         } catch {
           // never made
         }
@@ -256,7 +266,7 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan): Promise<void> {
     });
     await fsyncAll(fds);
     // The temps' names must be durable too before the journal says "committed".
-    for (const dir of new Set(replaces.map((op) => parentOf(op.temp)))) ws.fsyncDir(dir);
+    for (const folder of folders.values()) fs.fsyncSync(folder.fd);
   } finally {
     for (const fd of fds) fs.closeSync(fd);
   }

@@ -12,6 +12,7 @@
  * recovered the same way.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { removeDurably, writeDurably } from "../state/durable";
 import type { Beneath } from "../sys/beneath";
 import { BeneathError, parentOf } from "../sys/beneath";
@@ -62,12 +63,25 @@ export function removeJournal(file: string): void {
   removeDurably(file);
 }
 
+/**
+ * The folders an approve made its temp files in, held open (by folder, "" for the top): a
+ * temp is renamed and removed through its folder, so that a folder moved or swapped for a
+ * symlink meanwhile cannot leave it behind. Recovery after a crash has only the paths.
+ */
+export type TempFolders = ReadonlyMap<string, Beneath>;
+
+/** A temp file through its folder when that is held open, else by its path. */
+function tempAt(ws: Beneath, temp: string, folders: TempFolders | undefined): { tree: Beneath; rel: string } {
+  const folder = folders?.get(parentOf(temp));
+  return folder ? { tree: folder, rel: path.posix.basename(temp) } : { tree: ws, rel: temp };
+}
+
 /** Runs the operations in order; returns those that failed (and why) instead of stopping. */
-export function runOps(ws: Beneath, ops: readonly JournalOp[]): { op: JournalOp; error: string }[] {
+export function runOps(ws: Beneath, ops: readonly JournalOp[], folders?: TempFolders): { op: JournalOp; error: string }[] {
   const failures: { op: JournalOp; error: string }[] = [];
   for (const op of ops) {
     try {
-      runOp(ws, op);
+      runOp(ws, op, folders);
     } catch (err) {
       failures.push({ op, error: err instanceof BeneathError ? err.message : String(err) });
     }
@@ -75,7 +89,7 @@ export function runOps(ws: Beneath, ops: readonly JournalOp[]): { op: JournalOp;
   return failures;
 }
 
-function runOp(ws: Beneath, op: JournalOp): void {
+function runOp(ws: Beneath, op: JournalOp, folders: TempFolders | undefined): void {
   switch (op.op) {
     case "remove": {
       const st = ws.lstat(op.path);
@@ -102,20 +116,21 @@ function runOp(ws: Beneath, op: JournalOp): void {
       return;
     }
     case "replace": {
+      const temp = tempAt(ws, op.temp, folders);
       // The workspace changed since approve looked (a save just now, or work done while a
       // journal waited for recovery): it is kept, and the sandbox keeps its change.
       if (op.expect !== undefined && identityOf(ws.lstat(op.path)) !== op.expect) {
-        if (!ws.lstat(op.temp)) return; // renamed before a crash: that is what is there now
+        if (!temp.tree.lstat(temp.rel)) return; // renamed before a crash: that is what is there now
         // The sandbox's version is not put there, and its temp must not stay in the workspace.
-        removeTemp(ws, op.temp);
+        removeTemp(ws, op.temp, folders);
         throw changedMeanwhile(op.path);
       }
       try {
-        ws.rename(op.temp, op.path);
+        ws.moveFrom(temp.tree, temp.rel, op.path);
       } catch (err) {
         // A temp that is gone was renamed before a crash: done.
-        if (err instanceof BeneathError && err.code === "ENOENT" && !ws.lstat(op.temp)) return;
-        removeTemp(ws, op.temp);
+        if (err instanceof BeneathError && err.code === "ENOENT" && !temp.tree.lstat(temp.rel)) return;
+        removeTemp(ws, op.temp, folders);
         // rename(2) replaces a file or symlink, not a directory the workspace has there.
         if (err instanceof BeneathError && err.code === "EISDIR") throw new BeneathError("EISDIR", op.path, `${op.path} is a directory in the workspace`);
         throw err;
@@ -128,11 +143,16 @@ function runOp(ws: Beneath, op: JournalOp): void {
   }
 }
 
-function removeTemp(ws: Beneath, temp: string): void {
-  try {
-    ws.unlink(temp);
-  } catch {
-    // gone already, or its folder was swapped: nothing of ours to remove there
+/** Removes a temp file, through its folder first (wherever that went), then by its path. */
+function removeTemp(ws: Beneath, temp: string, folders: TempFolders | undefined): void {
+  const at = tempAt(ws, temp, folders);
+  for (const [tree, rel] of at.tree === ws ? [[ws, temp] as const] : [[at.tree, at.rel] as const, [ws, temp] as const]) {
+    try {
+      tree.unlink(rel);
+      return;
+    } catch {
+      // gone already, or its folder was swapped: nothing of ours to remove there
+    }
   }
 }
 
@@ -161,16 +181,16 @@ export function fsyncDirectories(ws: Beneath, dirs: readonly string[]): void {
 }
 
 /** Removes the temp files of a journal that never committed. */
-export function rollBack(ws: Beneath, journal: Journal): void {
-  for (const op of journal.ops) if (op.op === "replace") removeTemp(ws, op.temp);
+export function rollBack(ws: Beneath, journal: Journal, folders?: TempFolders): void {
+  for (const op of journal.ops) if (op.op === "replace") removeTemp(ws, op.temp, folders);
 }
 
 /**
  * Runs a committed journal's operations, records the new bases, and only then removes the
  * journal: a crash anywhere in here runs it all again, which changes nothing already done.
  */
-export function finishJournal(ws: Beneath, file: string, journal: Journal, bases: BaseStore): { op: JournalOp; error: string }[] {
-  const failures = runOps(ws, journal.ops);
+export function finishJournal(ws: Beneath, file: string, journal: Journal, bases: BaseStore, folders?: TempFolders): { op: JournalOp; error: string }[] {
+  const failures = runOps(ws, journal.ops, folders);
   fsyncDirectories(ws, touchedDirectories(journal.ops));
   const failed = new Set(failures.map((f) => f.op.path));
   // What the workspace now holds is the base the sandbox's next change is compared with.
@@ -180,7 +200,7 @@ export function finishJournal(ws: Beneath, file: string, journal: Journal, bases
   } catch {
     // Bases are advice (without one, conflicts are judged by time): never a reason to keep a journal.
   }
-  if (failures.length > 0) rollBack(ws, journal); // temps whose rename failed
+  if (failures.length > 0) rollBack(ws, journal, folders); // temps whose rename failed
   removeJournal(file);
   return failures;
 }

@@ -202,6 +202,22 @@ export class Beneath {
     });
   }
 
+  /** Moves `sourceRel` of another tree (a folder of this one held open, say) to `rel` of this one. */
+  moveFrom(source: Beneath, sourceRel: string, rel: string): void {
+    this.withRights(() => {
+      const result = source.withParent(sourceRel, (fromDir, fromName) => this.withParent(rel, (toDir, toName) => renameat(fromDir, fromName, toDir, toName)));
+      this.check(`${source.where(sourceRel)} -> ${rel}`, result);
+    });
+  }
+
+  /**
+   * A folder of the tree as a tree of its own, held open: what is made in it and removed
+   * through it stays in that folder, wherever it is moved meanwhile. Close it after use.
+   */
+  subtree(rel: string): Beneath {
+    return new Beneath(this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY), this.where(rel), this.rights);
+  }
+
   /** Removes a file, symlink or whole directory tree, never leaving the tree or following a link. */
   removeTree(rel: string): void {
     this.withRights(() => {

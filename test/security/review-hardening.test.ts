@@ -1,0 +1,108 @@
+/**
+ * Review methods against hostile selectors and hostile trees: a hunk that is no hunk of the
+ * file, a folder the sandbox turned into a symlink, and a workspace folder swapped for a
+ * symlink while approves run. A real root agent on a socket, real overlay mounts.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fixtureForFile, refused } from "../helpers/sandbox-fixture";
+
+const shared = fixtureForFile();
+
+function workspace(name: string, files: Record<string, string>): string {
+  const ws = path.join(shared.fx.base, name);
+  for (const [rel, content] of Object.entries(files)) {
+    fs.mkdirSync(path.dirname(path.join(ws, rel)), { recursive: true });
+    fs.writeFileSync(path.join(ws, rel), content);
+  }
+  return ws;
+}
+
+async function sandboxWith(ws: string, script: string): Promise<string> {
+  const { id } = await shared.client.request("sandbox/create", { workspace: ws });
+  const run = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", script] });
+  assert.equal(run.exitCode, 0, run.stderr);
+  return id;
+}
+
+/** Every entry below `dir` whose name is one of approve's temp files. */
+function approveTemps(dir: string): string[] {
+  return (fs.readdirSync(dir, { recursive: true }) as string[]).filter((rel) => path.basename(rel).startsWith(".paddock-approve-"));
+}
+
+const LINES = Array.from({ length: 20 }, (_, i) => `line ${i}\n`).join("");
+
+test("a hunk selector that is no hunk of the file is refused with E_HUNK_MISMATCH, by approve and reject alike", async () => {
+  const ws = workspace("ws-hunks", { "f.txt": LINES });
+  const id = await sandboxWith(ws, "sed -i -e 's/^line 3$/LINE 3/' -e 's/^line 15$/LINE 15/' f.txt");
+  const sandboxText = (await shared.client.request("sandbox/exec", { id, argv: ["cat", "f.txt"] })).stdout;
+  const huge = { path: "f.txt", oldStart: 0, oldEnd: 1e15, newStart: 0, newEnd: 1e15 };
+  await refused(shared.client.request("sandbox/reject", { id, hunks: [huge] }), "E_HUNK_MISMATCH");
+  await refused(shared.client.request("sandbox/approve", { id, hunks: [huge] }), "E_HUNK_MISMATCH");
+  // Context that does not line up on both sides is no hunk either.
+  const skewed = { path: "f.txt", oldStart: 1, oldEnd: 4, newStart: 2, newEnd: 4 };
+  await refused(shared.client.request("sandbox/reject", { id, hunks: [skewed] }), "E_HUNK_MISMATCH");
+  assert.equal((await shared.client.request("sandbox/exec", { id, argv: ["cat", "f.txt"] })).stdout, sandboxText, "the sandbox kept both changes");
+  assert.equal(fs.readFileSync(path.join(ws, "f.txt"), "utf8"), LINES, "the workspace is untouched");
+  // A real hunk (as sandbox/diff gives it) still works.
+  await shared.client.request("sandbox/reject", { id, hunks: [{ path: "f.txt", oldStart: 3, oldEnd: 4, newStart: 3, newEnd: 4 }] });
+  assert.equal((await shared.client.request("sandbox/exec", { id, argv: ["cat", "f.txt"] })).stdout, LINES.replace("line 15\n", "LINE 15\n"));
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("a folder the sandbox replaced with a symlink is approved: its entries go, the symlink comes", async () => {
+  const ws = workspace("ws-dir-to-link", { "dir/a.txt": "a\n", "dir/sub/b.txt": "b\n", "other/c.txt": "c\n", "keep.txt": "k\n" });
+  const id = await sandboxWith(ws, "rm -rf dir && ln -s other dir");
+  const result = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual(result.conflicts, []);
+  assert.deepEqual(result.skipped, []);
+  assert.ok(result.applied.includes("dir"), JSON.stringify(result));
+  assert.equal(fs.readlinkSync(path.join(ws, "dir")), "other");
+  assert.equal(fs.readFileSync(path.join(ws, "dir", "c.txt"), "utf8"), "c\n", "the symlink leads where the sandbox's did");
+  assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes, [], "nothing is left to review");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("a folder replaced by a symlink can be approved by naming the folder alone", async () => {
+  const ws = workspace("ws-dir-to-link-named", { "dir/a.txt": "a\n", "x.txt": "x\n" });
+  const id = await sandboxWith(ws, "rm -rf dir && ln -s x.txt dir && echo y > x.txt");
+  const result = await shared.client.request("sandbox/approve", { id, paths: ["dir"] });
+  assert.deepEqual(result.conflicts, []);
+  assert.deepEqual([...result.applied].sort(), ["dir", "dir/a.txt"]);
+  assert.equal(fs.readlinkSync(path.join(ws, "dir")), "x.txt");
+  assert.equal(fs.readFileSync(path.join(ws, "x.txt"), "utf8"), "x\n", "what was not named stays a change");
+  await shared.client.request("sandbox/delete", { id });
+});
+
+test("race: a workspace folder swapped for a symlink while approves run leaves no temp file behind", async () => {
+  const outside = path.join(shared.fx.base, "race-outside");
+  fs.mkdirSync(outside);
+  const files = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`d/f${i}.txt`, `${i}\n`]));
+  const ws = workspace("ws-swap", files);
+  const id = await sandboxWith(ws, "for f in d/*.txt; do echo changed >> $f; done");
+  // On the host, in the real workspace: the folder goes, a symlink takes its place, the folder comes back.
+  const swapper = spawn("sh", ["-c", `cd ${ws} && while :; do mv d d.real && ln -s ${outside} d && rm d && mv d.real d; done`], { stdio: "ignore" });
+  let approves = 0;
+  try {
+    const deadline = Date.now() + 4000;
+    while (Date.now() < deadline) {
+      await shared.client.request("sandbox/approve", { id }).catch((err: { code?: string }) => assert.equal(err.code, "E_UNSAFE_PATH", String(err)));
+      // Something to approve again next time.
+      await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", "for f in d/*.txt; do echo again >> $f; done"] });
+      approves++;
+    }
+  } finally {
+    swapper.kill("SIGKILL");
+    await new Promise((resolve) => swapper.once("exit", resolve));
+  }
+  // The swapper may have been stopped half-way: put the folder back.
+  if (fs.lstatSync(path.join(ws, "d"), { throwIfNoEntry: false })?.isSymbolicLink()) fs.rmSync(path.join(ws, "d"));
+  if (fs.existsSync(path.join(ws, "d.real"))) fs.renameSync(path.join(ws, "d.real"), path.join(ws, "d"));
+  assert.ok(approves > 10, `approve ran ${approves} times`);
+  assert.deepEqual(approveTemps(ws), [], "no temp file is left in the workspace");
+  assert.deepEqual(fs.readdirSync(outside), [], "nothing was written outside the workspace");
+  await shared.client.request("sandbox/delete", { id });
+});
