@@ -5,7 +5,7 @@
 import { PaddockError } from "../protocol/errors";
 import type { Change, DiffResult, ReadFileResult } from "../protocol/methods";
 import { isOpaque, isWhiteoutDevice, OPAQUE_MARKER, WHITEOUT_PREFIX } from "../changeset/changes";
-import { childOf, parentOf, type Beneath } from "../sys/beneath";
+import { BeneathError, childOf, parentOf, type Beneath } from "../sys/beneath";
 import { entryBytes, readEntry, type Entry } from "./entries";
 import { diffItem, type PatchItem, type PatchSide } from "./patch";
 import { byPath, select } from "./target";
@@ -98,9 +98,19 @@ function safeReaddir(tree: Beneath, rel: string): string[] {
 
 function side(tree: Beneath, rel: string, entry: Entry | undefined): PatchSide | undefined {
   if (entry?.type !== "file" && entry?.type !== "symlink") return undefined;
-  // A file too large to diff is compared as binary: named, not read.
-  const bytes = entry.type === "file" && entry.stat.size > MAX_TEXT_BYTES ? Buffer.from([0, entry.stat.size & 0xff]) : entryBytes(tree, rel, entry);
+  // A file too large to diff, or that the owner may not read, is compared as binary: named, not read.
+  const named = Buffer.from([0, entry.stat.size & 0xff]);
+  const bytes = entry.type === "file" && entry.stat.size > MAX_TEXT_BYTES ? named : readableBytes(tree, rel, entry, named);
   return { type: entry.type, mode: entry.mode, bytes };
+}
+
+function readableBytes(tree: Beneath, rel: string, entry: Entry, otherwise: Buffer): Buffer {
+  try {
+    return entryBytes(tree, rel, entry);
+  } catch (err) {
+    if (err instanceof BeneathError && err.code === "EACCES") return otherwise;
+    throw err;
+  }
 }
 
 export function diffChanges(upper: Beneath, ws: Beneath, changes: readonly Change[], paths: readonly string[] | undefined, context: number): DiffResult {

@@ -145,3 +145,17 @@ test("reject restores with the user's rights: what the user cannot read is not c
   // The workspace was never touched.
   assert.equal(fs.readFileSync(path.join(ws, "rootonly"), "utf8"), "root's secret\n");
 });
+
+test("a change to a file the user cannot read does not stop the diff: it is named, not shown", () => {
+  const ws = workspace("ws-diff");
+  const id = createAs(ws);
+  const [changed, diff] = callAs(fx.socketPath, user, [
+    ["sandbox/exec", { id, argv: ["sh", "-c", "rm -f rootonly; echo more >> notes.txt"] }],
+    ["sandbox/diff", { id }],
+  ]);
+  ok(changed);
+  const result = ok(diff) as { patch: string; files: { path: string; binary: boolean }[] };
+  assert.match(result.patch, /\+more/);
+  assert.doesNotMatch(result.patch, /root's secret/);
+  assert.deepEqual(result.files.find((f) => f.path === "rootonly"), { path: "rootonly", binary: true, changes: [] });
+});
