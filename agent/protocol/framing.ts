@@ -3,9 +3,11 @@
  *
  * The reader is an incremental state machine with no I/O, so that it can be fuzzed. It never
  * buffers more than one header block (capped) or one body (capped): a frame that announces
- * more than the cap is reported and its bytes are skipped as they arrive, unbuffered. After
- * a header block it cannot understand, it drops everything up to the next blank line
- * (`\r\n\r\n`) and resumes there.
+ * more than the cap is reported and its bytes are skipped as they arrive, unbuffered. A header
+ * refused whose Content-Length is still clear (an unsupported charset, say) has its body
+ * skipped, so the next frame reads; one whose length is unclear (two values, or not a number)
+ * leaves no way to find the next frame, so the reader reports it as fatal and reads no more.
+ * A header block with no Content-Length at all (garbage) is dropped up to its blank line.
  */
 import type { ErrorCode } from "./errors";
 
@@ -14,15 +16,23 @@ export const MAX_HEADER_BYTES = 8 * 1024;
 
 const HEADER_END = Buffer.from("\r\n\r\n");
 
+export interface FrameRefusal {
+  code: ErrorCode;
+  message: string;
+  hint: string;
+}
+
 export type FrameEvent =
   | { kind: "frame"; body: Buffer }
-  | { kind: "error"; code: ErrorCode; message: string; hint: string };
+  /** `fatal`: the stream cannot be read further; the reader ignores whatever comes next. */
+  | ({ kind: "error"; fatal: boolean } & FrameRefusal);
 
 type State =
   | { mode: "header" }
   | { mode: "skip-header" } // an over-long header block: drop bytes until a blank line
   | { mode: "body"; length: number }
-  | { mode: "discard"; remaining: number };
+  | { mode: "discard"; remaining: number }
+  | { mode: "ended" };
 
 export class FrameReader {
   private chunks: Buffer[] = [];
@@ -34,6 +44,7 @@ export class FrameReader {
   /** Feeds bytes in; returns every complete frame or framing error they finish. */
   push(chunk: Buffer): FrameEvent[] {
     const events: FrameEvent[] = [];
+    if (this.state.mode === "ended") return events;
     if (chunk.length > 0) {
       this.chunks.push(chunk);
       this.buffered += chunk.length;
@@ -59,6 +70,8 @@ export class FrameReader {
         return this.readBody(events, this.state.length);
       case "discard":
         return this.discard(this.state.remaining);
+      case "ended":
+        return false;
     }
   }
 
@@ -69,6 +82,7 @@ export class FrameReader {
       if (data.length > MAX_HEADER_BYTES) {
         events.push({
           kind: "error",
+          fatal: false,
           code: "E_FRAME_HEADER",
           message: `frame header longer than ${MAX_HEADER_BYTES} bytes without a blank line`,
           hint: 'each message starts with "Content-Length: N" followed by "\\r\\n\\r\\n"',
@@ -84,17 +98,31 @@ export class FrameReader {
     this.replace(data.subarray(end + HEADER_END.length));
     const parsed = parseHeader(header);
     if ("error" in parsed) {
-      events.push({ kind: "error", code: "E_FRAME_HEADER", message: parsed.error, hint: parsed.hint });
+      const refusal: FrameRefusal = { code: "E_FRAME_HEADER", message: parsed.error, hint: parsed.hint };
+      if (parsed.length === "unclear") {
+        events.push({
+          kind: "error",
+          fatal: true,
+          ...refusal,
+          message: `${parsed.error}: where this frame ends cannot be known, so the connection is closed`,
+          hint: "send exactly one Content-Length, a byte count, per message; then reconnect",
+        });
+        this.end();
+        return false;
+      }
+      events.push({ kind: "error", fatal: false, ...refusal });
+      this.skipBody(parsed.length ?? 0);
       return true;
     }
     if (parsed.length > this.maxFrameBytes) {
       events.push({
         kind: "error",
+        fatal: false,
         code: "E_FRAME_TOO_LARGE",
         message: `frame of ${parsed.length} bytes is over the limit of ${this.maxFrameBytes} bytes`,
         hint: "send smaller messages; the frame's bytes are skipped",
       });
-      this.state = { mode: "discard", remaining: parsed.length };
+      this.skipBody(parsed.length);
       return true;
     }
     this.state = { mode: "body", length: parsed.length };
@@ -123,6 +151,17 @@ export class FrameReader {
     return true;
   }
 
+  /** Drops the next `length` bytes as they come, keeping none. */
+  private skipBody(length: number): void {
+    this.state = length === 0 ? { mode: "header" } : { mode: "discard", remaining: length };
+  }
+
+  private end(): void {
+    this.chunks = [];
+    this.buffered = 0;
+    this.state = { mode: "ended" };
+  }
+
   private discard(remaining: number): boolean {
     if (this.buffered === 0) return false;
     const data = this.peekAll();
@@ -146,28 +185,38 @@ export class FrameReader {
   }
 }
 
-function parseHeader(header: string): { length: number } | { error: string; hint: string } {
+/**
+ * A header block's Content-Length, or why it is refused. A refused header still gives its
+ * length when that is clear (one value, a byte count), so its body can be skipped; "unclear"
+ * when the block names a length that cannot be trusted.
+ */
+function parseHeader(header: string): { length: number } | { error: string; hint: string; length: number | "unclear" | undefined } {
   const hint = 'a header block is "Content-Length: N" lines ending in "\\r\\n", then "\\r\\n"';
   let length: number | undefined;
+  let problem: string | undefined;
   for (const line of header.split("\r\n")) {
     const colon = line.indexOf(":");
-    if (colon <= 0) return { error: `malformed header line ${JSON.stringify(line.slice(0, 80))}`, hint };
+    if (colon <= 0) {
+      problem ??= `malformed header line ${JSON.stringify(line.slice(0, 80))}`;
+      continue;
+    }
     const name = line.slice(0, colon).trim().toLowerCase();
     const value = line.slice(colon + 1).trim();
     if (name === "content-length") {
       if (!/^\d{1,15}$/.test(value)) {
-        return { error: `Content-Length ${JSON.stringify(value.slice(0, 40))} is not a byte count`, hint };
+        return { error: `Content-Length ${JSON.stringify(value.slice(0, 40))} is not a byte count`, hint, length: "unclear" };
       }
-      if (length !== undefined && length !== Number(value)) return { error: "two different Content-Length headers", hint };
+      if (length !== undefined && length !== Number(value)) return { error: "two different Content-Length headers", hint, length: "unclear" };
       length = Number(value);
     } else if (name === "content-type") {
       if (/charset=/i.test(value) && !/charset=["']?utf-?8/i.test(value)) {
-        return { error: `unsupported ${JSON.stringify(value.slice(0, 80))}: only UTF-8 is accepted`, hint };
+        problem ??= `unsupported ${JSON.stringify(value.slice(0, 80))}: only UTF-8 is accepted`;
       }
     }
     // Other headers are ignored, as LSP allows.
   }
-  if (length === undefined) return { error: "frame header has no Content-Length", hint };
+  if (length === undefined) return { error: problem ?? "frame header has no Content-Length", hint, length };
+  if (problem !== undefined) return { error: problem, hint: `${hint}; the frame's ${length} bytes are skipped`, length };
   return { length };
 }
 

@@ -3,10 +3,11 @@
  * dispatcher, responses and notifications out as frames. A misbehaving client can only hurt
  * its own connection: every framing or parse problem becomes an error response, reading
  * pauses while too many requests are in flight or the client is not reading its answers, and
- * no answer bigger than a frame is ever built into one.
+ * no answer bigger than a frame is ever built into one. A frame whose end cannot be found is
+ * answered with an error and the connection is closed.
  */
 import type { Readable, Writable } from "node:stream";
-import { DEFAULT_MAX_FRAME_BYTES, FrameReader, decodeUtf8, encodeFrame, jsonNestingDepth } from "../protocol/framing";
+import { DEFAULT_MAX_FRAME_BYTES, FrameReader, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameRefusal } from "../protocol/framing";
 import { errorResponse, type Dispatcher, type JsonRpcId, type Response } from "./dispatcher";
 import type { Logger } from "../log/logger";
 
@@ -17,6 +18,8 @@ const MAX_UNREAD_OUTPUT_BYTES = 8 * 1024 * 1024;
 const NOTIFY_BACKLOG_BYTES = 1024 * 1024;
 /** Bad frames logged at warn per connection; the rest at debug, so one client cannot flood the log. */
 const BAD_FRAMES_LOGGED = 5;
+/** How long a client that is being closed has to read its last error before the end. */
+const CLOSE_GRACE_MS = 1000;
 
 export interface ConnectionOptions<C> {
   input: Readable;
@@ -109,6 +112,21 @@ export class Connection<C> {
     this.markClosed();
   }
 
+  /**
+   * Sends `refusal` as an error, then closes; answers still being worked on are not sent. The
+   * output is ended at once and destroyed a moment later: a client still writing would get
+   * EPIPE, and miss the error, if it were destroyed at once.
+   */
+  private closeWithError(refusal: FrameRefusal): void {
+    if (this.state === "closed") return;
+    this.send(errorResponse(null, refusal.code, refusal.message, refusal.hint), null);
+    const { input, output } = this.options;
+    input.pause();
+    output.end();
+    setTimeout(() => output.destroy(), CLOSE_GRACE_MS).unref();
+    this.markClosed();
+  }
+
   private markClosed(): void {
     this.state = "closed";
     for (const listener of this.closeListeners) listener();
@@ -123,8 +141,9 @@ export class Connection<C> {
     for (const event of this.reader.push(chunk)) {
       if (event.kind === "error") {
         this.badFrames++;
-        const level = this.badFrames <= BAD_FRAMES_LOGGED ? "warn" : "debug";
-        this.options.log[level]("bad frame", { code: event.code, error: event.message });
+        const level = this.badFrames <= BAD_FRAMES_LOGGED || event.fatal ? "warn" : "debug";
+        this.options.log[level]("bad frame", { code: event.code, error: event.message, fatal: event.fatal });
+        if (event.fatal) return this.closeWithError(event);
         this.send(errorResponse(null, event.code, event.message, event.hint), null);
       } else {
         this.dispatch(event.body);

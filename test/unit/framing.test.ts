@@ -4,6 +4,7 @@ import { FrameReader, MAX_HEADER_BYTES, decodeUtf8, encodeFrame, jsonNestingDept
 
 const frames = (events: FrameEvent[]) => events.filter((e) => e.kind === "frame").map((e) => (e.kind === "frame" ? e.body.toString("utf8") : ""));
 const errors = (events: FrameEvent[]) => events.filter((e) => e.kind === "error").map((e) => (e.kind === "error" ? e.code : ""));
+const fatal = (events: FrameEvent[]) => events.some((e) => e.kind === "error" && e.fatal);
 
 test("a frame split into single bytes is reassembled", () => {
   const reader = new FrameReader();
@@ -37,21 +38,44 @@ test("a header without Content-Length is an error, and the next frame still read
   assert.deepEqual(frames(events), ["{}"]);
 });
 
-test("a non-numeric or negative Content-Length is an error", () => {
+test("a non-numeric or negative Content-Length is an error after which nothing is read", () => {
   for (const value of ["abc", "-1", "1e3", ""]) {
-    const events = new FrameReader().push(Buffer.from(`Content-Length: ${value}\r\n\r\n`));
+    const reader = new FrameReader();
+    const events = reader.push(Buffer.from(`Content-Length: ${value}\r\n\r\n{}`));
     assert.deepEqual(errors(events), ["E_FRAME_HEADER"], value);
+    assert.ok(fatal(events), "where the frame ends cannot be known");
+    assert.deepEqual(reader.push(encodeFrame("{}")), [], "nothing after it is read");
+    assert.equal(reader.pendingBytes, 0);
   }
 });
 
-test("two different Content-Length headers are refused", () => {
-  const events = new FrameReader().push(Buffer.from("Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}"));
+test("two different Content-Length headers are refused, and nothing after them is read", () => {
+  const reader = new FrameReader();
+  const events = reader.push(Buffer.concat([Buffer.from("Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}"), encodeFrame("[1]")]));
   assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+  assert.ok(fatal(events));
+  assert.deepEqual(frames(events), []);
+  assert.equal(reader.pendingBytes, 0);
 });
 
-test("a charset other than UTF-8 is refused", () => {
-  const events = new FrameReader().push(Buffer.from("Content-Length: 2\r\nContent-Type: text/plain; charset=latin1\r\n\r\n{}"));
+test("the same Content-Length twice is one length", () => {
+  const events = new FrameReader().push(Buffer.from("Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"));
+  assert.deepEqual(frames(events), ["{}"]);
+});
+
+test("a charset other than UTF-8 is refused, its body skipped, and the next frame read", () => {
+  const reader = new FrameReader();
+  const events = reader.push(Buffer.concat([Buffer.from('Content-Length: 9\r\nContent-Type: text/plain; charset=latin1\r\n\r\n{"a":"b"}'), encodeFrame("[2]")]));
   assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+  assert.ok(!fatal(events));
+  assert.deepEqual(frames(events), ["[2]"]);
+});
+
+test("a malformed header line beside a clear Content-Length skips that body", () => {
+  const reader = new FrameReader();
+  const events = [...reader.push(Buffer.from("Content-Length: 4\r\nnonsense\r\n\r\n[1]")), ...reader.push(Buffer.concat([Buffer.from(" "), encodeFrame("[3]")]))];
+  assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+  assert.deepEqual(frames(events), ["[3]"]);
 });
 
 test("an over-long header is reported once and reading resumes after the next blank line", () => {
