@@ -36,6 +36,10 @@ export const errorCatalog = {
   E_STATE_DIR_LOCKED: -32020,
   E_STATE_DIR: -32021,
   E_SOCKET: -32022,
+  // One client may not hold more than its share of the agent: connections, time, memory.
+  E_TOO_MANY_CONNECTIONS: -32023,
+  E_FRAME_TIMEOUT: -32024,
+  E_FRAME_BUDGET: -32025,
   E_AGENT_UNREACHABLE: -32030,
   E_NOT_FOUND: -32040,
   E_INVALID_WORKSPACE: -32041,

@@ -27,19 +27,41 @@ export type FrameEvent =
   /** `fatal`: the stream cannot be read further; the reader ignores whatever comes next. */
   | ({ kind: "error"; fatal: boolean } & FrameRefusal);
 
+/**
+ * Memory the reader must be granted before it buffers a body: `reserve` is asked for the
+ * announced length when a header is read (a refusal is fatal), `release` gives it back when
+ * the body is complete or the reader is disposed of.
+ */
+export interface FrameBudget {
+  reserve(bytes: number): FrameRefusal | undefined;
+  release(bytes: number): void;
+}
+
+/** Where the reader is: between frames, inside a header, or inside a body (read or skipped). */
+export type FrameProgress =
+  | { stage: "idle" }
+  | { stage: "header"; frame: number }
+  | { stage: "body"; frame: number; length: number; received: number };
+
 type State =
   | { mode: "header" }
   | { mode: "skip-header" } // an over-long header block: drop bytes until a blank line
   | { mode: "body"; length: number }
-  | { mode: "discard"; remaining: number }
+  | { mode: "discard"; length: number; remaining: number }
   | { mode: "ended" };
 
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private state: State = { mode: "header" };
+  /** Frames finished (read, skipped or refused): the number of the frame now being read. */
+  private framesDone = 0;
+  private reserved = 0;
 
-  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+  constructor(
+    private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES,
+    private readonly budget?: FrameBudget,
+  ) {}
 
   /** Feeds bytes in; returns every complete frame or framing error they finish. */
   push(chunk: Buffer): FrameEvent[] {
@@ -60,6 +82,26 @@ export class FrameReader {
     return this.buffered;
   }
 
+  get progress(): FrameProgress {
+    switch (this.state.mode) {
+      case "header":
+        return this.buffered === 0 ? { stage: "idle" } : { stage: "header", frame: this.framesDone };
+      case "skip-header":
+        return { stage: "header", frame: this.framesDone };
+      case "body":
+        return { stage: "body", frame: this.framesDone, length: this.state.length, received: this.buffered };
+      case "discard":
+        return { stage: "body", frame: this.framesDone, length: this.state.length, received: this.state.length - this.state.remaining };
+      case "ended":
+        return { stage: "idle" };
+    }
+  }
+
+  /** Drops what is buffered and gives back what was reserved; reads no more. */
+  dispose(): void {
+    this.end();
+  }
+
   private step(events: FrameEvent[]): boolean {
     switch (this.state.mode) {
       case "header":
@@ -69,7 +111,7 @@ export class FrameReader {
       case "body":
         return this.readBody(events, this.state.length);
       case "discard":
-        return this.discard(this.state.remaining);
+        return this.discard(this.state.length, this.state.remaining);
       case "ended":
         return false;
     }
@@ -125,6 +167,13 @@ export class FrameReader {
       this.skipBody(parsed.length);
       return true;
     }
+    const refused = this.budget?.reserve(parsed.length);
+    if (refused) {
+      events.push({ kind: "error", fatal: true, ...refused });
+      this.end();
+      return false;
+    }
+    this.reserved = parsed.length;
     this.state = { mode: "body", length: parsed.length };
     return true;
   }
@@ -137,46 +186,80 @@ export class FrameReader {
       return false;
     }
     this.replace(data.subarray(end + HEADER_END.length));
-    this.state = { mode: "header" };
+    this.frameDone();
     return true;
   }
 
   private readBody(events: FrameEvent[], length: number): boolean {
     if (this.buffered < length) return false;
-    const data = this.peekAll();
-    // Copy so the frame does not pin the (possibly much larger) chunk it came in.
-    events.push({ kind: "frame", body: Buffer.from(data.subarray(0, length)) });
-    this.replace(data.subarray(length));
-    this.state = { mode: "header" };
+    events.push({ kind: "frame", body: this.take(length) });
+    this.giveBack();
+    this.frameDone();
     return true;
   }
 
   /** Drops the next `length` bytes as they come, keeping none. */
   private skipBody(length: number): void {
-    this.state = length === 0 ? { mode: "header" } : { mode: "discard", remaining: length };
+    if (length === 0) this.frameDone();
+    else this.state = { mode: "discard", length, remaining: length };
+  }
+
+  private discard(length: number, remaining: number): boolean {
+    if (this.buffered === 0) return false;
+    const dropped = Math.min(remaining, this.buffered);
+    this.take(dropped, false);
+    const left = remaining - dropped;
+    if (left > 0) {
+      this.state = { mode: "discard", length, remaining: left };
+      return false;
+    }
+    this.frameDone();
+    return true;
+  }
+
+  private frameDone(): void {
+    this.framesDone++;
+    this.state = { mode: "header" };
   }
 
   private end(): void {
     this.chunks = [];
     this.buffered = 0;
+    this.giveBack();
     this.state = { mode: "ended" };
   }
 
-  private discard(remaining: number): boolean {
-    if (this.buffered === 0) return false;
-    const data = this.peekAll();
-    const dropped = Math.min(remaining, data.length);
-    this.replace(data.subarray(dropped));
-    const left = remaining - dropped;
-    this.state = left === 0 ? { mode: "header" } : { mode: "discard", remaining: left };
-    return left === 0;
+  private giveBack(): void {
+    if (this.reserved === 0) return;
+    this.budget?.release(this.reserved);
+    this.reserved = 0;
   }
 
+  /** All buffered bytes as one buffer; only used for header blocks (small). */
   private peekAll(): Buffer {
     if (this.chunks.length === 1) return this.chunks[0] as Buffer;
     const all = Buffer.concat(this.chunks, this.buffered);
     this.chunks = [all];
     return all;
+  }
+
+  /**
+   * Removes the first `length` bytes, returned as a buffer of their own (when `keep`), without
+   * joining anything after them: what stays buffered never pins a body-sized allocation.
+   */
+  private take(length: number, keep = true): Buffer {
+    const out = keep ? Buffer.allocUnsafe(length) : undefined;
+    let copied = 0;
+    while (copied < length) {
+      const chunk = this.chunks[0] as Buffer;
+      const n = Math.min(chunk.length, length - copied);
+      if (out) chunk.copy(out, copied, 0, n);
+      copied += n;
+      if (n === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(n);
+    }
+    this.buffered -= length;
+    return out ?? Buffer.alloc(0);
   }
 
   private replace(rest: Buffer): void {

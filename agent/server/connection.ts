@@ -3,11 +3,13 @@
  * dispatcher, responses and notifications out as frames. A misbehaving client can only hurt
  * its own connection: every framing or parse problem becomes an error response, reading
  * pauses while too many requests are in flight or the client is not reading its answers, and
- * no answer bigger than a frame is ever built into one. A frame whose end cannot be found is
- * answered with an error and the connection is closed.
+ * no answer bigger than a frame is ever built into one. On the socket, a frame must arrive in
+ * time and within its user's budget (see admission.ts); one that does not, or one whose end
+ * cannot be found, is answered with an error and the connection is closed.
  */
 import type { Readable, Writable } from "node:stream";
 import { DEFAULT_MAX_FRAME_BYTES, FrameReader, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameRefusal } from "../protocol/framing";
+import { ticketOf, type ConnectionTicket } from "./admission";
 import { errorResponse, type Dispatcher, type JsonRpcId, type Response } from "./dispatcher";
 import type { Logger } from "../log/logger";
 
@@ -33,6 +35,11 @@ export interface ConnectionOptions<C> {
 export class Connection<C> {
   private readonly reader: FrameReader;
   private readonly maxFrameBytes: number;
+  /** The socket server's limits for this connection; none on stdio. */
+  private readonly ticket: ConnectionTicket | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  /** What the deadline running now is for: "idle", "paused", or a stage and frame number. */
+  private deadlineFor = "idle";
   private inFlight = 0;
   private state: "open" | "draining" | "closed" = "open";
   private badFrames = 0;
@@ -41,7 +48,8 @@ export class Connection<C> {
 
   constructor(private readonly options: ConnectionOptions<C>) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.reader = new FrameReader(this.maxFrameBytes);
+    this.ticket = ticketOf(options.input);
+    this.reader = new FrameReader(this.maxFrameBytes, this.ticket);
   }
 
   start(): void {
@@ -50,6 +58,10 @@ export class Connection<C> {
     // The client finished sending: answer what it asked, then close.
     input.on("end", () => this.closeWhenIdle());
     input.on("error", (err) => this.abort(`input error: ${err.message}`));
+    // Destroyed without an end (by the server stopping, say); after an end, "close" just follows it.
+    input.on("close", () => {
+      if (this.state === "open") this.abort("input closed");
+    });
     output.on("error", (err) => this.abort(`output error: ${err.message}`));
     output.on("drain", () => {
       this.updateFlow();
@@ -129,6 +141,9 @@ export class Connection<C> {
 
   private markClosed(): void {
     this.state = "closed";
+    this.stopDeadline();
+    // Whatever an unfinished frame held goes now, with its share of the user's budget.
+    this.reader.dispose();
     for (const listener of this.closeListeners) listener();
     // Paused producers resume and then notice the connection is closed.
     const listeners = this.drainListeners;
@@ -149,6 +164,49 @@ export class Connection<C> {
         this.dispatch(event.body);
       }
     }
+    this.watchDeadline();
+  }
+
+  /**
+   * Keeps one timer for the frame being received: its header must be complete in time from
+   * its first byte, its body in time from its header (longer for a longer body). Between
+   * frames there is none (an idle connection is fine), nor while the agent itself has paused
+   * reading; a frame's clock starts again when reading resumes.
+   */
+  private watchDeadline(): void {
+    const ticket = this.ticket;
+    if (!ticket || this.state !== "open") return;
+    const progress = this.reader.progress;
+    const key = this.options.input.isPaused() ? "paused" : progress.stage === "idle" ? "idle" : `${progress.stage} ${progress.frame}`;
+    if (key === this.deadlineFor) return;
+    this.stopDeadline();
+    this.deadlineFor = key;
+    if (progress.stage === "idle" || key === "paused") return;
+    const { headerTimeoutMs, bodyTimeoutMs, minBodyBytesPerSecond } = ticket.limits;
+    const ms = progress.stage === "header" ? headerTimeoutMs : bodyTimeoutMs + Math.ceil((progress.length / minBodyBytesPerSecond) * 1000);
+    this.deadline = setTimeout(() => this.frameTooSlow(ms), ms);
+    this.deadline.unref();
+  }
+
+  private stopDeadline(): void {
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.deadlineFor = "idle";
+  }
+
+  private frameTooSlow(ms: number): void {
+    const progress = this.reader.progress;
+    const within = `${Math.round(ms / 100) / 10} s`;
+    const message =
+      progress.stage === "body"
+        ? `the frame's body did not arrive in time: ${progress.received} of its ${progress.length} bytes came within ${within}`
+        : `no complete frame header within ${within} of its first byte`;
+    this.options.log.warn("frame too slow, closing the connection", { uid: this.ticket?.uid, error: message });
+    this.closeWithError({
+      code: "E_FRAME_TIMEOUT",
+      message,
+      hint: "send each message whole and without pauses (a connection may stay idle between messages for as long as it likes); this connection is closed",
+    });
   }
 
   private dispatch(body: Buffer): void {
@@ -195,6 +253,8 @@ export class Connection<C> {
     const saturated = this.inFlight >= MAX_IN_FLIGHT || output.writableLength > MAX_UNREAD_OUTPUT_BYTES;
     if (saturated && !input.isPaused()) input.pause();
     else if (!saturated && input.isPaused()) input.resume();
+    else return;
+    this.watchDeadline();
   }
 }
 

@@ -1,24 +1,36 @@
 /**
  * The agent's Unix socket: in a directory only its owner can write, mode 0600 (0660 with a
  * group), and every connection's peer identified by SO_PEERCRED, never by what it claims.
- * A lock file beside the socket says whether a live agent owns it, so a socket left by a
- * killed agent is replaced and a live one is never stolen.
+ * Each connection is admitted for its uid (slots per user, some kept for root and the agent's
+ * owner); one refused is told why before it is closed. A lock file beside the socket says
+ * whether a live agent owns it, so a socket left by a killed agent is replaced and a live one
+ * is never stolen.
  */
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
+import { encodeFrame } from "../protocol/framing";
 import { peerCredentials } from "../sys/libc";
 import { tryExclusiveLock } from "../state/lock";
+import { Admission, admissionLimitsFromEnv, fileTicket, type AdmissionLimits, type ConnectionTicket } from "./admission";
+import { errorResponse } from "./dispatcher";
 import type { Caller } from "./session";
 
-/** More simultaneous clients than this are refused (each costs buffers and an fd). */
-export const MAX_CONNECTIONS = 128;
+/** How long a refused client has to take its error before the socket is closed regardless. */
+const REFUSAL_GRACE_MS = 1000;
+/** Refused sockets kept open for that grace at once; past this, they close once written. */
+const MAX_LINGERING_REFUSALS = 256;
+/** Refusals of one uid logged one by one; after that, one line every this many. */
+const REFUSALS_LOGGED = 5;
+const REFUSALS_LOG_EVERY = 100;
 
 export interface SocketServerOptions {
   socketPath: string;
   /** Group (name or gid) allowed to connect; the socket is then 0660 and its directory 0750. */
   group?: string;
+  /** Connection slots, buffer budgets and frame deadlines; by default from admissionLimitsFromEnv. */
+  limits?: AdmissionLimits;
   onConnection: (socket: net.Socket, caller: Caller) => void;
   onRefused?: (reason: string) => void;
   onError?: (error: Error) => void;
@@ -31,16 +43,13 @@ export interface SocketServer {
 export async function listenOnSocket(options: SocketServerOptions): Promise<SocketServer> {
   const socketPath = path.resolve(options.socketPath);
   const gid = options.group === undefined ? undefined : resolveGroup(options.group);
+  const admission = new Admission(options.limits ?? admissionLimitsFromEnv(process.env), new Set([0, process.getuid?.() ?? 0]));
   prepareSocketDir(path.dirname(socketPath), gid);
   const ownership = claimSocketPath(socketPath);
 
+  const refuse = refuser((uid, message) => options.onRefused?.(`uid ${uid}: ${message}`));
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (socket) => {
-    if (sockets.size >= MAX_CONNECTIONS) {
-      options.onRefused?.(`more than ${MAX_CONNECTIONS} connections`);
-      socket.destroy();
-      return;
-    }
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     let caller: Caller;
@@ -54,6 +63,16 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
       socket.destroy();
       return;
     }
+    let ticket: ConnectionTicket;
+    try {
+      ticket = admission.admit(caller.uid);
+    } catch (err) {
+      if (!(err instanceof PaddockError)) throw err;
+      refuse(socket, caller.uid, err);
+      return;
+    }
+    socket.once("close", () => ticket.close());
+    fileTicket(socket, ticket);
     socket.resume();
     options.onConnection(socket, caller);
   });
@@ -99,6 +118,32 @@ export async function listenOnSocket(options: SocketServerOptions): Promise<Sock
         for (const socket of sockets) socket.destroy();
         ownership.release();
       }),
+  };
+}
+
+/**
+ * Tells a client why it is not served, then closes. The socket stays open a moment after the
+ * answer (unread): closed at once, a client still writing would get EPIPE before reading why.
+ * A flood of refusals is bounded both in sockets kept open and in log lines.
+ */
+function refuser(report: (uid: number, message: string) => void): (socket: net.Socket, uid: number, error: PaddockError) => void {
+  let lingering = 0;
+  const refusals = new Map<number, number>();
+  return (socket, uid, error) => {
+    const count = (refusals.get(uid) ?? 0) + 1;
+    refusals.set(uid, count);
+    if (count <= REFUSALS_LOGGED) report(uid, error.message);
+    else if (count % REFUSALS_LOG_EVERY === 0) report(uid, `${error.message} (${count} refusals of this uid so far)`);
+    socket.on("error", () => undefined); // a peer already gone is no concern
+    const frame = encodeFrame(JSON.stringify(errorResponse(null, error.code, error.message, error.hint)));
+    if (lingering >= MAX_LINGERING_REFUSALS) {
+      socket.end(frame, () => socket.destroy());
+      return;
+    }
+    lingering++;
+    socket.once("close", () => lingering--);
+    setTimeout(() => socket.destroy(), REFUSAL_GRACE_MS).unref();
+    socket.end(frame);
   };
 }
 

@@ -1,16 +1,133 @@
 /**
- * One client must never stall or starve the agent on its socket: framing that never goes
- * silent after a refused header. A real root agent on a real socket.
+ * One client must never stall or starve the agent on its socket: connection slots per user
+ * (root and the agent's owner can always connect), deadlines for a frame's header and body,
+ * a bound on what one user's unfinished frames may hold, and framing that never goes silent
+ * after a refused header. A real root agent on a socket with --socket-group, real users made
+ * with useradd, real sockets opened by processes running as those users.
  */
-import { test, after } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { socketPeer, startSocketAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
+import { REPO, socketPeer, startSocketAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
 import type { RpcMessage } from "../helpers/raw-peer";
+import { Admission, DEFAULT_ADMISSION_LIMITS, admissionLimitsFromEnv } from "../../agent/server/admission";
+import { PaddockError } from "../../agent/protocol/errors";
+
+const GROUP = "paddock-sec-grp";
+const MiB = 1024 * 1024;
+/** The defaults promised: connections one user (not root, not the agent's owner) may hold, and what their unfinished frames may buffer. */
+const CONNECTIONS_PER_USER = 32;
+const BUDGET_MiB = 64;
+
+interface User {
+  name: string;
+  uid: number;
+  gid: number;
+}
+let userA: User;
+let userB: User;
+/** A folder any user can read, holding the client programs the test users run. */
+let clients = "";
+
+/**
+ * A client program run as a test user: opens `count` connections, one after the other, and
+ * does the scenario's thing on each; prints one JSON line per event (connected, message,
+ * sent, closed), then "ready", and holds everything until its stdin closes.
+ */
+const HOLDER = String.raw`
+const net = require("net");
+const [socketPath, scenario, countText, sizeText] = process.argv.slice(2);
+const count = Number(countText);
+const size = Number(sizeText ?? 0);
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+
+function watch(i, socket) {
+  let buf = Buffer.alloc(0);
+  socket.on("data", (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const length = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))[1]);
+      if (buf.length < end + 4 + length) return;
+      out({ i, event: "message", message: JSON.parse(buf.subarray(end + 4, end + 4 + length).toString("utf8")) });
+      buf = buf.subarray(end + 4 + length);
+    }
+  });
+  socket.on("error", () => {});
+  socket.on("close", () => out({ i, event: "closed" }));
+}
+
+function connect(i) {
+  return new Promise((resolve) => {
+    const socket = net.connect(socketPath);
+    watch(i, socket);
+    socket.once("connect", () => {
+      out({ i, event: "connected" });
+      resolve(socket);
+    });
+    socket.once("error", () => resolve(undefined));
+  });
+}
+
+/** Writes the bytes in 1 MiB pieces as the socket takes them; stops when it closes. */
+async function sendSlowly(i, socket, bytes) {
+  for (let at = 0; at < bytes.length && !socket.destroyed; at += 1024 * 1024) {
+    const piece = bytes.subarray(at, Math.min(bytes.length, at + 1024 * 1024));
+    if (!socket.write(piece)) await new Promise((r) => (socket.once("drain", r), socket.once("close", r)));
+  }
+  if (!socket.destroyed) out({ i, event: "sent" });
+}
+
+async function main() {
+  const filler = Buffer.alloc(size, 0x20);
+  for (let i = 0; i < count; i++) {
+    const socket = await connect(i);
+    if (!socket) continue;
+    if (scenario === "half-header") socket.write("Content-Len");
+    else if (scenario === "big-body") {
+      // Announces 32 MiB, sends 'size' bytes of it and holds.
+      socket.write("Content-Length: 33554432\r\n\r\n");
+      void sendSlowly(i, socket, filler);
+    } else if (scenario === "padded-initialize") {
+      // A whole request of 'size' bytes: initialize padded with spaces (JSON allows them).
+      const json = JSON.stringify({ jsonrpc: "2.0", id: i, method: "initialize", params: { clientName: "big" } });
+      const body = Buffer.concat([Buffer.from(json), filler.subarray(0, size - json.length)]);
+      socket.write("Content-Length: " + body.length + "\r\n\r\n");
+      void sendSlowly(i, socket, body);
+    }
+  }
+  out({ event: "ready" });
+}
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+main();
+`;
+
+function ensureUser(name: string): User {
+  if (spawnSync("id", [name]).status !== 0) execFileSync("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", name]);
+  execFileSync("usermod", ["-aG", GROUP, name]);
+  const id = (flag: string) => Number(execFileSync("id", [flag, name]).toString().trim());
+  return { name, uid: id("-u"), gid: id("-g") };
+}
+
+before(() => {
+  if (spawnSync("getent", ["group", GROUP]).status !== 0) execFileSync("groupadd", [GROUP]);
+  userA = ensureUser("paddock-sec-a");
+  userB = ensureUser("paddock-sec-b");
+  clients = tempDir("paddock-sec-clients-");
+  fs.chmodSync(clients, 0o755);
+  fs.writeFileSync(path.join(clients, "holder.js"), HOLDER, { mode: 0o644 });
+  fs.copyFileSync(path.join(REPO, "test", "clients", "paddock_client.py"), path.join(clients, "client.py"));
+  fs.chmodSync(path.join(clients, "client.py"), 0o755);
+});
 
 const agents: AgentProcess[] = [];
+const holders: Holder[] = [];
 after(async () => {
+  for (const h of holders) h.stop();
   for (const a of agents) await a.stop();
 });
 
@@ -18,14 +135,202 @@ async function startAgent(env: NodeJS.ProcessEnv = {}): Promise<{ agent: AgentPr
   const base = tempDir("paddock-sec-conn-");
   fs.chmodSync(base, 0o755);
   const socketPath = path.join(base, "run", "agent.sock");
-  const agent = await startSocketAgent(path.join(base, "state"), socketPath, [], env);
+  const agent = await startSocketAgent(path.join(base, "state"), socketPath, ["--socket-group", GROUP], env);
   agents.push(agent);
   return { agent, socketPath };
+}
+
+
+interface HolderEvent {
+  i?: number;
+  event: "connected" | "message" | "sent" | "closed" | "ready";
+  message?: RpcMessage;
+}
+
+/** A holder program running as `user`, and what it has reported so far. */
+class Holder {
+  readonly events: HolderEvent[] = [];
+  private readonly child: ChildProcess;
+  private stderr = "";
+
+  constructor(user: User, socketPath: string, scenario: string, count: number, size = 0) {
+    this.child = spawn("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", process.execPath, path.join(clients, "holder.js"), socketPath, scenario, String(count), String(size)], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let partial = "";
+    this.child.stdout!.on("data", (d: Buffer) => {
+      const lines = (partial + d.toString("utf8")).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) if (line) this.events.push(JSON.parse(line) as HolderEvent);
+    });
+    this.child.stderr!.on("data", (d: Buffer) => (this.stderr += d.toString("utf8")));
+    holders.push(this);
+  }
+
+  get ready(): boolean {
+    return this.events.some((e) => e.event === "ready");
+  }
+
+  /** Connections that got the event. */
+  with(event: HolderEvent["event"]): Set<number> {
+    return new Set(this.events.filter((e) => e.event === event).map((e) => e.i!));
+  }
+
+  /** The messages the agent sent on each connection. */
+  messages(): Map<number, RpcMessage[]> {
+    const byConnection = new Map<number, RpcMessage[]>();
+    for (const e of this.events) if (e.event === "message") byConnection.set(e.i!, [...(byConnection.get(e.i!) ?? []), e.message!]);
+    return byConnection;
+  }
+
+  async until(what: string, done: () => boolean, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(`holder: ${what} did not happen within ${timeoutMs} ms; stderr: ${this.stderr.slice(0, 500)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  stop(): void {
+    this.child.stdin!.end();
+    this.child.kill("SIGKILL");
+  }
+}
+
+/** Initialize over a fresh connection, as `user`, with the Python client. */
+function initializeAs(socketPath: string, user: User): { status: number | null; uid?: number; stderr: string } {
+  const r = spawnSync("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "/usr/bin/python3", path.join(clients, "client.py"), socketPath, "initialize"], {
+    encoding: "utf8",
+    timeout: 15_000,
+  });
+  if (r.status !== 0) return { status: r.status, stderr: r.stderr };
+  return { status: 0, uid: ((JSON.parse(r.stdout) as RpcMessage).result as { client: { uid: number } }).client.uid, stderr: r.stderr };
+}
+
+function rssMiB(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 }
 
 function errorCode(m: RpcMessage | undefined): string | undefined {
   return m?.error?.data?.code;
 }
+
+test("one user holding 150 half-header connections leaves the other user and root served", async () => {
+  const { socketPath } = await startAgent();
+  const hog = new Holder(userA, socketPath, "half-header", 150);
+  await hog.until("150 connections", () => hog.ready);
+
+  const other = initializeAs(socketPath, userB);
+  assert.equal(other.status, 0, `the other user is served: ${other.stderr}`);
+  assert.equal(other.uid, userB.uid);
+  const root = await socketPeer(socketPath);
+  const init = await root.peer.call("initialize", {});
+  assert.ok(init.result, `root is served: ${JSON.stringify(init)}`);
+  assert.deepEqual((await root.peer.call("system/ping", { data: "still here" })).result, { data: "still here" });
+  root.socket.destroy();
+
+  // The hog keeps its own 32 slots; each connection past them is told why before it closes.
+  const limit = CONNECTIONS_PER_USER;
+  await hog.until("the refusals", () => hog.with("closed").size >= 150 - limit);
+  const refusedOnes = [...hog.with("closed")];
+  const messages = hog.messages();
+  for (const i of refusedOnes) {
+    const [refusal] = messages.get(i) ?? [];
+    assert.equal(errorCode(refusal), "E_TOO_MANY_CONNECTIONS", `connection ${i}: ${JSON.stringify(refusal)}`);
+    assert.match(refusal!.error!.message, new RegExp(`${userA.uid}.*${limit}`));
+    assert.ok(refusal!.error!.data?.hint);
+  }
+  assert.equal(150 - refusedOnes.length, limit, "the hog holds exactly its own slots");
+  // Idle partial headers are held until their deadline (10 s), not dropped at once.
+  assert.equal(hog.with("closed").size, 150 - limit);
+  hog.stop();
+});
+
+test("connections announcing 32 MiB, sending 31 MiB and holding leave the agent's memory bounded", async (t) => {
+  const { agent, socketPath } = await startAgent();
+  const pid = agent.child.pid!;
+  const before = rssMiB(pid);
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 50);
+  // 34 connections of 31 MiB each: over 1 GiB if the agent kept them all.
+  const perUser = 17;
+  const hogs = [new Holder(userA, socketPath, "big-body", perUser, 31 * MiB), new Holder(userB, socketPath, "big-body", perUser, 31 * MiB)];
+  try {
+    for (const hog of hogs) {
+      await hog.until("every connection sent or closed", () => {
+        const settled = new Set([...hog.with("sent"), ...hog.with("closed")]);
+        return hog.ready && settled.size >= perUser;
+      }, 60_000);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    peak = Math.max(peak, rssMiB(pid));
+  } finally {
+    clearInterval(sampler);
+  }
+  const grown = peak - before;
+  t.diagnostic(`34 connections announcing 32 MiB and sending 31 MiB: the agent grew by ${Math.round(grown)} MiB (from ${Math.round(before)} MiB)`);
+  const budget = BUDGET_MiB;
+  assert.ok(grown < 200, `the agent grew by ${Math.round(grown)} MiB (from ${Math.round(before)} MiB); its budget is ${budget} MiB per user`);
+
+  for (const hog of hogs) {
+    const held = [...hog.with("sent")].filter((i) => !hog.with("closed").has(i));
+    assert.equal(held.length, Math.floor(budget / 32), "each user's budget holds two such frames");
+    const messages = hog.messages();
+    for (const i of hog.with("closed")) {
+      const [refusal] = messages.get(i) ?? [];
+      assert.equal(errorCode(refusal), "E_FRAME_BUDGET", `connection ${i}: ${JSON.stringify(refusal)}`);
+      assert.match(refusal!.error!.message, /33554432 bytes/);
+      assert.ok(refusal!.error!.data?.hint);
+    }
+  }
+  // Root is still served meanwhile.
+  const root = await socketPeer(socketPath);
+  assert.ok((await root.peer.call("initialize", {})).result);
+  root.socket.destroy();
+
+  // When the holders go, their budget is given back: the same user's 32 MiB request is answered.
+  for (const hog of hogs) hog.stop();
+  await new Promise((r) => setTimeout(r, 300));
+  const again = new Holder(userA, socketPath, "padded-initialize", 2, 32 * MiB);
+  await again.until("two 32 MiB requests answered", () => again.with("message").size === 2, 30_000);
+  for (const [, [answer]] of again.messages()) {
+    assert.equal((answer?.result as { client?: { uid: number } } | undefined)?.client?.uid, userA.uid, JSON.stringify(answer).slice(0, 300));
+  }
+  again.stop();
+});
+
+test("a partial header or a body that idles or crawls past its deadline is dropped with an error; an idle connection is not", async () => {
+  const { socketPath } = await startAgent({ PADDOCK_FRAME_DEADLINE_MS: "500" });
+  const idle = await socketPeer(socketPath);
+  assert.ok((await idle.peer.call("initialize", {})).result);
+
+  const half = await socketPeer(socketPath);
+  half.peer.sendBytes("Content-Length: 4");
+  const headerLate = (await half.peer.next(5000)) as RpcMessage;
+  assert.equal(errorCode(headerLate), "E_FRAME_TIMEOUT", JSON.stringify(headerLate));
+  assert.match(headerLate.error!.message, /header/);
+  assert.ok(headerLate.error!.data?.hint);
+  await half.peer.waitFor(() => false, 3000).catch((err: Error) => assert.match(err.message, /ended/, "then the connection is closed"));
+
+  const stalled = await socketPeer(socketPath);
+  stalled.peer.sendBytes('Content-Length: 100\r\n\r\n{"jsonrpc"');
+  const bodyLate = (await stalled.peer.next(5000)) as RpcMessage;
+  assert.equal(errorCode(bodyLate), "E_FRAME_TIMEOUT", JSON.stringify(bodyLate));
+  assert.match(bodyLate.error!.message, /100 bytes/);
+  await stalled.peer.waitFor(() => false, 3000).catch((err: Error) => assert.match(err.message, /ended/));
+
+  // A body that keeps coming, but slower than the agent accepts (a byte every 100 ms).
+  const crawling = await socketPeer(socketPath);
+  crawling.peer.sendBytes("Content-Length: 1000\r\n\r\n");
+  const trickle = setInterval(() => crawling.socket.writable && crawling.peer.sendBytes(" "), 100);
+  const crawled = (await crawling.peer.next(5000)) as RpcMessage;
+  clearInterval(trickle);
+  assert.equal(errorCode(crawled), "E_FRAME_TIMEOUT", JSON.stringify(crawled));
+
+  // The connection that sat idle between frames all along is still served.
+  assert.deepEqual((await idle.peer.call("system/ping", { data: "idle is fine" })).result, { data: "idle is fine" });
+  for (const c of [idle, half, stalled, crawling]) c.socket.destroy();
+});
 
 /** A ping request, framed. */
 function pingFrame(id: string): string {
@@ -65,4 +370,45 @@ test("after a header with two different Content-Lengths, the client gets an erro
   if (after instanceof Error) assert.match(after.message, /ended/, "the connection closes");
   else assert.deepEqual(after.result, { data: "after-two-lengths" }, `got ${JSON.stringify(after)}`);
   client.socket.destroy();
+});
+
+test("admission: per-user slots, slots kept for root and the owner, budgets given back, sane defaults", () => {
+  const limits = { ...DEFAULT_ADMISSION_LIMITS, maxConnections: 10, reservedForPrivileged: 3, maxConnectionsPerUid: 4, maxBufferedBytesPerUid: 100 };
+  const admission = new Admission(limits, new Set([0, 500]));
+  const refusedCode = (uid: number) => {
+    try {
+      admission.admit(uid);
+      return undefined;
+    } catch (err) {
+      return (err as PaddockError).code;
+    }
+  };
+  const tickets = [1001, 1001, 1001, 1001].map((uid) => admission.admit(uid));
+  assert.equal(refusedCode(1001), "E_TOO_MANY_CONNECTIONS", "a fifth connection of one user");
+  admission.admit(1002);
+  admission.admit(1002);
+  admission.admit(1003);
+  assert.equal(refusedCode(1004), "E_TOO_MANY_CONNECTIONS", "the last 3 slots are kept for root and the owner");
+  for (const uid of [0, 500, 0]) admission.admit(uid);
+  assert.equal(refusedCode(0), "E_TOO_MANY_CONNECTIONS", "the global cap holds for root too");
+  tickets[0]!.close();
+  tickets[0]!.close();
+  admission.admit(0);
+  assert.equal(refusedCode(0), "E_TOO_MANY_CONNECTIONS", "a ticket closed twice frees one slot");
+
+  const [a, b] = [tickets[1]!, tickets[2]!];
+  assert.equal(a.reserve(60), undefined);
+  assert.equal(b.reserve(40), undefined);
+  assert.equal(b.reserve(1)?.code, "E_FRAME_BUDGET", "one user's connections share one budget");
+  a.close();
+  assert.equal(b.reserve(60), undefined, "a closed connection's bytes are given back");
+
+  // The real defaults: deadlines generous for a local client, short for a hostile one.
+  assert.equal(DEFAULT_ADMISSION_LIMITS.headerTimeoutMs, 10_000);
+  assert.equal(DEFAULT_ADMISSION_LIMITS.maxConnectionsPerUid, CONNECTIONS_PER_USER);
+  assert.equal(DEFAULT_ADMISSION_LIMITS.maxBufferedBytesPerUid, BUDGET_MiB * MiB);
+  assert.ok(DEFAULT_ADMISSION_LIMITS.minBodyBytesPerSecond <= MiB);
+  assert.deepEqual(admissionLimitsFromEnv({}), DEFAULT_ADMISSION_LIMITS);
+  assert.equal(admissionLimitsFromEnv({ PADDOCK_FRAME_DEADLINE_MS: "500" }).headerTimeoutMs, 500);
+  assert.throws(() => admissionLimitsFromEnv({ PADDOCK_FRAME_DEADLINE_MS: "soon" }), /PADDOCK_FRAME_DEADLINE_MS/);
 });

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FrameReader, MAX_HEADER_BYTES, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameEvent } from "../../agent/protocol/framing";
+import { FrameReader, MAX_HEADER_BYTES, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameBudget, type FrameEvent } from "../../agent/protocol/framing";
 
 const frames = (events: FrameEvent[]) => events.filter((e) => e.kind === "frame").map((e) => (e.kind === "frame" ? e.body.toString("utf8") : ""));
 const errors = (events: FrameEvent[]) => events.filter((e) => e.kind === "error").map((e) => (e.kind === "error" ? e.code : ""));
@@ -96,6 +96,64 @@ test("a frame over the cap is skipped without being buffered", () => {
     assert.equal(reader.pendingBytes, 0, "skipped bytes are not kept");
   }
   assert.deepEqual(frames(reader.push(encodeFrame("{}"))), ["{}"]);
+});
+
+/** A budget of `limit` bytes that records what it was asked. */
+function budget(limit: number): FrameBudget & { held: number } {
+  const b = {
+    held: 0,
+    reserve(bytes: number) {
+      if (b.held + bytes > limit) return { code: "E_FRAME_BUDGET" as const, message: `over ${limit}`, hint: "less" };
+      b.held += bytes;
+      return undefined;
+    },
+    release(bytes: number) {
+      b.held -= bytes;
+    },
+  };
+  return b;
+}
+
+test("a body is reserved from the budget at its header and given back when it is complete", () => {
+  const b = budget(1000);
+  const reader = new FrameReader(undefined, b);
+  assert.deepEqual(reader.push(Buffer.from("Content-Length: 600\r\n\r\n")), []);
+  assert.equal(b.held, 600);
+  assert.deepEqual(reader.progress, { stage: "body", frame: 0, length: 600, received: 0 });
+  reader.push(Buffer.alloc(300, 0x20));
+  assert.deepEqual(reader.progress, { stage: "body", frame: 0, length: 600, received: 300 });
+  const events = reader.push(Buffer.concat([Buffer.alloc(300, 0x20), Buffer.from("Content-Len")]));
+  assert.equal(frames(events).length, 1);
+  assert.equal(b.held, 0);
+  assert.deepEqual(reader.progress, { stage: "header", frame: 1 });
+});
+
+test("a body over the budget is refused for good, and dispose gives back what was held", () => {
+  const b = budget(1000);
+  const first = new FrameReader(undefined, b);
+  first.push(Buffer.from("Content-Length: 700\r\n\r\nabc"));
+  const second = new FrameReader(undefined, b);
+  const events = second.push(Buffer.from("Content-Length: 400\r\n\r\nabc"));
+  assert.deepEqual(errors(events), ["E_FRAME_BUDGET"]);
+  assert.ok(fatal(events));
+  assert.equal(second.pendingBytes, 0);
+  assert.equal(b.held, 700);
+  first.dispose();
+  assert.equal(b.held, 0);
+  assert.equal(first.pendingBytes, 0);
+  assert.deepEqual(first.push(encodeFrame("{}")), [], "a disposed reader reads nothing");
+});
+
+test("a body assembled from many chunks comes out whole, and only the bytes after it stay", () => {
+  const reader = new FrameReader();
+  const body = Buffer.alloc(1 << 20, 0x20);
+  const tail = Buffer.from("Content-Length: 5");
+  const pieces = [Buffer.from(`Content-Length: ${body.length}\r\n\r\n`), ...Array.from({ length: 15 }, (_, i) => body.subarray(i << 16, (i + 1) << 16)), Buffer.concat([body.subarray(15 << 16), tail])];
+  const events = pieces.flatMap((p) => reader.push(p));
+  assert.deepEqual(errors(events), []);
+  assert.equal(frames(events)[0]?.length, body.length);
+  assert.equal(reader.pendingBytes, tail.length);
+  assert.deepEqual(reader.progress, { stage: "header", frame: 1 });
 });
 
 test("decodeUtf8 refuses invalid UTF-8 and accepts valid text", () => {
