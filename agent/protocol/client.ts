@@ -36,6 +36,8 @@ export class AgentClient {
   private readonly listeners: NotificationListener[] = [];
   private readonly closeListeners: ((error: Error) => void)[] = [];
   private closedError: Error | undefined;
+  /** An error the agent sent about no request (a frame it refused): why it closes, if it then does. */
+  private refusal: Error | undefined;
 
   constructor(
     private readonly input: Readable,
@@ -49,7 +51,7 @@ export class AgentClient {
     });
     input.on("data", (chunk: Buffer) => this.receive(chunk));
     const onClose = () => {
-      const generic = new PaddockError("E_AGENT_UNREACHABLE", "the agent closed the connection", "see the agent's log");
+      const generic = this.refusal ?? new PaddockError("E_AGENT_UNREACHABLE", "the agent closed the connection", "see the agent's log");
       if (!options.explainClose) return this.fail(generic);
       void options.explainClose().then((reason) => this.fail(reason ?? generic));
     };
@@ -109,6 +111,9 @@ export class AgentClient {
       const message = JSON.parse(text) as { method?: string; params?: unknown } | JSONRPCResponse | JSONRPCResponse[];
       if (!Array.isArray(message) && "method" in message && typeof message.method === "string") {
         for (const listener of this.listeners) listener(message.method, message.params);
+      } else if (!Array.isArray(message) && message.id === null && message.error) {
+        // Not the answer to a request: kept as the reason if the agent now closes the connection.
+        this.refusal = toPaddockError(new JSONRPCErrorException(message.error.message, message.error.code, message.error.data));
       } else {
         this.rpc.receive(message as JSONRPCResponse);
       }

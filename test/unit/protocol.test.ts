@@ -229,3 +229,14 @@ test("shutdown and exit in one write: the shutdown is still answered", async () 
   assert.equal(peer.ended, true, "the connection closed after answering");
   assert.deepEqual(exits, [0]);
 });
+
+test("client: an agent that refuses a frame and closes says why to every pending request", async () => {
+  const { PassThrough } = await import("node:stream");
+  const { AgentClient } = await import("../../agent/protocol/client");
+  const fromAgent = new PassThrough();
+  const client = new AgentClient(fromAgent, new PassThrough());
+  const pending = client.request("system/ping", {});
+  fromAgent.write(encodeFrame(JSON.stringify({ jsonrpc: "2.0", id: null, error: { code: -32024, message: "no complete frame header within 10000 ms", data: { code: "E_FRAME_TIMEOUT", hint: "send whole frames" } } })));
+  fromAgent.end();
+  await assert.rejects(pending, (err: { code?: string; message: string }) => err.code === "E_FRAME_TIMEOUT" && /10000 ms/.test(err.message));
+});
