@@ -15,9 +15,11 @@ export interface Settings {
   network: NetworkMode;
   /** The image offered first for container sandboxes ("" : the default image). */
   image: string;
+  /** Limits of new sandboxes; 0 is Paddock's default (the agent's, see agent/runtime/limits.ts). */
   memoryMiB: number;
   pids: number;
   cpus: number;
+  tmpMiB: number;
   confirmReject: boolean;
 }
 
@@ -36,6 +38,7 @@ export function readSettings(): Settings {
     memoryMiB: c.get<number>("sandbox.memoryMiB", 0),
     pids: c.get<number>("sandbox.pids", 0),
     cpus: c.get<number>("sandbox.cpus", 0),
+    tmpMiB: c.get<number>("sandbox.tmpMiB", 0),
     confirmReject: c.get<boolean>("review.confirmReject", true),
   };
 }

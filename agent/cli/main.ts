@@ -15,6 +15,7 @@ import { printCheck } from "./check-command";
 import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
 import { approveCommand, changesCommand, diffCommand, rejectCommand } from "./review-commands";
 import { imageCommand } from "./image-commands";
+import { DEFAULT_MEMORY_CAP_MIB, DEFAULT_PIDS, DEFAULT_TMP_MIB, VM_DEFAULTS } from "../runtime/limits";
 
 const USAGE = `Usage: paddock <command> [options]
 
@@ -27,7 +28,9 @@ Commands:
     --refresh           re-run every probe instead of using this boot's cached results
   create [DIR]        create a sandbox of DIR (default: the current directory)
     --runtime process|container|vm, --image NAME (containers; default: the default image),
-    --name N, --network none|host|nat, --memory MiB, --pids N, --cpus N, --ttl SECONDS
+    --name N, --network none|host|nat, --memory MiB, --pids N, --cpus N, --tmp MiB (/tmp's size),
+    --ttl SECONDS       limits not given are Paddock's defaults (${DEFAULT_PIDS} processes, memory half
+                        the host's and at most ${DEFAULT_MEMORY_CAP_MIB / 1024} GiB, /tmp ${DEFAULT_TMP_MIB} MiB; a VM: ${VM_DEFAULTS.memoryMiB} MiB, ${VM_DEFAULTS.cpus} CPU)
   ls [DIR]            list your sandboxes (of DIR only, if given)
   exec ID -- CMD...   run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code
   stop ID | start ID  end every process of a sandbox, keeping its changes | run it again
@@ -82,6 +85,7 @@ async function main(argv: string[]): Promise<number> {
       memory: { type: "string" },
       pids: { type: "string" },
       cpus: { type: "string" },
+      tmp: { type: "string" },
       ttl: { type: "string" },
       force: { type: "boolean" },
       context: { type: "string" },

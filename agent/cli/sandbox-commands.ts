@@ -16,6 +16,7 @@ export interface SandboxCommandOptions {
   memory?: string;
   pids?: string;
   cpus?: string;
+  tmp?: string;
   ttl?: string;
 }
 
@@ -35,14 +36,29 @@ function sandboxRows(sandboxes: Sandbox[]): string {
   );
 }
 
+/** The limits in force, as sandbox/create reports them, and those the agent could not enforce. */
+function limitsLine(sandbox: Sandbox): string {
+  const { memoryMiB, pids, cpus, tmpMiB } = sandbox.limits;
+  const parts = [
+    ...(memoryMiB !== undefined ? [`memory ${memoryMiB} MiB`] : []),
+    ...(cpus !== undefined ? [`${cpus} CPUs`] : []),
+    ...(pids !== undefined ? [`${pids} processes`] : []),
+    ...(tmpMiB !== undefined ? [`/tmp ${tmpMiB} MiB`] : []),
+  ];
+  const missing = sandbox.limitsUnavailable?.length ? `; not enforced (no cgroups): ${sandbox.limitsUnavailable.join(", ")}` : "";
+  return `Limits: ${parts.join(", ") || "none"}${missing}`;
+}
+
 export async function createCommand(client: AgentClient, dir: string | undefined, o: SandboxCommandOptions): Promise<number> {
   const limits: Limits = {};
   const memoryMiB = number("memory", o.memory);
   const pids = number("pids", o.pids);
   const cpus = number("cpus", o.cpus);
+  const tmpMiB = number("tmp", o.tmp);
   if (memoryMiB !== undefined) limits.memoryMiB = memoryMiB;
   if (pids !== undefined) limits.pids = pids;
   if (cpus !== undefined) limits.cpus = cpus;
+  if (tmpMiB !== undefined) limits.tmpMiB = tmpMiB;
   if (o.network !== undefined && o.network !== "none" && o.network !== "host" && o.network !== "nat") {
     throw new PaddockError("E_INVALID_PARAMS", `--network ${JSON.stringify(o.network)} is not none, host or nat`, "use --network none (default), host, or nat (containers)");
   }
@@ -59,7 +75,7 @@ export async function createCommand(client: AgentClient, dir: string | undefined
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...(o.ttl !== undefined ? { ttlSeconds: number("ttl", o.ttl) } : {}),
   });
-  print(o.json, sandbox, () => `${sandbox.id}  (${sandbox.name}, ${sandbox.workspace})\nRun a shell in it: paddock exec ${sandbox.id} -- bash`);
+  print(o.json, sandbox, () => `${sandbox.id}  (${sandbox.name}, ${sandbox.workspace})\n${limitsLine(sandbox)}\nRun a shell in it: paddock exec ${sandbox.id} -- bash`);
   return 0;
 }
 

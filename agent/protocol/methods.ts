@@ -104,8 +104,11 @@ export const Limits = z
     memoryMiB: z.number().int().min(16, "at least 16 MiB").max(1024 * 1024, "at most 1 TiB").optional(),
     pids: z.number().int().min(8, "at least 8").max(4_194_304, "at most 4194304").optional(),
     cpus: z.number().min(0.01, "at least 0.01").max(1024, "at most 1024").optional(),
+    /** The size of the sandbox's /tmp (a tmpfs: memory), not for VMs. */
+    tmpMiB: z.number().int().min(1, "at least 1 MiB").max(1024 * 1024, "at most 1 TiB").optional(),
   })
   .strict();
+/** Asked for in sandbox/create; in a Sandbox, the limits in force (Paddock's defaults for what was not asked). */
 export type Limits = z.infer<typeof Limits>;
 
 /** none: loopback only; host: the host's network; nat: user-mode NAT (slirp4netns, containers only). */
@@ -143,6 +146,8 @@ export interface Sandbox {
   state: SandboxState;
   network: NetworkMode;
   limits: Limits;
+  /** Defaults not in force because the agent has no cgroup to enforce them with (a rootless agent). */
+  limitsUnavailable?: ("memoryMiB" | "pids")[];
   createdAt: string;
   expiresAt?: string;
   ownerUid: number;

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import type { Limits } from "../protocol/methods";
 import { PaddockError } from "../protocol/errors";
 import { readCgroupLayout, type CgroupLayout } from "../check/probes/cgroups";
+import type { CgroupControllers } from "./limits";
 
 const PARENT = "paddock";
 
@@ -44,6 +45,8 @@ export interface SandboxCgroup {
 
 export interface Cgroups {
   readonly kind: "v1" | "v2";
+  /** The limits these cgroups can enforce. */
+  readonly controllers: CgroupControllers;
   /** Creates (or re-opens) a sandbox's cgroup and applies its limits. */
   create(id: string, limits: Limits): SandboxCgroup;
   open(id: string): SandboxCgroup | undefined;
@@ -135,12 +138,14 @@ async function rmdirWhenEmpty(dir: string): Promise<void> {
 
 class CgroupsV1 implements Cgroups {
   readonly kind = "v1";
+  readonly controllers: CgroupControllers;
   constructor(
     private readonly roots: { memory?: string; pids: string; cpu?: string },
     private readonly scope: string,
   ) {
     // Probe that the hierarchy is ours to write; the parents themselves are made with the first sandbox.
     fs.accessSync(path.join(roots.pids), fs.constants.W_OK);
+    this.controllers = { pids: true, memory: roots.memory !== undefined, cpu: roots.cpu !== undefined };
   }
 
   private dirs(id: string) {
@@ -221,22 +226,24 @@ class CgroupsV1 implements Cgroups {
 
 class CgroupsV2 implements Cgroups {
   readonly kind = "v2";
+  readonly controllers: CgroupControllers;
   private readonly parent: string;
   private parentReady = false;
 
   constructor(
     private readonly root: string,
-    private readonly controllers: string[],
+    private readonly available: string[],
     scope: string,
   ) {
     this.parent = path.join(root, PARENT, scope);
     fs.accessSync(root, fs.constants.W_OK);
+    this.controllers = { pids: available.includes("pids"), memory: available.includes("memory"), cpu: available.includes("cpu") };
   }
 
   /** Controllers must be enabled at every level down to the sandboxes' parent. */
   private prepareParent(): void {
     if (this.parentReady) return;
-    const enable = ["memory", "pids", "cpu"].filter((c) => this.controllers.includes(c)).map((c) => `+${c}`).join(" ");
+    const enable = ["memory", "pids", "cpu"].filter((c) => this.available.includes(c)).map((c) => `+${c}`).join(" ");
     let dir = this.root;
     for (const part of path.relative(this.root, this.parent).split(path.sep)) {
       if (enable) write(path.join(dir, "cgroup.subtree_control"), enable);
@@ -251,7 +258,7 @@ class CgroupsV2 implements Cgroups {
     this.prepareParent();
     const dir = path.join(this.parent, id);
     makeDir(dir);
-    write(path.join(dir, "pids.max"), limits.pids === undefined ? "max" : String(limits.pids));
+    if (this.controllers.pids) write(path.join(dir, "pids.max"), limits.pids === undefined ? "max" : String(limits.pids));
     if (limits.memoryMiB !== undefined) {
       write(path.join(dir, "memory.max"), String(limits.memoryMiB * 1024 * 1024));
       const swap = path.join(dir, "memory.swap.max");

@@ -82,7 +82,7 @@ export function containerConfig(input: ContainerInput): Record<string, unknown> 
     { destination: "/dev/shm", type: "tmpfs", source: "shm", options: ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"] },
     { destination: "/dev/mqueue", type: "mqueue", source: "mqueue", options: ["nosuid", "noexec", "nodev"] },
     { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-    { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777"] },
+    { destination: "/tmp", type: "tmpfs", source: "tmpfs", options: ["nosuid", "nodev", "mode=1777", ...(input.limits.tmpMiB !== undefined ? [`size=${input.limits.tmpMiB}m`] : [])] },
     { destination: INIT_IN_CONTAINER, type: "bind", source: input.initBinary, options: ["bind", "ro", "nosuid", "nodev"] },
   ];
   if (input.resolvConf) mounts.push({ destination: "/etc/resolv.conf", type: "bind", source: input.resolvConf, options: ["bind", "ro"] });

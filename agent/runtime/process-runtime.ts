@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { NetworkMode } from "../protocol/methods";
+import { MiB, SMALL_TMPFS_MIB } from "./limits";
 
 /** paddock-enter's exit code when it could not enter the sandbox (it then ran nothing). */
 export const ENTER_FAILED = 125;
@@ -35,6 +36,8 @@ export interface LaunchSpec {
   gid: number;
   /** cgroup.procs files the program joins before anything else runs. */
   cgroupProcs: string[];
+  /** The size of /tmp (a sandbox made before /tmp had one: none, as then). */
+  tmpMiB?: number;
 }
 
 /** The absolute path of a program on the default PATH (paddock-enter runs programs by absolute path only). */
@@ -70,13 +73,18 @@ export function sandboxCwd(workspace: string, cwd: string | undefined): string {
 
 /** bwrap's options; `view` is where bwrap finds the sandbox's merged view. */
 export function bwrapArgs(spec: LaunchSpec, view: string): string[] {
+  const size = (mib: number) => ["--size", String(mib * MiB)];
+  // Every tmpfs the program can write has a size: unsized, each could take half the host's memory.
   const args = [
     "--ro-bind", "/", "/",
     "--dev", "/dev",
+    ...size(SMALL_TMPFS_MIB), "--tmpfs", "/dev/shm",
+    // bwrap's /dev is a tmpfs (it cannot be given a size) that the program's user owns.
+    "--remount-ro", "/dev",
     "--proc", "/proc",
-    "--tmpfs", "/tmp",
+    ...(spec.tmpMiB !== undefined ? size(spec.tmpMiB) : []), "--tmpfs", "/tmp",
     // The host's sockets (D-Bus, docker.sock, /run/user/UID/...) live here: none of them inside.
-    "--tmpfs", "/run",
+    ...size(SMALL_TMPFS_MIB), "--tmpfs", "/run",
     // After /tmp, so a workspace under /tmp is bound on top of the fresh tmpfs.
     "--bind", view, spec.workspace,
     "--unshare-all",

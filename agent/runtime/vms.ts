@@ -36,6 +36,7 @@ import { secretArchive, type GuestImages } from "../vm/guest-image";
 import { DEFAULT_PATH } from "./process-runtime";
 import { SLIRP_DNS, startSlirp } from "./slirp";
 import { whyItFailed } from "../log/logfmt";
+import { VM_DEFAULTS, vmMachine } from "./limits";
 
 export type Accelerator = "kvm" | "tcg";
 
@@ -97,7 +98,6 @@ const O_PATH = 0o10000000;
 const READY_DEADLINE_MS: Record<Accelerator, number> = { kvm: 20_000, tcg: 90_000 };
 const CLAIM_DEADLINE_MS = 10_000;
 const FILL_DELAY_MS = 200;
-const DEFAULT_MEMORY_MIB = 512;
 const QEMU = "qemu-system-x86_64";
 /**
  * QEMU's user-mode network for the guest (10.0.3.15, gateway 10.0.3.2): not slirp4netns's
@@ -138,7 +138,8 @@ export class Vms {
   async start(request: VmStart): Promise<BootedVm> {
     await this.stop(request.id);
     // Pooled VMs have the default memory and CPUs and no network: other sandboxes boot their own.
-    const poolable = request.limits.memoryMiB === undefined && request.limits.cpus === undefined && request.network === "none";
+    const machine = vmMachine(request.limits);
+    const poolable = machine.memoryMiB === VM_DEFAULTS.memoryMiB && machine.cpus === VM_DEFAULTS.cpus && request.network === "none";
     const key = `${request.uid}:${request.gid}:${request.accelerator}`;
     const claimStarted = performance.now();
     const pooled = poolable ? await this.takePooled(key, request.dir) : undefined;
@@ -211,7 +212,7 @@ export class Vms {
     if (want <= 0) return;
     this.filling.set(key, (this.filling.get(key) ?? 0) + 1);
     const dir = path.join(this.poolDir, `vm-${process.pid}-${this.slot++}`);
-    void this.boot({ dir, uid: like.uid, gid: like.gid, limits: {}, network: "none", accelerator: like.accelerator, cgroupProcs: [] })
+    void this.boot({ dir, uid: like.uid, gid: like.gid, limits: VM_DEFAULTS, network: "none", accelerator: like.accelerator, cgroupProcs: [] })
       .then(async (vm) => {
         // Booted while the agent was stopping: not for the pool.
         if (this.stopping) return this.kill(vm);
@@ -337,8 +338,7 @@ export class Vms {
     } catch (err) {
       return failed(new PaddockError("E_RUNTIME_UNAVAILABLE", `cannot make the VM's channel: ${(err as Error).message}`, "the agent may be out of file descriptors; see the agent log"));
     }
-    const memory = boot.limits.memoryMiB ?? DEFAULT_MEMORY_MIB;
-    const cpus = Math.max(1, Math.ceil(boot.limits.cpus ?? 1));
+    const { memoryMiB: memory, cpus } = vmMachine(boot.limits);
     const network = netns
       ? ["-netdev", `user,id=net0,net=${GUEST_NET.net},host=${GUEST_NET.gateway},ipv6=off`, "-device", "virtio-net-pci,netdev=net0"]
       : ["-nic", "none"];

@@ -38,6 +38,7 @@ import { execFailure, type Containers, type OciRuntimeName } from "../runtime/co
 import type { Images } from "../image/images";
 import type { Accelerator, Vms } from "../runtime/vms";
 import { containerCwd } from "../runtime/container-spec";
+import { resolveLimits } from "../runtime/limits";
 import { runGuestToCompletion } from "../process/run-to-completion";
 
 export interface CreateRequest {
@@ -300,15 +301,8 @@ export class SandboxManager {
         return this.serialized(existing.id, async () => toSandbox(this.find(caller, existing.id)));
       }
     }
-    const limits = request.limits ?? {};
     const runtime = request.runtime ?? "process";
-    if (runtime === "vm") {
-      if (limits.pids !== undefined) throw new PaddockError("E_INVALID_PARAMS", "a pids limit is not for VM sandboxes (their processes are the guest kernel's)", "give memoryMiB and cpus only", { field: "limits.pids" });
-    }
-    // A VM's limits are QEMU's memory and CPUs, not cgroup limits.
-    if (runtime !== "vm" && Object.keys(limits).length > 0 && !this.options.cgroups) {
-      throw new PaddockError("E_CGROUP", "limits need cgroups, and this agent cannot create them", "run the agent as root, or create the sandbox without limits");
-    }
+    const { limits, unavailable } = resolveLimits(runtime, request.limits ?? {}, this.options.cgroups?.controllers);
     if (runtime !== "container" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
     const wrongNetwork = networkRefusal(runtime, request.network ?? "none");
     if (wrongNetwork) throw new PaddockError("E_INVALID_PARAMS", wrongNetwork, `use ${RUNTIME_NETWORKS[runtime].join(" or ")}, or another runtime`, { field: "network" });
@@ -329,6 +323,7 @@ export class SandboxManager {
       state: "creating",
       network: request.network ?? "none",
       limits,
+      ...(unavailable.length > 0 ? { limitsUnavailable: unavailable } : {}),
       createdAt: now.toISOString(),
       ...(request.ttlSeconds ? { expiresAt: new Date(now.getTime() + request.ttlSeconds * 1000).toISOString() } : {}),
       ownerUid: caller.uid,
@@ -637,6 +632,7 @@ export class SandboxManager {
       uid: ids.uid,
       gid: ids.gid,
       cgroupProcs: cgroup?.procsFiles ?? [],
+      tmpMiB: record.limits.tmpMiB,
     };
   }
 

@@ -13,12 +13,14 @@ export interface CreateOptions {
   networkNote?: { wanted: NetworkMode; runtime: RuntimeKind };
 }
 
-export function createOptions(runtime: RuntimeKind, settings: { network: NetworkMode; memoryMiB: number; pids: number; cpus: number }): CreateOptions {
+export function createOptions(runtime: RuntimeKind, settings: { network: NetworkMode; memoryMiB: number; pids: number; cpus: number; tmpMiB?: number }): CreateOptions {
+  // 0 (or nothing) leaves a limit to the agent's default.
   const limits: Limits = {
     ...(settings.memoryMiB > 0 ? { memoryMiB: settings.memoryMiB } : {}),
-    // A VM's limits are its memory and CPUs; its processes are the guest kernel's.
+    // A VM's limits are its memory and CPUs; its processes and its /tmp are the guest kernel's.
     ...(settings.pids > 0 && runtime !== "vm" ? { pids: settings.pids } : {}),
     ...(settings.cpus > 0 ? { cpus: settings.cpus } : {}),
+    ...((settings.tmpMiB ?? 0) > 0 && runtime !== "vm" ? { tmpMiB: settings.tmpMiB } : {}),
   };
   if (RUNTIME_NETWORKS[runtime].includes(settings.network)) return { network: settings.network, limits };
   return { network: "none", limits, networkNote: { wanted: settings.network, runtime } };
