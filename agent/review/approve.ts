@@ -157,9 +157,10 @@ function planApprove(
   for (const [rel, { change, ranges }] of hunks) {
     safely(rel, () => consider(change, (workspace, sandbox) => withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(upper, rel, sandbox), ranges, "selected")));
   }
-  // Hunks keep the workspace's mode: only content is chosen line by line.
+  // Hunks keep the workspace's mode (only content is chosen line by line), but never its setuid or setgid bits.
   for (const stage of staged) {
-    if (stage.content !== undefined) stage.mode = readEntry(ws, stage.path)?.mode ?? stage.mode;
+    const workspace = stage.content !== undefined ? readEntry(ws, stage.path) : undefined;
+    if (workspace) stage.mode = allowedMode(workspace, stage.path, result.skipped);
   }
 
   // Deepest removals first; new directories parents first; modes last, deepest first, so that

@@ -39,6 +39,12 @@ interface StoredBase {
   target?: string;
 }
 
+/**
+ * 2: bases read with the sandbox owner's rights. Files of another version are not used (the
+ * time rule stands in), so that nothing read with root's rights reaches a conflict report.
+ */
+const BASES_VERSION = 2;
+
 /** Files up to this size keep their contents (for three-way merges); larger ones only their identity. */
 const MAX_BASE_BYTES = 256 * 1024;
 /** All kept contents of one sandbox together; past this, bases keep identities only. */
@@ -53,7 +59,10 @@ export class BaseStore {
 
   private read(): Map<string, StoredBase> {
     try {
-      return new Map(Object.entries(JSON.parse(fs.readFileSync(this.file, "utf8")) as Record<string, StoredBase>));
+      const stored = JSON.parse(fs.readFileSync(this.file, "utf8")) as { version?: unknown; bases?: Record<string, StoredBase> };
+      // Bases of an older agent were read with root's rights: they may hold what the owner may not read.
+      if (stored.version !== BASES_VERSION || typeof stored.bases !== "object" || stored.bases === null) return new Map();
+      return new Map(Object.entries(stored.bases));
     } catch {
       return new Map(); // none yet, or unreadable: the time rule stands in
     }
@@ -92,7 +101,7 @@ export class BaseStore {
     if (this.changed.size === 0) return;
     const current = this.read();
     for (const [rel, stored] of this.changed) current.set(rel, stored);
-    writeDurably(this.file, JSON.stringify(Object.fromEntries(current)));
+    writeDurably(this.file, JSON.stringify({ version: BASES_VERSION, bases: Object.fromEntries(current) }));
     this.entries = current;
     this.kept = undefined;
     this.changed.clear();

@@ -14,6 +14,7 @@
  * nothing else runs on it until they return. An asynchronous call would run on the pool,
  * with root's rights.
  */
+import * as fs from "node:fs";
 import { setFsGid, setFsUid, setThreadGroups } from "./libc";
 
 export interface UserRights {
@@ -24,8 +25,13 @@ export interface UserRights {
 }
 
 let current: UserRights | undefined;
-/** The agent's own groups, read before the first switch (getgroups reads the calling thread's). */
+/** The agent's own groups, read before the first switch (as the kernel has them: Node's getgroups adds the egid). */
 let agentGroups: number[] | undefined;
+
+function threadGroups(): number[] {
+  const line = fs.readFileSync("/proc/thread-self/status", "utf8").split("\n").find((l) => l.startsWith("Groups:")) ?? "";
+  return line.slice("Groups:".length).trim().split(/\s+/).filter(Boolean).map(Number);
+}
 
 /** Whether switching means anything: only a root agent acting for a user other than root. */
 export function needsSwitch(rights: UserRights | undefined): rights is UserRights {
@@ -35,10 +41,10 @@ export function needsSwitch(rights: UserRights | undefined): rights is UserRight
 /** Runs `work` with `rights` (nothing changes when they are root's, or the agent is not root). */
 export function withUserRights<T>(rights: UserRights | undefined, work: () => T): T {
   if (!needsSwitch(rights) || current === rights) return checkedSync(work());
-  agentGroups ??= process.getgroups?.() ?? [];
+  agentGroups ??= threadGroups();
   const previous = current;
-  become(rights);
   try {
+    become(rights);
     return checkedSync(work());
   } finally {
     if (previous) become(previous);
@@ -51,17 +57,18 @@ function checkedSync<T>(result: T): T {
   return result;
 }
 
+/** Takes the user's rights; half a switch is never left behind (the caller puts the previous ones back). */
 function become(rights: UserRights): void {
+  current = rights;
   setThreadGroups(rights.groups);
   setFsGid(rights.gid, false);
   // Read back: a uid that did not take would leave root's rights in place.
   setFsUid(rights.uid);
-  current = rights;
 }
 
 function becomeRoot(): void {
-  setFsUid(0, false);
-  setFsGid(0, false);
-  setThreadGroups(agentGroups ?? []);
   current = undefined;
+  setFsUid(process.geteuid?.() ?? 0, false);
+  setFsGid(process.getegid?.() ?? 0, false);
+  setThreadGroups(agentGroups ?? []);
 }

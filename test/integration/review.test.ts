@@ -341,7 +341,7 @@ function waitForBases(id: string, paths: string[]): Promise<true> {
   const file = path.join(shared.fx.stateDir, "sandboxes", id, "bases.json");
   const captured = () => {
     try {
-      return Object.keys(JSON.parse(fs.readFileSync(file, "utf8")) as object);
+      return Object.keys((JSON.parse(fs.readFileSync(file, "utf8")) as { bases: object }).bases);
     } catch {
       return [];
     }

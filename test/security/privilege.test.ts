@@ -159,3 +159,36 @@ test("a change to a file the user cannot read does not stop the diff: it is name
   assert.doesNotMatch(result.patch, /root's secret/);
   assert.deepEqual(result.files.find((f) => f.path === "rootonly"), { path: "rootonly", binary: true, changes: [] });
 });
+
+test("approving a hunk of a root setuid script gives the user's file without the bit", () => {
+  const ws = workspace("ws-hunk-setuid");
+  fs.writeFileSync(path.join(ws, "tool.sh"), "#!/bin/sh\necho one\necho two\n");
+  fs.chmodSync(path.join(ws, "tool.sh"), 0o4755);
+  const id = createAs(ws);
+  const [write, approved] = callAs(fx.socketPath, user, [
+    ["sandbox/writeFile", { id, path: "tool.sh", content: Buffer.from("#!/bin/sh\necho ONE\necho two\n").toString("base64") }],
+    ["sandbox/approve", { id, hunks: [{ path: "tool.sh", oldStart: 1, oldEnd: 2, newStart: 1, newEnd: 2 }] }],
+  ]);
+  ok(write);
+  const result = ok(approved) as { applied: string[]; skipped: { path: string; reason: string }[] };
+  assert.deepEqual(result.applied, ["tool.sh"]);
+  assert.ok(result.skipped.some((s) => s.path === "tool.sh" && /setuid/.test(s.reason)), JSON.stringify(result.skipped));
+  const st = fs.statSync(path.join(ws, "tool.sh"));
+  assert.equal(st.mode & 0o7777, 0o755);
+  assert.equal(st.uid, user.uid);
+  assert.equal(fs.readFileSync(path.join(ws, "tool.sh"), "utf8"), "#!/bin/sh\necho ONE\necho two\n");
+});
+
+test("bases an older agent read with root's rights are not used: no conflict report shows them", async () => {
+  const ws = workspace("ws-old-bases");
+  const id = createAs(ws);
+  // What an agent before the owner's rights left: a base holding root's file.
+  const bases = path.join(fx.stateDir, "sandboxes", id, "bases.json");
+  fs.writeFileSync(bases, JSON.stringify({ "notes.txt": { present: true, type: "file", mode: 0o644, identity: "0:0:0:0:0", data: Buffer.from("root's secret\n").toString("base64") } }));
+  const [changed, approved] = callAs(fx.socketPath, user, [
+    ["sandbox/exec", { id, argv: ["sh", "-c", "echo sandbox > notes.txt"] }],
+    ["sandbox/approve", { id }],
+  ]);
+  ok(changed);
+  assert.doesNotMatch(JSON.stringify(approved), /root's secret/);
+});
