@@ -7,7 +7,7 @@ import { PaddockError } from "../protocol/errors";
 import type { Change, HunkSelector } from "../protocol/methods";
 import type { Logger } from "../log/logger";
 import { Beneath, parentOf } from "../sys/beneath";
-import type { UserRights } from "../sys/credentials";
+import { withUserRights, type UserRights } from "../sys/credentials";
 import type { BaseStore } from "./bases";
 import type { LineChange } from "./line-changes";
 
@@ -36,9 +36,12 @@ export interface ReviewTarget {
 export function openWorkspaceTree(target: Pick<ReviewTarget, "workspace" | "workspaceId" | "rights">): Beneath {
   let tree: Beneath;
   try {
-    tree = Beneath.open(target.workspace, target.rights);
+    // The workspace's own path is walked with the owner's rights too: a folder they cannot reach is refused.
+    tree = withUserRights(target.rights, () => Beneath.open(target.workspace, target.rights));
   } catch (err) {
-    throw new PaddockError("E_INVALID_WORKSPACE", `cannot open the workspace ${target.workspace}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, "its changes are kept in the sandbox");
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EACCES") throw new PaddockError("E_INVALID_WORKSPACE", `the workspace ${target.workspace} cannot be reached: permission denied`, "its changes are kept in the sandbox; review them once you can open the folder in a shell again");
+    throw new PaddockError("E_INVALID_WORKSPACE", `cannot open the workspace ${target.workspace}: ${code ?? String(err)}`, "its changes are kept in the sandbox");
   }
   const st = fs.fstatSync(tree.fd);
   if (`${st.dev}:${st.ino}` !== target.workspaceId) {

@@ -6,6 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Caller } from "../server/session";
+import { withUserRights } from "../sys/credentials";
+import { userRights } from "../sys/users";
 
 export interface OpenWorkspace {
   /** The resolved absolute path. */
@@ -27,12 +29,23 @@ function isInside(child: string, parent: string): boolean {
   return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
 }
 
+/**
+ * Opens a workspace for `caller`. The path is resolved and opened with the caller's rights:
+ * a folder they cannot reach in a shell is refused, and nothing is said of what lies behind it.
+ */
 export function openWorkspace(requested: string, caller: Caller, stateDir: string): OpenWorkspace {
   if (!path.isAbsolute(requested)) refuse(`workspace ${JSON.stringify(requested)} is not an absolute path`, "pass the workspace folder's full path");
+  const rights = caller.uid === 0 ? undefined : userRights(caller.uid);
+  if (caller.uid !== 0 && !rights) throw new PaddockError("E_PERMISSION_DENIED", `uid ${caller.uid} is not a known user`, "sandboxes run as their owner, who must exist in the user database");
+  return withUserRights(rights, () => openWithRights(requested, caller, stateDir));
+}
+
+function openWithRights(requested: string, caller: Caller, stateDir: string): OpenWorkspace {
   let real: string;
   try {
     real = fs.realpathSync(requested);
-  } catch {
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EACCES") refuse(`workspace ${requested} cannot be reached: permission denied`, "sandbox a folder you can open in a shell");
     refuse(`workspace ${requested} does not exist`, "create the folder first, or check the path");
   }
   const st = fs.statSync(real);

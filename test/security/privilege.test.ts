@@ -192,3 +192,32 @@ test("bases an older agent read with root's rights are not used: no conflict rep
   ok(changed);
   assert.doesNotMatch(JSON.stringify(approved), /root's secret/);
 });
+
+test("a workspace behind a folder the user cannot enter is out of reach, as in a shell", () => {
+  const locked = path.join(fx.base, "locked");
+  fs.mkdirSync(locked, { mode: 0o755 });
+  const ws = path.join(locked, "ws");
+  fs.mkdirSync(ws);
+  fs.chownSync(ws, user.uid, user.gid);
+  fs.writeFileSync(path.join(ws, "notes.txt"), "mine\n");
+  fs.chownSync(path.join(ws, "notes.txt"), user.uid, user.gid);
+  const id = createAs(ws);
+  // Root closes the way in afterwards: the user can no longer reach the folder, nor through Paddock.
+  fs.chmodSync(locked, 0o700);
+  const [read, write, approved, create, probe] = callAs(fx.socketPath, user, [
+    ["sandbox/readFile", { id, path: "notes.txt" }],
+    // The sandbox itself stays the user's to edit; the workspace is what is out of reach.
+    ["sandbox/writeFile", { id, path: "planted", content: Buffer.from("x").toString("base64") }],
+    ["sandbox/approve", { id }],
+    ["sandbox/create", { workspace: ws }],
+    ["sandbox/create", { workspace: path.join(locked, "nothing-here") }],
+  ]);
+  assert.equal(code(read), "E_INVALID_WORKSPACE", JSON.stringify(read));
+  ok(write);
+  assert.equal(code(approved), "E_INVALID_WORKSPACE", JSON.stringify(approved));
+  assert.equal(code(create), "E_INVALID_WORKSPACE", JSON.stringify(create));
+  assert.match(create!.error!.message, /cannot be reached/);
+  assert.match(probe!.error!.message, /cannot be reached/, "whether something exists behind the folder is not told");
+  assert.equal(fs.existsSync(path.join(ws, "planted")), false);
+  fs.chmodSync(locked, 0o755);
+});
