@@ -35,6 +35,10 @@ function isInside(child: string, parent: string): boolean {
  */
 export function openWorkspace(requested: string, caller: Caller, stateDir: string): OpenWorkspace {
   if (!path.isAbsolute(requested)) refuse(`workspace ${JSON.stringify(requested)} is not an absolute path`, "pass the workspace folder's full path");
+  const agentUid = process.getuid?.() ?? 0;
+  if (agentUid !== 0 && caller.uid !== agentUid) {
+    throw new PaddockError("E_PERMISSION_DENIED", `this agent runs as uid ${agentUid} without root: it makes sandboxes for its own user only, not for uid ${caller.uid}`, "start an agent of your own (paddock agent), or ask for a root agent with --socket-group");
+  }
   const rights = caller.uid === 0 ? undefined : userRights(caller.uid);
   if (caller.uid !== 0 && !rights) throw new PaddockError("E_PERMISSION_DENIED", `uid ${caller.uid} is not a known user`, "sandboxes run as their owner, who must exist in the user database");
   return withUserRights(rights, () => openWithRights(requested, caller, stateDir));

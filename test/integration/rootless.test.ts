@@ -9,7 +9,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO, publicAgentScript, startAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
 import { makeWorkspace, treeHash, waitFor } from "../helpers/sandbox-fixture";
-import { isListening } from "../../agent/protocol/client";
+import { AgentClient, isListening } from "../../agent/protocol/client";
+import type { PaddockError } from "../../agent/protocol/errors";
 
 const USER = "paddock-test";
 let uid = 0;
@@ -159,4 +160,19 @@ test("rootless: approve and reject work as for root (the merged view is reached 
   assert.equal(fs.readFileSync(path.join(ws, "new.txt"), "utf8"), "new\n");
   assert.equal(fs.statSync(path.join(ws, "new.txt")).uid, uid, "approved files belong to the user");
   call("sandbox/delete", { id });
+});
+
+test("rootless: another uid (root here, who can reach any socket) is refused a sandbox, with the reason", async () => {
+  const client = await AgentClient.connect(socketPath);
+  try {
+    await client.initialize("root-at-a-user-agent");
+    const err = await client.request("sandbox/create", { workspace: userWorkspace("ws-rl-foreign") }).then(
+      () => assert.fail("a rootless agent made a sandbox for another uid"),
+      (e: PaddockError) => e,
+    );
+    assert.equal(err.code, "E_PERMISSION_DENIED", err.message);
+    assert.match(err.message, /its own user only/);
+  } finally {
+    client.close();
+  }
 });
