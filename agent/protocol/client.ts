@@ -111,9 +111,10 @@ export class AgentClient {
       const message = JSON.parse(text) as { method?: string; params?: unknown } | JSONRPCResponse | JSONRPCResponse[];
       if (!Array.isArray(message) && "method" in message && typeof message.method === "string") {
         for (const listener of this.listeners) listener(message.method, message.params);
-      } else if (!Array.isArray(message) && message.id === null && message.error) {
+      } else if (!Array.isArray(message) && "id" in message && message.id === null && message.error) {
         // Not the answer to a request: kept as the reason if the agent now closes the connection.
-        this.refusal = toPaddockError(new JSONRPCErrorException(message.error.message, message.error.code, message.error.data));
+        const { message: text, code, data } = message.error;
+        this.refusal = toPaddockError(new JSONRPCErrorException(text, code, data));
       } else {
         this.rpc.receive(message as JSONRPCResponse);
       }
