@@ -11,6 +11,7 @@ import type { AgentClient } from "../agent/protocol/client";
 import type { AgentNotifications } from "../agent/protocol/methods";
 import { WATCHES_PER_SANDBOX, defaultWatchLimits, hostWatchLimit } from "../agent/changeset/watch-budget";
 import { percentile, ratio, round, startBenchAgent, writeResults, type Row } from "./lib";
+import { inotifyWatches, rssMiB } from "../test/helpers/proc";
 
 const THOUSANDS = Number(process.env.BENCH_FOLDER_THOUSANDS ?? 100);
 const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 10_000);
@@ -20,22 +21,6 @@ const PAUSE_MS = 5;
 const CHURN = `for i in $(seq 1 ${THOUSANDS}); do mkdir d$i && (cd d$i && mkdir $(seq 1 1000)); done`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function inotifyWatches(pid: number): number {
-  let count = 0;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
-    try {
-      count += fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8").split("\n").filter((line) => line.startsWith("inotify wd:")).length;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return count;
-}
-
-function rssMiB(pid: number): number {
-  return round(Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024);
-}
 
 function workspace(dir: string): string {
   fs.mkdirSync(path.join(dir, "src"), { recursive: true });

@@ -1,6 +1,6 @@
 /** Real users for tests about rights: made with useradd, and a client that runs as one of them. */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO, tempDir } from "./agent-process";
@@ -35,17 +35,31 @@ function client(): string {
 
 export interface CallResult {
   result?: Record<string, unknown>;
-  error?: { message: string; data?: { code: string; hint?: string } };
+  error?: { message: string; data?: { code: string; hint?: string; field?: string } };
+}
+
+function clientArgv(socketPath: string, user: Pick<TestUser, "uid" | "gid">, calls: [string, unknown][]): string[] {
+  return [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "/usr/bin/python3", client(), socketPath, "calls", JSON.stringify(calls)];
 }
 
 /** Makes the calls over one connection, as `user` (with all of the user's groups), in order. */
-export function callAs(socketPath: string, user: TestUser, calls: [string, unknown][]): CallResult[] {
-  const r = spawnSync("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "/usr/bin/python3", client(), socketPath, "calls", JSON.stringify(calls)], {
-    encoding: "utf8",
-    timeout: 60_000,
-  });
+export function callAs(socketPath: string, user: Pick<TestUser, "uid" | "gid">, calls: [string, unknown][]): CallResult[] {
+  const r = spawnSync("setpriv", clientArgv(socketPath, user, calls), { encoding: "utf8", timeout: 60_000 });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout) as CallResult[];
+}
+
+/** callAs without blocking this process meanwhile (to time other requests while it runs). */
+export function callAsInBackground(socketPath: string, user: Pick<TestUser, "uid" | "gid">, calls: [string, unknown][]): Promise<CallResult[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("setpriv", clientArgv(socketPath, user, calls), { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as CallResult[]) : reject(new Error(`the client exited ${code}: ${err}`))));
+  });
 }
 
 /** Runs a program as `user` (with all of the user's groups); its output and status. */

@@ -14,6 +14,7 @@ import { REPO, socketPeer, startSocketAgent, tempDir, type AgentProcess } from "
 import type { RpcMessage } from "../helpers/raw-peer";
 import { Admission, DEFAULT_ADMISSION_LIMITS, admissionLimitsFromEnv } from "../../agent/server/admission";
 import { PaddockError } from "../../agent/protocol/errors";
+import { rssMiB } from "../helpers/proc";
 
 const GROUP = "paddock-sec-grp";
 const MiB = 1024 * 1024;
@@ -140,7 +141,6 @@ async function startAgent(env: NodeJS.ProcessEnv = {}): Promise<{ agent: AgentPr
   return { agent, socketPath };
 }
 
-
 interface HolderEvent {
   i?: number;
   event: "connected" | "message" | "sent" | "closed" | "ready";
@@ -205,10 +205,6 @@ function initializeAs(socketPath: string, user: User): { status: number | null; 
   });
   if (r.status !== 0) return { status: r.status, stderr: r.stderr };
   return { status: 0, uid: ((JSON.parse(r.stdout) as RpcMessage).result as { client: { uid: number } }).client.uid, stderr: r.stderr };
-}
-
-function rssMiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
 }
 
 function errorCode(m: RpcMessage | undefined): string | undefined {

@@ -6,11 +6,11 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { REPO, publicAgentScript, startAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
+import { publicAgentScript, startAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
+import { callAs, ensureUser, type CallResult, type TestUser } from "../helpers/users";
 import { fixtureForFile, makeWorkspace, refused } from "../helpers/sandbox-fixture";
 import { cgroupScope } from "../../agent/runtime/cgroup";
 import { isListening } from "../../agent/protocol/client";
@@ -20,20 +20,12 @@ const GROUP = "paddock-limits-grp";
 const MiB = 1024 * 1024;
 
 const shared = fixtureForFile(["--socket-group", GROUP]);
-let user = { uid: 0, gid: 0 };
-let py = "";
+let user: TestUser;
 
 before(() => {
-  if (spawnSync("getent", ["group", GROUP]).status !== 0) execFileSync("groupadd", [GROUP]);
-  if (spawnSync("id", [USER]).status !== 0) execFileSync("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-  execFileSync("usermod", ["-aG", GROUP, USER]);
-  user = { uid: Number(execFileSync("id", ["-u", USER]).toString()), gid: Number(execFileSync("id", ["-g", USER]).toString()) };
-  const dir = tempDir("paddock-pyclient-");
-  fs.chmodSync(dir, 0o755);
-  py = path.join(dir, "client.py");
-  fs.copyFileSync(path.join(REPO, "test", "clients", "paddock_client.py"), py);
-  fs.chmodSync(py, 0o755);
+  user = ensureUser(USER, GROUP);
 });
+
 
 interface Limits {
   memoryMiB?: number;
@@ -52,17 +44,7 @@ interface ExecAnswer {
   stderr: string;
   limitsHit: string[];
 }
-interface Answer {
-  result?: Record<string, unknown>;
-  error?: { message: string; data?: { code: string; hint?: string; field?: string } };
-}
-
-/** Protocol calls over one connection, as `who` (with the socket's group), in order. */
-function callAs(socketPath: string, who: { uid: number; gid: number }, calls: [string, unknown][]): Answer[] {
-  const r = spawnSync("setpriv", [`--reuid=${who.uid}`, `--regid=${who.gid}`, "--init-groups", "/usr/bin/python3", py, socketPath, "calls", JSON.stringify(calls)], { encoding: "utf8", timeout: 60_000 });
-  assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as Answer[];
-}
+type Answer = CallResult;
 
 function resultOf<T>(answer: Answer | undefined): T {
   assert.ok(answer?.result, JSON.stringify(answer));
@@ -78,7 +60,7 @@ function userSandbox(name: string, params: Record<string, unknown> = {}): Sandbo
   return resultOf<SandboxAnswer>(got);
 }
 
-function execAs(id: string, script: string, socketPath = shared.fx.socketPath, who = user): ExecAnswer {
+function execAs(id: string, script: string, socketPath = shared.fx.socketPath, who: Pick<TestUser, "uid" | "gid"> = user): ExecAnswer {
   const [done] = callAs(socketPath, who, [["sandbox/exec", { id, argv: ["sh", "-c", script], timeoutMs: 60_000 }]]);
   return resultOf<ExecAnswer>(done);
 }

@@ -6,13 +6,14 @@
  */
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
-import * as fs from "node:fs";
+import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import type { AgentNotifications } from "../../agent/protocol/methods";
 import { UpperWatcher } from "../../agent/changeset/upper-watcher";
-import { REPO, tempDir } from "../helpers/agent-process";
+import { tempDir } from "../helpers/agent-process";
+import { callAsInBackground, ensureUser, type CallResult, type TestUser } from "../helpers/users";
 import { makeWorkspace, startFixture, waitFor, type Fixture } from "../helpers/sandbox-fixture";
+import { inotifyWatches, rssMiB } from "../helpers/proc";
 
 const USER = "paddock-churn";
 const GROUP = "paddock-churn-grp";
@@ -23,42 +24,21 @@ const FOLDERS = 20 * 1000;
 const CHURN = "for i in $(seq 1 20); do mkdir d$i && (cd d$i && mkdir $(seq 1 1000)); done";
 
 let fx: Fixture;
-let user = { uid: 0, gid: 0 };
-let py = "";
+let user: TestUser;
 
 before(async () => {
-  if (spawnSync("getent", ["group", GROUP]).status !== 0) execFileSync("groupadd", [GROUP]);
-  if (spawnSync("id", [USER]).status !== 0) execFileSync("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", USER]);
-  execFileSync("usermod", ["-aG", GROUP, USER]);
-  user = { uid: Number(execFileSync("id", ["-u", USER]).toString()), gid: Number(execFileSync("id", ["-g", USER]).toString()) };
-  const dir = tempDir("paddock-pyclient-");
-  fs.chmodSync(dir, 0o755);
-  py = path.join(dir, "client.py");
-  fs.copyFileSync(path.join(REPO, "test", "clients", "paddock_client.py"), py);
-  fs.chmodSync(py, 0o755);
+  user = ensureUser(USER, GROUP);
   fx = await startFixture(["--socket-group", GROUP]);
 });
+
 after(async () => {
   await fx.stop();
 });
 
-interface Answer {
-  result?: Record<string, unknown>;
-  error?: { message: string };
-}
+type Answer = CallResult;
 
 /** Protocol calls over one connection as the churning user, without blocking this process meanwhile. */
-function callAsUser(calls: [string, unknown][]): Promise<Answer[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("setpriv", [`--reuid=${user.uid}`, `--regid=${user.gid}`, "--init-groups", "/usr/bin/python3", py, fx.socketPath, "calls", JSON.stringify(calls)], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
-    child.on("error", reject);
-    child.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out) as Answer[]) : reject(new Error(`the client exited ${code}: ${err}`))));
-  });
-}
+const callAsUser = (calls: [string, unknown][]): Promise<Answer[]> => callAsInBackground(fx.socketPath, user, calls);
 
 function resultOf(answer: Answer | undefined): Record<string, unknown> {
   assert.ok(answer?.result, JSON.stringify(answer));
@@ -66,21 +46,6 @@ function resultOf(answer: Answer | undefined): Record<string, unknown> {
 }
 
 /** inotify watches a process holds, over all its inotify descriptors. */
-function inotifyWatches(pid: number): number {
-  let count = 0;
-  for (const fd of fs.readdirSync(`/proc/${pid}/fdinfo`)) {
-    try {
-      count += fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8").split("\n").filter((line) => line.startsWith("inotify wd:")).length;
-    } catch {
-      // closed meanwhile
-    }
-  }
-  return count;
-}
-
-function rssMiB(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
