@@ -10,11 +10,11 @@
  * attribute would make an entry mean something else: it is refused, never guessed at.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { Change } from "../protocol/methods";
-import { Beneath, BeneathError, childOf } from "../sys/beneath";
+import { Beneath, BeneathError, childOf, Folder, MAX_PATH_BYTES, O_DIRECTORY, parentOf, type FolderEntry } from "../sys/beneath";
 import { fgetxattr, flistxattr } from "../sys/libc";
+import { byteLength, displayPath, hasRawBytes, nameBytes, nameFromBytes } from "../sys/names";
 
 export const WHITEOUT_PREFIX = ".wh.";
 export const OPAQUE_MARKER = ".wh..wh..opq";
@@ -33,44 +33,47 @@ interface Probe {
 }
 
 /**
- * Opens a file or directory of the upper tree once (through a descriptor, so a path swapped
- * meanwhile is not followed) for its status, overlay attributes and, for files, the binary
- * sniff. Symlinks, whiteouts and sockets cannot be opened that way: their status alone.
+ * Opens an entry of an upper folder once (by its name through the folder's descriptor, so a
+ * path swapped meanwhile is not followed) for its status, overlay attributes and, for files,
+ * the binary sniff. Symlinks, whiteouts and sockets cannot be opened that way: their status alone.
  */
-function probe(upper: Beneath, rel: string, listedAs?: fs.Dirent): Probe | undefined {
+function probe(folder: Folder, name: string, listedAs?: FolderEntry): Probe | undefined {
   let fd: number;
   try {
     // Only what the directory lists as a file or a folder is opened (never a device node).
-    if (listedAs && !listedAs.isFile() && !listedAs.isDirectory()) throw new BeneathError("ENXIO", rel);
-    fd = upper.open(rel, fs.constants.O_RDONLY | O_NONBLOCK | fs.constants.O_NOCTTY);
+    if (listedAs && !listedAs.isFile() && !listedAs.isDirectory()) throw new BeneathError("ENXIO", name);
+    fd = folder.open(name, fs.constants.O_RDONLY | O_NONBLOCK | fs.constants.O_NOCTTY);
   } catch (err) {
     if (!(err instanceof BeneathError) || !["ELOOP", "ENXIO", "ENODEV", "EACCES"].includes(err.code)) throw err;
-    const stat = upper.lstat(rel);
+    const stat = folder.lstat(name);
     return stat && { stat, attributes: new Map(), binary: false };
   }
   try {
     const stat = fs.fstatSync(fd);
-    const attributes = new Map<string, string>();
-    for (const name of flistxattr(fd)) {
-      const prefix = XATTR_PREFIXES.find((p) => name.startsWith(p));
-      if (prefix) attributes.set(name.slice(prefix.length), fgetxattr(fd, name)?.toString() ?? "");
-    }
-    return { stat, attributes, binary: stat.isFile() && sniff(fd) };
+    return { stat, attributes: overlayAttributes(fd), binary: stat.isFile() && sniff(fd) };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-export function isOpaque(upper: Beneath, rel: string, names?: string[], known?: Probe): boolean {
-  if ((names ?? upper.readdir(rel)).includes(OPAQUE_MARKER)) return true;
-  return (known ?? probe(upper, rel))?.attributes.get("opaque") === "y";
+/** Overlay attributes of an open entry, prefix removed (most entries have none). */
+function overlayAttributes(fd: number): Map<string, string> {
+  const attributes = new Map<string, string>();
+  for (const name of flistxattr(fd)) {
+    const prefix = XATTR_PREFIXES.find((p) => name.startsWith(p));
+    if (prefix) attributes.set(name.slice(prefix.length), fgetxattr(fd, name)?.toString() ?? "");
+  }
+  return attributes;
 }
 
-function lstat(file: string): fs.Stats | undefined {
+export function isOpaque(upper: Beneath, rel: string, names?: string[], known?: Probe): boolean {
+  if ((names ?? upper.readdir(rel)).includes(OPAQUE_MARKER)) return true;
+  if (known) return known.attributes.get("opaque") === "y";
+  const fd = upper.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
   try {
-    return fs.lstatSync(file);
-  } catch {
-    return undefined;
+    return overlayAttributes(fd).get("opaque") === "y";
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
@@ -91,9 +94,10 @@ function sniff(fd: number): boolean {
   return sniffBuffer.subarray(0, fs.readSync(fd, sniffBuffer, 0, BINARY_SNIFF, 0)).includes(0);
 }
 
-function sameContent(upper: Beneath, rel: string, lowerPath: string, size: number): boolean {
+function sameContent(upper: Folder, lower: Folder, name: string, size: number): boolean {
   if (size > 64 * 1024 * 1024) return false; // big files: reported, not compared
-  return upper.readFile(rel).equals(fs.readFileSync(lowerPath));
+  const before = quietly(() => lower.readFile(name));
+  return before !== undefined && upper.readFile(name).equals(before);
 }
 
 /** Entries that vanish or turn into something else while they are read were being changed: skipped. */
@@ -101,18 +105,37 @@ function isRace(err: unknown): boolean {
   return err instanceof BeneathError && ["ENOENT", "ENOTDIR", "ELOOP", "not a regular file"].includes(err.code);
 }
 
+export const DEEP_TREE_NOTE = `holds paths longer than ${MAX_PATH_BYTES} bytes (PATH_MAX), which cannot be listed or approved one by one; reject the folder, or move what it holds to a shorter path in the sandbox`;
+
+/**
+ * The changes of an upper directory over a workspace. Each upper folder is opened once, with
+ * the workspace's folder of the same path, and their entries are reached by name through the
+ * two descriptors (sys/beneath.ts's Folder); names are taken as their bytes (sys/names.ts).
+ * A path longer than a system call takes is not listed: the folder it is in is reported
+ * instead, as the top of a deep tree (see DEEP_TREE_NOTE).
+ */
 export function listChanges(upperRoot: string, workspace: string): Change[] {
   const upper = Beneath.open(upperRoot);
   try {
-    return listWith(upper, workspace);
+    const ws = Beneath.open(workspace);
+    try {
+      return listWith(upper, ws);
+    } finally {
+      ws.close();
+    }
   } finally {
     upper.close();
   }
 }
 
-function listWith(upper: Beneath, workspace: string): Change[] {
-  const changes: Change[] = [];
-  const describe = (rel: string, kind: Change["kind"], st: fs.Stats, binary: () => boolean): Change => ({
+/** A change as the agent works with it: `path` is the exact name. */
+type Listed = Change;
+
+function listWith(upper: Beneath, ws: Beneath): Change[] {
+  const changes: Listed[] = [];
+  /** Folders (of either side) that hold paths too long to name. */
+  const deep = new Set<string>();
+  const describe = (rel: string, kind: Change["kind"], st: fs.Stats, binary: () => boolean): Listed => ({
     path: rel,
     kind,
     type: typeOf(st),
@@ -120,87 +143,118 @@ function listWith(upper: Beneath, workspace: string): Change[] {
     size: st.isFile() ? st.size : 0,
     mode: st.mode & 0o7777,
   });
+  const tooLong = (rel: string) => byteLength(rel) > MAX_PATH_BYTES;
 
-  /** Everything the workspace has at and below `rel`, reported deleted, parents first. */
+  /** The workspace's entry, reached through real folders only (a symlink on the way: none). */
+  const lower = (rel: string): fs.Stats | undefined => quietly(() => ws.lstat(rel));
+
+  // Trees are walked with a stack of their own, not by recursion: a chain of folders as deep as
+  // a path can name (2048) would exhaust the call stack.
+
+  /** Everything the workspace has at and below `rel`, reported deleted. */
   const deletedTree = (rel: string) => {
-    const lowerPath = path.join(workspace, rel);
-    const st = lstat(lowerPath);
-    if (!st) return;
-    changes.push(describe(rel, "deleted", st, () => isBinaryFile(lowerPath)));
-    if (st.isDirectory()) for (const name of safeReaddir(lowerPath)) deletedTree(childOf(rel, name));
+    const pending = [rel];
+    for (let at = pending.pop(); at !== undefined; at = pending.pop()) {
+      const st = lower(at);
+      if (!st) continue;
+      const here = at;
+      changes.push(describe(here, "deleted", st, () => isBinaryIn(ws, here)));
+      if (!st.isDirectory()) continue;
+      for (const name of lowerNames(ws, here)) {
+        if (tooLong(childOf(here, name))) deep.add(here);
+        else pending.push(childOf(here, name));
+      }
+    }
   };
+  const deletedChild = (dir: string, name: string) => {
+    if (tooLong(childOf(dir, name))) deep.add(dir);
+    else deletedTree(childOf(dir, name));
+  };
+
+  /** Upper folders still to list. */
+  const folders: { rel: string; hidden: boolean; own?: Probe }[] = [];
+  const walk = (rel: string, hidden: boolean, own?: Probe) => folders.push({ rel, hidden, ...(own ? { own } : {}) });
 
   /**
    * `hidden`: the workspace's entries below here are hidden (an opaque directory, or one
    * inside it): whatever the upper dir does not have again counts as deleted.
    */
-  const walk = (rel: string, hidden: boolean, own?: Probe) => {
-    // The workspace is consulted only through real directories: a symlink put in place of one
-    // must not make the agent read (or list) what lies elsewhere.
-    const lowerDir = path.join(workspace, rel);
-    const lowerTrusted = isRealDirectory(lowerDir);
-    const listed = new Map(upper.readdirTypes(rel).map((entry) => [entry.name, entry]));
-    const names = [...listed.keys()].sort();
-    const opaque = hidden || isOpaque(upper, rel, names, own);
-    const present = new Set<string>();
-    for (const name of names) {
-      if (name === OPAQUE_MARKER) continue;
-      const childRel = childOf(rel, name);
-      if (name.startsWith(WHITEOUT_PREFIX)) {
-        present.add(name.slice(WHITEOUT_PREFIX.length));
-        if (lowerTrusted) deletedTree(childOf(rel, name.slice(WHITEOUT_PREFIX.length)));
-        continue;
+  const listFolder = (rel: string, hidden: boolean, own?: Probe) => {
+    const folder = Folder.open(upper, rel);
+    // The workspace is consulted only through real directories (reached without a symlink on
+    // the way): a symlink put in place of one must not make the agent read (or list) what lies elsewhere.
+    const lowerFolder = quietly(() => Folder.open(ws, rel, true));
+    try {
+      const listed = new Map(folder.entries().map((entry) => [entry.name, entry]));
+      const names = [...listed.keys()].sort();
+      const opaque = hidden || isOpaque(upper, rel, names, own);
+      const present = new Set<string>();
+      for (const name of names) {
+        if (name === OPAQUE_MARKER) continue;
+        if (name.startsWith(WHITEOUT_PREFIX)) {
+          present.add(name.slice(WHITEOUT_PREFIX.length));
+          if (lowerFolder) deletedChild(rel, name.slice(WHITEOUT_PREFIX.length));
+          continue;
+        }
+        if (tooLong(childOf(rel, name))) {
+          present.add(name);
+          deep.add(rel);
+          continue;
+        }
+        try {
+          const found = probe(folder, name, listed.get(name));
+          if (!found) continue; // gone meanwhile
+          present.add(name);
+          visit(rel, name, found, folder, lowerFolder, opaque);
+        } catch (err) {
+          // Changed while it was read (a running command): the next listing will see it settled.
+          if (!isRace(err)) throw err;
+        }
       }
-      try {
-        const found = probe(upper, childRel, listed.get(name));
-        if (!found) continue; // gone meanwhile
-        present.add(name);
-        visit(childRel, found, lowerTrusted, opaque);
-      } catch (err) {
-        // Changed while it was read (a running command): the next listing will see it settled.
-        if (!isRace(err)) throw err;
+      // Whatever the workspace has here that an opaque directory did not bring back is deleted.
+      if (opaque && lowerFolder) {
+        for (const name of lowerNames(ws, rel)) if (!present.has(name)) deletedChild(rel, name);
       }
-    }
-    // Whatever the workspace has here that an opaque directory did not bring back is deleted.
-    if (opaque && lowerTrusted) {
-      for (const name of safeReaddir(lowerDir)) if (!present.has(name)) deletedTree(childOf(rel, name));
+    } finally {
+      folder.close();
+      lowerFolder?.close();
     }
   };
 
-  const visit = (rel: string, found: Probe, lowerTrusted: boolean, opaque: boolean) => {
+  const visit = (dir: string, name: string, found: Probe, folder: Folder, lowerFolder: Folder | undefined, opaque: boolean) => {
+    const rel = childOf(dir, name);
     const { stat: st, attributes } = found;
     if (isWhiteoutDevice(st)) {
-      if (lowerTrusted) deletedTree(rel);
+      if (lowerFolder) deletedTree(rel);
       return;
     }
     for (const attribute of ["redirect", "metacopy"]) {
       if (attributes.has(attribute)) {
         throw new PaddockError(
           "E_UNSUPPORTED_CHANGE",
-          `${rel} carries an overlay ${attribute} attribute; Paddock cannot tell what it means`,
+          `${displayPath(rel)} carries an overlay ${attribute} attribute; Paddock cannot tell what it means`,
           "sandboxes are mounted without redirects or metacopy; reject this path or delete the sandbox",
-          { path: rel },
+          { path: displayPath(rel) },
         );
       }
     }
     const binary = () => found.binary;
-    const lowerPath = path.join(workspace, rel);
-    const lower = lowerTrusted ? lstat(lowerPath) : undefined;
-    if (!lower || typeOf(lower) !== typeOf(st)) {
-      if (lower) deletedTree(rel); // the type changed: the old one is gone
+    const before = lowerFolder && quietly(() => lowerFolder.lstat(name));
+    if (!lowerFolder || !before || typeOf(before) !== typeOf(st)) {
+      if (before) deletedTree(rel); // the type changed: the old one is gone
       changes.push(describe(rel, "added", st, binary));
       if (st.isDirectory()) walk(rel, true, found);
       return;
     }
-    const modeChanged = (lower.mode & 0o7777) !== (st.mode & 0o7777);
+    const modeChanged = (before.mode & 0o7777) !== (st.mode & 0o7777);
     if (st.isDirectory()) {
       if (modeChanged) changes.push(describe(rel, "modified", st, binary));
       walk(rel, opaque, found);
     } else if (st.isSymbolicLink()) {
-      if (upper.readlink(rel) !== fs.readlinkSync(lowerPath)) changes.push(describe(rel, "modified", st, binary));
+      if (folder.readlink(name) !== quietly(() => lowerFolder.readlink(name))) changes.push(describe(rel, "modified", st, binary));
     } else if (st.isFile()) {
       // Copied up but ending identical (written back, touched) is not a change.
-      const contentChanged = st.size !== lower.size || !sameContent(upper, rel, lowerPath, st.size);
+      const contentChanged = st.size !== before.size || !sameContent(folder, lowerFolder, name, st.size);
       if (contentChanged || modeChanged) changes.push(describe(rel, "modified", st, binary));
     } else {
       changes.push(describe(rel, "modified", st, binary));
@@ -208,36 +262,80 @@ function listWith(upper: Beneath, workspace: string): Change[] {
   };
 
   walk("", false);
-  return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
+    try {
+      listFolder(folder.rel, folder.hidden, folder.own);
+    } catch (err) {
+      // Changed while it was read (a running command): the next listing will see it settled.
+      if (!isRace(err)) throw err;
+    }
+  }
+  markDeepTrees(changes, deep, (rel) => quietly(() => upper.lstat(rel)) ?? lower(rel));
+  return changes.map(forClients).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
-/** A workspace file (reached through real directories only) sniffed as git does. */
-function isBinaryFile(file: string): boolean {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | O_NONBLOCK);
-  } catch {
-    return false;
+/**
+ * Each folder holding paths too long to name is reported at the top of its tree: the highest
+ * folder that is new (or gone) with it, or the folder itself when it was there before. That
+ * change carries the note (one is added for a folder that is not a change itself).
+ */
+function markDeepTrees(changes: Listed[], deep: ReadonlySet<string>, statOf: (rel: string) => fs.Stats | undefined): void {
+  if (deep.size === 0) return;
+  const wholeFolders = new Set(changes.filter((c) => c.type === "directory" && c.kind !== "modified").map((c) => c.path));
+  const tops = new Set<string>();
+  for (const folder of deep) {
+    let top = folder;
+    while (wholeFolders.has(top) && wholeFolders.has(parentOf(top))) top = parentOf(top);
+    tops.add(top);
   }
-  try {
-    return sniff(fd);
-  } finally {
-    fs.closeSync(fd);
+  const atPath = new Map<string, Listed[]>();
+  for (const change of changes) (atPath.get(change.path) ?? atPath.set(change.path, []).get(change.path)!).push(change);
+  for (const top of tops) {
+    const marked = atPath.get(top) ?? [];
+    if (marked.length === 0) {
+      const st = statOf(top);
+      marked.push({ path: top, kind: "modified", type: "directory", binary: false, size: 0, mode: st ? st.mode & 0o7777 : 0 });
+      changes.push(marked[0]!);
+    }
+    for (const change of marked) Object.assign(change, { deepTree: true, note: `${displayPath(top)} ${DEEP_TREE_NOTE}` });
   }
 }
 
-function isRealDirectory(dir: string): boolean {
-  try {
-    return fs.lstatSync(dir).isDirectory() && fs.realpathSync(dir) === dir;
-  } catch {
-    return false;
-  }
+/** The change as clients see it: its path shown, and its bytes when they are not UTF-8. */
+function forClients(change: Listed): Change {
+  if (!hasRawBytes(change.path)) return change;
+  return { ...change, path: displayPath(change.path), pathBytes: nameBytes(change.path).toString("base64") };
 }
 
-function safeReaddir(dir: string): string[] {
+/** The exact name of a change as clients see it (the inverse of forClients). */
+export function pathOf(change: Pick<Change, "path" | "pathBytes">): string {
+  return change.pathBytes === undefined ? change.path : nameFromBytes(Buffer.from(change.pathBytes, "base64"));
+}
+
+/** A workspace file sniffed as git does; false when it cannot be read. */
+function isBinaryIn(ws: Beneath, rel: string): boolean {
+  return (
+    quietly(() => {
+      const { fd } = ws.openFile(rel);
+      try {
+        return sniff(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    }) ?? false
+  );
+}
+
+function lowerNames(ws: Beneath, rel: string): string[] {
+  return (quietly(() => ws.readdir(rel)) ?? []).sort();
+}
+
+/** What the workspace side answers, or undefined when it cannot (gone, a symlink on the way, unreadable). */
+function quietly<T>(read: () => T): T | undefined {
   try {
-    return fs.readdirSync(dir).sort();
-  } catch {
-    return [];
+    return read();
+  } catch (err) {
+    if (err instanceof BeneathError) return undefined;
+    throw err;
   }
 }

@@ -37,7 +37,7 @@ export async function changesCommand(client: AgentClient, id: string | undefined
   print(o.json, { changes }, () =>
     changes.length === 0
       ? "No changes."
-      : changes.map((c) => `${letter[c.kind]}  ${c.path}${c.type === "directory" ? "/" : c.type === "symlink" ? " (symlink)" : c.binary ? " (binary)" : ""}`).join("\n"),
+      : changes.map((c) => `${letter[c.kind]}  ${c.path}${c.type === "directory" ? "/" : c.type === "symlink" ? " (symlink)" : c.binary ? " (binary)" : ""}${c.note ? `\n   ${c.note}` : ""}`).join("\n"),
   );
   return 0;
 }

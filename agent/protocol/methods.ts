@@ -189,14 +189,27 @@ export interface ExecResult {
 }
 
 export interface Change {
-  /** Relative to the workspace, with `/` separators. */
+  /**
+   * Relative to the workspace, with `/` separators. A component whose name is not UTF-8 shows
+   * its other bytes as `\xHH` and a backslash as `\\` (then `pathBytes` is set); requests name
+   * the change by this path.
+   */
   path: string;
+  /** The path's bytes (base64), only when they are not UTF-8: the exact name. */
+  pathBytes?: string;
   kind: "added" | "modified" | "deleted";
   type: "file" | "directory" | "symlink" | "other";
   /** A NUL byte in the first 8000 bytes, as git decides. */
   binary: boolean;
   size: number;
   mode: number;
+  /**
+   * A folder whose tree goes deeper than a path can name (4095 bytes, PATH_MAX): what lies
+   * below that is not listed; approve holds the whole folder back, reject removes it.
+   */
+  deepTree?: boolean;
+  /** What a person should know about this change, in words (a deep tree's says why it is held back). */
+  note?: string;
 }
 
 // ---- review ----------------------------------------------------------------------------
@@ -262,6 +275,8 @@ export const SandboxDiffParams = z
 
 export interface FileDiff {
   path: string;
+  /** As in Change. */
+  pathBytes?: string;
   binary: boolean;
   /** The line changes from the workspace's version to the sandbox's: what hunk selectors select among. */
   changes: { oldStart: number; oldEnd: number; newStart: number; newEnd: number }[];

@@ -4,6 +4,7 @@
  */
 import type * as fs from "node:fs";
 import type { Beneath } from "../sys/beneath";
+import { nameBytes } from "../sys/names";
 
 export type EntryType = "file" | "directory" | "symlink" | "other";
 
@@ -41,7 +42,7 @@ export function readEntry(tree: Beneath, rel: string): Entry | undefined {
 /** A file's bytes, or a symlink's target as bytes (as git diffs them); empty for anything else. */
 export function entryBytes(tree: Beneath, rel: string, entry: Entry | undefined): Buffer {
   if (entry?.type === "file") return tree.readFile(rel);
-  if (entry?.type === "symlink") return Buffer.from(entry.target ?? "");
+  if (entry?.type === "symlink") return nameBytes(entry.target ?? "");
   return Buffer.alloc(0);
 }
 

@@ -34,14 +34,20 @@ function gitMode(side: PatchSide): string {
   return side.mode & 0o100 ? "100755" : "100644";
 }
 
-const needsQuoting = (c: string) => c === '"' || c === "\\" || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f;
+/** A byte of a name that is not UTF-8 (sys/names.ts): a lone U+DC80..U+DCFF. */
+const isRawByte = (c: string) => c.length === 1 && c.charCodeAt(0) >= 0xdc80 && c.charCodeAt(0) <= 0xdcff;
+const needsQuoting = (c: string) => c === '"' || c === "\\" || c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f || isRawByte(c);
 const NAMED_ESCAPES: Record<string, string> = { '"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r" };
+const octal = (byte: number) => `\\${byte.toString(8).padStart(3, "0")}`;
 
-/** Quotes a path as git does when it holds a quote, a backslash or a control character. */
+/**
+ * Quotes a path as git does when it holds a quote, a backslash, a control character or a
+ * byte that is not UTF-8 (written as its octal escape, which git apply turns back into it).
+ */
 export function gitQuote(name: string): string {
   const chars = [...name];
   if (!chars.some(needsQuoting)) return name;
-  const escape = (c: string) => NAMED_ESCAPES[c] ?? `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`;
+  const escape = (c: string) => NAMED_ESCAPES[c] ?? octal(c.charCodeAt(0) - (isRawByte(c) ? 0xdc00 : 0));
   return `"${chars.map((c) => (needsQuoting(c) ? escape(c) : c)).join("")}"`;
 }
 

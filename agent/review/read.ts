@@ -6,6 +6,8 @@ import { PaddockError } from "../protocol/errors";
 import type { Change, DiffResult, ReadFileResult } from "../protocol/methods";
 import { isOpaque, isWhiteoutDevice, OPAQUE_MARKER, WHITEOUT_PREFIX } from "../changeset/changes";
 import { BeneathError, childOf, parentOf, type Beneath } from "../sys/beneath";
+import { displayPath, hasRawBytes, nameBytes, parseDisplayPath } from "../sys/names";
+import { exactChanges, ShownPaths } from "./client-paths";
 import { entryBytes, readEntry, type Entry } from "./entries";
 import { diffItem, type PatchItem, type PatchSide } from "./patch";
 import { byPath, select } from "./target";
@@ -50,18 +52,25 @@ export function lookup(upper: Beneath, ws: Beneath, rel: string): Found | undefi
   return undefined;
 }
 
-export function readSandboxFile(upper: Beneath, ws: Beneath, rel: string): ReadFileResult {
-  const found = lookup(upper, ws, rel);
-  if (!found) throw new PaddockError("E_NOT_FOUND", `${rel} does not exist in the sandbox`, "sandbox/changes lists what the sandbox changed");
+/**
+ * One path as the sandbox sees it. `shown` is a path as clients see it: the name itself, or
+ * else the name that is not UTF-8 it shows (sys/names.ts).
+ */
+export function readSandboxFile(upper: Beneath, ws: Beneath, shown: string): ReadFileResult {
+  const exact = parseDisplayPath(shown);
+  let rel = shown;
+  let found = lookup(upper, ws, rel);
+  if (!found && exact !== shown) found = lookup(upper, ws, (rel = exact));
+  if (!found) throw new PaddockError("E_NOT_FOUND", `${shown} does not exist in the sandbox`, "sandbox/changes lists what the sandbox changed");
   const { entry, tree } = found;
-  const result: ReadFileResult = { path: rel, type: entry.type, mode: entry.mode, size: entry.stat.size, mtimeMs: Math.round(entry.stat.mtimeMs), content: "" };
+  const result: ReadFileResult = { path: shown, type: entry.type, mode: entry.mode, size: entry.stat.size, mtimeMs: Math.round(entry.stat.mtimeMs), content: "" };
   if (entry.type === "file") {
-    if (entry.stat.size > MAX_READ_BYTES) throw new PaddockError("E_FILE_TOO_LARGE", `${rel} is ${entry.stat.size} bytes; sandbox/readFile returns at most ${MAX_READ_BYTES}`, "run a command in the sandbox to read it");
+    if (entry.stat.size > MAX_READ_BYTES) throw new PaddockError("E_FILE_TOO_LARGE", `${shown} is ${entry.stat.size} bytes; sandbox/readFile returns at most ${MAX_READ_BYTES}`, "run a command in the sandbox to read it");
     result.content = tree.readFile(rel).toString("base64");
   } else if (entry.type === "symlink") {
-    result.target = entry.target;
+    result.target = displayPath(entry.target ?? "");
   } else if (entry.type === "directory") {
-    result.entries = listDirectory(upper, ws, rel, found);
+    result.entries = listDirectory(upper, ws, rel, found).map(displayPath);
   }
   return result;
 }
@@ -113,8 +122,10 @@ function readableBytes(tree: Beneath, rel: string, entry: Entry, otherwise: Buff
   }
 }
 
-export function diffChanges(upper: Beneath, ws: Beneath, changes: readonly Change[], paths: readonly string[] | undefined, context: number): DiffResult {
-  const selection = paths === undefined ? byPath(changes) : select(changes, paths, undefined).paths;
+/** The patch of the listed changes (all, or those below `paths`, as clients show them). */
+export function diffChanges(upper: Beneath, ws: Beneath, listed: readonly Change[], paths: readonly string[] | undefined, context: number): DiffResult {
+  const changes = exactChanges(listed);
+  const selection = paths === undefined ? byPath(changes) : select(changes, new ShownPaths(listed).paths(paths), undefined).paths;
   const items: PatchItem[] = [];
   for (const change of selection) {
     const rel = change.path;
@@ -132,9 +143,9 @@ export function diffChanges(upper: Beneath, ws: Beneath, changes: readonly Chang
   // git apply refuses a binary diff without its data, and data is not for a review: binary
   // files are named before the first diff, where git apply and patch skip the text.
   const binary = items.filter((_item, i) => diffs[i]!.binary);
-  const preamble = binary.length === 0 ? "" : `Binary files, not included (sandbox/readFile has them):\n${binary.map((item) => `  ${item.old ? (item.new ? "modified" : "deleted") : "added"}: ${item.path}\n`).join("")}`;
+  const preamble = binary.length === 0 ? "" : `Binary files, not included (sandbox/readFile has them):\n${binary.map((item) => `  ${item.old ? (item.new ? "modified" : "deleted") : "added"}: ${displayPath(item.path)}\n`).join("")}`;
   return {
     patch: preamble + diffs.filter((d) => !d.binary).map((d) => d.text).join(""),
-    files: diffs.map(({ path: p, binary, changes: c }) => ({ path: p, binary, changes: c })),
+    files: diffs.map(({ path: p, binary, changes: c }) => ({ path: displayPath(p), ...(hasRawBytes(p) ? { pathBytes: nameBytes(p).toString("base64") } : {}), binary, changes: c })),
   };
 }

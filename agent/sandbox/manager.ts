@@ -24,12 +24,13 @@ import type { ProcessTable } from "../process/process-table";
 import type { ApproveResult, DiffResult, ReadFileResult, RejectResult } from "../protocol/methods";
 import { UpperWatcher } from "../changeset/upper-watcher";
 import { BaseStore } from "../review/bases";
-import { approve, type ApproveRequest } from "../review/approve";
+import type { ApproveRequest } from "../review/approve";
 import { changedAfter, changedSince } from "../review/conflicts";
 import { readEntry } from "../review/entries";
 import { recoverJournal } from "../review/journal";
 import { diffChanges, readSandboxFile } from "../review/read";
-import { reject, writeSandboxFile, type RejectRequest } from "../review/reject";
+import { writeSandboxFile, type RejectRequest } from "../review/reject";
+import { approveListed, rejectListed } from "../review/requests";
 import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/target";
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
 import type { UserRights } from "../sys/credentials";
@@ -183,7 +184,7 @@ export class SandboxManager {
         this.stillThere(record);
         // An interrupted approve of this workspace, by this sandbox or another, finishes first.
         for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) this.recoverApprove(other);
-        const result = await reviewing(() => approve(this.reviewTarget(record), this.changes(caller, id), request));
+        const result = await reviewing(() => approveListed(this.reviewTarget(record), this.changes(caller, id), request));
         this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
         return result;
       }),
@@ -194,7 +195,7 @@ export class SandboxManager {
     const record = this.find(caller, id);
     return this.serialized(id, () =>
       this.withView(record, (view) => {
-        const result = reviewing(() => reject(this.reviewTarget(record), view, this.changes(caller, id), request));
+        const result = reviewing(() => rejectListed(this.reviewTarget(record), view, this.changes(caller, id), request));
         this.options.log.info("rejected", { sandboxId: id, rejected: result.rejected.length, skipped: result.skipped.length });
         return result;
       }),

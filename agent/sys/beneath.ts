@@ -12,6 +12,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { withUserRights, type UserRights } from "./credentials";
+import { byteLength, cName, hasRawBytes, nameBytes, nameFromBytes } from "./names";
 import {
   AT_REMOVEDIR,
   errnoName,
@@ -50,9 +51,12 @@ export class BeneathError extends Error {
   }
 }
 
+/** The longest path a system call takes (PATH_MAX, 4096, with its NUL): deeper entries are reached from a folder's descriptor. */
+export const MAX_PATH_BYTES = 4095;
+
 /** "a/b/c" style, relative, no "." or ".." parts: anything else is refused before any syscall. */
 export function isSafeRelativePath(rel: string): boolean {
-  if (rel.length === 0 || rel.length > 4095 || rel.includes("\0") || rel.startsWith("/")) return false;
+  if (rel.length === 0 || byteLength(rel) > MAX_PATH_BYTES || rel.includes("\0") || rel.startsWith("/")) return false;
   return rel.split("/").every((part) => part !== "" && part !== "." && part !== "..");
 }
 
@@ -84,7 +88,7 @@ export class Beneath {
   /** openat2 beneath the root; "" is the root itself. Throws BeneathError. */
   open(rel: string, flags: number, mode = 0): number {
     return this.withRights(() => {
-      const fd = openat2(this.fd, rel === "" ? "." : rel, flags | O_NOFOLLOW | O_CLOEXEC, mode, RESOLVE);
+      const fd = openat2(this.fd, rel === "" ? "." : cName(rel), flags | O_NOFOLLOW | O_CLOEXEC, mode, RESOLVE);
       if (fd < 0) throw new BeneathError(errnoName(-fd), this.where(rel));
       return fd;
     });
@@ -111,9 +115,9 @@ export class Beneath {
   readlink(rel: string): string {
     return this.withRights(() => {
       return this.withParent(rel, (dir, name) => {
-        const target = readlinkat(dir, name);
+        const target = readlinkat(dir, cName(name));
         if (typeof target === "number") throw new BeneathError(errnoName(target), this.where(rel));
-        return target;
+        return nameFromBytes(target);
       });
     });
   }
@@ -123,11 +127,11 @@ export class Beneath {
   }
 
   /** Names with their types as the directory lists them (no stat per entry). */
-  readdirTypes(rel: string): fs.Dirent[] {
+  readdirTypes(rel: string): FolderEntry[] {
     return this.withRights(() => {
       const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
       try {
-        return fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true });
+        return readFolder(fd);
       } finally {
         fs.closeSync(fd);
       }
@@ -172,32 +176,32 @@ export class Beneath {
 
   mkdir(rel: string, mode: number): void {
     this.withRights(() => {
-      this.check(rel, this.withParent(rel, (dir, name) => mkdirat(dir, name, mode)));
+      this.check(rel, this.withParent(rel, (dir, name) => mkdirat(dir, cName(name), mode)));
     });
   }
 
   symlink(target: string, rel: string): void {
     this.withRights(() => {
-      this.check(rel, this.withParent(rel, (dir, name) => symlinkat(target, dir, name)));
+      this.check(rel, this.withParent(rel, (dir, name) => symlinkat(cName(target), dir, cName(name))));
     });
   }
 
   unlink(rel: string): void {
     this.withRights(() => {
-      this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, 0)));
+      this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, cName(name), 0)));
     });
   }
 
   rmdir(rel: string): void {
     this.withRights(() => {
-      this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, name, AT_REMOVEDIR)));
+      this.check(rel, this.withParent(rel, (dir, name) => unlinkat(dir, cName(name), AT_REMOVEDIR)));
     });
   }
 
   /** rename(2) within the tree; replaces a file at `to`, never follows a symlink at either end. */
   rename(from: string, to: string): void {
     this.withRights(() => {
-      const result = this.withParent(from, (fromDir, fromName) => this.withParent(to, (toDir, toName) => renameat(fromDir, fromName, toDir, toName)));
+      const result = this.withParent(from, (fromDir, fromName) => this.withParent(to, (toDir, toName) => renameat(fromDir, cName(fromName), toDir, cName(toName))));
       this.check(`${from} -> ${to}`, result);
     });
   }
@@ -205,7 +209,7 @@ export class Beneath {
   /** Moves `sourceRel` of another tree (a folder of this one held open, say) to `rel` of this one. */
   moveFrom(source: Beneath, sourceRel: string, rel: string): void {
     this.withRights(() => {
-      const result = source.withParent(sourceRel, (fromDir, fromName) => this.withParent(rel, (toDir, toName) => renameat(fromDir, fromName, toDir, toName)));
+      const result = source.withParent(sourceRel, (fromDir, fromName) => this.withParent(rel, (toDir, toName) => renameat(fromDir, cName(fromName), toDir, cName(toName))));
       this.check(`${source.where(sourceRel)} -> ${rel}`, result);
     });
   }
@@ -218,17 +222,17 @@ export class Beneath {
     return new Beneath(this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY), this.where(rel), this.rights);
   }
 
-  /** Removes a file, symlink or whole directory tree, never leaving the tree or following a link. */
+  /**
+   * Removes a file, symlink or whole directory tree, never leaving the tree or following a
+   * link. Below `rel` the walk goes from folder descriptor to folder descriptor, by single
+   * names: a tree deeper than PATH_MAX goes too.
+   */
   removeTree(rel: string): void {
     this.withRights(() => {
       const st = this.lstat(rel);
       if (!st) return;
-      if (st.isDirectory()) {
-        for (const name of this.readdir(rel)) this.removeTree(`${rel}/${name}`);
-        this.rmdir(rel);
-      } else {
-        this.unlink(rel);
-      }
+      if (st.isDirectory()) this.withParent(rel, (dir, name) => removeFolderAt(dir, name, this.where(rel)));
+      else this.unlink(rel);
     });
   }
 
@@ -246,7 +250,7 @@ export class Beneath {
   /** Changes the owner of the entry itself (a symlink's own, not its target's). */
   chown(rel: string, uid: number, gid: number): void {
     this.withRights(() => {
-      this.check(rel, this.withParent(rel, (dir, name) => fchownat(dir, name, uid, gid)));
+      this.check(rel, this.withParent(rel, (dir, name) => fchownat(dir, cName(name), uid, gid)));
     });
   }
 
@@ -299,5 +303,170 @@ export function copyFileInto(from: Beneath, rel: string, out: number, onOpen?: (
     }
   } finally {
     fs.closeSync(fd);
+  }
+}
+
+/** One entry of a folder: its exact name (see sys/names.ts) and its type as the folder lists it. */
+export interface FolderEntry {
+  name: string;
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+}
+
+/** The entries of the folder open as `fd`, named by their bytes (Node's strings turn bytes that are not UTF-8 into U+FFFD). */
+export function readFolder(fd: number): FolderEntry[] {
+  return fs.readdirSync(`/proc/self/fd/${fd}`, { withFileTypes: true, encoding: "buffer" }).map((entry) => ({
+    name: nameFromBytes(entry.name),
+    isFile: () => entry.isFile(),
+    isDirectory: () => entry.isDirectory(),
+    isSymbolicLink: () => entry.isSymbolicLink(),
+  }));
+}
+
+/** Folders held open at once while a tree is removed; the outer ones are closed and found again through "..". */
+const MAX_OPEN_FOLDERS = 64;
+const EISDIR = 21;
+const ENOENT = 2;
+
+interface Level {
+  /** Undefined while closed (more than MAX_OPEN_FOLDERS below it). */
+  fd: number | undefined;
+  name: string;
+  /** dev:ino, to know the folder again when it is opened through its child's "..". */
+  identity: string;
+  /** Subfolders still to remove. */
+  folders: string[];
+}
+
+const identityOfFd = (fd: number): string => {
+  const st = fs.fstatSync(fd);
+  return `${st.dev}:${st.ino}`;
+};
+
+/**
+ * Removes the folder `name` of the folder open as `parentFd`, with all it holds. Each folder is
+ * opened from its parent's descriptor by one name (never through a symlink) and emptied there,
+ * so no path is ever longer than a name, however deep the tree. A folder more than
+ * MAX_OPEN_FOLDERS above the one being emptied is closed, and opened again from its child as
+ * "..": it must be the very folder it was, or the removal stops (a sandbox moved it meanwhile).
+ */
+export function removeFolderAt(parentFd: number, name: string, where: string): void {
+  const stack: Level[] = [];
+  const failed = (errno: number, folder: string) => new BeneathError(errnoName(errno), `${where}/…/${folder}`);
+  const enter = (dirfd: number, folder: string) => {
+    const fd = openat2(dirfd, cName(folder), fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE);
+    if (fd < 0) throw failed(-fd, folder);
+    const level: Level = { fd, name: folder, identity: "", folders: [] };
+    stack.push(level);
+    level.identity = identityOfFd(fd);
+    const outer = stack[stack.length - 1 - MAX_OPEN_FOLDERS];
+    if (outer?.fd !== undefined) {
+      fs.closeSync(outer.fd);
+      outer.fd = undefined;
+    }
+    for (const entry of readFolder(fd)) {
+      if (entry.isDirectory()) {
+        level.folders.push(entry.name);
+        continue;
+      }
+      const errno = unlinkat(fd, cName(entry.name), 0);
+      if (errno === EISDIR) level.folders.push(entry.name); // listed without its type
+      else if (errno !== 0 && errno !== ENOENT) throw failed(errno, entry.name);
+    }
+  };
+  const reopen = (level: Level, childFd: number) => {
+    const fd = openat2(childFd, "..", fs.constants.O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+    if (fd < 0) throw failed(-fd, level.name);
+    level.fd = fd;
+    if (identityOfFd(fd) !== level.identity) throw new BeneathError("ENOENT", where, `${where}: a folder was moved while it was being removed`);
+  };
+  try {
+    enter(parentFd, name);
+    while (stack.length > 0) {
+      const level = stack[stack.length - 1]!;
+      const next = level.folders.pop();
+      if (next !== undefined) {
+        enter(level.fd!, next);
+        continue;
+      }
+      stack.pop();
+      const parent = stack[stack.length - 1];
+      try {
+        if (parent && parent.fd === undefined) reopen(parent, level.fd!);
+      } finally {
+        fs.closeSync(level.fd!);
+      }
+      const errno = unlinkat(parent ? parent.fd! : parentFd, cName(level.name), AT_REMOVEDIR);
+      if (errno !== 0 && errno !== ENOENT) throw failed(errno, level.name);
+    }
+  } finally {
+    for (const level of stack) if (level.fd !== undefined) fs.closeSync(level.fd);
+  }
+}
+
+/**
+ * A folder held open by its descriptor, whose entries are reached by their single names
+ * through it (/proc/self/fd/N/NAME: the kernel goes to the folder itself, whatever was renamed
+ * or swapped on the way there since it was opened). The last component is never followed.
+ * Cheaper than a resolution from a tree's root per entry, and it works at any depth.
+ */
+export class Folder {
+  private constructor(
+    readonly fd: number,
+    private readonly where: string,
+  ) {}
+
+  /** Opens `rel` of a tree as a folder; `pathOnly` (O_PATH) needs no read permission but cannot be listed. */
+  static open(tree: Beneath, rel: string, pathOnly = false): Folder {
+    return new Folder(tree.open(rel, pathOnly ? O_PATH | O_DIRECTORY : fs.constants.O_RDONLY | O_DIRECTORY), rel === "" ? tree.root : `${tree.root}/${rel}`);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+
+  entries(): FolderEntry[] {
+    return readFolder(this.fd);
+  }
+
+  /** Opens an entry, never following it; throws BeneathError. */
+  open(name: string, flags: number): number {
+    return this.attempt(name, () => fs.openSync(this.pathOf(name), flags | O_NOFOLLOW | O_CLOEXEC));
+  }
+
+  /** The entry itself; undefined when it is gone. */
+  lstat(name: string): fs.Stats | undefined {
+    return this.attempt(name, () => fs.lstatSync(this.pathOf(name), { throwIfNoEntry: false }));
+  }
+
+  readlink(name: string): string {
+    return nameFromBytes(this.attempt(name, () => fs.readlinkSync(this.pathOf(name), { encoding: "buffer" })));
+  }
+
+  /** A regular file's bytes (a FIFO cannot block it); throws if it is anything else. */
+  readFile(name: string): Buffer {
+    const fd = this.open(name, fs.constants.O_RDONLY | O_NONBLOCK);
+    try {
+      if (!fs.fstatSync(fd).isFile()) throw new BeneathError("not a regular file", `${this.where}/${name}`);
+      return fs.readFileSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private pathOf(name: string): string | Buffer {
+    const folder = `/proc/self/fd/${this.fd}/`;
+    return hasRawBytes(name) ? Buffer.concat([Buffer.from(folder), nameBytes(name)]) : folder + name;
+  }
+
+  private attempt<T>(name: string, work: () => T): T {
+    try {
+      return work();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (typeof code === "string") throw new BeneathError(code, `${this.where}/${name}`);
+      throw err;
+    }
   }
 }

@@ -25,6 +25,9 @@ export interface Ucred {
   gid: number;
 }
 
+/** A path for a system call: a string (passed as UTF-8), or bytes ending with a NUL (a name that is not UTF-8). */
+export type CPath = string | Buffer;
+
 interface Libc {
   flock(fd: number, operation: number): number;
   mount(source: string, target: string, fstype: string, flags: number, data: string): number;
@@ -33,18 +36,19 @@ interface Libc {
   umount2(target: string, flags: number): number;
   getsockopt(fd: number, level: number, name: number, value: Ucred, length: number[]): number;
   syscall(number: number, ...args: unknown[]): number | bigint;
-  renameat(olddirfd: number, oldpath: string, newdirfd: number, newpath: string): number;
-  unlinkat(dirfd: number, path: string, flags: number): number;
-  mkdirat(dirfd: number, path: string, mode: number): number;
-  symlinkat(target: string, dirfd: number, path: string): number;
-  readlinkat(dirfd: number, path: string, buffer: Buffer, size: number): number;
+  renameat(olddirfd: number, oldpath: CPath, newdirfd: number, newpath: CPath): number;
+  unlinkat(dirfd: number, path: CPath, flags: number): number;
+  mkdirat(dirfd: number, path: CPath, mode: number): number;
+  symlinkat(target: CPath, dirfd: number, path: CPath): number;
+  readlinkat(dirfd: number, path: CPath, buffer: Buffer, size: number): number;
   flistxattr(fd: number, list: Buffer, size: number): number;
-  fchownat(dirfd: number, path: string, uid: number, gid: number, flags: number): number;
+  fchownat(dirfd: number, path: CPath, uid: number, gid: number, flags: number): number;
   fgetxattr(fd: number, name: string, value: Buffer, size: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
   socketpair(domain: number, type: number, protocol: number, sv: Buffer): number;
   syscall1(number: number, a: number): number;
   syscallBuffer(number: number, a: number, b: Buffer): number;
+  syscallOpenat2(number: number, dirfd: number, path: CPath, how: Buffer, size: number): number;
 }
 
 let libc: Libc | undefined;
@@ -75,6 +79,8 @@ function load(): Libc {
     // with a user's rights (a variadic call costs several times as much).
     syscall1: lib.func("syscall", "long", ["long", "unsigned long"]),
     syscallBuffer: lib.func("syscall", "long", ["long", "unsigned long", "const uint8_t *"]),
+    // openat2 is the call every confined file operation starts with: a fixed prototype too.
+    syscallOpenat2: lib.func("syscall", "long", ["long", "int", "const char *", "const uint8_t *", "size_t"]),
   };
   return libc;
 }
@@ -108,10 +114,12 @@ export function umount2(target: string, flags: number): number {
   return load().umount2(target, flags) === 0 ? 0 : errno();
 }
 
-/** A short name for an errno, for messages (os.constants.errno has the map). */
+let errnoNames: Map<number, string> | undefined;
+
+/** A short name for an errno, for messages (os.constants.errno has the map; the first name of a number wins). */
 export function errnoName(code: number): string {
-  const names = Object.entries(os.constants.errno) as [string, number][];
-  return names.find(([, value]) => value === code)?.[0] ?? `errno ${code}`;
+  errnoNames ??= new Map((Object.entries(os.constants.errno) as [string, number][]).reverse().map(([name, value]) => [value, name]));
+  return errnoNames.get(code) ?? `errno ${code}`;
 }
 
 /** An extended attribute of a path (not following a final symlink); undefined when it has none. */
@@ -140,12 +148,12 @@ export const RESOLVE_BENEATH = 0x08;
 export const AT_REMOVEDIR = 0x200;
 
 /** openat2(2) (no glibc wrapper in Debian 12); returns the fd, or minus the errno. */
-export function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
+export function openat2(dirfd: number, path: CPath, flags: number, mode: number, resolve: number): number {
   const how = Buffer.alloc(24);
   how.writeBigUInt64LE(BigInt(flags >>> 0), 0);
   how.writeBigUInt64LE(BigInt(mode), 8);
   how.writeBigUInt64LE(BigInt(resolve), 16);
-  const fd = Number(load().syscall(SYS_OPENAT2, "int", dirfd, "str", path, "void *", how, "size_t", how.length));
+  const fd = Number(load().syscallOpenat2(SYS_OPENAT2, dirfd, path, how, how.length));
   return fd < 0 ? -errno() : fd;
 }
 
@@ -185,30 +193,30 @@ export const setFsGid = (gid: number, check = true): void => setFsId("setfsgid",
 const orErrno = (result: number): number => (result === 0 ? 0 : errno());
 
 /** renameat(2); returns 0 or the errno. */
-export function renameat(fromDir: number, from: string, toDir: number, to: string): number {
+export function renameat(fromDir: number, from: CPath, toDir: number, to: CPath): number {
   return orErrno(load().renameat(fromDir, from, toDir, to));
 }
 
 /** unlinkat(2); returns 0 or the errno. */
-export function unlinkat(dirfd: number, name: string, flags: number): number {
+export function unlinkat(dirfd: number, name: CPath, flags: number): number {
   return orErrno(load().unlinkat(dirfd, name, flags));
 }
 
 /** mkdirat(2); returns 0 or the errno. */
-export function mkdirat(dirfd: number, name: string, mode: number): number {
+export function mkdirat(dirfd: number, name: CPath, mode: number): number {
   return orErrno(load().mkdirat(dirfd, name, mode));
 }
 
 /** symlinkat(2); returns 0 or the errno. */
-export function symlinkat(target: string, dirfd: number, name: string): number {
+export function symlinkat(target: CPath, dirfd: number, name: CPath): number {
   return orErrno(load().symlinkat(target, dirfd, name));
 }
 
-/** readlinkat(2) of a name in a directory (an empty name reads an O_PATH descriptor of the link itself). */
-export function readlinkat(dirfd: number, name: string): string | number {
+/** readlinkat(2) of a name in a directory (an empty name reads an O_PATH descriptor of the link itself): the target's bytes. */
+export function readlinkat(dirfd: number, name: CPath): Buffer | number {
   const buffer = Buffer.alloc(4096);
   const length = Number(load().readlinkat(dirfd, name, buffer, buffer.length));
-  return length < 0 ? errno() : buffer.subarray(0, length).toString("utf8");
+  return length < 0 ? errno() : buffer.subarray(0, length);
 }
 
 /** The names of an open file's extended attributes. */
@@ -221,7 +229,7 @@ export function flistxattr(fd: number): string[] {
 const AT_SYMLINK_NOFOLLOW = 0x100;
 
 /** Changes the owner of a name in a directory, never following a symlink; returns 0 or the errno. */
-export function fchownat(dirfd: number, name: string, uid: number, gid: number): number {
+export function fchownat(dirfd: number, name: CPath, uid: number, gid: number): number {
   return orErrno(load().fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW));
 }
 

@@ -135,8 +135,8 @@ export class SandboxModel implements vscode.Disposable {
   }
 }
 
-/** Files, symlinks and others changed; a folder counts only when it is all there is (a mode change). */
+/** Files, symlinks and others changed; a folder counts only when it is all there is (a mode change) or has a note (a deep tree). */
 export function countFiles(changes: readonly Change[]): number {
   const paths = new Set(changes.filter((c) => c.type !== "directory").map((c) => c.path));
-  return paths.size + changes.filter((c) => c.type === "directory" && c.kind === "modified").length;
+  return paths.size + changes.filter((c) => c.type === "directory" && (c.kind === "modified" || c.note !== undefined)).length;
 }

@@ -141,21 +141,25 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
     if (!provider) return;
     const before = provider.changes.resourceStates.map((r) => r.resourceUri);
     const list = this.model.changesOf(id) ?? [];
-    // One row per path: a type change (deleted + added) shows as modified; folders only for a mode change.
+    // One row per path: a type change (deleted + added) shows as modified; folders only for a
+    // mode change, or with a note (a tree too deep to list, held back from approve).
     const rows = new Map<string, Change["kind"]>();
+    const notes = new Map<string, string>();
     for (const change of list) {
-      if (change.type === "directory" && change.kind !== "modified") continue;
+      if (change.type === "directory" && change.kind !== "modified" && !change.note) continue;
       rows.set(change.path, rows.has(change.path) ? "modified" : change.kind);
+      if (change.note) notes.set(change.path, change.note);
     }
     provider.kinds = rows;
-    provider.changes.resourceStates = [...rows].map(([rel, kind]) => this.resource(provider.sandbox, rel, kind));
+    provider.changes.resourceStates = [...rows].map(([rel, kind]) => this.resource(provider.sandbox, rel, kind, undefined, notes.get(rel)));
     provider.scm.count = rows.size;
     this.decorationsEmitter.fire([...before, ...provider.changes.resourceStates.map((r) => r.resourceUri)]);
   }
 
-  private resource(sandbox: Sandbox, rel: string, kind: ChangeResource["kind"], conflict?: Conflict): ChangeResource {
+  private resource(sandbox: Sandbox, rel: string, kind: ChangeResource["kind"], conflict?: Conflict, note?: string): ChangeResource {
     const resourceUri = vscode.Uri.file(path.join(sandbox.workspace, rel));
-    const tooltip = kind === "conflict" ? vscode.l10n.t("Conflict: {0}", conflict?.reason ?? "") : vscode.l10n.t("{0} in sandbox {1}", kind, sandbox.name);
+    const summary = kind === "conflict" ? vscode.l10n.t("Conflict: {0}", conflict?.reason ?? "") : vscode.l10n.t("{0} in sandbox {1}", kind, sandbox.name);
+    const tooltip = note ? `${summary}\n${note}` : summary;
     return {
       sandboxId: sandbox.id,
       path: rel,
