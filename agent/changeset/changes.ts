@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import type { Change } from "../protocol/methods";
 import { Beneath, BeneathError, childOf, Folder, MAX_PATH_BYTES, O_DIRECTORY, parentOf, type FolderEntry } from "../sys/beneath";
+import { withUserRights, type UserRights } from "../sys/credentials";
 import { fgetxattr, flistxattr } from "../sys/libc";
 import { byteLength, displayPath, hasRawBytes, nameBytes, nameFromBytes } from "../sys/names";
 
@@ -114,12 +115,15 @@ export const DEEP_TREE_NOTE = `holds paths longer than ${MAX_PATH_BYTES} bytes (
  * A path longer than a system call takes is not listed: the folder it is in is reported
  * instead, as the top of a deep tree (see DEEP_TREE_NOTE).
  */
-export function listChanges(upperRoot: string, workspace: string): Change[] {
-  const upper = Beneath.open(upperRoot);
+export function listChanges(upperRoot: string, workspace: string, rights?: UserRights): Change[] {
+  // The upper directory's own path is the agent's (in its state dir); everything else is read
+  // with the owner's rights, the workspace's path included: a listing says nothing of what
+  // the owner could not see in a shell (a folder of root's swapped in, a file they cannot read).
+  const upper = Beneath.open(upperRoot, rights);
   try {
-    const ws = Beneath.open(workspace);
+    const ws = withUserRights(rights, () => Beneath.open(workspace, rights));
     try {
-      return listWith(upper, ws);
+      return withUserRights(rights, () => listWith(upper, ws));
     } finally {
       ws.close();
     }

@@ -146,11 +146,9 @@ export class SandboxManager {
   /** What the sandbox changed, from its upper directory (running or stopped alike). */
   changes(caller: Caller, id: string): Change[] {
     const record = this.find(caller, id);
-    const st = fs.lstatSync(record.workspace, { throwIfNoEntry: false });
-    if (!st?.isDirectory() || `${st.dev}:${st.ino}` !== record.workspaceId) {
-      throw new PaddockError("E_INVALID_WORKSPACE", `${record.workspace} is no longer the directory this sandbox was made from`, "its changes are kept in the sandbox; delete it when you no longer need them");
-    }
-    return listChanges(this.options.store.paths(record.id).upper, record.workspace);
+    // The workspace must still be the folder the sandbox was made from, and within the owner's reach.
+    openWorkspaceTree({ ...record, rights: this.reviewRights(record) }).close();
+    return listChanges(this.options.store.paths(record.id).upper, record.workspace, this.reviewRights(record));
   }
 
   // ---- review ----------------------------------------------------------------------------

@@ -221,3 +221,22 @@ test("a workspace behind a folder the user cannot enter is out of reach, as in a
   assert.equal(fs.existsSync(path.join(ws, "planted")), false);
   fs.chmodSync(locked, 0o755);
 });
+
+test("sandbox/changes says nothing of what the user cannot see: no root folder's names, no guess of a root file confirmed", () => {
+  const ws = workspace("ws-changes");
+  fs.mkdirSync(path.join(ws, "secret"), { mode: 0o700 });
+  fs.writeFileSync(path.join(ws, "secret", "passwords.txt"), "hunter2\n");
+  fs.writeFileSync(path.join(ws, "decoy"), "decoy\n");
+  fs.chownSync(path.join(ws, "decoy"), user.uid, user.gid);
+  fs.writeFileSync(path.join(ws, "pin"), "PIN=4821\n", { mode: 0o600 });
+  const id = createAs(ws);
+  const [prepared] = callAs(fx.socketPath, user, [["sandbox/exec", { id, argv: ["sh", "-c", "rm decoy && printf 'PIN=4821\\n' > guess && chmod 600 guess"] }]]);
+  ok(prepared);
+  // In the real workspace, the user puts root's folder where the sandbox deleted a file, and root's file under the guess's name.
+  const moved = runAs(user, ["sh", "-c", `cd ${ws} && mv decoy decoy.bak && mv secret decoy && mv pin guess`]);
+  assert.equal(moved.status, 0, moved.stderr);
+  const [listed] = callAs(fx.socketPath, user, [["sandbox/changes", { id }]]);
+  const paths = (ok(listed).changes as { path: string; kind: string }[]).map((c) => `${c.kind} ${c.path}`);
+  assert.ok(!paths.some((p) => p.includes("passwords")), paths.join("\n"));
+  assert.ok(paths.includes("modified guess"), `a file the user cannot read is never found equal: ${paths.join("\n")}`);
+});
