@@ -14,6 +14,7 @@ import { PaddockError } from "../protocol/errors";
 import type { Change, HunkSelector, RejectResult } from "../protocol/methods";
 import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
 import type { UserRights } from "../sys/credentials";
+import { parseDisplayPath } from "../sys/names";
 import { entryBytes, readEntry, type Entry } from "./entries";
 import { withHunks } from "./hunks";
 import { openWorkspaceTree, select, type ReviewTarget } from "./target";
@@ -166,19 +167,31 @@ function overwrite(tree: Beneath, rel: string, bytes: Buffer): void {
  * sandbox/writeFile: new content for one file, as the sandbox sees it, written with the
  * owner's rights. The new file is theirs, without setuid or setgid bits.
  */
-export function writeSandboxFile(view: string, rel: string, bytes: Buffer, rights: UserRights | undefined): void {
+export function writeSandboxFile(view: string, shown: string, bytes: Buffer, rights: UserRights | undefined): void {
   const sandbox = Beneath.open(view, rights);
   try {
+    // A path as clients see it: a name that is not UTF-8 is shown escaped (sys/names.ts); the
+    // name itself is meant where the sandbox has it and has nothing of the shown name.
+    const exact = parseDisplayPath(shown);
+    const rel = exact !== shown && !quietLstat(sandbox, shown) && quietLstat(sandbox, exact) ? exact : shown;
     const parent = sandbox.lstat(parentOf(rel));
     if (!parent?.isDirectory()) {
-      throw new PaddockError("E_NOT_FOUND", `${parentOf(rel) || "the workspace root"} is not a directory in the sandbox`, "create the folder first (run mkdir in the sandbox)");
+      throw new PaddockError("E_NOT_FOUND", `${parentOf(shown) || "the workspace root"} is not a directory in the sandbox`, "create the folder first (run mkdir in the sandbox)");
     }
     const current = readEntry(sandbox, rel);
     if (current && current.type !== "file") {
-      throw new PaddockError("E_INVALID_PARAMS", `${rel} is a ${current.type} in the sandbox, not a file`, "only regular files can be written", { field: "path" });
+      throw new PaddockError("E_INVALID_PARAMS", `${shown} is a ${current.type} in the sandbox, not a file`, "only regular files can be written", { field: "path" });
     }
     putFile(sandbox, rel, { bytes }, (current?.mode ?? 0o644) & ~0o6000, undefined);
   } finally {
     sandbox.close();
+  }
+}
+
+function quietLstat(tree: Beneath, rel: string): fs.Stats | undefined {
+  try {
+    return tree.lstat(rel);
+  } catch {
+    return undefined;
   }
 }

@@ -114,9 +114,11 @@ test("names that are not UTF-8 are listed with their bytes, diffed, approved byt
     { path: "old\\xFF.txt", kind: "deleted", type: "file", pathBytes: b64("old\xff.txt") },
   ]);
 
-  // sandbox/readFile takes the escaped path too.
+  // sandbox/readFile takes the escaped path too, and so does sandbox/writeFile (an edit in VS Code).
   const read = await shared.client.request("sandbox/readFile", { id, path: "dir\\xFF/in.txt" });
   assert.equal(Buffer.from(read.content, "base64").toString("utf8"), "y\n");
+  await shared.client.request("sandbox/writeFile", { id, path: "dir\\xFF/in.txt", content: Buffer.from("y\n").toString("base64") });
+  assert.equal(await inSandbox(id, "ls \"$(printf 'dir\\377')\""), "in.txt\n", "the file itself was written, not a new one of the escaped name");
 
   // The patch quotes the names as git does, and git apply makes the very same names.
   const { patch, files } = await shared.client.request("sandbox/diff", { id });
