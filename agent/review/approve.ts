@@ -132,7 +132,10 @@ function planApprove(
     if (sandbox.type === "directory" || hunkContent) reportAttributes(upper, rel, result.skipped);
     if (sandbox.type === "directory") {
       if (!workspace || workspace.type !== "directory") mkdirs.push({ op: "mkdir", path: rel, ...(owner ? { owner } : {}) });
-      chmods.push({ op: "chmod", path: rel, mode });
+      // A folder the workspace has keeps its identity in the journal: a folder moved into its
+      // place before a crash's recovery does not take the mode meant for this one.
+      const folder = workspace?.type === "directory" ? { folder: `${workspace.stat.dev}:${workspace.stat.ino}` } : {};
+      chmods.push({ op: "chmod", path: rel, mode, ...folder });
     } else {
       if (workspace?.type === "directory") removes.push({ op: "remove", path: rel, directory: true });
       if (hunkContent && !workspace) throw new PaddockError("E_HUNK_MISMATCH", `${rel} is no longer in the workspace, so it has no hunks`, "take the diff again (sandbox/diff) and select from it", { path: rel });

@@ -32,7 +32,8 @@ export type JournalOp =
    * (an identity, or "absent"); a temp that is gone was renamed.
    */
   | { op: "replace"; path: string; temp: string; expect?: string }
-  | { op: "chmod"; path: string; mode: number };
+  /** Sets a folder's mode; with `folder` ("dev:ino" of a folder the workspace had), only if it is still that one. */
+  | { op: "chmod"; path: string; mode: number; folder?: string };
 
 export interface Journal {
   version: 1;
@@ -138,7 +139,7 @@ function runOp(ws: Beneath, op: JournalOp, folders: TempFolders | undefined): vo
       return;
     }
     case "chmod":
-      ws.chmodDirectory(op.path, op.mode);
+      ws.chmodDirectory(op.path, op.mode, op.folder);
       return;
   }
 }

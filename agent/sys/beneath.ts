@@ -236,10 +236,13 @@ export class Beneath {
     });
   }
 
-  chmodDirectory(rel: string, mode: number): void {
+  /** chmod of a folder; with `expect` ("dev:ino"), only if it is still that folder. */
+  chmodDirectory(rel: string, mode: number, expect?: string): void {
     this.withRights(() => {
       const fd = this.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
       try {
+        const st = expect === undefined ? undefined : fs.fstatSync(fd);
+        if (st && `${st.dev}:${st.ino}` !== expect) throw new BeneathError("CHANGED", this.where(rel), `${rel} is no longer the folder approve planned for; its mode is left alone`);
         fs.fchmodSync(fd, mode);
       } finally {
         fs.closeSync(fd);
