@@ -103,12 +103,15 @@ export async function serve(requested: ServeOptions): Promise<void> {
 
   const cleanups: (() => Promise<void> | void)[] = [];
   let stopping = false;
+  const cleanUp = async () => {
+    killAllProbes();
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  };
   const stop = async (code: number, reason: string) => {
     if (stopping) return;
     stopping = true;
     log.info("agent stopping", { reason });
-    killAllProbes();
-    for (const cleanup of cleanups.reverse()) await cleanup();
+    await cleanUp();
     lock.release();
     fileSink.close();
     process.exit(code);
@@ -197,6 +200,8 @@ export async function serve(requested: ServeOptions): Promise<void> {
   }
 
   const socketPath = path.resolve(options.transport.path);
+  // A socket that cannot be served ends the agent: what it set up so far (the sandboxes'
+  // bind mount, say) is undone first.
   const server = await listenOnSocket({
     socketPath,
     group: options.transport.group,
@@ -205,6 +210,9 @@ export async function serve(requested: ServeOptions): Promise<void> {
     },
     onRefused: (reason) => log.warn("connection refused", { reason }),
     onError: (error) => log.error("socket server error", { error: error.message }),
+  }).catch(async (err: unknown) => {
+    await cleanUp();
+    throw err;
   });
   cleanups.push(() => server.close());
   const info: AgentInfo = { pid: process.pid, version: AGENT_VERSION, socket: socketPath, startedAt: new Date().toISOString() };

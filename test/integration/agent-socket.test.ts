@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO, socketPeer, startAgent, startSocketAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
 import type { RpcMessage } from "../helpers/raw-peer";
+import { mountPoints } from "../../agent/changeset/overlay";
 
 const TEST_USER = "paddock-test";
 const TEST_GROUP = "paddock-test-grp";
@@ -179,4 +180,14 @@ test("garbage and a huge frame on one socket connection leave other clients serv
   bad.socket.destroy();
   good.socket.destroy();
   await agent.stop();
+});
+
+test("an agent that cannot serve its socket says why and leaves no mount behind", async () => {
+  const base = publicBase();
+  const stateDir = path.join(base, "state");
+  const agent = startAgent(["--socket", path.join(base, "run", "agent.sock"), "--state-dir", stateDir], { env: { PADDOCK_FRAME_DEADLINE_MS: "soon" } });
+  const { code } = await agent.exited;
+  assert.notEqual(code, 0);
+  assert.match(agent.stderr(), /PADDOCK_FRAME_DEADLINE_MS/);
+  assert.deepEqual(mountPoints().filter((p) => p.startsWith(stateDir)), [], "the sandboxes folder's bind is undone");
 });
