@@ -33,6 +33,7 @@ export const O_DIRECTORY = 0o200000;
 const O_NOFOLLOW = 0o400000;
 const O_CLOEXEC = 0o2000000;
 const O_NONBLOCK = 0o4000;
+const O_NOCTTY = 0o400;
 const RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 
 const EXPLAINED: Record<string, string> = {
@@ -140,15 +141,7 @@ export class Beneath {
 
   /** Opens a regular file for reading (a FIFO cannot block it); throws if it is anything else. */
   openFile(rel: string): { fd: number; stat: fs.Stats } {
-    return this.withRights(() => {
-      const fd = this.open(rel, fs.constants.O_RDONLY | O_NONBLOCK);
-      const stat = fs.fstatSync(fd);
-      if (!stat.isFile()) {
-        fs.closeSync(fd);
-        throw new BeneathError("not a regular file", this.where(rel));
-      }
-      return { fd, stat };
-    });
+    return this.withRights(() => openRegularFile((flags) => this.open(rel, flags), this.where(rel)));
   }
 
   readFile(rel: string): Buffer {
@@ -285,6 +278,27 @@ export function childOf(dir: string, name: string): string {
 export function parentOf(rel: string): string {
   const parent = path.posix.dirname(rel);
   return parent === "." ? "" : parent;
+}
+
+/**
+ * Opens a regular file for reading with `open` (given the flags): a FIFO cannot block it, and
+ * anything else put in its place (a socket, a device: an overlay whiteout is one) is refused
+ * as "not a regular file", the code of a path that changed while it was read.
+ */
+function openRegularFile(open: (flags: number) => number, where: string): { fd: number; stat: fs.Stats } {
+  let fd: number;
+  try {
+    fd = open(fs.constants.O_RDONLY | O_NONBLOCK | O_NOCTTY);
+  } catch (err) {
+    if (err instanceof BeneathError && (err.code === "ENXIO" || err.code === "ENODEV")) throw new BeneathError("not a regular file", where);
+    throw err;
+  }
+  const stat = fs.fstatSync(fd);
+  if (!stat.isFile()) {
+    fs.closeSync(fd);
+    throw new BeneathError("not a regular file", where);
+  }
+  return { fd, stat };
 }
 
 export function writeAll(fd: number, data: Buffer): void {
@@ -449,9 +463,8 @@ export class Folder {
 
   /** A regular file's bytes (a FIFO cannot block it); throws if it is anything else. */
   readFile(name: string): Buffer {
-    const fd = this.open(name, fs.constants.O_RDONLY | O_NONBLOCK);
+    const { fd } = openRegularFile((flags) => this.open(name, flags), `${this.where}/${name}`);
     try {
-      if (!fs.fstatSync(fd).isFile()) throw new BeneathError("not a regular file", `${this.where}/${name}`);
       return fs.readFileSync(fd);
     } finally {
       fs.closeSync(fd);
