@@ -101,6 +101,10 @@ function planApprove(
     const rel = change.path;
     // A path below a conflicted folder is held back with it.
     if (conflicted.some((c) => rel.startsWith(`${c}/`))) return;
+    if (isTempName(path.posix.basename(rel))) {
+      result.skipped.push({ path: rel, reason: TEMP_NAME_REASON });
+      return;
+    }
     const workspace = readEntry(ws, rel);
     const sandbox = change.current ? readEntry(upper, rel) : undefined;
     if (change.current && !sandbox) {
@@ -175,6 +179,18 @@ function planApprove(
   const directory = (dir: string) => isDirectory.get(dir) ?? isDirectory.set(dir, ws.lstat(dir)?.isDirectory() ?? false).get(dir)!;
   const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(directory, stage.path, approveId, n), expect: stage.expect }));
   return { approveId, unstaged: new Set(), ops: [...removes, ...mkdirs, ...replaces, ...chmods], staged, applied, failed: [] };
+}
+
+/**
+ * Approve's temp files are made in the workspace, so a sandbox can see one in its lower layer
+ * for a moment, and a command copying a folder then (`mv` across the overlay does) copies it:
+ * such a name is never approved, or the workspace would keep a stray temp.
+ */
+const TEMP_NAME = /^\.paddock-approve-[0-9a-f]{12}-\d+$/;
+const TEMP_NAME_REASON = "a name approve keeps for its temp files (copied from the workspace while an approve ran); reject it, or rename it in the sandbox";
+
+function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
 }
 
 /** A temp file's place: the target's directory, or the nearest one that exists (same file system). */
