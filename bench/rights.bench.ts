@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { approve } from "../agent/review/approve";
 import { BaseStore } from "../agent/review/bases";
 import { listChanges } from "../agent/changeset/changes";
+import { UpperFormat } from "../agent/changeset/upper-format";
 import { Logger } from "../agent/log/logger";
 import type { UserRights } from "../agent/sys/credentials";
 import { userRights } from "../agent/sys/users";
@@ -46,7 +47,7 @@ function makeRound(work: string, n: number, owner: UserRights): { ws: string; up
 async function approveOnce(work: string, n: number, owner: UserRights, rights: UserRights | undefined): Promise<number> {
   const { ws, upper, state } = makeRound(work, n, owner);
   const st = fs.statSync(ws);
-  const changes = listChanges(upper, ws);
+  const changes = listChanges(upper, ws, UpperFormat.kernel);
   execFileSync("sync");
   let applied = 0;
   const ms = await timeMs(async () => {
@@ -56,6 +57,7 @@ async function approveOnce(work: string, n: number, owner: UserRights, rights: U
         workspace: ws,
         workspaceId: `${st.dev}:${st.ino}`,
         upper,
+        upperFormat: UpperFormat.kernel,
         journal: path.join(state, "journal.json"),
         bases: new BaseStore(path.join(state, "bases.json")),
         rights,

@@ -3,23 +3,19 @@
  * number of changes, not the workspace's size), with the workspace consulted only for the
  * paths the upper directory names.
  *
- * The upper directory's language: a file or directory that is there was written; a
- * whiteout (a 0/0 character device, or a `.wh.NAME` file as fuse-overlayfs and OCI layers
- * write) deletes NAME; an opaque directory (the `overlay.opaque` attribute, or a
- * `.wh..wh..opq` file) hides everything the workspace had below it. A redirect or metacopy
- * attribute would make an entry mean something else: it is refused, never guessed at.
+ * The upper directory's language (upper-format.ts says which marks its overlay writes): a
+ * file or directory that is there was written; a whiteout deletes NAME; an opaque directory
+ * hides everything the workspace had below it. A redirect or metacopy attribute would make
+ * an entry mean something else: it is refused, never guessed at.
  */
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import type { Change } from "../protocol/methods";
 import { Beneath, BeneathError, childOf, Folder, MAX_PATH_BYTES, O_DIRECTORY, parentOf, type FolderEntry } from "../sys/beneath";
 import { withUserRights, type UserRights } from "../sys/credentials";
-import { fgetxattr, flistxattr } from "../sys/libc";
 import { byteLength, displayPath, hasRawBytes, nameBytes, nameFromBytes } from "../sys/names";
+import type { UpperFormat } from "./upper-format";
 
-export const WHITEOUT_PREFIX = ".wh.";
-export const OPAQUE_MARKER = ".wh..wh..opq";
-const XATTR_PREFIXES = ["trusted.overlay.", "user.overlay.", "user.fuseoverlayfs."];
 /** Bytes looked at to tell binary from text, as git does. */
 const BINARY_SNIFF = 8000;
 const O_NONBLOCK = 0o4000;
@@ -38,7 +34,7 @@ interface Probe {
  * path swapped meanwhile is not followed) for its status, overlay attributes and, for files,
  * the binary sniff. Symlinks, whiteouts and sockets cannot be opened that way: their status alone.
  */
-function probe(folder: Folder, name: string, listedAs?: FolderEntry): Probe | undefined {
+function probe(format: UpperFormat, folder: Folder, name: string, listedAs?: FolderEntry): Probe | undefined {
   let fd: number;
   try {
     // Only what the directory lists as a file or a folder is opened (never a device node).
@@ -51,28 +47,19 @@ function probe(folder: Folder, name: string, listedAs?: FolderEntry): Probe | un
   }
   try {
     const stat = fs.fstatSync(fd);
-    return { stat, attributes: overlayAttributes(fd), binary: stat.isFile() && sniff(fd) };
+    return { stat, attributes: format.attributes(fd), binary: stat.isFile() && sniff(fd) };
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Overlay attributes of an open entry, prefix removed (most entries have none). */
-function overlayAttributes(fd: number): Map<string, string> {
-  const attributes = new Map<string, string>();
-  for (const name of flistxattr(fd)) {
-    const prefix = XATTR_PREFIXES.find((p) => name.startsWith(p));
-    if (prefix) attributes.set(name.slice(prefix.length), fgetxattr(fd, name)?.toString() ?? "");
-  }
-  return attributes;
-}
-
-export function isOpaque(upper: Beneath, rel: string, names?: string[], known?: Probe): boolean {
-  if ((names ?? upper.readdir(rel)).includes(OPAQUE_MARKER)) return true;
+/** Whether the upper folder `rel` hides the workspace's entries below it. */
+export function isOpaque(format: UpperFormat, upper: Beneath, rel: string, names?: string[], known?: Probe): boolean {
+  if ((names ?? upper.readdir(rel)).some((name) => format.isOpaqueMarker(name))) return true;
   if (known) return known.attributes.get("opaque") === "y";
   const fd = upper.open(rel, fs.constants.O_RDONLY | O_DIRECTORY);
   try {
-    return overlayAttributes(fd).get("opaque") === "y";
+    return format.attributes(fd).get("opaque") === "y";
   } finally {
     fs.closeSync(fd);
   }
@@ -83,10 +70,6 @@ function typeOf(st: fs.Stats): Change["type"] {
   if (st.isDirectory()) return "directory";
   if (st.isSymbolicLink()) return "symlink";
   return "other";
-}
-
-export function isWhiteoutDevice(st: fs.Stats): boolean {
-  return st.isCharacterDevice() && st.rdev === 0;
 }
 
 const sniffBuffer = Buffer.alloc(BINARY_SNIFF);
@@ -115,7 +98,7 @@ export const DEEP_TREE_NOTE = `holds paths longer than ${MAX_PATH_BYTES} bytes (
  * A path longer than a system call takes is not listed: the folder it is in is reported
  * instead, as the top of a deep tree (see DEEP_TREE_NOTE).
  */
-export function listChanges(upperRoot: string, workspace: string, rights?: UserRights): Change[] {
+export function listChanges(upperRoot: string, workspace: string, format: UpperFormat, rights?: UserRights): Change[] {
   // The upper directory's own path is the agent's (in its state dir); everything else is read
   // with the owner's rights, the workspace's path included: a listing says nothing of what
   // the owner could not see in a shell (a folder of root's swapped in, a file they cannot read).
@@ -123,7 +106,7 @@ export function listChanges(upperRoot: string, workspace: string, rights?: UserR
   try {
     const ws = withUserRights(rights, () => Beneath.open(workspace, rights));
     try {
-      return withUserRights(rights, () => listWith(upper, ws));
+      return withUserRights(rights, () => listWith(format, upper, ws));
     } finally {
       ws.close();
     }
@@ -135,7 +118,7 @@ export function listChanges(upperRoot: string, workspace: string, rights?: UserR
 /** A change as the agent works with it: `path` is the exact name. */
 type Listed = Change;
 
-function listWith(upper: Beneath, ws: Beneath): Change[] {
+function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
   const changes: Listed[] = [];
   /** Folders (of either side) that hold paths too long to name. */
   const deep = new Set<string>();
@@ -191,13 +174,14 @@ function listWith(upper: Beneath, ws: Beneath): Change[] {
     try {
       const listed = new Map(folder.entries().map((entry) => [entry.name, entry]));
       const names = [...listed.keys()].sort();
-      const opaque = hidden || isOpaque(upper, rel, names, own);
+      const opaque = hidden || isOpaque(format, upper, rel, names, own);
       const present = new Set<string>();
       for (const name of names) {
-        if (name === OPAQUE_MARKER) continue;
-        if (name.startsWith(WHITEOUT_PREFIX)) {
-          present.add(name.slice(WHITEOUT_PREFIX.length));
-          if (lowerFolder) deletedChild(rel, name.slice(WHITEOUT_PREFIX.length));
+        if (format.isOpaqueMarker(name)) continue;
+        const deleted = format.deletedBy(name);
+        if (deleted !== undefined) {
+          present.add(deleted);
+          if (lowerFolder) deletedChild(rel, deleted);
           continue;
         }
         if (tooLong(childOf(rel, name))) {
@@ -206,7 +190,7 @@ function listWith(upper: Beneath, ws: Beneath): Change[] {
           continue;
         }
         try {
-          const found = probe(folder, name, listed.get(name));
+          const found = probe(format, folder, name, listed.get(name));
           if (!found) continue; // gone meanwhile
           present.add(name);
           visit(rel, name, found, folder, lowerFolder, opaque);
@@ -228,7 +212,7 @@ function listWith(upper: Beneath, ws: Beneath): Change[] {
   const visit = (dir: string, name: string, found: Probe, folder: Folder, lowerFolder: Folder | undefined, opaque: boolean) => {
     const rel = childOf(dir, name);
     const { stat: st, attributes } = found;
-    if (isWhiteoutDevice(st)) {
+    if (format.isWhiteoutDevice(st)) {
       if (lowerFolder) deletedTree(rel);
       return;
     }

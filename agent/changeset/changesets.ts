@@ -17,9 +17,12 @@ import { bwrapArgs, DEFAULT_PATH, findProgram, type LaunchSpec } from "../runtim
 import { OVERLAY_OPTIONS, isMountPoint, mountOverlay, mountPoints, refuseUnsafeOptionPaths, unmountOverlay } from "./overlay";
 import type { ChangesetKind } from "../check/system-check";
 import { dieWithAgent } from "../process/die-with-agent";
+import { UpperFormat } from "./upper-format";
 
 export interface Changesets {
   readonly kind: ChangesetKind;
+  /** The marks its overlay writes in an upper directory. */
+  readonly upperFormat: UpperFormat;
   mount(id: string, paths: SandboxPaths, workspace: { fd: number; path: string }): Promise<void>;
   unmount(id: string, paths: SandboxPaths): Promise<void>;
   isMounted(id: string, paths: SandboxPaths): boolean;
@@ -33,6 +36,7 @@ export interface Changesets {
 
 export class KernelChangesets implements Changesets {
   readonly kind: ChangesetKind = "kernel overlayfs";
+  readonly upperFormat = UpperFormat.kernel;
   private readonly bwrap = findProgram("bwrap");
   constructor(private readonly enterHelper: string) {}
 
@@ -90,6 +94,7 @@ function mountedUnder(sandboxesRoot: string): string[] {
  */
 export class FuseChangesets implements Changesets {
   readonly kind: ChangesetKind = "fuse-overlayfs";
+  readonly upperFormat = UpperFormat.fuse;
   private readonly bwrap = findProgram("bwrap");
   private readonly root = process.getuid?.() === 0;
 
@@ -138,6 +143,7 @@ const HOLDER_TIMEOUT_MS = 10_000;
 
 export class UserNamespaceChangesets implements Changesets {
   readonly kind: ChangesetKind = "overlayfs in a user namespace";
+  readonly upperFormat = UpperFormat.userxattr;
   private readonly holders = new Map<string, ChildProcess>();
   private readonly bwrap = findProgram("bwrap");
 

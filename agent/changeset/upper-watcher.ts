@@ -5,6 +5,7 @@
  * share of the host's inotify watches for all of them together, an allowance for each, and
  * rescans a step at a time where a sandbox has more folders than its allowance.
  */
+import type { UpperFormat } from "./upper-format";
 import { WatchedUpper, type WatchShared } from "./watched-upper";
 import { RescanQueue } from "./upper-rescan";
 import { WatchBudget, type WatchLimits } from "./watch-budget";
@@ -16,6 +17,7 @@ export class UpperWatcher {
   private readonly shared: WatchShared;
 
   constructor(
+    private readonly format: UpperFormat,
     private readonly onChange: (id: string, paths: string[]) => void,
     limits?: WatchLimits,
   ) {
@@ -25,7 +27,7 @@ export class UpperWatcher {
   /** Resolves once the watches are in place (events before that would be taken for the initial state). */
   watch(id: string, upperRoot: string): Promise<void> {
     if (this.uppers.has(id)) return Promise.resolve();
-    const upper = WatchedUpper.open(upperRoot, this.shared, (paths) => this.onChange(id, paths));
+    const upper = WatchedUpper.open(upperRoot, this.format, this.shared, (paths) => this.onChange(id, paths));
     if (!upper) return Promise.resolve(); // no upper directory: nothing to follow
     this.uppers.set(id, upper);
     // A watch slow to start (a huge upper dir) must not hold up the sandbox: live updates only lag.

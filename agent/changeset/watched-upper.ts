@@ -15,10 +15,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { childOf, parentOf } from "../sys/beneath";
-import { OPAQUE_MARKER, WHITEOUT_PREFIX } from "./changes";
 import { DirWatches, type WatchEventKind } from "./dir-watches";
 import { closeQuietly, entriesOf, openFolderAt, typeKnown } from "./folder-at";
 import { scanUpper, type RescanQueue, type ScanResult } from "./upper-rescan";
+import type { UpperFormat } from "./upper-format";
 import type { WatchBudget } from "./watch-budget";
 
 /** What every sandbox's watcher shares: the agent's watches, and its one-at-a-time rescans. */
@@ -56,12 +56,12 @@ const MAX_RESCAN_REPORTED = 1000;
 const CTIME_SLACK_MS = 100;
 
 /** The workspace path an entry of the upper directory (relative to it) speaks about. */
-export function workspacePathOf(rel: string): string {
+export function workspacePathOf(format: UpperFormat, rel: string): string {
   const name = path.posix.basename(rel);
   const dir = parentOf(rel);
-  if (name === OPAQUE_MARKER) return dir;
-  if (name.startsWith(WHITEOUT_PREFIX)) return childOf(dir, name.slice(WHITEOUT_PREFIX.length));
-  return rel;
+  if (format.isOpaqueMarker(name)) return dir;
+  const deleted = format.deletedBy(name);
+  return deleted === undefined ? rel : childOf(dir, deleted);
 }
 
 /** Paths waiting to be reported, up to a bound past which they are "everything". */
@@ -131,6 +131,7 @@ export class WatchedUpper {
 
   private constructor(
     private readonly rootFd: number,
+    private readonly format: UpperFormat,
     private readonly shared: WatchShared,
     private readonly onChange: (paths: string[]) => void,
   ) {
@@ -138,9 +139,9 @@ export class WatchedUpper {
   }
 
   /** undefined when the upper directory cannot be opened (then there is nothing to follow). */
-  static open(upperRoot: string, shared: WatchShared, onChange: (paths: string[]) => void): WatchedUpper | undefined {
+  static open(upperRoot: string, format: UpperFormat, shared: WatchShared, onChange: (paths: string[]) => void): WatchedUpper | undefined {
     try {
-      return new WatchedUpper(fs.openSync(upperRoot, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY), shared, onChange);
+      return new WatchedUpper(fs.openSync(upperRoot, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY), format, shared, onChange);
     } catch {
       return undefined;
     }
@@ -334,7 +335,7 @@ export class WatchedUpper {
   // ---- reports -----------------------------------------------------------------------------
 
   private report(rel: string): void {
-    if (!this.pending.everything) this.pending.add(workspacePathOf(rel));
+    if (!this.pending.everything) this.pending.add(workspacePathOf(this.format, rel));
     this.scheduleFlush();
   }
 

@@ -111,7 +111,7 @@ function planApprove(
       result.skipped.push({ path: rel, reason: "changed again in the sandbox while approving; list the changes again" });
       return;
     }
-    const conflictInput = { rel, workspace, sandbox, base: target.bases.get(rel), ws, upper };
+    const conflictInput = { rel, workspace, sandbox, base: target.bases.get(rel), ws, upper, format: target.upperFormat };
     const reason = findConflict(conflictInput);
     if (reason && !forced(force, rel)) {
       result.conflicts.push(describeConflict(conflictInput, reason));

@@ -3,7 +3,9 @@
  * approving would overwrite someone's work: it is a conflict, reported with the three
  * versions and, when a three-way merge is clean, the merged text.
  */
+import * as path from "node:path";
 import { diff3Merge } from "node-diff3";
+import type { UpperFormat } from "../changeset/upper-format";
 import type { Conflict, ConflictReason } from "../protocol/methods";
 import type { Beneath } from "../sys/beneath";
 import { bornAt, matchesBase, type Base } from "./bases";
@@ -30,11 +32,12 @@ const MAX_CONFLICT_TEXT = 1024 * 1024;
  * When the sandbox first changed `rel`: the birth of its upper entry, of its whiteout, or of
  * the nearest opaque or deleted ancestor that hides it.
  */
-export function changedSince(upper: Beneath, rel: string): number | undefined {
+export function changedSince(format: UpperFormat, upper: Beneath, rel: string): number | undefined {
   for (let at = rel; at !== ""; at = parentOf(at)) {
     const own = lstatThroughFolders(upper, at);
     if (own) return bornAt(own);
-    const whiteout = lstatThroughFolders(upper, childOf(parentOf(at), `.wh.${at.split("/").pop()}`));
+    const whiteoutFile = format.whiteoutFileFor(path.posix.basename(at));
+    const whiteout = whiteoutFile === undefined ? undefined : lstatThroughFolders(upper, childOf(parentOf(at), whiteoutFile));
     if (whiteout) return bornAt(whiteout);
   }
   return undefined;
@@ -60,6 +63,7 @@ export interface ConflictInput {
   base: Base | undefined;
   ws: Beneath;
   upper: Beneath;
+  format: UpperFormat;
 }
 
 /** The reason approving `rel` would overwrite a change made in the workspace, or undefined. */
@@ -71,7 +75,7 @@ export function findConflict(input: ConflictInput): ConflictReason | undefined {
   } else {
     // No base was captured: the workspace changed if its entry changed after the sandbox's,
     // or (nothing there now) if its folder did: something may have been deleted.
-    const since = changedSince(input.upper, rel);
+    const since = changedSince(input.format, input.upper, rel);
     const witness = workspace ?? readEntry(ws, parentOf(rel));
     workspaceChanged = since !== undefined && witness !== undefined && (workspace === undefined || workspace.type !== "directory") && changedAfter(witness, since);
   }

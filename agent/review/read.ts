@@ -4,7 +4,8 @@
  */
 import { PaddockError } from "../protocol/errors";
 import type { Change, DiffResult, ReadFileResult } from "../protocol/methods";
-import { isOpaque, isWhiteoutDevice, OPAQUE_MARKER, WHITEOUT_PREFIX } from "../changeset/changes";
+import { isOpaque } from "../changeset/changes";
+import type { UpperFormat } from "../changeset/upper-format";
 import { BeneathError, childOf, parentOf, type Beneath } from "../sys/beneath";
 import { displayPath, hasRawBytes, nameBytes, parseDisplayPath } from "../sys/names";
 import { exactChanges, ShownPaths } from "./client-paths";
@@ -25,22 +26,23 @@ interface Found {
 }
 
 /** Resolves `rel` as the sandbox's overlay does: upper first, whiteouts and opaque directories hide the workspace. */
-export function lookup(upper: Beneath, ws: Beneath, rel: string): Found | undefined {
+export function lookup(format: UpperFormat, upper: Beneath, ws: Beneath, rel: string): Found | undefined {
   const parts = rel.split("/");
-  if (parts.some((p) => p.startsWith(WHITEOUT_PREFIX))) return undefined;
+  if (parts.some((p) => format.isMark(p))) return undefined;
   let lowerVisible = true;
   for (let i = 1; i <= parts.length; i++) {
     const prefix = parts.slice(0, i).join("/");
     const parent = parentOf(prefix);
     const st = upper.lstat(prefix);
-    if (st && isWhiteoutDevice(st)) return undefined;
+    if (st && format.isWhiteoutDevice(st)) return undefined;
     if (!st) {
-      if (!lowerVisible || upper.lstat(childOf(parent, `${WHITEOUT_PREFIX}${parts[i - 1]}`))) return undefined;
+      const whiteout = format.whiteoutFileFor(parts[i - 1]!);
+      if (!lowerVisible || (whiteout !== undefined && upper.lstat(childOf(parent, whiteout)))) return undefined;
       // Nothing of the rest is in the upper directory: the workspace's entry, if any.
       const entry = readEntry(ws, rel);
       return entry ? { tree: ws, entry, lowerVisible: true } : undefined;
     }
-    const opaque = st.isDirectory() && isOpaque(upper, prefix);
+    const opaque = st.isDirectory() && isOpaque(format, upper, prefix);
     if (i === parts.length) {
       const entry = readEntry(upper, prefix)!;
       return { tree: upper, entry, lowerVisible: lowerVisible && !opaque && readEntry(ws, rel)?.type === "directory" };
@@ -56,11 +58,11 @@ export function lookup(upper: Beneath, ws: Beneath, rel: string): Found | undefi
  * One path as the sandbox sees it. `shown` is a path as clients see it: the name itself, or
  * else the name that is not UTF-8 it shows (sys/names.ts).
  */
-export function readSandboxFile(upper: Beneath, ws: Beneath, shown: string): ReadFileResult {
+export function readSandboxFile(format: UpperFormat, upper: Beneath, ws: Beneath, shown: string): ReadFileResult {
   const exact = parseDisplayPath(shown);
   let rel = shown;
-  let found = lookup(upper, ws, rel);
-  if (!found && exact !== shown) found = lookup(upper, ws, (rel = exact));
+  let found = lookup(format, upper, ws, rel);
+  if (!found && exact !== shown) found = lookup(format, upper, ws, (rel = exact));
   if (!found) throw new PaddockError("E_NOT_FOUND", `${shown} does not exist in the sandbox`, "sandbox/changes lists what the sandbox changed");
   const { entry, tree } = found;
   const result: ReadFileResult = { path: shown, type: entry.type, mode: entry.mode, size: entry.stat.size, mtimeMs: Math.round(entry.stat.mtimeMs), content: "" };
@@ -70,23 +72,24 @@ export function readSandboxFile(upper: Beneath, ws: Beneath, shown: string): Rea
   } else if (entry.type === "symlink") {
     result.target = displayPath(entry.target ?? "");
   } else if (entry.type === "directory") {
-    result.entries = listDirectory(upper, ws, rel, found).map(displayPath);
+    result.entries = listDirectory(format, upper, ws, rel, found).map(displayPath);
   }
   return result;
 }
 
 /** A directory's names as the sandbox sees them. */
-function listDirectory(upper: Beneath, ws: Beneath, rel: string, found: Found): string[] {
+function listDirectory(format: UpperFormat, upper: Beneath, ws: Beneath, rel: string, found: Found): string[] {
   const names = new Set<string>();
   const hidden = new Set<string>();
   const prefix = rel === "" ? "" : `${rel}/`;
   if (found.tree === upper) {
     for (const name of upper.readdir(rel)) {
-      if (name === OPAQUE_MARKER) continue;
-      if (name.startsWith(WHITEOUT_PREFIX)) hidden.add(name.slice(WHITEOUT_PREFIX.length));
+      if (format.isOpaqueMarker(name)) continue;
+      const deleted = format.deletedBy(name);
+      if (deleted !== undefined) hidden.add(deleted);
       else {
         const st = upper.lstat(`${prefix}${name}`);
-        if (st && isWhiteoutDevice(st)) hidden.add(name);
+        if (st && format.isWhiteoutDevice(st)) hidden.add(name);
         else if (st) names.add(name);
       }
     }

@@ -8,6 +8,7 @@ import type { Change, HunkSelector } from "../protocol/methods";
 import type { Logger } from "../log/logger";
 import { Beneath, parentOf } from "../sys/beneath";
 import { withUserRights, type UserRights } from "../sys/credentials";
+import type { UpperFormat } from "../changeset/upper-format";
 import type { BaseStore } from "./bases";
 import type { LineChange } from "./line-changes";
 
@@ -17,6 +18,8 @@ export interface ReviewTarget {
   /** "dev:ino" recorded at creation: a directory put in the workspace's place is refused. */
   workspaceId: string;
   upper: string;
+  /** The marks the upper directory's overlay writes (whiteouts, opaque folders). */
+  upperFormat: UpperFormat;
   journal: string;
   bases: BaseStore;
   /**

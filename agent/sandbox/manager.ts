@@ -103,9 +103,11 @@ export class SandboxManager {
   private readonly execs = new Map<string, Set<{ kill: () => void; done: Promise<void> }>>();
 
   /** Live updates and base capture, while a sandbox is mounted. */
-  private readonly watcher = new UpperWatcher((id, paths) => this.upperChanged(id, paths));
+  private readonly watcher: UpperWatcher;
 
-  constructor(private readonly options: ManagerOptions) {}
+  constructor(private readonly options: ManagerOptions) {
+    this.watcher = new UpperWatcher(options.changesets.upperFormat, (id, paths) => this.upperChanged(id, paths));
+  }
 
   // ---- queries ---------------------------------------------------------------------------
 
@@ -148,7 +150,7 @@ export class SandboxManager {
     const record = this.find(caller, id);
     // The workspace must still be the folder the sandbox was made from, and within the owner's reach.
     openWorkspaceTree({ ...record, rights: this.reviewRights(record) }).close();
-    return listChanges(this.options.store.paths(record.id).upper, record.workspace, this.reviewRights(record));
+    return listChanges(this.options.store.paths(record.id).upper, record.workspace, this.options.changesets.upperFormat, this.reviewRights(record));
   }
 
   // ---- review ----------------------------------------------------------------------------
@@ -160,7 +162,7 @@ export class SandboxManager {
 
   readFile(caller: Caller, id: string, rel: string): ReadFileResult {
     const record = this.find(caller, id);
-    return reviewing(() => withTrees(this.reviewTarget(record), (ws, upper) => readSandboxFile(upper, ws, rel)));
+    return reviewing(() => withTrees(this.reviewTarget(record), (ws, upper) => readSandboxFile(this.options.changesets.upperFormat, upper, ws, rel)));
   }
 
   async writeFile(caller: Caller, id: string, rel: string, base64: string): Promise<null> {
@@ -217,6 +219,7 @@ export class SandboxManager {
       workspace: record.workspace,
       workspaceId: record.workspaceId,
       upper: paths.upper,
+      upperFormat: this.options.changesets.upperFormat,
       journal: paths.journal,
       bases: new BaseStore(paths.bases),
       rights,
@@ -274,7 +277,7 @@ export class SandboxManager {
             // A name seen through a symlink swapped in by the sandbox is not the sandbox's: dropped.
             if (rel !== "") upper.lstat(parentOf(rel));
             reported.push(rel);
-            if (rel !== "" && !target.bases.has(rel)) captureBase(target.bases, ws, upper, rel);
+            if (rel !== "" && !target.bases.has(rel)) captureBase(target, ws, upper, rel);
           } catch (err) {
             if (!(err instanceof BeneathError)) throw err;
           }
@@ -827,12 +830,12 @@ export function reviewError(err: BeneathError): PaddockError {
  * sandbox changed it: the entry (or, for nothing there, its folder) is not newer than the
  * sandbox's change.
  */
-function captureBase(bases: BaseStore, ws: Beneath, upper: Beneath, rel: string): void {
-  const since = changedSince(upper, rel);
+function captureBase(target: Pick<ReviewTarget, "bases" | "upperFormat">, ws: Beneath, upper: Beneath, rel: string): void {
+  const since = changedSince(target.upperFormat, upper, rel);
   if (since === undefined) return;
   const workspace = readEntry(ws, rel);
   const witness = workspace ?? readEntry(ws, parentOf(rel));
-  if (witness && !changedAfter(witness, since)) bases.set(rel, ws, workspace);
+  if (witness && !changedAfter(witness, since)) target.bases.set(rel, ws, workspace);
 }
 
 /** A symlink swapped in by the sandbox while the agent works is a refusal, not a crash. */

@@ -125,3 +125,29 @@ test("a sandbox file named like approve's temp file is listed, but approve leave
   assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes, []);
   await shared.client.request("sandbox/delete", { id });
 });
+
+test("a sandbox's own .wh. files and user.overlay attributes are content on a kernel overlay: nothing reads as deleted", async () => {
+  const ws = workspace("ws-spoof", { "README.md": "# keep\n", "src/main.c": "int main;\n", "src/util.c": "int util;\n" });
+  // What the real overlay writes when it deletes (a 0/0 device), next to what only looks like it.
+  const script = [
+    "echo > .wh.README.md",
+    "echo > src/.wh..wh..opq",
+    "echo > src/.wh.util.c",
+    `/usr/bin/python3 -c 'import os; os.setxattr("src", "user.overlay.opaque", b"y"); os.setxattr("src", "user.fuseoverlayfs.opaque", b"y")'`,
+  ].join(" && ");
+  const id = await sandboxWith(ws, script);
+  const listed = (await shared.client.request("sandbox/changes", { id })).changes.map((c) => `${c.kind} ${c.path}`);
+  assert.deepEqual(listed, ["added .wh.README.md", "added src/.wh..wh..opq", "added src/.wh.util.c"], "what the sandbox sees is what review shows");
+  // The sandbox sees all of it, and so does sandbox/readFile.
+  const seen = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", "ls -A . src | tr '\\n' ' '"] });
+  assert.match(seen.stdout, /README\.md.*main\.c.*util\.c/);
+  assert.deepEqual((await shared.client.request("sandbox/readFile", { id, path: "src" })).entries, [".wh..wh..opq", ".wh.util.c", "main.c", "util.c"]);
+  assert.equal(Buffer.from((await shared.client.request("sandbox/readFile", { id, path: ".wh.README.md" })).content, "base64").toString(), "\n");
+  const result = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual(result.applied.sort(), [".wh.README.md", "src/.wh..wh..opq", "src/.wh.util.c"]);
+  for (const kept of ["README.md", "src/main.c", "src/util.c"]) assert.ok(fs.existsSync(path.join(ws, kept)), `${kept} is still in the workspace`);
+  // A real deletion still reads as one.
+  await shared.client.request("sandbox/exec", { id, argv: ["rm", "src/util.c"] });
+  assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes.map((c) => `${c.kind} ${c.path}`), ["deleted src/util.c"]);
+  await shared.client.request("sandbox/delete", { id });
+});

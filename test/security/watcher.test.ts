@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import type { AgentNotifications } from "../../agent/protocol/methods";
 import { UpperWatcher } from "../../agent/changeset/upper-watcher";
+import { UpperFormat } from "../../agent/changeset/upper-format";
 import { tempDir } from "../helpers/agent-process";
 import { callAsInBackground, ensureUser, type CallResult, type TestUser } from "../helpers/users";
 import { makeWorkspace, startFixture, waitFor, type Fixture } from "../helpers/sandbox-fixture";
@@ -108,7 +109,7 @@ test(`a sandbox making ${FOLDERS} folders holds at most ${WATCHES_PER_SANDBOX} i
 
 test("watches are shared out and given back: past the agent's budget a sandbox is rescanned, and removed folders free their watches", async () => {
   const reported = new Map<string, string[]>();
-  const watcher = new UpperWatcher((id, paths) => reported.set(id, [...(reported.get(id) ?? []), ...paths]), { perSandbox: 50, total: 60 });
+  const watcher = new UpperWatcher(UpperFormat.kernel, (id, paths) => reported.set(id, [...(reported.get(id) ?? []), ...paths]), { perSandbox: 50, total: 60 });
   const reports = (id: string, rel: string) =>
     waitFor(`${id} to report ${rel}`, () => (reported.get(id)?.includes(rel) ? true : undefined), 30_000).catch((err: Error) => {
       throw new Error(`${err.message}; reported: ${JSON.stringify(reported.get(id)?.slice(-10))}`);

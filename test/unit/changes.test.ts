@@ -1,4 +1,7 @@
-/** listChanges over hand-made upper directories: both whiteout forms, both opaque forms. */
+/**
+ * listChanges over hand-made upper directories: both whiteout forms, both opaque forms, each
+ * counted only in the format of the overlay that writes it.
+ */
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -6,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { listChanges } from "../../agent/changeset/changes";
+import { UpperFormat } from "../../agent/changeset/upper-format";
 
 function layers() {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "paddock-changes-"));
@@ -19,9 +23,13 @@ function layers() {
   return { base, lower, upper };
 }
 
-const kinds = (upper: string, lower: string) => listChanges(upper, lower).map((c) => `${c.kind} ${c.path}`);
+const kinds = (upper: string, lower: string, format = UpperFormat.fuse) => listChanges(upper, lower, format).map((c) => `${c.kind} ${c.path}`);
 
-test("OCI/fuse whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) read like the kernel's", () => {
+function setAttribute(file: string, name: string): void {
+  execFileSync("python3", ["-c", `import os; os.setxattr(${JSON.stringify(file)}, ${JSON.stringify(name)}, b"y")`]);
+}
+
+test("fuse-overlayfs's whiteouts (.wh.NAME) and opaque markers (.wh..wh..opq) read like the kernel's", () => {
   const { base, lower, upper } = layers();
   fs.writeFileSync(path.join(upper, ".wh.file.txt"), "");
   fs.mkdirSync(path.join(upper, "dir"));
@@ -35,9 +43,26 @@ test("kernel whiteouts (0/0 character devices) and the opaque attribute (as root
   const { base, lower, upper } = layers();
   execFileSync("mknod", [path.join(upper, "file.txt"), "c", "0", "0"]);
   fs.mkdirSync(path.join(upper, "dir"));
-  execFileSync("python3", ["-c", `import os; os.setxattr(${JSON.stringify(path.join(upper, "dir"))}, "trusted.overlay.opaque", b"y")`]);
+  setAttribute(path.join(upper, "dir"), "trusted.overlay.opaque");
   fs.writeFileSync(path.join(upper, "dir", "z.txt"), "new");
-  assert.deepEqual(kinds(upper, lower), ["deleted dir/x.txt", "deleted dir/y.txt", "added dir/z.txt", "deleted file.txt"]);
+  assert.deepEqual(kinds(upper, lower, UpperFormat.kernel), ["deleted dir/x.txt", "deleted dir/y.txt", "added dir/z.txt", "deleted file.txt"]);
+  fs.rmSync(base, { recursive: true, force: true });
+});
+
+test("on a kernel overlay, .wh. names and user.* attributes that a sandbox made are content, not deletions", () => {
+  const { base, lower, upper } = layers();
+  fs.writeFileSync(path.join(upper, ".wh.file.txt"), "");
+  fs.mkdirSync(path.join(upper, "dir"));
+  fs.writeFileSync(path.join(upper, "dir", ".wh..wh..opq"), "");
+  setAttribute(path.join(upper, "dir"), "user.overlay.opaque");
+  setAttribute(path.join(upper, "dir"), "user.fuseoverlayfs.opaque");
+  assert.deepEqual(kinds(upper, lower, UpperFormat.kernel), ["added .wh.file.txt", "added dir/.wh..wh..opq"]);
+  // Rootless overlayfs (userxattr) keeps its attributes under user.overlay.: there that one counts, trusted.* does not.
+  assert.deepEqual(kinds(upper, lower, UpperFormat.userxattr), ["added .wh.file.txt", "added dir/.wh..wh..opq", "deleted dir/x.txt", "deleted dir/y.txt"]);
+  fs.rmSync(path.join(upper, "dir"), { recursive: true });
+  fs.mkdirSync(path.join(upper, "dir"));
+  setAttribute(path.join(upper, "dir"), "trusted.overlay.opaque");
+  assert.deepEqual(kinds(upper, lower, UpperFormat.userxattr), ["added .wh.file.txt"]);
   fs.rmSync(base, { recursive: true, force: true });
 });
 

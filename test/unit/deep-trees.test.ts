@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { listChanges } from "../../agent/changeset/changes";
+import { UpperFormat } from "../../agent/changeset/upper-format";
 import { Beneath } from "../../agent/sys/beneath";
 
 function scratch(): { base: string; lower: string; upper: string } {
@@ -43,7 +44,7 @@ test("a new tree deeper than PATH_MAX is one change with a note at its top; noth
   deepTree(upper, "deep", 30, LONG);
   fs.writeFileSync(path.join(upper, "deep", "shallow.txt"), "s");
   fs.writeFileSync(path.join(upper, "beside.txt"), "b");
-  const changes = listChanges(upper, lower);
+  const changes = listChanges(upper, lower, UpperFormat.kernel);
   assert.ok(changes.every((c) => Buffer.byteLength(c.path) <= 4095));
   const marked = changes.filter((c) => c.deepTree);
   assert.deepEqual(marked.map((c) => [c.path, c.kind, c.type]), [["deep", "added", "directory"]]);
@@ -58,7 +59,7 @@ test("a change deep inside a tree the workspace has is reported at the deepest f
   deepTree(lower, "deep", 25, LONG);
   // The sandbox wrote the bottom file: the upper dir has the folders copied up, and the file.
   deepTree(upper, "deep", 25, LONG);
-  const changes = listChanges(upper, lower);
+  const changes = listChanges(upper, lower, UpperFormat.kernel);
   assert.equal(changes.length, 1, JSON.stringify(changes.map((c) => c.path.length)));
   const [change] = changes;
   assert.equal(change!.deepTree, true);
@@ -75,7 +76,7 @@ test("a deleted deep workspace tree is reported at its top; names that are not U
   fs.writeFileSync(Buffer.from(`${lower}/old\xff`, "latin1"), "old");
   execFileSync("python3", ["-c", "import os, stat, sys; os.mknod(os.fsencode(sys.argv[1]) + b'/old\\xff', stat.S_IFCHR, 0)", upper]);
   fs.writeFileSync(Buffer.from(`${upper}/new\xfe`, "latin1"), "new");
-  const changes = listChanges(upper, lower);
+  const changes = listChanges(upper, lower, UpperFormat.kernel);
   const top = changes.filter((c) => c.deepTree);
   assert.deepEqual(top.map((c) => [c.path, c.kind]), [["deep", "deleted"]]);
   const raw = changes.filter((c) => c.pathBytes);
@@ -103,7 +104,7 @@ test("removeTree walks descriptors: a tree deeper than PATH_MAX, and more levels
 test("a chain as deep as a path can name (2000 folders) is listed without running out of stack", () => {
   const { base, lower, upper } = scratch();
   deepTree(upper, "a", 2000, "a");
-  const changes = listChanges(upper, lower);
+  const changes = listChanges(upper, lower, UpperFormat.kernel);
   assert.equal(changes.length, 2002);
   assert.ok(!changes.some((c) => c.deepTree));
   remove(base);
