@@ -3,11 +3,13 @@
  *
  * The reader is an incremental state machine with no I/O, so that it can be fuzzed. It never
  * buffers more than one header block (capped) or one body (capped): a frame that announces
- * more than the cap is reported and its bytes are skipped as they arrive, unbuffered. A header
- * refused whose Content-Length is still clear (an unsupported charset, say) has its body
- * skipped, so the next frame reads; one whose length is unclear (two values, or not a number)
- * leaves no way to find the next frame, so the reader reports it as fatal and reads no more.
- * A header block with no Content-Length at all (garbage) is dropped up to its blank line.
+ * more than the cap is reported and its bytes are skipped as they arrive, unbuffered. A body
+ * is gathered into one buffer as it comes, so however small the pieces it arrives in, it costs
+ * its size and no more. A header refused whose Content-Length is still clear (an unsupported
+ * charset, say) has its body skipped, so the next frame reads; one whose length is unclear
+ * (two values, not a number, or somewhere in a header block too long to read) leaves no way
+ * to find the next frame, so the reader reports it as fatal and reads no more. A header block
+ * with no Content-Length at all (garbage) is dropped up to its blank line.
  */
 import type { ErrorCode } from "./errors";
 
@@ -15,6 +17,9 @@ export const DEFAULT_MAX_FRAME_BYTES = 32 * 1024 * 1024;
 export const MAX_HEADER_BYTES = 8 * 1024;
 
 const HEADER_END = Buffer.from("\r\n\r\n");
+const CONTENT_LENGTH = "content-length";
+/** A body's buffer starts this big (or the body's size) and doubles as bytes arrive. */
+const FIRST_BODY_BYTES = 64 * 1024;
 
 export interface FrameRefusal {
   code: ErrorCode;
@@ -46,7 +51,8 @@ export type FrameProgress =
 type State =
   | { mode: "header" }
   | { mode: "skip-header" } // an over-long header block: drop bytes until a blank line
-  | { mode: "body"; length: number }
+  /** `body` holds the `received` bytes so far; it grows, up to `length`, as they come. */
+  | { mode: "body"; length: number; body: Buffer; received: number }
   | { mode: "discard"; length: number; remaining: number }
   | { mode: "ended" };
 
@@ -79,7 +85,7 @@ export class FrameReader {
 
   /** Bytes held for an unfinished frame (for tests and flow-control decisions). */
   get pendingBytes(): number {
-    return this.buffered;
+    return this.buffered + (this.state.mode === "body" ? this.state.received : 0);
   }
 
   get progress(): FrameProgress {
@@ -89,7 +95,7 @@ export class FrameReader {
       case "skip-header":
         return { stage: "header", frame: this.framesDone };
       case "body":
-        return { stage: "body", frame: this.framesDone, length: this.state.length, received: this.buffered };
+        return { stage: "body", frame: this.framesDone, length: this.state.length, received: this.state.received };
       case "discard":
         return { stage: "body", frame: this.framesDone, length: this.state.length, received: this.state.length - this.state.remaining };
       case "ended":
@@ -107,9 +113,9 @@ export class FrameReader {
       case "header":
         return this.readHeader(events);
       case "skip-header":
-        return this.skipHeader();
+        return this.skipHeader(events);
       case "body":
-        return this.readBody(events, this.state.length);
+        return this.readBody(events, this.state);
       case "discard":
         return this.discard(this.state.length, this.state.remaining);
       case "ended":
@@ -120,21 +126,20 @@ export class FrameReader {
   private readHeader(events: FrameEvent[]): boolean {
     const data = this.peekAll();
     const end = data.indexOf(HEADER_END);
-    if (end < 0) {
-      if (data.length > MAX_HEADER_BYTES) {
-        events.push({
-          kind: "error",
-          fatal: false,
-          code: "E_FRAME_HEADER",
-          message: `frame header longer than ${MAX_HEADER_BYTES} bytes without a blank line`,
-          hint: 'each message starts with "Content-Length: N" followed by "\\r\\n\\r\\n"',
-        });
-        // Keep the last bytes: they may be the start of the blank line we now look for.
-        this.replace(data.subarray(data.length - (HEADER_END.length - 1)));
-        this.state = { mode: "skip-header" };
-        return true;
-      }
-      return false;
+    if (end < 0 || end > MAX_HEADER_BYTES) {
+      if (data.length <= MAX_HEADER_BYTES) return false;
+      // Too long to read: where it ends can be found (its blank line), where its frame ends cannot
+      // if it names a length (the body would be taken for the next header): that is fatal.
+      if (namesLength(end < 0 ? data : data.subarray(0, end))) return this.lengthUnreadable(events);
+      events.push({
+        kind: "error",
+        fatal: false,
+        code: "E_FRAME_HEADER",
+        message: `frame header longer than ${MAX_HEADER_BYTES} bytes without a blank line`,
+        hint: 'each message starts with "Content-Length: N" followed by "\\r\\n\\r\\n"',
+      });
+      this.state = { mode: "skip-header" };
+      return true;
     }
     const header = data.subarray(0, end).toString("latin1");
     this.replace(data.subarray(end + HEADER_END.length));
@@ -174,15 +179,18 @@ export class FrameReader {
       return false;
     }
     this.reserved = parsed.length;
-    this.state = { mode: "body", length: parsed.length };
+    this.state = { mode: "body", length: parsed.length, body: Buffer.allocUnsafe(Math.min(parsed.length, FIRST_BODY_BYTES)), received: 0 };
     return true;
   }
 
-  private skipHeader(): boolean {
+  /** Drops an over-long header block up to its blank line; fatal if it names a length on the way. */
+  private skipHeader(events: FrameEvent[]): boolean {
     const data = this.peekAll();
     const end = data.indexOf(HEADER_END);
+    if (namesLength(end < 0 ? data : data.subarray(0, end))) return this.lengthUnreadable(events);
     if (end < 0) {
-      this.replace(data.subarray(Math.max(0, data.length - (HEADER_END.length - 1))));
+      // Keep the last bytes: they may start the blank line, or "Content-Length".
+      this.replace(data.subarray(Math.max(0, data.length - (CONTENT_LENGTH.length - 1))));
       return false;
     }
     this.replace(data.subarray(end + HEADER_END.length));
@@ -190,9 +198,32 @@ export class FrameReader {
     return true;
   }
 
-  private readBody(events: FrameEvent[], length: number): boolean {
-    if (this.buffered < length) return false;
-    events.push({ kind: "frame", body: this.take(length) });
+  private lengthUnreadable(events: FrameEvent[]): false {
+    events.push({
+      kind: "error",
+      fatal: true,
+      code: "E_FRAME_HEADER",
+      message: `frame header longer than ${MAX_HEADER_BYTES} bytes: where this frame ends cannot be known, so the connection is closed`,
+      hint: 'send "Content-Length: N\\r\\n\\r\\n" and nothing else before each message; then reconnect',
+    });
+    this.end();
+    return false;
+  }
+
+  /** Moves what has arrived into the body's buffer (grown as needed); emits the body once whole. */
+  private readBody(events: FrameEvent[], state: Extract<State, { mode: "body" }>): boolean {
+    const wanted = Math.min(state.length - state.received, this.buffered);
+    if (wanted > 0) {
+      if (state.received + wanted > state.body.length) {
+        const grown = Buffer.allocUnsafe(Math.min(state.length, Math.max(state.body.length * 2, state.received + wanted)));
+        state.body.copy(grown, 0, 0, state.received);
+        state.body = grown;
+      }
+      this.take(wanted, state.body, state.received);
+      state.received += wanted;
+    }
+    if (state.received < state.length) return false;
+    events.push({ kind: "frame", body: state.body });
     this.giveBack();
     this.frameDone();
     return true;
@@ -207,7 +238,7 @@ export class FrameReader {
   private discard(length: number, remaining: number): boolean {
     if (this.buffered === 0) return false;
     const dropped = Math.min(remaining, this.buffered);
-    this.take(dropped, false);
+    this.take(dropped);
     const left = remaining - dropped;
     if (left > 0) {
       this.state = { mode: "discard", length, remaining: left };
@@ -244,28 +275,31 @@ export class FrameReader {
   }
 
   /**
-   * Removes the first `length` bytes, returned as a buffer of their own (when `keep`), without
-   * joining anything after them: what stays buffered never pins a body-sized allocation.
+   * Removes the first `length` bytes, copied into `out` at `at` when given, without joining
+   * anything after them: what stays buffered never pins a body-sized allocation.
    */
-  private take(length: number, keep = true): Buffer {
-    const out = keep ? Buffer.allocUnsafe(length) : undefined;
+  private take(length: number, out?: Buffer, at = 0): void {
     let copied = 0;
     while (copied < length) {
       const chunk = this.chunks[0] as Buffer;
       const n = Math.min(chunk.length, length - copied);
-      if (out) chunk.copy(out, copied, 0, n);
+      if (out) chunk.copy(out, at + copied, 0, n);
       copied += n;
       if (n === chunk.length) this.chunks.shift();
       else this.chunks[0] = chunk.subarray(n);
     }
     this.buffered -= length;
-    return out ?? Buffer.alloc(0);
   }
 
   private replace(rest: Buffer): void {
     this.chunks = rest.length > 0 ? [rest] : [];
     this.buffered = rest.length;
   }
+}
+
+/** Whether header bytes name a Content-Length (in any case). */
+function namesLength(header: Buffer): boolean {
+  return header.toString("latin1").toLowerCase().includes(CONTENT_LENGTH);
 }
 
 /**

@@ -1,5 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import * as v8 from "node:v8";
+import * as vm from "node:vm";
 import { FrameReader, MAX_HEADER_BYTES, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameBudget, type FrameEvent } from "../../agent/protocol/framing";
 
 const frames = (events: FrameEvent[]) => events.filter((e) => e.kind === "frame").map((e) => (e.kind === "frame" ? e.body.toString("utf8") : ""));
@@ -154,6 +156,43 @@ test("a body assembled from many chunks comes out whole, and only the bytes afte
   assert.equal(frames(events)[0]?.length, body.length);
   assert.equal(reader.pendingBytes, tail.length);
   assert.deepEqual(reader.progress, { stage: "header", frame: 1 });
+});
+
+test("an over-long header that names a length is fatal: its body is never read as the next request", () => {
+  const reader = new FrameReader();
+  const header = `Content-Length: 11\r\nX-Padding: ${"x".repeat(MAX_HEADER_BYTES)}\r\n\r\n`;
+  // Whole, or in pieces that put the blank line only past the cap.
+  for (const pieces of [[header], [header.slice(0, 5000), header.slice(5000)]]) {
+    const reader = new FrameReader();
+    const events = [...pieces.flatMap((p) => reader.push(Buffer.from(p))), ...reader.push(Buffer.from('{"a":"b"}\r\n')), ...reader.push(encodeFrame("[1]"))];
+    assert.deepEqual(errors(events), ["E_FRAME_HEADER"]);
+    assert.ok(fatal(events), "the connection is closed with the error, not left silent");
+    assert.deepEqual(frames(events), []);
+  }
+  // One where the length comes only after the cap is caught while it is skipped.
+  const late = `X-Padding: ${"x".repeat(MAX_HEADER_BYTES)}\r\nContent-Length: 3\r\n\r\n[2]`;
+  const events = [...reader.push(Buffer.from(late.slice(0, MAX_HEADER_BYTES + 1))), ...reader.push(Buffer.from(late.slice(MAX_HEADER_BYTES + 1)))];
+  assert.deepEqual(errors(events), ["E_FRAME_HEADER", "E_FRAME_HEADER"]);
+  assert.ok(fatal(events));
+  assert.deepEqual(frames(events), []);
+});
+
+test("a body sent a byte at a time costs its size, not a buffer per byte", () => {
+  v8.setFlagsFromString("--expose-gc");
+  const gc = vm.runInNewContext("gc") as () => void;
+  const length = 1 << 20;
+  const body = Buffer.alloc(length, 0x31);
+  const reader = new FrameReader();
+  reader.push(Buffer.from(`Content-Length: ${length}\r\n\r\n`));
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  // Every piece is a Buffer object of its own (about 100 bytes of heap), as a socket would deliver them.
+  for (let i = 0; i < length - 1; i++) reader.push(body.subarray(i, i + 1));
+  gc();
+  const grown = process.memoryUsage().heapUsed - before;
+  assert.ok(grown < 8 * 1024 * 1024, `the reader's heap grew by ${Math.round(grown / 1024 / 1024)} MiB for a 1 MiB body`);
+  const events = reader.push(body.subarray(length - 1));
+  assert.equal(frames(events)[0], body.toString());
 });
 
 test("decodeUtf8 refuses invalid UTF-8 and accepts valid text", () => {
