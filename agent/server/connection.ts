@@ -22,6 +22,10 @@ const NOTIFY_BACKLOG_BYTES = 1024 * 1024;
 const BAD_FRAMES_LOGGED = 5;
 /** How long a client that is being closed has to read its last error before the end. */
 const CLOSE_GRACE_MS = 1000;
+/** The longest a frame's deadline is set for (a timer takes at most 2^31-1 ms; a skipped frame may announce petabytes). */
+const MAX_DEADLINE_MS = 24 * 60 * 60 * 1000;
+/** A deadline firing later than this after it was due was held up by the agent, not the client. */
+const LATE_SLACK_MS = 200;
 
 export interface ConnectionOptions<C> {
   input: Readable;
@@ -184,7 +188,20 @@ export class Connection<C> {
     if (progress.stage === "idle" || key === "paused") return;
     const { headerTimeoutMs, bodyTimeoutMs, minBodyBytesPerSecond } = ticket.limits;
     const ms = progress.stage === "header" ? headerTimeoutMs : bodyTimeoutMs + Math.ceil((progress.length / minBodyBytesPerSecond) * 1000);
-    this.deadline = setTimeout(() => this.frameTooSlow(ms), ms);
+    this.armDeadline(Math.min(ms, MAX_DEADLINE_MS), Math.min(ms, MAX_DEADLINE_MS));
+  }
+
+  /**
+   * A deadline that fires late was held up by the agent itself (a long synchronous step), which
+   * read nothing meanwhile: the client gets that time back, and what it sent is read first.
+   */
+  private armDeadline(ms: number, total: number): void {
+    const armedAt = performance.now();
+    this.deadline = setTimeout(() => {
+      const late = performance.now() - armedAt - ms;
+      if (late > LATE_SLACK_MS) this.armDeadline(Math.min(late, MAX_DEADLINE_MS), total);
+      else this.frameTooSlow(total);
+    }, ms);
     this.deadline.unref();
   }
 

@@ -328,6 +328,41 @@ test("a partial header or a body that idles or crawls past its deadline is dropp
   for (const c of [idle, half, stalled, crawling]) c.socket.destroy();
 });
 
+test("a frame that arrived while the agent itself was held up is read, not timed out", async () => {
+  const { agent, socketPath } = await startAgent({ PADDOCK_FRAME_DEADLINE_MS: "500" });
+  const client = await socketPeer(socketPath);
+  assert.ok((await client.peer.call("initialize", {})).result);
+  const frame = pingFrame("while-held-up");
+  client.peer.sendBytes(frame.slice(0, 10));
+  await new Promise((r) => setTimeout(r, 100));
+  // Stopped three times the header deadline (as a long synchronous step would hold it): the rest
+  // of the frame waits in the socket, and the deadline's timer is due before anything is read.
+  process.kill(agent.child.pid!, "SIGSTOP");
+  try {
+    client.peer.sendBytes(frame.slice(10));
+    await new Promise((r) => setTimeout(r, 1500));
+  } finally {
+    process.kill(agent.child.pid!, "SIGCONT");
+  }
+  const answer = (await client.peer.next(5000)) as RpcMessage;
+  assert.deepEqual(answer.result, { data: "while-held-up" }, JSON.stringify(answer));
+  client.socket.destroy();
+});
+
+test("a header longer than the cap that names a length closes the connection with an error, never silence", async () => {
+  const { socketPath } = await startAgent();
+  const client = await socketPeer(socketPath);
+  assert.ok((await client.peer.call("initialize", {})).result);
+  const body = JSON.stringify({ jsonrpc: "2.0", id: "padded", method: "system/ping" });
+  client.peer.sendBytes(`Content-Length: ${body.length}\r\nX-Padding: ${"x".repeat(9 * 1024)}\r\n\r\n${body}${pingFrame("after-long-header")}`);
+  const refusal = (await client.peer.next(5000)) as RpcMessage;
+  assert.equal(errorCode(refusal), "E_FRAME_HEADER");
+  assert.match(refusal.error!.message, /cannot be known/);
+  assert.ok(refusal.error!.data?.hint);
+  await client.peer.waitFor(() => false, 3000).catch((err: Error) => assert.match(err.message, /ended/, "then the connection is closed"));
+  client.socket.destroy();
+});
+
 /** A ping request, framed. */
 function pingFrame(id: string): string {
   const body = JSON.stringify({ jsonrpc: "2.0", id, method: "system/ping", params: { data: id } });
