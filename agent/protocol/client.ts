@@ -30,6 +30,20 @@ export function isListening(socketPath: string): Promise<boolean> {
   });
 }
 
+/** How long `connect` waits out an agent's full listen queue. */
+const CONNECT_BUSY_WAIT_MS = 5_000;
+
+function connectOnce(socketPath: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve(socket);
+    });
+    socket.once("error", reject);
+  });
+}
+
 export class AgentClient {
   private readonly rpc: JSONRPCClient;
   private readonly reader = new FrameReader();
@@ -60,15 +74,22 @@ export class AgentClient {
     input.on("error", onClose);
   }
 
-  static connect(socketPath: string): Promise<AgentClient> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(socketPath);
-      socket.once("connect", () => {
-        socket.off("error", reject);
-        resolve(new AgentClient(socket, socket));
-      });
-      socket.once("error", reject);
-    });
+  /**
+   * Connects to an agent's socket. A full listen queue (EAGAIN: others are connecting faster
+   * than the agent accepts, as in a connect flood) is waited out for a few seconds, since the
+   * agent drops connections over its limits at once and the queue soon has room again.
+   */
+  static async connect(socketPath: string, busyWaitMs = CONNECT_BUSY_WAIT_MS): Promise<AgentClient> {
+    const giveUpAt = Date.now() + busyWaitMs;
+    for (let pause = 10; ; pause = Math.min(pause * 2, 250)) {
+      try {
+        const socket = await connectOnce(socketPath);
+        return new AgentClient(socket, socket);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EAGAIN" || Date.now() + pause > giveUpAt) throw err;
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
+    }
   }
 
   /** Sends a request; a JSON-RPC error becomes a PaddockError carrying its E_ code and hint. */
