@@ -108,7 +108,7 @@ export class Agent {
     });
     request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
     request("process/write", async (params, _call, session) => {
-      await processes.write(session.caller, params.pid, params.data, params.eof ?? false);
+      await processes.write(session.caller, params.pid, params.data, params.eof ?? false, session);
       return null;
     });
     request("process/resize", (params, _call, session) => {

@@ -1,6 +1,7 @@
 /** `paddock create | ls | exec | stop | start | rm | gc`: sandboxes from the command line. */
 import * as os from "node:os";
 import * as path from "node:path";
+import { StringDecoder } from "node:string_decoder";
 import { PaddockError } from "../protocol/errors";
 import type { AgentClient } from "../protocol/client";
 import type { Limits, Sandbox } from "../protocol/methods";
@@ -134,11 +135,21 @@ export async function execCommand(client: AgentClient, id: string | undefined, a
     process.stdin.setRawMode(true);
     process.stdout.on("resize", onResize);
   }
-  process.stdin.on("data", (d: Buffer) => void client.request("process/write", { pid: running, data: d.toString("utf8") }).catch(() => undefined));
-  process.stdin.on("end", () => void client.request("process/write", { pid: running, data: "", eof: true }).catch(() => undefined));
+  // One write at a time: input a program reads slowly waits here, in the pipe, not in the agent.
+  const decoder = new StringDecoder("utf8");
+  let finished = false;
+  process.stdin.on("data", (d: Buffer) => {
+    process.stdin.pause();
+    void client
+      .request("process/write", { pid: running, data: decoder.write(d) })
+      .catch(() => undefined)
+      .finally(() => finished || process.stdin.resume());
+  });
+  process.stdin.on("end", () => void client.request("process/write", { pid: running, data: decoder.end(), eof: true }).catch(() => undefined));
   try {
     return await exited;
   } finally {
+    finished = true;
     if (interactive) {
       process.stdin.setRawMode(false);
       process.stdout.off("resize", onResize);

@@ -61,7 +61,12 @@ class OutputPump {
 interface Running {
   info: ProcessInfo;
   ownerUid: number;
-  write(data: string, eof: boolean): Promise<void>;
+  /** Queues input for the program (never waits; `write` of the table bounds what is queued). */
+  write(data: string, eof: boolean): void;
+  /** Input queued and not yet taken by the program (or, for a VM, not yet sent to it). */
+  unreadInput(): number;
+  /** Resolves when the previous `process/write` has had its turn: writes go in order, one at a time. */
+  inputTurn: Promise<void>;
   resize(cols: number, rows: number): void;
   /** Signals the whole command (SIGKILL) or the program itself (any other signal). */
   kill(signal: NodeJS.Signals): void;
@@ -71,6 +76,8 @@ interface Running {
 
 /** Input a program has not read yet, past which `process/write` waits for it to read. */
 const MAX_UNREAD_INPUT_BYTES = 1024 * 1024;
+/** How often a waiting `process/write` looks whether the program has read its input. */
+const INPUT_POLL_MS = 20;
 
 export interface SpawnRequest {
   sandboxId: string;
@@ -116,8 +123,28 @@ export class ProcessTable {
     return entry.info.pid;
   }
 
-  async write(caller: Caller, pid: number, data: string, eof: boolean): Promise<void> {
-    await this.get(caller, pid).write(data, eof);
+  /**
+   * Gives a program input. Writes to one program go in order, and each waits until the program
+   * has read all but MAX_UNREAD_INPUT_BYTES of what came before, so a program that does not read
+   * makes its writers wait rather than the agent's memory grow; a writer whose client goes away
+   * meanwhile is dropped (nobody is told of its end), as is one whose program has ended.
+   */
+  async write(caller: Caller, pid: number, data: string, eof: boolean, writer: Session): Promise<void> {
+    const entry = this.get(caller, pid);
+    const previous = entry.inputTurn;
+    let done!: () => void;
+    entry.inputTurn = new Promise((resolve) => (done = resolve));
+    try {
+      await previous;
+      let ended = false;
+      void entry.exited.then(() => (ended = true));
+      while (!ended && !writer.closed && entry.unreadInput() > MAX_UNREAD_INPUT_BYTES) {
+        await new Promise((resolve) => setTimeout(resolve, INPUT_POLL_MS));
+      }
+      if (!ended && !writer.closed) entry.write(data, eof);
+    } finally {
+      done();
+    }
   }
 
   resize(caller: Caller, pid: number, cols: number, rows: number): void {
@@ -194,12 +221,14 @@ export class ProcessTable {
     return {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty, startedAt: new Date().toISOString() },
       ownerUid: request.ownerUid,
-      write: async (data, eof) => {
+      write: (data, eof) => {
         if (!alive) return;
         if (pty) return started.write(eof ? data + "\x04" : data);
         started.write(data);
         if (eof) started.end();
       },
+      unreadInput: () => started.unsentInput(),
+      inputTurn: Promise.resolve(),
       resize: (cols, rows) => alive && started.resize(cols, rows),
       kill: (signal) => {
         if (!alive) return;
@@ -234,9 +263,11 @@ export class ProcessTable {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty: true, startedAt: new Date().toISOString() },
       ownerUid: request.ownerUid,
       // A terminal has no end of input of its own: EOF is the ^D the program reads.
-      write: async (data, eof) => {
+      write: (data, eof) => {
         if (alive) term.write(eof ? data + "\x04" : data);
       },
+      unreadInput: () => ptyQueuedBytes(term),
+      inputTurn: Promise.resolve(),
       resize: (cols, rows) => {
         if (alive) term.resize(cols, rows);
       },
@@ -269,15 +300,13 @@ export class ProcessTable {
     return {
       info: { pid, sandboxId: request.sandboxId, argv: request.argv, pty: false, startedAt: new Date().toISOString() },
       ownerUid: request.ownerUid,
-      write: async (data, eof) => {
+      write: (data, eof) => {
         if (!alive() || child.stdin.writableEnded) return;
         if (eof) child.stdin.end(data);
         else child.stdin.write(data);
-        // A program that does not read its input makes the writer wait, not the agent's memory grow.
-        if (child.stdin.writableLength > MAX_UNREAD_INPUT_BYTES) {
-          await Promise.race([new Promise((r) => child.stdin.once("drain", r).once("close", r)), exited]);
-        }
       },
+      unreadInput: () => child.stdin.writableLength,
+      inputTurn: Promise.resolve(),
       resize: () => undefined,
       kill: (signal) => alive() && signalCommand(pid, signal),
       exited,
@@ -313,4 +342,15 @@ function loadNodePty(): Promise<typeof NodePty> {
 function signalName(signal: number): string {
   const entry = Object.entries(os.constants.signals as Record<string, number>).find(([, n]) => n === signal);
   return entry?.[0] ?? `signal ${signal}`;
+}
+
+/**
+ * Bytes a terminal's input queue holds. node-pty (1.1) queues what `write` is given and has no
+ * drain event or size of its own, so its queue is read where it keeps it; a node-pty without one
+ * counts as empty (the security suite's stuck-writer test then fails, which is how a change of
+ * node-pty is noticed).
+ */
+function ptyQueuedBytes(term: NodePty.IPty): number {
+  const queue = (term as unknown as { _writeStream?: { _writeQueue?: { buffer: Buffer; offset: number }[] } })._writeStream?._writeQueue;
+  return queue?.reduce((sum, task) => sum + task.buffer.byteLength - task.offset, 0) ?? 0;
 }

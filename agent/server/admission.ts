@@ -1,8 +1,8 @@
 /**
  * What one user may hold of the agent through its socket: connection slots (per uid, with
  * slots kept for root and the agent's own user so they can always connect), the bytes its
- * unfinished frames may buffer (all its connections together), and how long a frame may take
- * to arrive. The socket server owns one Admission and gives each connection a ticket; the
+ * unfinished frames may buffer and those of the requests it has in flight (each all its
+ * connections together), and how long a frame may take to arrive. The socket server owns one Admission and gives each connection a ticket; the
  * connection's frame reader reserves from the ticket and the connection enforces its deadlines.
  */
 import { PaddockError } from "../protocol/errors";
@@ -17,6 +17,8 @@ export interface AdmissionLimits {
   maxConnectionsPerUid: number;
   /** Bytes that one user's unfinished frames may hold, all its connections together. */
   maxBufferedBytesPerUid: number;
+  /** Bytes of requests one user may have in flight (read, not yet answered), all its connections together; past it, reading waits. */
+  maxInFlightBytesPerUid: number;
   /** A frame's header must be complete this long after its first byte. */
   headerTimeoutMs: number;
   /** A body must be complete this long after its header, plus the time its length takes at minBodyBytesPerSecond. */
@@ -31,6 +33,7 @@ export const DEFAULT_ADMISSION_LIMITS: Readonly<AdmissionLimits> = {
   reservedForPrivileged: 16,
   maxConnectionsPerUid: 32,
   maxBufferedBytesPerUid: 64 * MiB,
+  maxInFlightBytesPerUid: 64 * MiB,
   headerTimeoutMs: 10_000,
   bodyTimeoutMs: 10_000,
   // A local socket moves hundreds of MiB/s; 32 MiB may take 42 s at this pace and no longer.
@@ -55,6 +58,9 @@ export class Admission {
   private total = 0;
   private readonly connections = new Map<number, number>();
   private readonly buffered = new Map<number, number>();
+  private readonly inFlight = new Map<number, number>();
+  /** Per uid, who waits for its requests in flight to drop under the limit. */
+  private readonly roomWaiters = new Map<number, Set<() => void>>();
 
   constructor(
     readonly limits: Readonly<AdmissionLimits>,
@@ -107,6 +113,36 @@ export class Admission {
     else this.buffered.delete(uid);
   }
 
+  /** For a ticket: counts a request of `bytes` read and not yet answered. */
+  startedFor(uid: number, bytes: number): void {
+    this.inFlight.set(uid, (this.inFlight.get(uid) ?? 0) + bytes);
+  }
+
+  /** For a ticket: a request of `bytes` was answered; those waiting for room are told when there is some. */
+  endedFor(uid: number, bytes: number): void {
+    const left = (this.inFlight.get(uid) ?? 0) - bytes;
+    if (left > 0) this.inFlight.set(uid, left);
+    else this.inFlight.delete(uid);
+    if (this.inFlightFull(uid)) return;
+    for (const waiter of [...(this.roomWaiters.get(uid) ?? [])]) waiter();
+  }
+
+  /** Whether `uid`'s requests in flight are at its limit: its connections read no more until some are answered. */
+  inFlightFull(uid: number): boolean {
+    return (this.inFlight.get(uid) ?? 0) >= this.limits.maxInFlightBytesPerUid;
+  }
+
+  /** Calls `listener` each time `uid`'s requests in flight drop under the limit, until unsubscribed. */
+  onRoomFor(uid: number, listener: () => void): () => void {
+    const waiters = this.roomWaiters.get(uid) ?? new Set();
+    waiters.add(listener);
+    this.roomWaiters.set(uid, waiters);
+    return () => {
+      waiters.delete(listener);
+      if (waiters.size === 0 && this.roomWaiters.get(uid) === waiters) this.roomWaiters.delete(uid);
+    };
+  }
+
   /** For a ticket: frees its slot. */
   leave(uid: number): void {
     this.total--;
@@ -142,6 +178,26 @@ export class ConnectionTicket implements FrameBudget {
     if (given === 0) return;
     this.held -= given;
     this.admission.releaseFor(this.uid, given);
+  }
+
+  /** A request of `bytes` was read; it counts against the uid's requests in flight until `requestEnded`. */
+  requestStarted(bytes: number): void {
+    this.admission.startedFor(this.uid, bytes);
+  }
+
+  /** The request of `bytes` was answered (or dropped): called even after the connection closed, as its work may outlive it. */
+  requestEnded(bytes: number): void {
+    this.admission.endedFor(this.uid, bytes);
+  }
+
+  /** Whether the uid has as many bytes of requests in flight as it may: reading waits. */
+  get inFlightFull(): boolean {
+    return this.admission.inFlightFull(this.uid);
+  }
+
+  /** Calls `listener` each time the uid's requests in flight drop under the limit; returns how to stop. */
+  onRoom(listener: () => void): () => void {
+    return this.admission.onRoomFor(this.uid, listener);
   }
 
   close(): void {

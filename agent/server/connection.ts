@@ -2,8 +2,9 @@
  * One client connection: bytes in through the frame reader, messages through the
  * dispatcher, responses and notifications out as frames. A misbehaving client can only hurt
  * its own connection: every framing or parse problem becomes an error response, reading
- * pauses while too many requests are in flight or the client is not reading its answers, and
- * no answer bigger than a frame is ever built into one. On the socket, a frame must arrive in
+ * pauses while too many requests (or too many of their bytes, of this connection or of all its
+ * user's on the socket; one request always goes through) are in flight or the client is not
+ * reading its answers, and no answer bigger than a frame is ever built into one. On the socket, a frame must arrive in
  * time and within its user's budget (see admission.ts); one that does not, or one whose end
  * cannot be found, is answered with an error and the connection is closed.
  */
@@ -15,6 +16,8 @@ import type { Logger } from "../log/logger";
 
 export const MAX_NESTING = 64;
 const MAX_IN_FLIGHT = 256;
+/** Bytes of requests one connection may have in flight (on the socket, its user's limit comes first). */
+const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 const MAX_UNREAD_OUTPUT_BYTES = 8 * 1024 * 1024;
 /** Unread notification bytes past which producers (process output) are asked to pause. */
 const NOTIFY_BACKLOG_BYTES = 1024 * 1024;
@@ -45,6 +48,8 @@ export class Connection<C> {
   /** What the deadline running now is for: "idle", "paused", or a stage and frame number. */
   private deadlineFor = "idle";
   private inFlight = 0;
+  private inFlightBytes = 0;
+  private stopWaitingForRoom: (() => void) | undefined;
   private state: "open" | "draining" | "closed" = "open";
   private badFrames = 0;
   private readonly closeListeners: (() => void)[] = [];
@@ -58,6 +63,8 @@ export class Connection<C> {
 
   start(): void {
     const { input, output } = this.options;
+    // Another connection of the same user had an answer sent: this one may read again.
+    this.stopWaitingForRoom = this.ticket?.onRoom(() => this.updateFlow());
     input.on("data", (chunk: Buffer) => this.receive(chunk));
     // The client finished sending: answer what it asked, then close.
     input.on("end", () => this.closeWhenIdle());
@@ -146,6 +153,7 @@ export class Connection<C> {
   private markClosed(): void {
     this.state = "closed";
     this.stopDeadline();
+    this.stopWaitingForRoom?.();
     // Whatever an unfinished frame held goes now, with its share of the user's budget.
     this.reader.dispose();
     for (const listener of this.closeListeners) listener();
@@ -232,7 +240,10 @@ export class Connection<C> {
       this.send(message.error, null);
       return;
     }
+    const bytes = body.length;
     this.inFlight++;
+    this.inFlightBytes += bytes;
+    this.ticket?.requestStarted(bytes);
     this.updateFlow();
     this.options.dispatcher
       .handle(message.value, this.options.context, this.options.log)
@@ -242,6 +253,8 @@ export class Connection<C> {
       .catch((err: unknown) => this.options.log.error("dispatch failed", { error: String(err) }))
       .finally(() => {
         this.inFlight--;
+        this.inFlightBytes -= bytes;
+        this.ticket?.requestEnded(bytes);
         this.updateFlow();
         this.finishIfIdle();
       });
@@ -267,7 +280,12 @@ export class Connection<C> {
   private updateFlow(): void {
     if (this.state !== "open") return;
     const { input, output } = this.options;
-    const saturated = this.inFlight >= MAX_IN_FLIGHT || output.writableLength > MAX_UNREAD_OUTPUT_BYTES;
+    const saturated =
+      this.inFlight >= MAX_IN_FLIGHT ||
+      this.inFlightBytes >= MAX_IN_FLIGHT_BYTES ||
+      // A connection with nothing in flight may always send one request (a kill for a stuck one, say).
+      (this.ticket?.inFlightFull === true && this.inFlight > 0) ||
+      output.writableLength > MAX_UNREAD_OUTPUT_BYTES;
     if (saturated && !input.isPaused()) input.pause();
     else if (!saturated && input.isPaused()) input.resume();
     else return;

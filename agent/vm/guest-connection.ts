@@ -18,6 +18,8 @@ export interface GuestProcess {
   /** Resolves with the exit after the last output; rejects when the command could not start or the VM went away. */
   readonly exited: Promise<GuestExit>;
   write(data: Buffer | string): void;
+  /** Input bytes written and not yet sent to the VM (its port is shared: all of its channels' input counts). */
+  unsentInput(): number;
   /** End of input (pipes). */
   end(): void;
   resize(cols: number, rows: number): void;
@@ -130,6 +132,7 @@ export class GuestConnection {
         const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
         for (let at = 0; at < bytes.length; at += 65536) send(encodeFrame(FrameType.stdin, channel, bytes.subarray(at, at + 65536)));
       },
+      unsentInput: () => this.socket.writableLength,
       end: () => send(encodeFrame(FrameType.stdin, channel)),
       resize: (cols, rows) => send(encodeResize(channel, cols, rows)),
       signal: (signal) => send(encodeFrame(FrameType.signal, channel, Buffer.from([os.constants.signals[signal]]))),

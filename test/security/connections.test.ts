@@ -15,6 +15,7 @@ import type { RpcMessage } from "../helpers/raw-peer";
 import { Admission, DEFAULT_ADMISSION_LIMITS, admissionLimitsFromEnv } from "../../agent/server/admission";
 import { PaddockError } from "../../agent/protocol/errors";
 import { rssMiB } from "../helpers/proc";
+import { callAs } from "../helpers/users";
 
 const GROUP = "paddock-sec-grp";
 const MiB = 1024 * 1024;
@@ -107,6 +108,86 @@ process.stdin.resume();
 main();
 `;
 
+/**
+ * A client program run as a test user that writes to programs that never read their input:
+ * makes a sandbox of WORKSPACE with two `sleep`s (one on pipes, one on a terminal), then on
+ * CONNECTIONS connections sends WRITES `process/write`s of 16 MiB each, alternating between the
+ * two, each as fast as the socket takes it. Prints "spawned" (with the pids), one "sent" per
+ * write the socket took, "answered" (with its error code) per write answered, "refused" for an
+ * error about no request, and per connection "done" once each of its writes was answered or the
+ * connection closed.
+ */
+const STUCK_WRITER = String.raw`
+const net = require("net");
+const [socketPath, workspace, connectionsText, writesText] = process.argv.slice(2);
+const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
+let nextId = 1;
+
+function open(c) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(socketPath);
+    const pending = new Map();
+    let buf = Buffer.alloc(0);
+    socket.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const length = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))[1]);
+        if (buf.length < end + 4 + length) return;
+        const message = JSON.parse(buf.subarray(end + 4, end + 4 + length).toString("utf8"));
+        buf = buf.subarray(end + 4 + length);
+        if (message.id === null) out({ event: "refused", c, code: message.error.data.code });
+        else pending.get(message.id)?.(message);
+      }
+    });
+    socket.on("error", () => {});
+    const closed = new Promise((r) => socket.once("close", r));
+    const send = (method, params) => {
+      const id = nextId++;
+      const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+      const answered = new Promise((r) => pending.set(id, r));
+      const taken = socket.write(Buffer.concat([Buffer.from("Content-Length: " + body.length + "\r\n\r\n"), body]));
+      const drained = taken ? Promise.resolve() : new Promise((r) => socket.once("drain", r));
+      return { answered, drained };
+    };
+    socket.once("connect", () => send("initialize", { clientName: "stuck-writer" }).answered.then(() => resolve({ send, closed })));
+    socket.once("error", reject);
+  });
+}
+
+async function main() {
+  const first = await open("first");
+  const call = async (method, params) => {
+    const answer = await first.send(method, params).answered;
+    if (answer.error) throw new Error(method + ": " + JSON.stringify(answer.error));
+    return answer.result;
+  };
+  const sandbox = await call("sandbox/create", { workspace });
+  const pipe = await call("process/spawn", { id: sandbox.id, argv: ["sleep", "600"] });
+  const tty = await call("process/spawn", { id: sandbox.id, argv: ["sleep", "600"], pty: { cols: 80, rows: 24 } });
+  out({ event: "spawned", pids: [pipe.pid, tty.pid], sandbox: sandbox.id });
+  const data = "x".repeat(16 * 1024 * 1024);
+  const connections = await Promise.all(Array.from({ length: Number(connectionsText) }, (_, c) => open(c)));
+  await Promise.all(connections.map(async (connection, c) => {
+    let isClosed = false;
+    void connection.closed.then(() => (isClosed = true));
+    const answers = [];
+    for (let k = 0; k < Number(writesText) && !isClosed; k++) {
+      const { answered, drained } = connection.send("process/write", { pid: k % 2 ? tty.pid : pipe.pid, data });
+      answers.push(answered.then((a) => out({ event: "answered", c, error: a.error ? a.error.data.code : undefined })));
+      await Promise.race([drained, connection.closed]);
+      if (!isClosed) out({ event: "sent", c });
+    }
+    await Promise.race([Promise.all(answers), connection.closed]);
+    out({ event: "done", c, closed: isClosed });
+  }));
+}
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+main().catch((err) => { process.stderr.write(String(err.stack) + "\n"); process.exit(1); });
+`;
+
 function ensureUser(name: string): User {
   if (spawnSync("id", [name]).status !== 0) execFileSync("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", name]);
   execFileSync("usermod", ["-aG", GROUP, name]);
@@ -121,6 +202,7 @@ before(() => {
   clients = tempDir("paddock-sec-clients-");
   fs.chmodSync(clients, 0o755);
   fs.writeFileSync(path.join(clients, "holder.js"), HOLDER, { mode: 0o644 });
+  fs.writeFileSync(path.join(clients, "stuck-writer.js"), STUCK_WRITER, { mode: 0o644 });
   fs.copyFileSync(path.join(REPO, "test", "clients", "paddock_client.py"), path.join(clients, "client.py"));
   fs.chmodSync(path.join(clients, "client.py"), 0o755);
 });
@@ -363,6 +445,85 @@ test("a header longer than the cap that names a length closes the connection wit
   client.socket.destroy();
 });
 
+test("writes piled up for programs that never read their input leave the agent's memory bounded, and others served", async (t) => {
+  const { agent, socketPath } = await startAgent();
+  const workspace = path.join(tempDir("paddock-sec-stuck-"), "ws");
+  fs.chmodSync(path.dirname(workspace), 0o755);
+  fs.mkdirSync(workspace);
+  fs.writeFileSync(path.join(workspace, "README"), "stuck writers\n");
+  fs.chownSync(workspace, userA.uid, userA.gid);
+  fs.chownSync(path.join(workspace, "README"), userA.uid, userA.gid);
+
+  const pid = agent.child.pid!;
+  const before = rssMiB(pid);
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMiB(pid))), 50);
+  // 4 connections of 12 writes of 16 MiB: 768 MiB for two programs that read none of it.
+  const connections = 4;
+  const writes = 12;
+  const writer = spawn("setpriv", [`--reuid=${userA.uid}`, `--regid=${userA.gid}`, "--init-groups", process.execPath, path.join(clients, "stuck-writer.js"), socketPath, workspace, String(connections), String(writes)], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  const events: { event: string; c?: number; pids?: number[]; error?: string; code?: string; closed?: boolean }[] = [];
+  let stderr = "";
+  let partial = "";
+  writer.stdout.on("data", (d: Buffer) => {
+    const lines = (partial + d.toString("utf8")).split("\n");
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line) events.push(JSON.parse(line) as (typeof events)[number]);
+  });
+  writer.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
+  t.after(() => writer.kill("SIGKILL"));
+  const count = (event: string) => events.filter((e) => e.event === event).length;
+  const until = async (what: string, done: () => boolean, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      if (Date.now() > deadline || writer.exitCode !== null) throw new Error(`${what} did not happen within ${timeoutMs} ms; stderr: ${stderr.slice(0, 500)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    await until("the programs started", () => count("spawned") === 1, 30_000);
+    // The agent takes what its limits allow and then reads no more; give it time to take it all.
+    let sent = -1;
+    while (sent !== count("sent")) {
+      sent = count("sent");
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    // Root is answered meanwhile, and at once.
+    const root = await socketPeer(socketPath);
+    assert.ok((await root.peer.call("initialize", {})).result);
+    const started = performance.now();
+    assert.deepEqual((await root.peer.call("system/ping", { data: "meanwhile" })).result, { data: "meanwhile" });
+    const pingMs = performance.now() - started;
+    root.socket.destroy();
+    peak = Math.max(peak, rssMiB(pid));
+    t.diagnostic(`${connections * writes} writes of 16 MiB to programs that do not read: ${count("sent")} taken by the socket, the agent grew by ${Math.round(peak - before)} MiB (from ${Math.round(before)} MiB); root's ping ${Math.round(pingMs)} ms`);
+    // What one user may have in flight and in unfinished frames (64 MiB each), each byte held at
+    // most a few times over (the frame, its text, the parsed params, the terminal's copy).
+    assert.ok(peak - before < 480, `the agent grew by ${Math.round(peak - before)} MiB for ${connections * writes * 16} MiB of unread input`);
+    assert.ok(pingMs < 2000, `root waited ${Math.round(pingMs)} ms for a ping`);
+    assert.ok(count("answered") < connections * writes, "writes to programs that do not read wait");
+  } finally {
+    clearInterval(sampler);
+  }
+
+  // Once the programs end, every write is answered (a connection that started more frames than
+  // its user's budget holds is closed with E_FRAME_BUDGET, as any would be): nothing hangs.
+  const [spawned] = events.filter((e) => e.event === "spawned");
+  const killed = callAs(socketPath, userA, spawned!.pids!.map((p) => ["process/kill", { pid: p, signal: "SIGKILL" }]));
+  assert.deepEqual(killed.map((r) => r.error), [undefined, undefined], JSON.stringify(killed));
+  await until("every connection settled", () => count("done") === connections, 60_000).catch((err: Error) => {
+    throw new Error(`${err.message}: ${JSON.stringify(events.filter((e) => e.event !== "sent"))}`);
+  });
+  const settled = events.filter((e) => e.event === "done");
+  const refusedOnes = new Set(events.filter((e) => e.event === "refused" && e.code === "E_FRAME_BUDGET").map((e) => e.c));
+  for (const done of settled) assert.ok(!done.closed || refusedOnes.has(done.c), `connection ${done.c} closed without a refusal: ${JSON.stringify(events.filter((e) => e.c === done.c && e.event !== "sent"))}`);
+  assert.ok(settled.filter((d) => !d.closed).length >= 2, "most connections keep going");
+  // A write taken before the programs ended is answered null; one read after, E_NOT_FOUND.
+  assert.deepEqual([...new Set(events.filter((e) => e.event === "answered" && e.error).map((e) => e.error))].filter((code) => code !== "E_NOT_FOUND"), []);
+});
+
 /** A ping request, framed. */
 function pingFrame(id: string): string {
   const body = JSON.stringify({ jsonrpc: "2.0", id, method: "system/ping", params: { data: id } });
@@ -433,6 +594,24 @@ test("admission: per-user slots, slots kept for root and the owner, budgets give
   assert.equal(b.reserve(1)?.code, "E_FRAME_BUDGET", "one user's connections share one budget");
   a.close();
   assert.equal(b.reserve(60), undefined, "a closed connection's bytes are given back");
+
+  // Requests in flight: all of one user's connections together; those waiting hear of room.
+  const inFlight = new Admission({ ...DEFAULT_ADMISSION_LIMITS, maxInFlightBytesPerUid: 100 }, new Set([0]));
+  const [x, y, other] = [inFlight.admit(1001), inFlight.admit(1001), inFlight.admit(1002)];
+  let rooms = 0;
+  const stopListening = y.onRoom(() => rooms++);
+  x.requestStarted(60);
+  y.requestStarted(40);
+  assert.ok(x.inFlightFull && y.inFlightFull, "one user's requests in flight share one limit");
+  assert.equal(other.inFlightFull, false, "another user's are apart");
+  x.requestEnded(60);
+  assert.equal(rooms, 1);
+  assert.equal(y.inFlightFull, false);
+  x.close();
+  stopListening();
+  y.requestStarted(70);
+  y.requestEnded(70);
+  assert.equal(rooms, 1, "no word after unsubscribing");
 
   // The real defaults: deadlines generous for a local client, short for a hostile one.
   assert.equal(DEFAULT_ADMISSION_LIMITS.headerTimeoutMs, 10_000);
