@@ -27,7 +27,7 @@ import { describeConflict, findConflict } from "./conflicts";
 import { entryBytes, identityOf, readEntry, type Entry } from "./entries";
 import { finishJournal, removeJournal, rollBack, writeJournal, type Journal, type JournalOp } from "./journal";
 import { withHunks } from "./hunks";
-import { compareLike, forced, openWorkspaceTree, select, type PathChange, type ReviewTarget } from "./target";
+import { compareLike, forcedPaths, openWorkspaceTree, PathCover, select, type PathChange, type ReviewTarget } from "./target";
 
 export interface ApproveRequest {
   paths?: string[];
@@ -95,12 +95,13 @@ function planApprove(
   const chmods: JournalOp[] = [];
   const staged: Staged[] = [];
   const applied: string[] = [];
-  const conflicted: string[] = [];
+  const conflicted = new PathCover();
+  const isForced = forcedPaths(force);
 
   const consider = (change: PathChange, hunkContent?: (workspace: Entry, sandbox: Entry) => Buffer) => {
     const rel = change.path;
     // A path below a conflicted folder is held back with it.
-    if (conflicted.some((c) => rel.startsWith(`${c}/`))) return;
+    if (conflicted.coversBelow(rel)) return;
     if (isTempName(path.posix.basename(rel))) {
       result.skipped.push({ path: rel, reason: TEMP_NAME_REASON });
       return;
@@ -113,9 +114,9 @@ function planApprove(
     }
     const conflictInput = { rel, workspace, sandbox, base: target.bases.get(rel), ws, upper, format: target.upperFormat };
     const reason = findConflict(conflictInput);
-    if (reason && !forced(force, rel)) {
+    if (reason && !isForced(rel)) {
       result.conflicts.push(describeConflict(conflictInput, reason));
-      conflicted.push(rel);
+      conflicted.add(rel);
       return;
     }
     if (!sandbox) {
@@ -157,7 +158,7 @@ function planApprove(
     } catch (err) {
       if (!(err instanceof BeneathError)) throw err;
       result.skipped.push({ path: rel, reason: err.message });
-      conflicted.push(rel);
+      conflicted.add(rel);
     }
   };
   for (const change of paths) safely(change.path, () => consider(change));
@@ -240,15 +241,16 @@ async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan
   const failures = finishJournal(ws, target.journal, committed, target.bases, folders);
   for (const { op, error } of failures) {
     target.log.warn("approve could not apply a path", { sandboxId: target.sandboxId, path: op.path, error });
-    plan.applied = plan.applied.filter((p) => p !== op.path);
     plan.failed.push({ path: op.path, reason: error });
   }
+  dropApplied(plan, failures.map(({ op }) => op.path));
 }
 
 /** Writes every temp file and symlink, then fsyncs the files, many at once. */
 async function stage(ws: Beneath, upper: Beneath, plan: Plan, folders: Map<string, Beneath>): Promise<void> {
   const replaces = plan.ops.filter((op): op is Extract<JournalOp, { op: "replace" }> => op.op === "replace");
   const fds: number[] = [];
+  const unstaged: string[] = [];
   try {
     plan.staged.forEach((item, n) => {
       const temp = replaces[n]!.temp;
@@ -280,16 +282,24 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan, folders: Map<strin
           // never made
         }
         plan.unstaged.add(temp);
-        plan.applied = plan.applied.filter((p) => p !== item.path);
+        unstaged.push(item.path);
         plan.failed.push({ path: item.path, reason: stagingFailure(item.path, temp, err) });
       }
     });
+    dropApplied(plan, unstaged);
     await fsyncAll(fds);
     // The temps' names must be durable too before the journal says "committed".
     for (const folder of folders.values()) fs.fsyncSync(folder.fd);
   } finally {
     for (const fd of fds) fs.closeSync(fd);
   }
+}
+
+/** Takes paths that failed out of what the plan applied (once, so that many failures cost no more than a list). */
+function dropApplied(plan: Plan, failed: readonly string[]): void {
+  if (failed.length === 0) return;
+  const gone = new Set(failed);
+  plan.applied = plan.applied.filter((p) => !gone.has(p));
 }
 
 function stagingFailure(rel: string, temp: string, err: BeneathError): string {

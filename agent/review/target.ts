@@ -85,17 +85,23 @@ export function byPath(changes: readonly Change[]): PathChange[] {
     else entry.current = change;
     paths.set(change.path, entry);
   }
-  return [...paths.values()].sort((a, b) => compareLike(a.path, b.path));
+  const keyed = [...paths.values()].map((change) => ({ change, key: sortKey(change.path) }));
+  return keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map(({ change }) => change);
 }
 
 /** Path order in which a directory comes right before what it holds. */
 export function compareLike(a: string, b: string): number {
-  const ka = a.split("/");
-  const kb = b.split("/");
-  for (let i = 0; i < Math.min(ka.length, kb.length); i++) {
-    if (ka[i] !== kb[i]) return ka[i]! < kb[i]! ? -1 : 1;
-  }
-  return ka.length - kb.length;
+  const [ka, kb] = [sortKey(a), sortKey(b)];
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/**
+ * A path as a string that sorts in `compareLike` order: "/" made the lowest character (no name
+ * holds a NUL), so a folder's entries follow it and come before any sibling it is a prefix of.
+ * Computed once per path, a sort compares plain strings.
+ */
+function sortKey(rel: string): string {
+  return rel.replaceAll("/", "\0");
 }
 
 export interface Selection {
@@ -105,6 +111,39 @@ export interface Selection {
   hunks: Map<string, { change: PathChange; ranges: LineChange[] }>;
   /** Requested paths that are not changes. */
   unknown: string[];
+}
+
+/**
+ * Paths that each stand for themselves and everything below them. Asking whether one covers a
+ * path walks that path's folders, so a request naming 100,000 paths against as many changes
+ * costs about as much as reading them, never their product.
+ */
+export class PathCover {
+  private readonly roots: Set<string>;
+
+  constructor(paths: Iterable<string> = []) {
+    this.roots = new Set(paths);
+  }
+
+  add(rel: string): void {
+    this.roots.add(rel);
+  }
+
+  /** The paths of the cover that `rel` is, or is below. */
+  *coveringOf(rel: string): Generator<string> {
+    for (let at = rel; at !== ""; at = parentOf(at)) if (this.roots.has(at)) yield at;
+  }
+
+  /** Whether `rel` is, or is below, one of the paths. */
+  covers(rel: string): boolean {
+    return !this.coveringOf(rel).next().done;
+  }
+
+  /** Whether `rel` is strictly below one of the paths. */
+  coversBelow(rel: string): boolean {
+    const parent = parentOf(rel);
+    return parent !== rel && this.covers(parent);
+  }
 }
 
 /**
@@ -119,12 +158,16 @@ export function select(changes: readonly Change[], paths: readonly string[] | un
   if (paths === undefined) {
     chosen = hunks === undefined ? all : [];
   } else {
+    const requested = new PathCover(paths);
+    const matched = new Set<string>();
     const wanted = new Set<PathChange>();
-    for (const p of paths) {
-      const matching = all.filter((c) => c.path === p || c.path.startsWith(`${p}/`));
-      if (matching.length === 0) unknown.push(p);
-      for (const c of matching) wanted.add(c);
+    for (const c of all) {
+      for (const p of requested.coveringOf(c.path)) {
+        matched.add(p);
+        wanted.add(c);
+      }
     }
+    unknown.push(...paths.filter((p) => !matched.has(p)));
     // Approving a new file brings the new folders it needs along.
     for (const c of options.newFolders ? [...wanted] : []) {
       for (let dir = parentOf(c.path); dir !== ""; dir = parentOf(dir)) {
@@ -134,9 +177,10 @@ export function select(changes: readonly Change[], paths: readonly string[] | un
     }
     chosen = all.filter((c) => wanted.has(c));
   }
+  const chosenPaths = new Set(chosen.map((c) => c.path));
   const selectedHunks = new Map<string, { change: PathChange; ranges: LineChange[] }>();
   for (const hunk of hunks ?? []) {
-    if (chosen.some((c) => c.path === hunk.path)) continue; // the whole file is selected anyway
+    if (chosenPaths.has(hunk.path)) continue; // the whole file is selected anyway
     const change = byName.get(hunk.path);
     if (!change?.current || change.deleted || change.current.kind !== "modified" || change.current.type !== "file") {
       throw new PaddockError("E_INVALID_PARAMS", `${hunk.path} is not a modified file of this sandbox, so it has no hunks`, "sandbox/diff lists the hunks of each modified text file", { field: "hunks" });
@@ -148,8 +192,10 @@ export function select(changes: readonly Change[], paths: readonly string[] | un
   return { paths: chosen, hunks: selectedHunks, unknown };
 }
 
-/** True when `force` (true, or a list of paths and folders) covers `rel`. */
-export function forced(force: boolean | readonly string[] | undefined, rel: string): boolean {
-  if (force === true) return true;
-  return Array.isArray(force) && force.some((p) => rel === p || rel.startsWith(`${p}/`));
+/** Which paths `force` (true, or a list of paths and folders) covers. */
+export function forcedPaths(force: boolean | readonly string[] | undefined): (rel: string) => boolean {
+  if (force === true) return () => true;
+  if (!Array.isArray(force)) return () => false;
+  const cover = new PathCover(force);
+  return (rel) => cover.covers(rel);
 }

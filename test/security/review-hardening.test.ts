@@ -151,3 +151,30 @@ test("a sandbox's own .wh. files and user.overlay attributes are content on a ke
   assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes.map((c) => `${c.kind} ${c.path}`), ["deleted src/util.c"]);
   await shared.client.request("sandbox/delete", { id });
 });
+
+test("a request naming 15,000 paths against 15,000 changes keeps other clients answered", async (t) => {
+  const ws = workspace("ws-many-paths", { "README": "many\n" });
+  const id = await sandboxWith(ws, "mkdir made && cd made && seq 15000 | xargs touch");
+  const other = await shared.fx.client();
+  // Each path named is no change (a sibling folder's), so approve only selects, and skips them all.
+  const asked = Array.from({ length: 15_000 }, (_, i) => `elsewhere/${i + 1}`);
+  let slowest = 0;
+  let pinging = true;
+  const pings = (async () => {
+    while (pinging) {
+      const started = performance.now();
+      await other.request("system/ping", { data: "meanwhile" });
+      slowest = Math.max(slowest, performance.now() - started);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  })();
+  const result = await shared.client.request("sandbox/approve", { id, paths: asked });
+  pinging = false;
+  await pings;
+  t.diagnostic(`approve naming 15,000 paths among 15,000 changes: another client's slowest ping ${Math.round(slowest)} ms`);
+  assert.equal(result.applied.length, 0);
+  assert.equal(result.skipped.length, 15_000);
+  assert.ok(slowest < 2000, `another client waited ${Math.round(slowest)} ms for a ping`);
+  assert.deepEqual(fs.readdirSync(ws), ["README"], "nothing reached the workspace");
+  await shared.client.request("sandbox/delete", { id });
+});
