@@ -80,7 +80,7 @@ export class Agent {
     request("sandbox/delete", (params, _call, session) => sandboxes.delete(session.caller, params.id));
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params, session));
-    request("sandbox/changes", (params, _call, session) => ({ changes: sandboxes.changes(session.caller, params.id) }));
+    request("sandbox/changes", async (params, _call, session) => ({ changes: await sandboxes.changes(session.caller, params.id) }));
     request("sandbox/readFile", (params, _call, session) => sandboxes.readFile(session.caller, params.id, params.path));
     request("sandbox/writeFile", (params, _call, session) => sandboxes.writeFile(session.caller, params.id, params.path, params.content));
     request("sandbox/diff", (params, _call, session) => sandboxes.diff(session.caller, params.id, params.paths, params.context));

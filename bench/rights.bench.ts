@@ -47,7 +47,7 @@ function makeRound(work: string, n: number, owner: UserRights): { ws: string; up
 async function approveOnce(work: string, n: number, owner: UserRights, rights: UserRights | undefined): Promise<number> {
   const { ws, upper, state } = makeRound(work, n, owner);
   const st = fs.statSync(ws);
-  const changes = listChanges(upper, ws, UpperFormat.kernel);
+  const changes = await listChanges(upper, ws, UpperFormat.kernel);
   execFileSync("sync");
   let applied = 0;
   const ms = await timeMs(async () => {

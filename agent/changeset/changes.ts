@@ -97,16 +97,22 @@ export const DEEP_TREE_NOTE = `holds paths longer than ${MAX_PATH_BYTES} bytes (
  * two descriptors (sys/beneath.ts's Folder); names are taken as their bytes (sys/names.ts).
  * A path longer than a system call takes is not listed: the folder it is in is reported
  * instead, as the top of a deep tree (see DEEP_TREE_NOTE).
+ *
+ * It is listed a slice at a time (about `sliceMs` each) with the owner's rights, and the agent
+ * serves others between slices: a sandbox of 100,000 changes takes seconds to list, and no
+ * other client waits for it. The owner's rights are never left in force across a wait.
  */
-export function listChanges(upperRoot: string, workspace: string, format: UpperFormat, rights?: UserRights): Change[] {
-  // The upper directory's own path is the agent's (in its state dir); everything else is read
-  // with the owner's rights, the workspace's path included: a listing says nothing of what
-  // the owner could not see in a shell (a folder of root's swapped in, a file they cannot read).
+export async function listChanges(upperRoot: string, workspace: string, format: UpperFormat, rights?: UserRights, sliceMs = 10): Promise<Change[]> {
   const upper = Beneath.open(upperRoot, rights);
   try {
     const ws = withUserRights(rights, () => Beneath.open(workspace, rights));
     try {
-      return withUserRights(rights, () => listWith(format, upper, ws));
+      const steps = listSteps(format, upper, ws);
+      for (;;) {
+        const changes = withUserRights(rights, () => runFor(steps, sliceMs));
+        if (changes) return changes;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     } finally {
       ws.close();
     }
@@ -115,10 +121,24 @@ export function listChanges(upperRoot: string, workspace: string, format: UpperF
   }
 }
 
+/** Runs steps for about `ms`; their result if they ended meanwhile. */
+function runFor<T>(steps: Generator<void, T>, ms: number): T | undefined {
+  const until = performance.now() + ms;
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+    if (performance.now() >= until) return undefined;
+  }
+}
+
 /** A change as the agent works with it: `path` is the exact name. */
 type Listed = Change;
 
-function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
+/**
+ * The listing as steps: each `next()` reads about one entry, and the last returns the changes.
+ * Steps must run with the owner's rights in force; between them, other work may run.
+ */
+function* listSteps(format: UpperFormat, upper: Beneath, ws: Beneath): Generator<void, Change[]> {
   const changes: Listed[] = [];
   /** Folders (of either side) that hold paths too long to name. */
   const deep = new Set<string>();
@@ -139,9 +159,10 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
   // a path can name (2048) would exhaust the call stack.
 
   /** Everything the workspace has at and below `rel`, reported deleted. */
-  const deletedTree = (rel: string) => {
+  const deletedTree = function* (rel: string): Generator<void> {
     const pending = [rel];
     for (let at = pending.pop(); at !== undefined; at = pending.pop()) {
+      yield;
       const st = lower(at);
       if (!st) continue;
       const here = at;
@@ -153,9 +174,9 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
       }
     }
   };
-  const deletedChild = (dir: string, name: string) => {
+  const deletedChild = function* (dir: string, name: string): Generator<void> {
     if (tooLong(childOf(dir, name))) deep.add(dir);
-    else deletedTree(childOf(dir, name));
+    else yield* deletedTree(childOf(dir, name));
   };
 
   /** Upper folders still to list. */
@@ -166,7 +187,7 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
    * `hidden`: the workspace's entries below here are hidden (an opaque directory, or one
    * inside it): whatever the upper dir does not have again counts as deleted.
    */
-  const listFolder = (rel: string, hidden: boolean, own?: Probe) => {
+  const listFolder = function* (rel: string, hidden: boolean, own?: Probe): Generator<void> {
     const folder = Folder.open(upper, rel);
     // The workspace is consulted only through real directories (reached without a symlink on
     // the way): a symlink put in place of one must not make the agent read (or list) what lies elsewhere.
@@ -177,11 +198,12 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
       const opaque = hidden || isOpaque(format, upper, rel, names, own);
       const present = new Set<string>();
       for (const name of names) {
+        yield;
         if (format.isOpaqueMarker(name)) continue;
         const deleted = format.deletedBy(name);
         if (deleted !== undefined) {
           present.add(deleted);
-          if (lowerFolder) deletedChild(rel, deleted);
+          if (lowerFolder) yield* deletedChild(rel, deleted);
           continue;
         }
         if (tooLong(childOf(rel, name))) {
@@ -193,7 +215,7 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
           const found = probe(format, folder, name, listed.get(name));
           if (!found) continue; // gone meanwhile
           present.add(name);
-          visit(rel, name, found, folder, lowerFolder, opaque);
+          yield* visit(rel, name, found, folder, lowerFolder, opaque);
         } catch (err) {
           // Changed while it was read (a running command): the next listing will see it settled.
           if (!isRace(err)) throw err;
@@ -201,7 +223,7 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
       }
       // Whatever the workspace has here that an opaque directory did not bring back is deleted.
       if (opaque && lowerFolder) {
-        for (const name of lowerNames(ws, rel)) if (!present.has(name)) deletedChild(rel, name);
+        for (const name of lowerNames(ws, rel)) if (!present.has(name)) yield* deletedChild(rel, name);
       }
     } finally {
       folder.close();
@@ -209,11 +231,11 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
     }
   };
 
-  const visit = (dir: string, name: string, found: Probe, folder: Folder, lowerFolder: Folder | undefined, opaque: boolean) => {
+  const visit = function* (dir: string, name: string, found: Probe, folder: Folder, lowerFolder: Folder | undefined, opaque: boolean): Generator<void> {
     const rel = childOf(dir, name);
     const { stat: st, attributes } = found;
     if (format.isWhiteoutDevice(st)) {
-      if (lowerFolder) deletedTree(rel);
+      if (lowerFolder) yield* deletedTree(rel);
       return;
     }
     for (const attribute of ["redirect", "metacopy"]) {
@@ -229,7 +251,7 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
     const binary = () => found.binary;
     const before = lowerFolder && quietly(() => lowerFolder.lstat(name));
     if (!lowerFolder || !before || typeOf(before) !== typeOf(st)) {
-      if (before) deletedTree(rel); // the type changed: the old one is gone
+      if (before) yield* deletedTree(rel); // the type changed: the old one is gone
       changes.push(describe(rel, "added", st, binary));
       if (st.isDirectory()) walk(rel, true, found);
       return;
@@ -252,7 +274,7 @@ function listWith(format: UpperFormat, upper: Beneath, ws: Beneath): Change[] {
   walk("", false);
   for (let folder = folders.pop(); folder !== undefined; folder = folders.pop()) {
     try {
-      listFolder(folder.rel, folder.hidden, folder.own);
+      yield* listFolder(folder.rel, folder.hidden, folder.own);
     } catch (err) {
       // Changed while it was read (a running command): the next listing will see it settled.
       if (!isRace(err)) throw err;

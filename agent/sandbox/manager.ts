@@ -145,8 +145,8 @@ export class SandboxManager {
     return new Set([...this.records.values()].flatMap((r) => r.container?.layers ?? []));
   }
 
-  /** What the sandbox changed, from its upper directory (running or stopped alike). */
-  changes(caller: Caller, id: string): Change[] {
+  /** What the sandbox changed, from its upper directory (running or stopped alike); listed in slices, so others are served meanwhile. */
+  async changes(caller: Caller, id: string): Promise<Change[]> {
     const record = this.find(caller, id);
     // The workspace must still be the folder the sandbox was made from, and within the owner's reach.
     openWorkspaceTree({ ...record, rights: this.reviewRights(record) }).close();
@@ -155,8 +155,8 @@ export class SandboxManager {
 
   // ---- review ----------------------------------------------------------------------------
 
-  diff(caller: Caller, id: string, paths: string[] | undefined, context: number | undefined): DiffResult {
-    const changes = this.changes(caller, id);
+  async diff(caller: Caller, id: string, paths: string[] | undefined, context: number | undefined): Promise<DiffResult> {
+    const changes = await reviewing(() => this.changes(caller, id));
     return reviewing(() => withTrees(this.reviewTarget(this.find(caller, id)), (ws, upper) => diffChanges(upper, ws, changes, paths, context ?? 3)));
   }
 
@@ -184,7 +184,8 @@ export class SandboxManager {
         this.stillThere(record);
         // An interrupted approve of this workspace, by this sandbox or another, finishes first.
         for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) this.recoverApprove(other);
-        const result = await reviewing(() => approveListed(this.reviewTarget(record), this.changes(caller, id), request));
+        const changes = await reviewing(() => this.changes(caller, id));
+        const result = await reviewing(() => approveListed(this.reviewTarget(record), changes, request));
         this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
         return result;
       }),
@@ -193,13 +194,14 @@ export class SandboxManager {
 
   async reject(caller: Caller, id: string, request: RejectRequest): Promise<RejectResult> {
     const record = this.find(caller, id);
-    return this.serialized(id, () =>
-      this.withView(record, (view) => {
-        const result = reviewing(() => rejectListed(this.reviewTarget(record), view, this.changes(caller, id), request));
+    return this.serialized(id, async () => {
+      const changes = await reviewing(() => this.changes(caller, id));
+      return this.withView(record, (view) => {
+        const result = reviewing(() => rejectListed(this.reviewTarget(record), view, changes, request));
         this.options.log.info("rejected", { sandboxId: id, rejected: result.rejected.length, skipped: result.skipped.length });
         return result;
-      }),
-    );
+      });
+    });
   }
 
   /**

@@ -178,3 +178,30 @@ test("a request naming 15,000 paths against 15,000 changes keeps other clients a
   assert.deepEqual(fs.readdirSync(ws), ["README"], "nothing reached the workspace");
   await shared.client.request("sandbox/delete", { id });
 });
+
+test("listing and diffing a sandbox of 50,000 changes keeps other clients answered", async (t) => {
+  const ws = workspace("ws-many-changes", { "README": "many\n" });
+  const id = await sandboxWith(ws, "mkdir made && cd made && seq 50000 | xargs touch");
+  const other = await shared.fx.client();
+  let slowest = 0;
+  let pinging = true;
+  const pings = (async () => {
+    while (pinging) {
+      const started = performance.now();
+      await other.request("system/ping", { data: "meanwhile" });
+      slowest = Math.max(slowest, performance.now() - started);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  })();
+  const started = performance.now();
+  const { changes } = await shared.client.request("sandbox/changes", { id });
+  const listMs = performance.now() - started;
+  const diff = await shared.client.request("sandbox/diff", { id, paths: ["made/1"] });
+  pinging = false;
+  await pings;
+  t.diagnostic(`sandbox/changes of 50,000 changes took ${Math.round(listMs)} ms; another client's slowest ping meanwhile ${Math.round(slowest)} ms`);
+  assert.equal(changes.length, 50_001, "every file and the folder");
+  assert.ok(diff.files.some((f) => f.path === "made/1"), JSON.stringify(diff).slice(0, 300));
+  assert.ok(slowest < 1000, `another client waited ${Math.round(slowest)} ms for a ping while the listing took ${Math.round(listMs)} ms`);
+  await shared.client.request("sandbox/delete", { id });
+});

@@ -39,12 +39,12 @@ function deepTree(dir: string, top: string, levels: number, name: string): void 
 const remove = (dir: string) => execFileSync("rm", ["-rf", "--", dir]);
 const LONG = "d".repeat(200);
 
-test("a new tree deeper than PATH_MAX is one change with a note at its top; nothing listed is longer than 4095 bytes", () => {
+test("a new tree deeper than PATH_MAX is one change with a note at its top; nothing listed is longer than 4095 bytes", async () => {
   const { base, lower, upper } = scratch();
   deepTree(upper, "deep", 30, LONG);
   fs.writeFileSync(path.join(upper, "deep", "shallow.txt"), "s");
   fs.writeFileSync(path.join(upper, "beside.txt"), "b");
-  const changes = listChanges(upper, lower, UpperFormat.kernel);
+  const changes = await listChanges(upper, lower, UpperFormat.kernel);
   assert.ok(changes.every((c) => Buffer.byteLength(c.path) <= 4095));
   const marked = changes.filter((c) => c.deepTree);
   assert.deepEqual(marked.map((c) => [c.path, c.kind, c.type]), [["deep", "added", "directory"]]);
@@ -54,12 +54,12 @@ test("a new tree deeper than PATH_MAX is one change with a note at its top; noth
   remove(base);
 });
 
-test("a change deep inside a tree the workspace has is reported at the deepest folder that can be named", () => {
+test("a change deep inside a tree the workspace has is reported at the deepest folder that can be named", async () => {
   const { base, lower, upper } = scratch();
   deepTree(lower, "deep", 25, LONG);
   // The sandbox wrote the bottom file: the upper dir has the folders copied up, and the file.
   deepTree(upper, "deep", 25, LONG);
-  const changes = listChanges(upper, lower, UpperFormat.kernel);
+  const changes = await listChanges(upper, lower, UpperFormat.kernel);
   assert.equal(changes.length, 1, JSON.stringify(changes.map((c) => c.path.length)));
   const [change] = changes;
   assert.equal(change!.deepTree, true);
@@ -69,14 +69,14 @@ test("a change deep inside a tree the workspace has is reported at the deepest f
   remove(base);
 });
 
-test("a deleted deep workspace tree is reported at its top; names that are not UTF-8 are listed on both sides", () => {
+test("a deleted deep workspace tree is reported at its top; names that are not UTF-8 are listed on both sides", async () => {
   const { base, lower, upper } = scratch();
   deepTree(lower, "deep", 25, LONG);
   execFileSync("mknod", [path.join(upper, "deep"), "c", "0", "0"]);
   fs.writeFileSync(Buffer.from(`${lower}/old\xff`, "latin1"), "old");
   execFileSync("python3", ["-c", "import os, stat, sys; os.mknod(os.fsencode(sys.argv[1]) + b'/old\\xff', stat.S_IFCHR, 0)", upper]);
   fs.writeFileSync(Buffer.from(`${upper}/new\xfe`, "latin1"), "new");
-  const changes = listChanges(upper, lower, UpperFormat.kernel);
+  const changes = await listChanges(upper, lower, UpperFormat.kernel);
   const top = changes.filter((c) => c.deepTree);
   assert.deepEqual(top.map((c) => [c.path, c.kind]), [["deep", "deleted"]]);
   const raw = changes.filter((c) => c.pathBytes);
@@ -87,7 +87,7 @@ test("a deleted deep workspace tree is reported at its top; names that are not U
   remove(base);
 });
 
-test("removeTree walks descriptors: a tree deeper than PATH_MAX, and more levels than it holds open, goes; no descriptor is left", () => {
+test("removeTree walks descriptors: a tree deeper than PATH_MAX, and more levels than it holds open, goes; no descriptor is left", async () => {
   const { base, upper } = scratch();
   deepTree(upper, "deep", 150, "n".repeat(60));
   execFileSync("python3", ["-c", "import os, sys; os.makedirs(os.fsencode(sys.argv[1]) + b'/x\\xff/y/y')", path.join(upper, "deep")]);
@@ -101,10 +101,10 @@ test("removeTree walks descriptors: a tree deeper than PATH_MAX, and more levels
   remove(base);
 });
 
-test("a chain as deep as a path can name (2000 folders) is listed without running out of stack", () => {
+test("a chain as deep as a path can name (2000 folders) is listed without running out of stack", async () => {
   const { base, lower, upper } = scratch();
   deepTree(upper, "a", 2000, "a");
-  const changes = listChanges(upper, lower, UpperFormat.kernel);
+  const changes = await listChanges(upper, lower, UpperFormat.kernel);
   assert.equal(changes.length, 2002);
   assert.ok(!changes.some((c) => c.deepTree));
   remove(base);
