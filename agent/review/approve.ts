@@ -23,6 +23,7 @@ import type { ApproveResult, Change, HunkSelector, Skipped } from "../protocol/m
 import { PaddockError } from "../protocol/errors";
 import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
 import { flistxattr } from "../sys/libc";
+import { Pacer } from "../sys/pacer";
 import { describeConflict, findConflict } from "./conflicts";
 import { entryBytes, identityOf, readEntry, type Entry } from "./entries";
 import { finishJournal, removeJournal, rollBack, writeJournal, type Journal, type JournalOp } from "./journal";
@@ -59,7 +60,7 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
   const upper = Beneath.open(target.upper, target.rights);
   const folders = new Map<string, Beneath>();
   try {
-    const plan = planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
+    const plan = await planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
     if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan, folders);
     result.applied = plan.applied;
     result.skipped.push(...plan.failed);
@@ -81,7 +82,7 @@ interface Plan {
   failed: Skipped[];
 }
 
-function planApprove(
+async function planApprove(
   target: ReviewTarget,
   ws: Beneath,
   upper: Beneath,
@@ -89,7 +90,8 @@ function planApprove(
   hunks: ReturnType<typeof select>["hunks"],
   force: ApproveRequest["force"],
   result: ApproveResult,
-): Plan {
+): Promise<Plan> {
+  const pacer = new Pacer();
   const removes: JournalOp[] = [];
   const mkdirs: JournalOp[] = [];
   const chmods: JournalOp[] = [];
@@ -161,12 +163,17 @@ function planApprove(
       conflicted.add(rel);
     }
   };
-  for (const change of paths) safely(change.path, () => consider(change));
+  for (const change of paths) {
+    await pacer.step();
+    safely(change.path, () => consider(change));
+  }
   for (const [rel, { change, ranges }] of hunks) {
+    await pacer.step();
     safely(rel, () => consider(change, (workspace, sandbox) => withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(upper, rel, sandbox), ranges, "selected")));
   }
   // Hunks keep the workspace's mode (only content is chosen line by line), but never its setuid or setgid bits.
   for (const stage of staged) {
+    await pacer.step();
     const workspace = stage.content !== undefined ? readEntry(ws, stage.path) : undefined;
     if (workspace) stage.mode = allowedMode(workspace, stage.path, result.skipped);
   }
@@ -238,7 +245,7 @@ async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan
   const committed: Journal = { ...journal, state: "committed", ops: plan.ops.filter((op) => op.op !== "replace" || !plan.unstaged.has(op.temp)) };
   writeJournal(target.journal, committed);
   // From here the approve finishes, now or (after a crash) when the agent next starts.
-  const failures = finishJournal(ws, target.journal, committed, target.bases, folders);
+  const failures = await finishJournal(ws, target.journal, committed, target.bases, folders);
   for (const { op, error } of failures) {
     target.log.warn("approve could not apply a path", { sandboxId: target.sandboxId, path: op.path, error });
     plan.failed.push({ path: op.path, reason: error });
@@ -251,8 +258,10 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan, folders: Map<strin
   const replaces = plan.ops.filter((op): op is Extract<JournalOp, { op: "replace" }> => op.op === "replace");
   const fds: number[] = [];
   const unstaged: string[] = [];
+  const pacer = new Pacer();
   try {
-    plan.staged.forEach((item, n) => {
+    for (const [n, item] of plan.staged.entries()) {
+      await pacer.step();
       const temp = replaces[n]!.temp;
       const name = path.posix.basename(temp);
       let folder: Beneath | undefined;
@@ -285,7 +294,7 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan, folders: Map<strin
         unstaged.push(item.path);
         plan.failed.push({ path: item.path, reason: stagingFailure(item.path, temp, err) });
       }
-    });
+    }
     dropApplied(plan, unstaged);
     await fsyncAll(fds);
     // The temps' names must be durable too before the journal says "committed".

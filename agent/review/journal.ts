@@ -18,6 +18,7 @@ import type { Beneath } from "../sys/beneath";
 import { BeneathError, parentOf } from "../sys/beneath";
 import type { BaseStore } from "./bases";
 import { identityOf, readEntry } from "./entries";
+import { Pacer } from "../sys/pacer";
 
 export type JournalOp =
   /**
@@ -78,9 +79,10 @@ function tempAt(ws: Beneath, temp: string, folders: TempFolders | undefined): { 
 }
 
 /** Runs the operations in order; returns those that failed (and why) instead of stopping. */
-export function runOps(ws: Beneath, ops: readonly JournalOp[], folders?: TempFolders): { op: JournalOp; error: string }[] {
+export async function runOps(ws: Beneath, ops: readonly JournalOp[], folders?: TempFolders, pacer = new Pacer()): Promise<{ op: JournalOp; error: string }[]> {
   const failures: { op: JournalOp; error: string }[] = [];
   for (const op of ops) {
+    await pacer.step();
     try {
       runOp(ws, op, folders);
     } catch (err) {
@@ -190,13 +192,17 @@ export function rollBack(ws: Beneath, journal: Journal, folders?: TempFolders): 
  * Runs a committed journal's operations, records the new bases, and only then removes the
  * journal: a crash anywhere in here runs it all again, which changes nothing already done.
  */
-export function finishJournal(ws: Beneath, file: string, journal: Journal, bases: BaseStore, folders?: TempFolders): { op: JournalOp; error: string }[] {
-  const failures = runOps(ws, journal.ops, folders);
+export async function finishJournal(ws: Beneath, file: string, journal: Journal, bases: BaseStore, folders?: TempFolders): Promise<{ op: JournalOp; error: string }[]> {
+  const pacer = new Pacer();
+  const failures = await runOps(ws, journal.ops, folders, pacer);
   fsyncDirectories(ws, touchedDirectories(journal.ops));
   const failed = new Set(failures.map((f) => f.op.path));
   // What the workspace now holds is the base the sandbox's next change is compared with.
   try {
-    for (const rel of new Set(journal.ops.map((op) => op.path))) if (!failed.has(rel)) bases.set(rel, ws, readEntry(ws, rel));
+    for (const rel of new Set(journal.ops.map((op) => op.path))) {
+      await pacer.step();
+      if (!failed.has(rel)) bases.set(rel, ws, readEntry(ws, rel));
+    }
     bases.save();
   } catch {
     // Bases are advice (without one, conflicts are judged by time): never a reason to keep a journal.
@@ -207,10 +213,10 @@ export function finishJournal(ws: Beneath, file: string, journal: Journal, bases
 }
 
 /** Finishes or rolls back an approve a crash interrupted. Returns what was done, for the log. */
-export function recoverJournal(ws: Beneath, file: string, bases: BaseStore): { state: Journal["state"]; failures: { op: JournalOp; error: string }[] } | undefined {
+export async function recoverJournal(ws: Beneath, file: string, bases: BaseStore): Promise<{ state: Journal["state"]; failures: { op: JournalOp; error: string }[] } | undefined> {
   const journal = readJournal(file);
   if (!journal) return undefined;
-  if (journal.state === "committed") return { state: journal.state, failures: finishJournal(ws, file, journal, bases) };
+  if (journal.state === "committed") return { state: journal.state, failures: await finishJournal(ws, file, journal, bases) };
   rollBack(ws, journal);
   removeJournal(file);
   return { state: journal.state, failures: [] };

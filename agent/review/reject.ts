@@ -18,6 +18,7 @@ import { parseDisplayPath } from "../sys/names";
 import { entryBytes, readEntry, type Entry } from "./entries";
 import { withHunks } from "./hunks";
 import { openWorkspaceTree, select, type ReviewTarget } from "./target";
+import { Pacer } from "../sys/pacer";
 
 const O_CREAT_EXCL_WRONLY = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
 
@@ -26,22 +27,25 @@ export interface RejectRequest {
   hunks?: HunkSelector[];
 }
 
-export function reject(target: ReviewTarget, view: string, changes: readonly Change[], request: RejectRequest): RejectResult {
+export async function reject(target: ReviewTarget, view: string, changes: readonly Change[], request: RejectRequest): Promise<RejectResult> {
+  const pacer = new Pacer();
   const selection = select(changes, request.paths, request.hunks);
   const result: RejectResult = { rejected: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
   const ws = openWorkspaceTree(target);
   const sandbox = Beneath.open(view, target.rights);
   try {
     // Every hunk is checked before anything is written: a stale selection changes nothing.
-    const hunkContents = [...selection.hunks].map(([rel, { ranges }]) => {
+    const hunkContents: { rel: string; current: Entry; kept: Buffer }[] = [];
+    for (const [rel, { ranges }] of selection.hunks) {
+      await pacer.step();
       const workspace = readEntry(ws, rel);
       const current = readEntry(sandbox, rel);
       if (workspace?.type !== "file" || current?.type !== "file") {
         throw new PaddockError("E_UNSUPPORTED_CHANGE", `${rel} is not a file on both sides: it is rejected whole`, "leave out its hunks and name the path instead", { path: rel });
       }
       // The sandbox keeps every change but the rejected ones.
-      return { rel, current, kept: withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(sandbox, rel, current), ranges, "others") };
-    });
+      hunkContents.push({ rel, current, kept: withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(sandbox, rel, current), ranges, "others") });
+    }
     const attempt = (rel: string, work: () => void) => {
       try {
         work();
@@ -52,8 +56,12 @@ export function reject(target: ReviewTarget, view: string, changes: readonly Cha
         result.skipped.push({ path: rel, reason: (err as Error).message });
       }
     };
-    for (const change of selection.paths) attempt(change.path, () => restore(target, ws, sandbox, change.path, result.skipped));
+    for (const change of selection.paths) {
+      await pacer.step();
+      attempt(change.path, () => restore(target, ws, sandbox, change.path, result.skipped));
+    }
     for (const { rel, current, kept } of hunkContents) {
+      await pacer.step();
       attempt(rel, () => putFile(sandbox, rel, { bytes: kept }, current.mode, target.chown ? [current.uid, current.gid] : undefined));
     }
     return result;

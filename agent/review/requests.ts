@@ -19,9 +19,9 @@ export async function approveListed(target: ReviewTarget, listed: readonly Chang
   return shownApproveResult({ ...result, skipped: [...held.skipped, ...result.skipped] });
 }
 
-export function rejectListed(target: ReviewTarget, view: string, listed: readonly Change[], request: RejectRequest): RejectResult {
+export async function rejectListed(target: ReviewTarget, view: string, listed: readonly Change[], request: RejectRequest): Promise<RejectResult> {
   const shown = new ShownPaths(listed);
-  const result = reject(target, view, exactChanges(listed), { paths: shown.paths(request.paths), hunks: shown.hunks(request.hunks) });
+  const result = await reject(target, view, exactChanges(listed), { paths: shown.paths(request.paths), hunks: shown.hunks(request.hunks) });
   return shownRejectResult(result);
 }
 

@@ -183,7 +183,7 @@ export class SandboxManager {
       this.serialized(`workspace ${record.workspaceId}`, async () => {
         this.stillThere(record);
         // An interrupted approve of this workspace, by this sandbox or another, finishes first.
-        for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) this.recoverApprove(other);
+        for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) await this.recoverApprove(other);
         const changes = await reviewing(() => this.changes(caller, id));
         const result = await reviewing(() => approveListed(this.reviewTarget(record), changes, request));
         this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
@@ -196,8 +196,8 @@ export class SandboxManager {
     const record = this.find(caller, id);
     return this.serialized(id, async () => {
       const changes = await reviewing(() => this.changes(caller, id));
-      return this.withView(record, (view) => {
-        const result = reviewing(() => rejectListed(this.reviewTarget(record), view, changes, request));
+      return this.withView(record, async (view) => {
+        const result = await reviewing(() => rejectListed(this.reviewTarget(record), view, changes, request));
         this.options.log.info("rejected", { sandboxId: id, rejected: result.rejected.length, skipped: result.skipped.length });
         return result;
       });
@@ -231,12 +231,12 @@ export class SandboxManager {
   }
 
   /** Finishes or rolls back an approve that a crash interrupted. */
-  private recoverApprove(record: SandboxRecord): void {
+  private async recoverApprove(record: SandboxRecord): Promise<void> {
     const paths = this.options.store.paths(record.id);
     if (!fs.existsSync(paths.journal)) return;
     const ws = openWorkspaceTree({ ...record, rights: this.reviewRights(record) });
     try {
-      const recovered = recoverJournal(ws, paths.journal, new BaseStore(paths.bases));
+      const recovered = await recoverJournal(ws, paths.journal, new BaseStore(paths.bases));
       if (recovered) this.options.log.warn(recovered.state === "committed" ? "finished an interrupted approve" : "rolled back an interrupted approve", { sandboxId: record.id, failures: recovered.failures });
     } finally {
       ws.close();
@@ -247,11 +247,11 @@ export class SandboxManager {
    * Runs `work` against the sandbox's merged view; a stopped sandbox is mounted just for it.
    * Runs in the sandbox's queue, so that nothing starts or stops it meanwhile.
    */
-  private async withView<T>(record: SandboxRecord, work: (view: string) => T): Promise<T> {
+  private async withView<T>(record: SandboxRecord, work: (view: string) => T | Promise<T>): Promise<T> {
     this.stillThere(record);
     const paths = this.options.store.paths(record.id);
     const changesets = this.options.changesets;
-    if (changesets.isMounted(record.id, paths)) return work(changesets.viewPath(record.id, paths));
+    if (changesets.isMounted(record.id, paths)) return await work(changesets.viewPath(record.id, paths));
     const workspace = openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
     try {
       if (workspace.id !== record.workspaceId) throw new PaddockError("E_INVALID_WORKSPACE", `${record.workspace} is no longer the directory this sandbox was made from`, "its changes are kept in the sandbox");
@@ -260,7 +260,8 @@ export class SandboxManager {
       workspace.close();
     }
     try {
-      return work(changesets.viewPath(record.id, paths));
+      // Awaited here: the view stays mounted until the work is done.
+      return await work(changesets.viewPath(record.id, paths));
     } finally {
       await changesets.unmount(record.id, paths);
     }
@@ -530,7 +531,7 @@ export class SandboxManager {
     // Whatever ran in it died with the previous agent (bwrap --die-with-parent); make sure.
     await this.cgroupOf(record)?.killAll().catch(() => undefined);
     try {
-      this.recoverApprove(record);
+      await this.recoverApprove(record);
     } catch (err) {
       rlog.error("cannot recover an interrupted approve; its journal is kept", { error: (err as Error).message });
     }
@@ -743,7 +744,7 @@ export class SandboxManager {
     await this.watcher.unwatch(record.id);
     try {
       // An approve the sandbox's journal says was committed is finished before the journal goes.
-      this.recoverApprove(record);
+      await this.recoverApprove(record);
     } catch (err) {
       this.options.log.error("cannot finish an interrupted approve before deleting the sandbox", { sandboxId: record.id, error: (err as Error).message });
     }

@@ -205,3 +205,42 @@ test("listing and diffing a sandbox of 50,000 changes keeps other clients answer
   assert.ok(slowest < 1000, `another client waited ${Math.round(slowest)} ms for a ping while the listing took ${Math.round(listMs)} ms`);
   await shared.client.request("sandbox/delete", { id });
 });
+
+test("approving and rejecting 4,000 files keeps other clients answered", async (t) => {
+  const other = await shared.fx.client();
+  /** The slowest of another client's pings while `work` runs. */
+  const slowestPingDuring = async (work: () => Promise<unknown>): Promise<number> => {
+    let slowest = 0;
+    let pinging = true;
+    const pings = (async () => {
+      while (pinging) {
+        const started = performance.now();
+        await other.request("system/ping", { data: "meanwhile" });
+        slowest = Math.max(slowest, performance.now() - started);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    try {
+      await work();
+    } finally {
+      pinging = false;
+      await pings;
+    }
+    return slowest;
+  };
+  const make = "mkdir made && cd made && for i in $(seq 4000); do echo $i > $i; done";
+  const approving = await sandboxWith(workspace("ws-approve-many", { "README": "many\n" }), make);
+  let applied = 0;
+  const duringApprove = await slowestPingDuring(async () => (applied = (await shared.client.request("sandbox/approve", { id: approving })).applied.length));
+  const rejecting = await sandboxWith(workspace("ws-reject-many", { "README": "many\n" }), make);
+  let rejected = 0;
+  const duringReject = await slowestPingDuring(async () => (rejected = (await shared.client.request("sandbox/reject", { id: rejecting })).rejected.length));
+  t.diagnostic(`another client's slowest ping: ${Math.round(duringApprove)} ms while 4,000 files were approved, ${Math.round(duringReject)} ms while they were rejected`);
+  assert.equal(applied, 4001);
+  assert.equal(rejected, 4001);
+  assert.equal(fs.readFileSync(path.join(shared.fx.base, "ws-approve-many", "made", "4000"), "utf8"), "4000\n");
+  assert.deepEqual((await shared.client.request("sandbox/changes", { id: rejecting })).changes, []);
+  assert.ok(duringApprove < 1000, `another client waited ${Math.round(duringApprove)} ms while approve ran`);
+  assert.ok(duringReject < 1000, `another client waited ${Math.round(duringReject)} ms while reject ran`);
+  for (const id of [approving, rejecting]) await shared.client.request("sandbox/delete", { id });
+});

@@ -7,7 +7,7 @@ import * as path from "node:path";
 import { runOps, type JournalOp } from "../../agent/review/journal";
 import { Beneath } from "../../agent/sys/beneath";
 
-test("a chmod planned for one folder leaves a folder moved into its place alone", () => {
+test("a chmod planned for one folder leaves a folder moved into its place alone", async () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), "paddock-journal-"));
   try {
     fs.mkdirSync(path.join(root, "d"), { mode: 0o755 });
@@ -20,14 +20,14 @@ test("a chmod planned for one folder leaves a folder moved into its place alone"
     fs.chmodSync(path.join(root, "d"), 0o755);
     const ws = Beneath.open(root);
     try {
-      const failures = runOps(ws, ops);
+      const failures = await runOps(ws, ops);
       assert.equal(failures.length, 1);
       assert.match(failures[0]!.error, /no longer the folder/);
       assert.equal(fs.statSync(path.join(root, "d")).mode & 0o777, 0o755, "the folder swapped in keeps its mode");
       // The folder planned for, where it is now, is untouched too; and in place, the chmod is done.
       fs.rmdirSync(path.join(root, "d"));
       fs.renameSync(path.join(root, "d.old"), path.join(root, "d"));
-      assert.deepEqual(runOps(ws, ops), []);
+      assert.deepEqual(await runOps(ws, ops), []);
       assert.equal(fs.statSync(path.join(root, "d")).mode & 0o777, 0o700);
     } finally {
       ws.close();
