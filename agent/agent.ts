@@ -23,6 +23,7 @@ import type { SandboxManager } from "./sandbox/manager";
 import type { ProcessTable } from "./process/process-table";
 import { AGENT_VERSION } from "./version";
 import { summary, type Images } from "./image/images";
+import { AnswerGate } from "./server/answer-gate";
 
 export interface AgentOptions {
   stateDir: string;
@@ -80,10 +81,10 @@ export class Agent {
     request("sandbox/delete", (params, _call, session) => sandboxes.delete(session.caller, params.id));
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params, session));
-    request("sandbox/changes", async (params, _call, session) => ({ changes: await sandboxes.changes(session.caller, params.id) }));
-    request("sandbox/readFile", (params, _call, session) => sandboxes.readFile(session.caller, params.id, params.path));
+    request("sandbox/changes", (params, _call, session) => session.bigAnswer(async () => ({ changes: await sandboxes.changes(session.caller, params.id) })));
+    request("sandbox/readFile", (params, _call, session) => session.bigAnswer(() => sandboxes.readFile(session.caller, params.id, params.path)));
     request("sandbox/writeFile", (params, _call, session) => sandboxes.writeFile(session.caller, params.id, params.path, params.content));
-    request("sandbox/diff", (params, _call, session) => sandboxes.diff(session.caller, params.id, params.paths, params.context));
+    request("sandbox/diff", (params, _call, session) => session.bigAnswer(() => sandboxes.diff(session.caller, params.id, params.paths, params.context)));
     request("sandbox/approve", (params, _call, session) => sandboxes.approve(session.caller, params.id, params));
     request("sandbox/reject", (params, _call, session) => sandboxes.reject(session.caller, params.id, params));
     const { images } = options;
@@ -132,6 +133,7 @@ export class Agent {
   attach(input: Readable, output: Writable, caller: Caller, transport: TransportKind): Connection<Session> {
     const id = this.nextSessionId++;
     const log = this.options.log.child({ connectionId: id });
+    const answers = new AnswerGate((listener) => connection.onDrain(listener));
     const session: Session = {
       id,
       caller,
@@ -141,6 +143,7 @@ export class Agent {
       // The connection is created just below; these are only called after that.
       notify: (method, params) => connection.notify(method, params),
       onDrain: (listener) => connection.onDrain(listener),
+      bigAnswer: (build) => answers.run(build),
       onClose: (listener) => connection.onClose(listener),
       get closed() {
         return connection.closed;

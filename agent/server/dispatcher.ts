@@ -5,6 +5,7 @@
 import type { z } from "zod/v3";
 import { PaddockError, errorCatalog, type ErrorCode, type ErrorData } from "../protocol/errors";
 import type { Logger } from "../log/logger";
+import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/framing";
 
 export type JsonRpcId = string | number | null;
 
@@ -38,6 +39,8 @@ export type Guard<C> = (method: string, context: C) => void;
 
 /** Most requests in a batch; a bigger batch is refused whole. */
 export const MAX_BATCH = 1000;
+/** A batch's answers together, past which the rest of it is not run (its answer could not be sent anyway). */
+const MAX_BATCH_ANSWER_CHARS = DEFAULT_MAX_FRAME_BYTES;
 
 /** Builds an error response directly (no Error object, no stack: this runs per bad message). */
 export function errorResponse(id: JsonRpcId, code: ErrorCode, message: string, hint?: string): ErrorResponse {
@@ -64,8 +67,24 @@ export class Dispatcher<C> {
     if (message.length > MAX_BATCH) {
       return errorResponse(null, "E_INVALID_REQUEST", `batch of ${message.length} requests is over the limit of ${MAX_BATCH}`, "split it into smaller batches");
     }
-    const answers = await Promise.all(message.map((m) => this.handleOne(m, context, log)));
-    const responses = answers.filter((r): r is Response => r !== null);
+    // One at a time, and none once the answers so far are more than one frame holds: a batch of
+    // a thousand big reads never holds more than a frame's worth of answers.
+    const responses: Response[] = [];
+    let chars = 0;
+    for (const [n, m] of message.entries()) {
+      const answer = await this.handleOne(m, context, log);
+      if (answer === null) continue;
+      responses.push(answer);
+      chars += JSON.stringify(answer).length;
+      if (chars > MAX_BATCH_ANSWER_CHARS) {
+        return errorResponse(
+          null,
+          "E_RESPONSE_TOO_LARGE",
+          `the answers to this batch's first ${n + 1} requests are over ${MAX_BATCH_ANSWER_CHARS} bytes, more than one message may hold; the other ${message.length - n - 1} were not run`,
+          "ask for less at once (smaller batches, fewer paths)",
+        );
+      }
+    }
     return responses.length > 0 ? responses : null;
   }
 

@@ -20,6 +20,8 @@ export interface Session {
   notify(method: string, params: unknown): boolean;
   /** Calls `listener` once, when the client has read its backlog. */
   onDrain(listener: () => void): void;
+  /** Builds an answer that may be megabytes once the client has read the previous ones, one at a time (answer-gate.ts). */
+  bigAnswer<T>(build: () => T | Promise<T>): Promise<T>;
   /** Calls `listener` when the connection closes; returns how to stop listening. */
   onClose(listener: () => void): () => void;
   readonly closed: boolean;

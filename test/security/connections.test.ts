@@ -188,6 +188,38 @@ process.stdin.resume();
 main().catch((err) => { process.stderr.write(String(err.stack) + "\n"); process.exit(1); });
 `;
 
+/**
+ * A client program run as a test user: connects, sends the bytes of FRAMES_FILE at once, and
+ * then either never reads ("unread") or prints each message it gets as a JSON line ("read").
+ */
+const PIPELINER = String.raw`
+const net = require("net");
+const fs = require("fs");
+const [socketPath, framesFile, mode] = process.argv.slice(2);
+const socket = net.connect(socketPath);
+socket.on("error", () => {});
+socket.once("connect", () => {
+  if (mode === "unread") socket.pause();
+  socket.write(fs.readFileSync(framesFile));
+  process.stdout.write(JSON.stringify({ event: "sent" }) + "\n");
+});
+let buf = Buffer.alloc(0);
+socket.on("data", (d) => {
+  buf = Buffer.concat([buf, d]);
+  for (;;) {
+    const end = buf.indexOf("\r\n\r\n");
+    if (end < 0) return;
+    const length = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))[1]);
+    if (buf.length < end + 4 + length) return;
+    const text = buf.subarray(end + 4, end + 4 + length).toString("utf8");
+    buf = buf.subarray(end + 4 + length);
+    process.stdout.write(JSON.stringify({ event: "message", message: JSON.parse(text.length > 100000 ? "null" : text) }) + "\n");
+  }
+});
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+`;
+
 function ensureUser(name: string): User {
   if (spawnSync("id", [name]).status !== 0) execFileSync("useradd", ["--no-create-home", "--shell", "/usr/sbin/nologin", name]);
   execFileSync("usermod", ["-aG", GROUP, name]);
@@ -203,6 +235,7 @@ before(() => {
   fs.chmodSync(clients, 0o755);
   fs.writeFileSync(path.join(clients, "holder.js"), HOLDER, { mode: 0o644 });
   fs.writeFileSync(path.join(clients, "stuck-writer.js"), STUCK_WRITER, { mode: 0o644 });
+  fs.writeFileSync(path.join(clients, "pipeliner.js"), PIPELINER, { mode: 0o644 });
   fs.copyFileSync(path.join(REPO, "test", "clients", "paddock_client.py"), path.join(clients, "client.py"));
   fs.chmodSync(path.join(clients, "client.py"), 0o755);
 });
@@ -522,6 +555,58 @@ test("writes piled up for programs that never read their input leave the agent's
   assert.ok(settled.filter((d) => !d.closed).length >= 2, "most connections keep going");
   // A write taken before the programs ended is answered null; one read after, E_NOT_FOUND.
   assert.deepEqual([...new Set(events.filter((e) => e.event === "answered" && e.error).map((e) => e.error))].filter((code) => code !== "E_NOT_FOUND"), []);
+});
+
+test("60 reads of a 20 MiB file sent at once, unread or in one batch, leave the agent's memory bounded", async (t) => {
+  const base = tempDir("paddock-sec-reads-");
+  fs.chmodSync(base, 0o755);
+  const workspace = path.join(base, "ws");
+  fs.mkdirSync(workspace);
+  fs.writeFileSync(path.join(workspace, "big"), Buffer.alloc(20 * MiB, "a"));
+  execFileSync("chown", ["-R", `${userA.uid}:${userA.gid}`, workspace]);
+  const frame = (message: object) => {
+    const body = Buffer.from(JSON.stringify(message));
+    return Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`), body]);
+  };
+
+  /** On a fresh agent, userA's sandbox of the workspace, then the 60 reads sent as `shape`. */
+  const run = async (shape: "pipelined" | "batched", mode: "unread" | "read") => {
+    const { agent, socketPath } = await startAgent();
+    const [created] = callAs(socketPath, userA, [["sandbox/create", { workspace }]]);
+    const id = (created!.result as { id: string }).id;
+    const reads = Array.from({ length: 60 }, (_, i) => ({ jsonrpc: "2.0", id: i + 1, method: "sandbox/readFile", params: { id, path: "big" } }));
+    const initialize = frame({ jsonrpc: "2.0", id: 0, method: "initialize", params: { clientName: "reads" } });
+    const file = path.join(base, shape);
+    fs.writeFileSync(file, Buffer.concat([initialize, ...(shape === "pipelined" ? reads.map(frame) : [frame(reads)])]), { mode: 0o644 });
+
+    const pid = agent.child.pid!;
+    const child = spawn("setpriv", [`--reuid=${userA.uid}`, `--regid=${userA.gid}`, "--init-groups", process.execPath, path.join(clients, "pipeliner.js"), socketPath, file, mode], { stdio: ["pipe", "pipe", "inherit"] });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+    const before = rssMiB(pid);
+    let peak = before;
+    for (let i = 0; i < 40; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      peak = Math.max(peak, rssMiB(pid));
+    }
+    child.stdin.end();
+    child.kill("SIGKILL");
+    // The agent is well and answers afterwards.
+    const root = await socketPeer(socketPath);
+    assert.ok((await root.peer.call("initialize", {})).result);
+    root.socket.destroy();
+    const messages = out.split("\n").filter((l) => l).map((l) => JSON.parse(l) as { event: string; message?: RpcMessage | null });
+    return { grown: peak - before, messages };
+  };
+
+  const unread = await run("pipelined", "unread");
+  const batch = await run("batched", "read");
+  t.diagnostic(`60 reads of 20 MiB: the agent grew by ${Math.round(unread.grown)} MiB with them pipelined and unread, ${Math.round(batch.grown)} MiB with them in one batch`);
+  assert.ok(unread.grown < 400, `pipelined and unread: the agent grew by ${Math.round(unread.grown)} MiB`);
+  assert.ok(batch.grown < 400, `one batch: the agent grew by ${Math.round(batch.grown)} MiB`);
+  const answer = batch.messages.map((m) => m.message).find((m) => m && m.id === null);
+  assert.equal(errorCode(answer ?? undefined), "E_RESPONSE_TOO_LARGE", JSON.stringify(batch.messages).slice(0, 500));
+  assert.match(answer!.error!.message, /were not run/);
 });
 
 /** A ping request, framed. */
