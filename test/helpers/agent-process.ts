@@ -104,13 +104,16 @@ export function startStdioAgent(stateDir: string): AgentProcess & { peer: RawPee
   return { ...agent, peer: new RawPeer(agent.child.stdout!, agent.child.stdin!) };
 }
 
-/** Starts an agent on a socket and waits until the socket accepts connections. */
+/**
+ * Starts an agent on a socket and waits until it is ready as clients find it: the socket
+ * accepts connections and agent.json names it (written just after the socket listens).
+ */
 export async function startSocketAgent(stateDir: string, socketPath: string, extra: string[] = [], env: NodeJS.ProcessEnv = {}, launcher?: string[]): Promise<AgentProcess> {
   const agent = startAgent(["--socket", socketPath, "--state-dir", stateDir, "--log-level", "debug", ...extra], { env, ...(launcher ? { launcher } : {}) });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (agent.child.exitCode !== null) throw new Error(`agent exited early: ${agent.stderr()}`);
-    if (fs.existsSync(socketPath) && (await isListening(socketPath))) return agent;
+    if (fs.existsSync(socketPath) && fs.existsSync(path.join(stateDir, "agent.json")) && (await isListening(socketPath))) return agent;
     await new Promise((r) => setTimeout(r, 25));
   }
   await agent.stop();
