@@ -142,6 +142,7 @@ export class Agent {
       shutdownRequested: false,
       // The connection is created just below; these are only called after that.
       notify: (method, params) => connection.notify(method, params),
+      notifyLatest: (key, method, params, whenBehind) => connection.notifyLatest(key, method, params, whenBehind),
       onDrain: (listener) => connection.onDrain(listener),
       bigAnswer: (build) => answers.run(build),
       onClose: (listener) => connection.onClose(listener),
@@ -160,15 +161,20 @@ export class Agent {
     return connection;
   }
 
-  /** Sends a notification to every initialized client allowed to see `ownerUid`'s sandboxes. */
-  /** To every initialized client (what is shared by all, such as images). */
-  broadcastToAll(method: string, params: unknown): void {
-    for (const session of this.connections.keys()) if (session.initialized) session.notify(method, params);
+  /**
+   * To every initialized client (what is shared by all, such as images). Notifications to many
+   * clients say how something is now (a sandbox's state or changes, an image's progress): a
+   * later one of the same method and subject supersedes an earlier one, so a client that is
+   * behind on reading gets only the latest (as `whenBehind`, if given).
+   */
+  broadcastToAll(method: string, params: unknown, whenBehind?: unknown): void {
+    for (const session of this.connections.keys()) if (session.initialized) session.notifyLatest(subjectKey(method, params), method, params, whenBehind);
   }
 
-  broadcast(ownerUid: number, method: string, params: unknown): void {
+  /** To every initialized client allowed to see `ownerUid`'s sandboxes; superseded as broadcastToAll's are. */
+  broadcast(ownerUid: number, method: string, params: unknown, whenBehind?: unknown): void {
     for (const session of this.connections.keys()) {
-      if (session.initialized && (session.caller.uid === 0 || session.caller.uid === ownerUid)) session.notify(method, params);
+      if (session.initialized && (session.caller.uid === 0 || session.caller.uid === ownerUid)) session.notifyLatest(subjectKey(method, params), method, params, whenBehind);
     }
   }
 
@@ -205,6 +211,12 @@ export class Agent {
     const connection = this.connections.get(session);
     if (connection) this.options.onExit(session, connection);
   }
+}
+
+/** What a notification is about: its method and, where it has one, the sandbox or image it names. */
+function subjectKey(method: string, params: unknown): string {
+  const subject = typeof params === "object" && params !== null ? (params as { id?: unknown; name?: unknown }) : {};
+  return `${method} ${String(subject.id ?? subject.name ?? "")}`;
 }
 
 function guard(method: string, session: Session): void {

@@ -168,7 +168,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
       runtime: vms,
       chooseAccelerator: () => chooseAccelerator(checker, log),
     },
-    broadcast: (ownerUid, method, params) => agent.broadcast(ownerUid, method, params),
+    broadcast: (ownerUid, method, params, whenBehind) => agent.broadcast(ownerUid, method, params, whenBehind),
   });
   const agent: Agent = new Agent({
     stateDir: options.stateDir,

@@ -82,8 +82,8 @@ export interface ManagerOptions {
     /** KVM where system/check proved it boots a guest, else TCG; fails with the reason where neither works. */
     chooseAccelerator(): Promise<Accelerator>;
   };
-  /** Tells every client allowed to see a sandbox of `ownerUid` about a change. */
-  broadcast: (ownerUid: number, method: string, params: unknown) => void;
+  /** Tells every client allowed to see a sandbox of `ownerUid` about a change (a client that is behind gets only the latest, as `whenBehind`). */
+  broadcast: (ownerUid: number, method: string, params: unknown, whenBehind?: unknown) => void;
 }
 
 const TTL_SWEEP_MS = 15_000;
@@ -291,7 +291,8 @@ export class SandboxManager {
       this.options.log.debug("cannot capture bases", { sandboxId: id, error: (err as Error).message });
     }
     // A flood (a formatter, a checkout) is one "list everything again".
-    if (reported.length > 0) this.options.broadcast(record.ownerUid, "sandbox/didChange", { id, paths: reported.length > MAX_CHANGE_PATHS ? [""] : reported });
+    // A client that is behind gets one "list everything again" for all it missed.
+    if (reported.length > 0) this.options.broadcast(record.ownerUid, "sandbox/didChange", { id, paths: reported.length > MAX_CHANGE_PATHS ? [""] : reported }, { id, paths: [""] });
   }
 
   // ---- lifecycle -------------------------------------------------------------------------

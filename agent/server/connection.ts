@@ -54,6 +54,8 @@ export class Connection<C> {
   private badFrames = 0;
   private readonly closeListeners: (() => void)[] = [];
   private drainListeners: (() => void)[] = [];
+  /** Notifications held while the client is behind, the latest per key (see notifyLatest). */
+  private readonly held = new Map<string, { method: string; params: unknown }>();
 
   constructor(private readonly options: ConnectionOptions<C>) {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
@@ -86,6 +88,30 @@ export class Connection<C> {
   notify(method: string, params: unknown): boolean {
     this.send({ jsonrpc: "2.0", method, params }, null);
     return this.state !== "closed" && this.options.output.writableLength <= NOTIFY_BACKLOG_BYTES;
+  }
+
+  /**
+   * Sends a notification that a later one of the same `key` makes stale (a sandbox's state, its
+   * changed paths). While the client is behind on reading, only the latest of each key is kept,
+   * as `whenBehind` (e.g. "list everything again"), and sent once it catches up: a client that
+   * does not read holds a notification per key in the agent, never all of them.
+   */
+  notifyLatest(key: string, method: string, params: unknown, whenBehind: unknown = params): void {
+    if (this.state === "closed") return;
+    if (this.held.size === 0 && this.options.output.writableLength <= NOTIFY_BACKLOG_BYTES) {
+      this.send({ jsonrpc: "2.0", method, params }, null);
+      return;
+    }
+    const first = this.held.size === 0;
+    this.held.delete(key); // kept in the order each key last came
+    this.held.set(key, { method, params: whenBehind });
+    if (first) this.onDrain(() => this.sendHeld());
+  }
+
+  private sendHeld(): void {
+    const held = [...this.held.values()];
+    this.held.clear();
+    for (const { method, params } of held) this.send({ jsonrpc: "2.0", method, params }, null);
   }
 
   /** Calls `listener` once, when the output backlog has been written out. */

@@ -18,6 +18,8 @@ export interface Session {
    * (its unread output is over a threshold): the sender should pause until `onDrain`.
    */
   notify(method: string, params: unknown): boolean;
+  /** Sends a notification that a later one of the same key makes stale; while the client is behind, only the latest is kept (as `whenBehind`). */
+  notifyLatest(key: string, method: string, params: unknown, whenBehind?: unknown): void;
   /** Calls `listener` once, when the client has read its backlog. */
   onDrain(listener: () => void): void;
   /** Builds an answer that may be megabytes once the client has read the previous ones, one at a time (answer-gate.ts). */

@@ -190,7 +190,9 @@ main().catch((err) => { process.stderr.write(String(err.stack) + "\n"); process.
 
 /**
  * A client program run as a test user: connects, sends the bytes of FRAMES_FILE at once, and
- * then either never reads ("unread") or prints each message it gets as a JSON line ("read").
+ * then either never reads ("unread"), reads only once a line comes on its stdin ("later"), or
+ * reads at once ("read"); it prints each message it gets as a JSON line (a big one as its
+ * method, sandbox id, and the number and first of its paths).
  */
 const PIPELINER = String.raw`
 const net = require("net");
@@ -199,7 +201,8 @@ const [socketPath, framesFile, mode] = process.argv.slice(2);
 const socket = net.connect(socketPath);
 socket.on("error", () => {});
 socket.once("connect", () => {
-  if (mode === "unread") socket.pause();
+  if (mode !== "read") socket.pause();
+  if (mode === "later") process.stdin.once("data", () => socket.resume());
   socket.write(fs.readFileSync(framesFile));
   process.stdout.write(JSON.stringify({ event: "sent" }) + "\n");
 });
@@ -213,7 +216,9 @@ socket.on("data", (d) => {
     if (buf.length < end + 4 + length) return;
     const text = buf.subarray(end + 4, end + 4 + length).toString("utf8");
     buf = buf.subarray(end + 4 + length);
-    process.stdout.write(JSON.stringify({ event: "message", message: JSON.parse(text.length > 100000 ? "null" : text) }) + "\n");
+    const message = JSON.parse(text);
+    const shown = text.length <= 100000 ? message : { method: message.method, params: { id: message.params.id, count: message.params.paths.length, first: message.params.paths[0] } };
+    process.stdout.write(JSON.stringify({ event: "message", bytes: text.length, message: shown }) + "\n");
   }
 });
 process.stdin.on("end", () => process.exit(0));
@@ -607,6 +612,53 @@ test("60 reads of a 20 MiB file sent at once, unread or in one batch, leave the 
   const answer = batch.messages.map((m) => m.message).find((m) => m && m.id === null);
   assert.equal(errorCode(answer ?? undefined), "E_RESPONSE_TOO_LARGE", JSON.stringify(batch.messages).slice(0, 500));
   assert.match(answer!.error!.message, /were not run/);
+});
+
+test("a client that reads nothing while its sandbox churns is held one 'list again' per sandbox, not every notification", async (t) => {
+  const { agent, socketPath } = await startAgent();
+  const base = tempDir("paddock-sec-churn-");
+  fs.chmodSync(base, 0o755);
+  const workspace = path.join(base, "ws");
+  fs.mkdirSync(workspace);
+  fs.writeFileSync(path.join(workspace, "README"), "churn\n");
+  execFileSync("chown", ["-R", `${userA.uid}:${userA.gid}`, workspace]);
+  const [created] = callAs(socketPath, userA, [["sandbox/create", { workspace }]]);
+  const id = (created!.result as { id: string }).id;
+
+  // The lazy client says initialize, then reads nothing until told to.
+  const body = Buffer.from(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "initialize", params: { clientName: "lazy" } }));
+  const initialize = path.join(base, "initialize");
+  fs.writeFileSync(initialize, Buffer.concat([Buffer.from(`Content-Length: ${body.length}\r\n\r\n`), body]), { mode: 0o644 });
+  const lazy = spawn("setpriv", [`--reuid=${userA.uid}`, `--regid=${userA.gid}`, "--init-groups", process.execPath, path.join(clients, "pipeliner.js"), socketPath, initialize, "later"], { stdio: ["pipe", "pipe", "inherit"] });
+  t.after(() => lazy.kill("SIGKILL"));
+  let out = "";
+  lazy.stdout.on("data", (d: Buffer) => (out += d.toString("utf8")));
+  await new Promise((r) => setTimeout(r, 1000));
+
+  // 20 rounds of 1,000 new files with 250-character names: about 5 MB of sandbox/didChange.
+  const rounds = 20;
+  const churn = `for r in $(seq ${rounds}); do mkdir r$r; (cd r$r && seq 1000 | sed 's/^/${"n".repeat(245)}/' | xargs touch); sleep 0.1; done`;
+  const pid = agent.child.pid!;
+  const before = rssMiB(pid);
+  const [ran] = callAs(socketPath, userA, [["sandbox/exec", { id, argv: ["sh", "-c", churn] }]]);
+  assert.equal((ran!.result as { exitCode: number }).exitCode, 0, JSON.stringify(ran));
+  await new Promise((r) => setTimeout(r, 1500));
+  const grown = rssMiB(pid) - before;
+
+  lazy.stdin.write("read\n");
+  await new Promise((r) => setTimeout(r, 2000));
+  const notes = out
+    .split("\n")
+    .filter((l) => l)
+    .map((l) => JSON.parse(l) as { bytes?: number; message?: RpcMessage & { params?: { id?: string; paths?: string[]; count?: number; first?: string } } })
+    .filter((e) => e.message?.method === "sandbox/didChange" && e.message.params?.id === id);
+  const bytes = notes.reduce((sum, e) => sum + (e.bytes ?? 0), 0);
+  t.diagnostic(`${rounds} rounds of 1,000 files (about ${rounds * 250} KB of changed paths) while a client read nothing: once it read, it got ${notes.length} sandbox/didChange of ${Math.round(bytes / 1024)} KB; the agent grew by ${Math.round(grown)} MiB`);
+  assert.ok(notes.length >= 1, "the client hears that the sandbox changed");
+  // What was sent before the client fell 1 MiB behind, what the socket itself holds, and one held.
+  assert.ok(bytes < 3 * MiB, `the client that read nothing was sent ${Math.round(bytes / 1024)} KB of notifications`);
+  const last = notes[notes.length - 1]!.message!.params!;
+  assert.deepEqual(last.paths ?? [last.first], [""], "what it missed is one 'list everything again'");
 });
 
 /** A ping request, framed. */
