@@ -13,6 +13,7 @@ import type { ProcessInfo } from "../protocol/methods";
 import type { Caller, Session } from "../server/session";
 import { DEFAULT_PATH } from "../runtime/process-runtime";
 import { exitAndDrain } from "./child-exit";
+import { InputGate } from "./input-gate";
 import { killTree, programPid } from "./process-tree";
 import type { Logger } from "../log/logger";
 import type { GuestProcess } from "../vm/guest-connection";
@@ -63,10 +64,8 @@ interface Running {
   ownerUid: number;
   /** Queues input for the program (never waits; `write` of the table bounds what is queued). */
   write(data: string, eof: boolean): void;
-  /** Input queued and not yet taken by the program (or, for a VM, not yet sent to it). */
-  unreadInput(): number;
-  /** Resolves when the previous `process/write` has had its turn: writes go in order, one at a time. */
-  inputTurn: Promise<void>;
+  /** Writes wait here for their turn and for the program to read. */
+  input: InputGate;
   resize(cols: number, rows: number): void;
   /** Signals the whole command (SIGKILL) or the program itself (any other signal). */
   kill(signal: NodeJS.Signals): void;
@@ -74,10 +73,6 @@ interface Running {
   exited: Promise<void>;
 }
 
-/** Input a program has not read yet, past which `process/write` waits for it to read. */
-const MAX_UNREAD_INPUT_BYTES = 1024 * 1024;
-/** How often a waiting `process/write` looks whether the program has read its input. */
-const INPUT_POLL_MS = 20;
 
 export interface SpawnRequest {
   sandboxId: string;
@@ -123,28 +118,10 @@ export class ProcessTable {
     return entry.info.pid;
   }
 
-  /**
-   * Gives a program input. Writes to one program go in order, and each waits until the program
-   * has read all but MAX_UNREAD_INPUT_BYTES of what came before, so a program that does not read
-   * makes its writers wait rather than the agent's memory grow; a writer whose client goes away
-   * meanwhile is dropped (nobody is told of its end), as is one whose program has ended.
-   */
+  /** Gives a program input, in order, once it has read what came before (input-gate.ts). */
   async write(caller: Caller, pid: number, data: string, eof: boolean, writer: Session): Promise<void> {
     const entry = this.get(caller, pid);
-    const previous = entry.inputTurn;
-    let done!: () => void;
-    entry.inputTurn = new Promise((resolve) => (done = resolve));
-    try {
-      await previous;
-      let ended = false;
-      void entry.exited.then(() => (ended = true));
-      while (!ended && !writer.closed && entry.unreadInput() > MAX_UNREAD_INPUT_BYTES) {
-        await new Promise((resolve) => setTimeout(resolve, INPUT_POLL_MS));
-      }
-      if (!ended && !writer.closed) entry.write(data, eof);
-    } finally {
-      done();
-    }
+    await entry.input.write(data.length, writer, () => entry.write(data, eof));
   }
 
   resize(caller: Caller, pid: number, cols: number, rows: number): void {
@@ -227,8 +204,7 @@ export class ProcessTable {
         started.write(data);
         if (eof) started.end();
       },
-      unreadInput: () => started.unsentInput(),
-      inputTurn: Promise.resolve(),
+      input: new InputGate(() => started.unsentInput(), exited),
       resize: (cols, rows) => alive && started.resize(cols, rows),
       kill: (signal) => {
         if (!alive) return;
@@ -266,8 +242,7 @@ export class ProcessTable {
       write: (data, eof) => {
         if (alive) term.write(eof ? data + "\x04" : data);
       },
-      unreadInput: () => ptyQueuedBytes(term),
-      inputTurn: Promise.resolve(),
+      input: new InputGate(() => ptyQueuedBytes(term), exited),
       resize: (cols, rows) => {
         if (alive) term.resize(cols, rows);
       },
@@ -305,8 +280,7 @@ export class ProcessTable {
         if (eof) child.stdin.end(data);
         else child.stdin.write(data);
       },
-      unreadInput: () => child.stdin.writableLength,
-      inputTurn: Promise.resolve(),
+      input: new InputGate(() => child.stdin.writableLength, exited),
       resize: () => undefined,
       kill: (signal) => alive() && signalCommand(pid, signal),
       exited,
