@@ -744,8 +744,9 @@ export class SandboxManager {
     await this.killProcesses(record);
     await this.watcher.unwatch(record.id);
     try {
-      // An approve the sandbox's journal says was committed is finished before the journal goes.
-      await this.recoverApprove(record);
+      // An approve the sandbox's journal says was committed is finished before the journal goes,
+      // in the workspace's queue: a sibling sandbox's approve may be recovering it too.
+      await this.serialized(`workspace ${record.workspaceId}`, () => this.recoverApprove(record));
     } catch (err) {
       this.options.log.error("cannot finish an interrupted approve before deleting the sandbox", { sandboxId: record.id, error: (err as Error).message });
     }
