@@ -75,7 +75,11 @@ export class Dispatcher<C> {
       const answer = await this.handleOne(m, context, log);
       if (answer === null) continue;
       responses.push(answer);
-      chars += JSON.stringify(answer).length;
+      try {
+        chars += JSON.stringify(answer).length;
+      } catch {
+        // Not encodable: the connection answers the batch with E_INTERNAL when it sends it.
+      }
       if (chars > MAX_BATCH_ANSWER_CHARS) {
         return errorResponse(
           null,
