@@ -78,6 +78,8 @@ async function main(): Promise<void> {
   if (process.getuid?.() !== 0) throw new Error("the rights benchmark needs root (it acts for another user)");
   const owner = benchUser();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "paddock-bench-rights-"));
+  // The owner reaches their workspace through it, as a user reaches their home.
+  fs.chmodSync(work, 0o755);
   const asUser: number[] = [];
   const asAgent: number[] = [];
   try {
