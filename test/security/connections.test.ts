@@ -33,6 +33,25 @@ let userB: User;
 /** A folder any user can read, holding the client programs the test users run. */
 let clients = "";
 
+/** For the client programs below: calls `onMessage(text)` with the body of each frame `socket` brings. */
+const READ_FRAMES = String.raw`
+function readFrames(socket, onMessage) {
+  let buf = Buffer.alloc(0);
+  socket.on("data", (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const length = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))[1]);
+      if (buf.length < end + 4 + length) return;
+      const text = buf.subarray(end + 4, end + 4 + length).toString("utf8");
+      buf = buf.subarray(end + 4 + length);
+      onMessage(text);
+    }
+  });
+}
+`;
+
 /**
  * A client program run as a test user: opens `count` connections, one after the other, and
  * does the scenario's thing on each; prints one JSON line per event (connected, message,
@@ -46,18 +65,7 @@ const size = Number(sizeText ?? 0);
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 
 function watch(i, socket) {
-  let buf = Buffer.alloc(0);
-  socket.on("data", (d) => {
-    buf = Buffer.concat([buf, d]);
-    for (;;) {
-      const end = buf.indexOf("\r\n\r\n");
-      if (end < 0) return;
-      const length = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))[1]);
-      if (buf.length < end + 4 + length) return;
-      out({ i, event: "message", message: JSON.parse(buf.subarray(end + 4, end + 4 + length).toString("utf8")) });
-      buf = buf.subarray(end + 4 + length);
-    }
-  });
+  readFrames(socket, (text) => out({ i, event: "message", message: JSON.parse(text) }));
   socket.on("error", () => {});
   socket.on("close", () => out({ i, event: "closed" }));
 }
@@ -127,19 +135,10 @@ function open(c) {
   return new Promise((resolve, reject) => {
     const socket = net.connect(socketPath);
     const pending = new Map();
-    let buf = Buffer.alloc(0);
-    socket.on("data", (d) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const length = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))[1]);
-        if (buf.length < end + 4 + length) return;
-        const message = JSON.parse(buf.subarray(end + 4, end + 4 + length).toString("utf8"));
-        buf = buf.subarray(end + 4 + length);
-        if (message.id === null) out({ event: "refused", c, code: message.error.data.code });
-        else pending.get(message.id)?.(message);
-      }
+    readFrames(socket, (text) => {
+      const message = JSON.parse(text);
+      if (message.id === null) out({ event: "refused", c, code: message.error.data.code });
+      else pending.get(message.id)?.(message);
     });
     socket.on("error", () => {});
     const closed = new Promise((r) => socket.once("close", r));
@@ -206,20 +205,10 @@ socket.once("connect", () => {
   socket.write(fs.readFileSync(framesFile));
   process.stdout.write(JSON.stringify({ event: "sent" }) + "\n");
 });
-let buf = Buffer.alloc(0);
-socket.on("data", (d) => {
-  buf = Buffer.concat([buf, d]);
-  for (;;) {
-    const end = buf.indexOf("\r\n\r\n");
-    if (end < 0) return;
-    const length = Number(/content-length: *(\d+)/i.exec(buf.subarray(0, end).toString("latin1"))[1]);
-    if (buf.length < end + 4 + length) return;
-    const text = buf.subarray(end + 4, end + 4 + length).toString("utf8");
-    buf = buf.subarray(end + 4 + length);
-    const message = JSON.parse(text);
-    const shown = text.length <= 100000 ? message : { method: message.method, params: { id: message.params.id, count: message.params.paths.length, first: message.params.paths[0] } };
-    process.stdout.write(JSON.stringify({ event: "message", bytes: text.length, message: shown }) + "\n");
-  }
+readFrames(socket, (text) => {
+  const message = JSON.parse(text);
+  const shown = text.length <= 100000 ? message : { method: message.method, params: { id: message.params.id, count: message.params.paths.length, first: message.params.paths[0] } };
+  process.stdout.write(JSON.stringify({ event: "message", bytes: text.length, message: shown }) + "\n");
 });
 process.stdin.on("end", () => process.exit(0));
 process.stdin.resume();
@@ -238,9 +227,9 @@ before(() => {
   userB = ensureUser("paddock-sec-b");
   clients = tempDir("paddock-sec-clients-");
   fs.chmodSync(clients, 0o755);
-  fs.writeFileSync(path.join(clients, "holder.js"), HOLDER, { mode: 0o644 });
-  fs.writeFileSync(path.join(clients, "stuck-writer.js"), STUCK_WRITER, { mode: 0o644 });
-  fs.writeFileSync(path.join(clients, "pipeliner.js"), PIPELINER, { mode: 0o644 });
+  for (const [name, program] of [["holder.js", HOLDER], ["stuck-writer.js", STUCK_WRITER], ["pipeliner.js", PIPELINER]] as const) {
+    fs.writeFileSync(path.join(clients, name), READ_FRAMES + program, { mode: 0o644 });
+  }
   fs.copyFileSync(path.join(REPO, "test", "clients", "paddock_client.py"), path.join(clients, "client.py"));
   fs.chmodSync(path.join(clients, "client.py"), 0o755);
 });

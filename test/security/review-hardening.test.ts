@@ -152,29 +152,38 @@ test("a sandbox's own .wh. files and user.overlay attributes are content on a ke
   await shared.client.request("sandbox/delete", { id });
 });
 
-test("a request naming 15,000 paths against 15,000 changes keeps other clients answered", async (t) => {
-  const ws = workspace("ws-many-paths", { "README": "many\n" });
-  const id = await sandboxWith(ws, "mkdir made && cd made && seq 15000 | xargs touch");
+/** What `work` gives, and the slowest of another client's pings while it ran. */
+async function withPingsMeanwhile<T>(work: () => Promise<T>): Promise<{ value: T; slowestPing: number }> {
   const other = await shared.fx.client();
-  // Each path named is no change (a sibling folder's), so approve only selects, and skips them all.
-  const asked = Array.from({ length: 15_000 }, (_, i) => `elsewhere/${i + 1}`);
-  let slowest = 0;
+  let slowestPing = 0;
   let pinging = true;
   const pings = (async () => {
     while (pinging) {
       const started = performance.now();
       await other.request("system/ping", { data: "meanwhile" });
-      slowest = Math.max(slowest, performance.now() - started);
-      await new Promise((r) => setTimeout(r, 20));
+      slowestPing = Math.max(slowestPing, performance.now() - started);
+      await new Promise((r) => setTimeout(r, 10));
     }
   })();
-  const result = await shared.client.request("sandbox/approve", { id, paths: asked });
-  pinging = false;
-  await pings;
-  t.diagnostic(`approve naming 15,000 paths among 15,000 changes: another client's slowest ping ${Math.round(slowest)} ms`);
+  try {
+    return { value: await work(), slowestPing };
+  } finally {
+    pinging = false;
+    await pings;
+    other.close();
+  }
+}
+
+test("a request naming 15,000 paths against 15,000 changes keeps other clients answered", async (t) => {
+  const ws = workspace("ws-many-paths", { "README": "many\n" });
+  const id = await sandboxWith(ws, "mkdir made && cd made && seq 15000 | xargs touch");
+  // Each path named is no change (a sibling folder's), so approve only selects, and skips them all.
+  const asked = Array.from({ length: 15_000 }, (_, i) => `elsewhere/${i + 1}`);
+  const { value: result, slowestPing } = await withPingsMeanwhile(() => shared.client.request("sandbox/approve", { id, paths: asked }));
+  t.diagnostic(`approve naming 15,000 paths among 15,000 changes: another client's slowest ping ${Math.round(slowestPing)} ms`);
   assert.equal(result.applied.length, 0);
   assert.equal(result.skipped.length, 15_000);
-  assert.ok(slowest < 2000, `another client waited ${Math.round(slowest)} ms for a ping`);
+  assert.ok(slowestPing < 2000, `another client waited ${Math.round(slowestPing)} ms for a ping`);
   assert.deepEqual(fs.readdirSync(ws), ["README"], "nothing reached the workspace");
   await shared.client.request("sandbox/delete", { id });
 });
@@ -182,65 +191,30 @@ test("a request naming 15,000 paths against 15,000 changes keeps other clients a
 test("listing and diffing a sandbox of 50,000 changes keeps other clients answered", async (t) => {
   const ws = workspace("ws-many-changes", { "README": "many\n" });
   const id = await sandboxWith(ws, "mkdir made && cd made && seq 50000 | xargs touch");
-  const other = await shared.fx.client();
-  let slowest = 0;
-  let pinging = true;
-  const pings = (async () => {
-    while (pinging) {
-      const started = performance.now();
-      await other.request("system/ping", { data: "meanwhile" });
-      slowest = Math.max(slowest, performance.now() - started);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  })();
   const started = performance.now();
-  const { changes } = await shared.client.request("sandbox/changes", { id });
+  const listed = await withPingsMeanwhile(() => shared.client.request("sandbox/changes", { id }));
   const listMs = performance.now() - started;
-  const diff = await shared.client.request("sandbox/diff", { id, paths: ["made/1"] });
-  pinging = false;
-  await pings;
+  const diffed = await withPingsMeanwhile(() => shared.client.request("sandbox/diff", { id, paths: ["made/1"] }));
+  const slowest = Math.max(listed.slowestPing, diffed.slowestPing);
   t.diagnostic(`sandbox/changes of 50,000 changes took ${Math.round(listMs)} ms; another client's slowest ping meanwhile ${Math.round(slowest)} ms`);
-  assert.equal(changes.length, 50_001, "every file and the folder");
-  assert.ok(diff.files.some((f) => f.path === "made/1"), JSON.stringify(diff).slice(0, 300));
+  assert.equal(listed.value.changes.length, 50_001, "every file and the folder");
+  assert.ok(diffed.value.files.some((f) => f.path === "made/1"), JSON.stringify(diffed.value).slice(0, 300));
   assert.ok(slowest < 1000, `another client waited ${Math.round(slowest)} ms for a ping while the listing took ${Math.round(listMs)} ms`);
   await shared.client.request("sandbox/delete", { id });
 });
 
 test("approving and rejecting 4,000 files keeps other clients answered", async (t) => {
-  const other = await shared.fx.client();
-  /** The slowest of another client's pings while `work` runs. */
-  const slowestPingDuring = async (work: () => Promise<unknown>): Promise<number> => {
-    let slowest = 0;
-    let pinging = true;
-    const pings = (async () => {
-      while (pinging) {
-        const started = performance.now();
-        await other.request("system/ping", { data: "meanwhile" });
-        slowest = Math.max(slowest, performance.now() - started);
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    })();
-    try {
-      await work();
-    } finally {
-      pinging = false;
-      await pings;
-    }
-    return slowest;
-  };
   const make = "mkdir made && cd made && for i in $(seq 4000); do echo $i > $i; done";
   const approving = await sandboxWith(workspace("ws-approve-many", { "README": "many\n" }), make);
-  let applied = 0;
-  const duringApprove = await slowestPingDuring(async () => (applied = (await shared.client.request("sandbox/approve", { id: approving })).applied.length));
+  const approved = await withPingsMeanwhile(() => shared.client.request("sandbox/approve", { id: approving }));
   const rejecting = await sandboxWith(workspace("ws-reject-many", { "README": "many\n" }), make);
-  let rejected = 0;
-  const duringReject = await slowestPingDuring(async () => (rejected = (await shared.client.request("sandbox/reject", { id: rejecting })).rejected.length));
-  t.diagnostic(`another client's slowest ping: ${Math.round(duringApprove)} ms while 4,000 files were approved, ${Math.round(duringReject)} ms while they were rejected`);
-  assert.equal(applied, 4001);
-  assert.equal(rejected, 4001);
+  const rejected = await withPingsMeanwhile(() => shared.client.request("sandbox/reject", { id: rejecting }));
+  t.diagnostic(`another client's slowest ping: ${Math.round(approved.slowestPing)} ms while 4,000 files were approved, ${Math.round(rejected.slowestPing)} ms while they were rejected`);
+  assert.equal(approved.value.applied.length, 4001);
+  assert.equal(rejected.value.rejected.length, 4001);
   assert.equal(fs.readFileSync(path.join(shared.fx.base, "ws-approve-many", "made", "4000"), "utf8"), "4000\n");
   assert.deepEqual((await shared.client.request("sandbox/changes", { id: rejecting })).changes, []);
-  assert.ok(duringApprove < 1000, `another client waited ${Math.round(duringApprove)} ms while approve ran`);
-  assert.ok(duringReject < 1000, `another client waited ${Math.round(duringReject)} ms while reject ran`);
+  assert.ok(approved.slowestPing < 1000, `another client waited ${Math.round(approved.slowestPing)} ms while approve ran`);
+  assert.ok(rejected.slowestPing < 1000, `another client waited ${Math.round(rejected.slowestPing)} ms while reject ran`);
   for (const id of [approving, rejecting]) await shared.client.request("sandbox/delete", { id });
 });
