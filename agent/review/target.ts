@@ -69,6 +69,21 @@ export function withTrees<T>(target: ReviewTarget, work: (ws: Beneath, upper: Be
   }
 }
 
+/** withTrees for work that waits between steps (the trees stay open until it ends). */
+export async function withTreesAsync<T>(target: ReviewTarget, work: (ws: Beneath, upper: Beneath) => Promise<T>): Promise<T> {
+  const ws = openWorkspaceTree(target);
+  try {
+    const upper = Beneath.open(target.upper, target.rights);
+    try {
+      return await work(ws, upper);
+    } finally {
+      upper.close();
+    }
+  } finally {
+    ws.close();
+  }
+}
+
 /** Everything a sandbox did at one path: a deletion, an addition or modification, or both (a type change). */
 export interface PathChange {
   path: string;

@@ -31,7 +31,8 @@ import { recoverJournal } from "../review/journal";
 import { diffChanges, readSandboxFile } from "../review/read";
 import { writeSandboxFile, type RejectRequest } from "../review/reject";
 import { approveListed, rejectListed } from "../review/requests";
-import { openWorkspaceTree, withTrees, type ReviewTarget } from "../review/target";
+import { openWorkspaceTree, withTrees, withTreesAsync, type ReviewTarget } from "../review/target";
+import { Pacer } from "../sys/pacer";
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
 import type { UserRights } from "../sys/credentials";
 import { userRights } from "../sys/users";
@@ -106,7 +107,7 @@ export class SandboxManager {
   private readonly watcher: UpperWatcher;
 
   constructor(private readonly options: ManagerOptions) {
-    this.watcher = new UpperWatcher(options.changesets.upperFormat, (id, paths) => this.upperChanged(id, paths));
+    this.watcher = new UpperWatcher(options.changesets.upperFormat, (id, paths) => void this.serialized(id, () => this.upperChanged(id, paths)));
   }
 
   // ---- queries ---------------------------------------------------------------------------
@@ -267,15 +268,21 @@ export class SandboxManager {
     }
   }
 
-  /** The watcher saw the upper directory change: capture bases, tell the clients. */
-  private upperChanged(id: string, paths: string[]): void {
+  /**
+   * The watcher saw the upper directory change: capture bases, tell the clients. Runs in the
+   * sandbox's queue, so that the bases an approve sets are never overwritten by older ones.
+   */
+  private async upperChanged(id: string, paths: string[]): Promise<void> {
     const record = this.records.get(id);
     if (!record || record.state !== "running") return;
     const reported: string[] = [];
+    // Thousands of paths at once (a reject, a checkout) are taken in slices: others are served between.
+    const pacer = new Pacer();
     try {
       const target = this.reviewTarget(record);
-      withTrees(target, (ws, upper) => {
+      await withTreesAsync(target, async (ws, upper) => {
         for (const rel of paths) {
+          await pacer.step();
           try {
             // A name seen through a symlink swapped in by the sandbox is not the sandbox's: dropped.
             if (rel !== "") upper.lstat(parentOf(rel));
@@ -290,8 +297,8 @@ export class SandboxManager {
     } catch (err) {
       this.options.log.debug("cannot capture bases", { sandboxId: id, error: (err as Error).message });
     }
-    // A flood (a formatter, a checkout) is one "list everything again".
-    // A client that is behind gets one "list everything again" for all it missed.
+    // A flood (a formatter, a checkout) is one "list everything again", and so is all that a
+    // client that is behind missed.
     if (reported.length > 0) this.options.broadcast(record.ownerUid, "sandbox/didChange", { id, paths: reported.length > MAX_CHANGE_PATHS ? [""] : reported }, { id, paths: [""] });
   }
 

@@ -215,8 +215,8 @@ test("approving and rejecting 4,000 files keeps other clients answered", async (
   assert.equal(fs.readFileSync(path.join(shared.fx.base, "ws-approve-many", "made", "4000"), "utf8"), "4000\n");
   assert.deepEqual((await shared.client.request("sandbox/changes", { id: rejecting })).changes, []);
   assert.ok(approved.slowestPing < 1000, `another client waited ${Math.round(approved.slowestPing)} ms while approve ran`);
-  // Reject changes the sandbox: the watcher's handling of the 4,000 paths it changed is still
-  // one step (seen up to 1.2 s under the whole suite's load; 0.1 to 0.2 s alone).
-  assert.ok(rejected.slowestPing < 2500, `another client waited ${Math.round(rejected.slowestPing)} ms while reject ran`);
+  // Reject changes the sandbox, and the watcher then takes the 4,000 paths it changed (in slices
+  // too; once one step, 1.2 s was seen under the whole suite's load).
+  assert.ok(rejected.slowestPing < 1500, `another client waited ${Math.round(rejected.slowestPing)} ms while reject ran`);
   for (const id of [approving, rejecting]) await shared.client.request("sandbox/delete", { id });
 });
