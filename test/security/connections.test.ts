@@ -375,7 +375,8 @@ test("connections announcing 32 MiB, sending 31 MiB and holding leave the agent'
   const grown = peak - before;
   t.diagnostic(`34 connections announcing 32 MiB and sending 31 MiB: the agent grew by ${Math.round(grown)} MiB (from ${Math.round(before)} MiB)`);
   const budget = BUDGET_MiB;
-  assert.ok(grown < 200, `the agent grew by ${Math.round(grown)} MiB (from ${Math.round(before)} MiB); its budget is ${budget} MiB per user`);
+  // 64 MiB per user, held a few times over while frames are copied; 1,064 MiB before the budget.
+  assert.ok(grown < 300, `the agent grew by ${Math.round(grown)} MiB (from ${Math.round(before)} MiB); its budget is ${budget} MiB per user`);
 
   for (const hog of hogs) {
     const held = [...hog.with("sent")].filter((i) => !hog.with("closed").has(i));
