@@ -104,6 +104,9 @@ export const DEEP_TREE_NOTE = `holds paths longer than ${MAX_PATH_BYTES} bytes (
  * other client waits for it. The owner's rights are never left in force across a wait.
  */
 export async function listChanges(upperRoot: string, workspace: string, format: UpperFormat, rights?: UserRights): Promise<Change[]> {
+  // The upper directory's own path is the agent's (in its state dir); everything else is read
+  // with the owner's rights, the workspace's path included: a listing says nothing of what
+  // the owner could not see in a shell (a folder of root's swapped in, a file they cannot read).
   const upper = Beneath.open(upperRoot, rights);
   try {
     const ws = withUserRights(rights, () => Beneath.open(workspace, rights));

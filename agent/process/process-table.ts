@@ -73,7 +73,6 @@ interface Running {
   exited: Promise<void>;
 }
 
-
 export interface SpawnRequest {
   sandboxId: string;
   ownerUid: number;

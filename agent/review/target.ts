@@ -54,33 +54,35 @@ export function openWorkspaceTree(target: Pick<ReviewTarget, "workspace" | "work
   return tree;
 }
 
-/** Runs `work` with the trees open, and closes them whatever happens. */
-export function withTrees<T>(target: ReviewTarget, work: (ws: Beneath, upper: Beneath) => T): T {
+/** The workspace and upper trees, opened together; `close` closes both. */
+function openTrees(target: ReviewTarget): { ws: Beneath; upper: Beneath; close(): void } {
   const ws = openWorkspaceTree(target);
   try {
     const upper = Beneath.open(target.upper, target.rights);
-    try {
-      return work(ws, upper);
-    } finally {
-      upper.close();
-    }
-  } finally {
+    return { ws, upper, close: () => (upper.close(), ws.close()) };
+  } catch (err) {
     ws.close();
+    throw err;
+  }
+}
+
+/** Runs `work` with the trees open, and closes them whatever happens. */
+export function withTrees<T>(target: ReviewTarget, work: (ws: Beneath, upper: Beneath) => T): T {
+  const trees = openTrees(target);
+  try {
+    return work(trees.ws, trees.upper);
+  } finally {
+    trees.close();
   }
 }
 
 /** withTrees for work that waits between steps (the trees stay open until it ends). */
 export async function withTreesAsync<T>(target: ReviewTarget, work: (ws: Beneath, upper: Beneath) => Promise<T>): Promise<T> {
-  const ws = openWorkspaceTree(target);
+  const trees = openTrees(target);
   try {
-    const upper = Beneath.open(target.upper, target.rights);
-    try {
-      return await work(ws, upper);
-    } finally {
-      upper.close();
-    }
+    return await work(trees.ws, trees.upper);
   } finally {
-    ws.close();
+    trees.close();
   }
 }
 

@@ -50,23 +50,21 @@ function tempSocket(t: { after: (fn: () => void) => void }): string {
   return path.join(dir, "agent.sock");
 }
 
-test("connect waits out a full listen queue instead of failing with EAGAIN", async (t) => {
+/** A socket whose listener stops accepting for `busyMs`, with its queue already full. */
+async function fullQueue(t: { after: (fn: () => void) => void }, busyMs: number): Promise<string> {
   const socketPath = tempSocket(t);
-  const listener = await busyListener(socketPath, 1500);
+  const listener = await busyListener(socketPath, busyMs);
   t.after(() => listener.kill("SIGKILL"));
   const held = await fillQueue(socketPath);
   t.after(() => held.forEach((s) => s.destroy()));
+  return socketPath;
+}
 
-  const client = await AgentClient.connect(socketPath);
+test("connect waits out a full listen queue instead of failing with EAGAIN", async (t) => {
+  const client = await AgentClient.connect(await fullQueue(t, 1500));
   client.close();
 });
 
 test("connect gives up on a queue that stays full, with the kernel's EAGAIN", async (t) => {
-  const socketPath = tempSocket(t);
-  const listener = await busyListener(socketPath, 10_000);
-  t.after(() => listener.kill("SIGKILL"));
-  const held = await fillQueue(socketPath);
-  t.after(() => held.forEach((s) => s.destroy()));
-
-  await assert.rejects(AgentClient.connect(socketPath, 300), (err: NodeJS.ErrnoException) => err.code === "EAGAIN");
+  await assert.rejects(AgentClient.connect(await fullQueue(t, 10_000), 300), (err: NodeJS.ErrnoException) => err.code === "EAGAIN");
 });
