@@ -24,6 +24,7 @@ import type { ProcessTable } from "./process/process-table";
 import { AGENT_VERSION } from "./version";
 import { summary, type Images } from "./image/images";
 import { AnswerGate } from "./server/answer-gate";
+import { loginShellArgv } from "./runtime/login-shell";
 
 export interface AgentOptions {
   stateDir: string;
@@ -107,7 +108,7 @@ export class Agent {
       requireRoot(session, "building the default image");
       return summary(await images.rebuildDefault());
     });
-    request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, params, session) }));
+    request("process/spawn", async (params, _call, session) => ({ pid: await sandboxes.spawn(session.caller, params.id, { ...params, argv: params.argv ?? loginShellArgv() }, session) }));
     request("process/write", async (params, _call, session) => {
       await processes.write(session.caller, params.pid, params.data, params.eof ?? false, session);
       return null;

@@ -32,7 +32,8 @@ Commands:
     --ttl SECONDS       limits not given are Paddock's defaults (${DEFAULT_PIDS} processes, memory half
                         the host's and at most ${DEFAULT_MEMORY_CAP_MIB / 1024} GiB, /tmp ${DEFAULT_TMP_MIB} MiB; a VM: ${VM_DEFAULTS.memoryMiB} MiB, ${VM_DEFAULTS.cpus} CPU)
   ls [DIR]            list your sandboxes (of DIR only, if given)
-  exec ID -- CMD...   run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code
+  exec ID [-- CMD...] run CMD in a sandbox (a terminal when stdin is one); exits with CMD's code;
+                      without CMD, the sandbox's own login shell
   stop ID | start ID  end every process of a sandbox, keeping its changes | run it again
   changes ID          what the sandbox changed: A added, M modified, D deleted
   diff ID [PATH...]   the changes as a patch (git apply takes it); --context N lines

@@ -76,7 +76,7 @@ export async function createCommand(client: AgentClient, dir: string | undefined
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...(o.ttl !== undefined ? { ttlSeconds: number("ttl", o.ttl) } : {}),
   });
-  print(o.json, sandbox, () => `${sandbox.id}  (${sandbox.name}, ${sandbox.workspace})\n${limitsLine(sandbox)}\nRun a shell in it: paddock exec ${sandbox.id} -- bash`);
+  print(o.json, sandbox, () => `${sandbox.id}  (${sandbox.name}, ${sandbox.workspace})\n${limitsLine(sandbox)}\nOpen a shell in it: paddock exec ${sandbox.id}`);
   return 0;
 }
 
@@ -107,10 +107,10 @@ export async function gcCommand(client: AgentClient, o: SandboxCommandOptions): 
 /**
  * `paddock exec ID -- CMD...`: an interactive terminal when stdin is one (raw mode, resize,
  * Ctrl-C reaching the program), plain pipes otherwise. The program's exit code is ours.
+ * Without CMD, the sandbox's own login shell (the agent lets the sandbox choose it).
  */
 export async function execCommand(client: AgentClient, id: string | undefined, argv: string[]): Promise<number> {
   if (!id) throw new PaddockError("E_INVALID_PARAMS", "paddock exec needs a sandbox id", "paddock exec ID -- CMD...");
-  if (argv.length === 0) throw new PaddockError("E_INVALID_PARAMS", "paddock exec needs a command", "paddock exec ID -- bash");
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
   const size = () => ({ cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 });
 
@@ -126,7 +126,7 @@ export async function execCommand(client: AgentClient, id: string | undefined, a
     if (method === "process/exit") exit(p.exitCode ?? 128 + (os.constants.signals[p.signal as NodeJS.Signals] ?? 9));
   };
   client.onNotification((method, params) => (spawned.pid === undefined ? held.push([method, params]) : handle(method, params)));
-  const running = (await client.request("process/spawn", { id, argv, ...(interactive ? { pty: size() } : {}) })).pid;
+  const running = (await client.request("process/spawn", { id, ...(argv.length > 0 ? { argv } : { shell: true as const }), ...(interactive ? { pty: size() } : {}) })).pid;
   spawned.pid = running;
   for (const [method, params] of held.splice(0)) handle(method, params);
 

@@ -381,9 +381,13 @@ export interface GcResult {
 export const ProcessSpawnParams = z
   .object({
     ...CommandFields,
+    argv: Argv.optional(),
+    /** In place of argv: the sandbox's own login shell, chosen inside it (its SHELL, the user's shell, bash, else sh). */
+    shell: z.literal(true).optional(),
     pty: z.object({ cols: z.number().int().min(1).max(1000), rows: z.number().int().min(1).max(1000) }).strict().optional(),
   })
-  .strict();
+  .strict()
+  .refine((p) => (p.argv === undefined) !== (p.shell === undefined), { message: "give either argv or shell: true", path: ["argv"] });
 
 export const ProcessRef = z.object({ pid: z.number().int().positive() }).strict();
 export const ProcessWriteParams = z

@@ -168,7 +168,8 @@ export async function refused(promise: Promise<unknown>, code: string, pattern?:
  * ^C ending it as SIGINT would (130, nothing printed after), and a plain exit code. Output
  * is kept per pid from the start: it can arrive in the same read as process/spawn's answer.
  */
-export async function checkTerminal(client: AgentClient, id: string): Promise<void> {
+/** A terminal's size, ^C and exit code; `loginShell`: the shell the sandbox's login shell must be. */
+export async function checkTerminal(client: AgentClient, id: string, loginShell: string): Promise<void> {
   const outputs = new Map<number, string>();
   const exits = new Map<number, number | null>();
   client.onNotification((method, params) => {
@@ -189,4 +190,9 @@ export async function checkTerminal(client: AgentClient, id: string): Promise<vo
   assert.doesNotMatch(output(), /not-interrupted/);
   const three = await client.request("process/spawn", { id, argv: ["sh", "-c", "exit 3"], pty: { cols: 80, rows: 24 } });
   assert.equal(await exitOf(three.pid), 3);
+  // A terminal without argv: the sandbox's own login shell, whatever the host has.
+  const login = await client.request("process/spawn", { id, shell: true, pty: { cols: 80, rows: 24 } });
+  await client.request("process/write", { pid: login.pid, data: 'echo "shell=$SHELL $0"; exit 7\n' });
+  assert.equal(await exitOf(login.pid), 7, outputs.get(login.pid));
+  assert.match(outputs.get(login.pid) ?? "", new RegExp(`shell=${loginShell} `), "the sandbox's shell, chosen inside it");
 }

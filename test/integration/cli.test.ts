@@ -62,6 +62,10 @@ test("exec with a terminal: a real TTY, its size, and the exit code", async () =
   assert.match(result.stdout, /is-a-tty/);
   assert.match(result.stdout, /33 91/);
   assert.equal(result.status, 4);
+  // Without a command: the sandbox's own login shell, which reads the terminal.
+  const shell = spawnSync("script", ["-qec", `${process.execPath} ${PADDOCK} exec ${id} --state-dir ${stateDir}`, "/dev/null"], { input: 'echo "in=$SHELL"; exit 6\n', encoding: "utf8", env: { ...process.env, ...env }, timeout: 30_000 });
+  assert.match(shell.stdout, /in=\/\S+/);
+  assert.equal(shell.status, 6, shell.stdout);
 });
 
 test("bad input: clear errors with hints, exit code 2, and nothing created", async () => {
@@ -71,8 +75,8 @@ test("bad input: clear errors with hints, exit code 2, and nothing created", asy
   assert.match(missing.stderr, /does not exist\n {2}hint: /);
   const limits = await cli("create", makeWorkspace(base, "ws-bad"), "--memory", "lots");
   assert.match(limits.stderr, /--memory "lots" is not a number/);
-  const noCommand = await cli("exec", "sbx-000000000000");
-  assert.match(noCommand.stderr, /needs a command/);
+  const noSandbox = await cli("exec", "sbx-000000000000");
+  assert.match(noSandbox.stderr, /no sandbox|not found/i);
   const unknown = await cli("frobnicate");
   assert.match(unknown.stderr, /unknown command/);
   assert.equal(await listCount(), before);

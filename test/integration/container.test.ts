@@ -95,7 +95,7 @@ test("a command's leftovers end with it; a terminal gets its size, ^C and its ex
   assert.equal(timedOut.timedOut, true);
   await waitFor("the timed-out command's processes to be gone", () => (spawnSync("pgrep", ["-f", marker]).status === 1 ? true : undefined));
 
-  await checkTerminal(client, id);
+  await checkTerminal(client, id, "/bin/sh");
   await client.request("sandbox/delete", { id });
 });
 

@@ -76,6 +76,30 @@ test("PTY: an interactive shell echoes, Ctrl-C interrupts, resize reaches it as 
   await client.request("sandbox/delete", { id });
 });
 
+test("a terminal without argv gets the sandbox's login shell: SHELL, else the user's own, never one that cannot log in", async () => {
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-login") });
+  const shellOf = async (env?: Record<string, string>) => {
+    let pid = 0;
+    const out = outputOf(client, () => pid);
+    pid = (await client.request("process/spawn", { id, shell: true, ...(env ? { env } : {}), pty: { cols: 80, rows: 24 } })).pid;
+    await client.request("process/write", { pid, data: 'echo "shell=$SHELL"; exit\n' });
+    // (dash, as a login shell in a PID namespace, ends with 2: it cannot give the terminal back to a process group outside)
+    await out.exited();
+    return /shell=(\/\S*)/.exec(out.text)?.[1];
+  };
+  const rootShell = execFileSync("getent", ["passwd", "0"], { encoding: "utf8" }).trim().split(":")[6];
+  assert.equal(await shellOf(), rootShell, "root's shell from the passwd file the sandbox sees");
+  assert.equal(await shellOf({ SHELL: "/bin/sh" }), "/bin/sh", "SHELL in the sandbox's environment first");
+  assert.equal(await shellOf({ SHELL: "/usr/sbin/nologin" }), rootShell, "a shell that cannot log in is skipped");
+  await refusedSpawn({ id }, /either argv or shell/);
+  await refusedSpawn({ id, argv: ["true"], shell: true }, /either argv or shell/);
+  await client.request("sandbox/delete", { id });
+});
+
+async function refusedSpawn(params: Record<string, unknown>, message: RegExp): Promise<void> {
+  await assert.rejects(client.request("process/spawn", params as never), (err: Error & { code?: string }) => err.code === "E_INVALID_PARAMS" && message.test(err.message));
+}
+
 test("PTY: full-screen programs work: vi edits a file, less pages it, top shows the load", async () => {
   const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-fullscreen") });
   const run = async (argv: string[], ready: RegExp, keys: string[]) => {

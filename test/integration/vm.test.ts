@@ -58,7 +58,7 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   assert.equal(missing.exitCode, 127);
   assert.match(missing.stderr, /cannot run no-such-program/);
 
-  await checkTerminal(client, id);
+  await checkTerminal(client, id, "/bin/sh");
 
   const edit = await client.request("sandbox/exec", { id, argv: ["sh", "-c", "echo changed >> README.md && echo new > added.txt && rm delete-me.txt"] });
   assert.equal(edit.exitCode, 0, edit.stderr);
