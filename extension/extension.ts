@@ -10,7 +10,8 @@ import { SandboxFileSystem } from "./fs/sandbox-file-system";
 import { SandboxModel } from "./sandboxes/sandbox-model";
 import { SandboxScm } from "./scm/sandbox-scm";
 import { createStatusBar } from "./status-bar";
-import { registerTaskProvider, registerTerminalProfile } from "./terminal/terminals";
+import { registerTaskProvider } from "./terminal/tasks";
+import { registerTerminalProfile } from "./terminal/terminals";
 import { SCHEME } from "./uri";
 import { SandboxTree } from "./views/sandbox-tree";
 

@@ -7,4 +7,4 @@ echo "== build";     node scripts/build.mjs
 echo "== typecheck"; npx --no-install tsc -p tsconfig.json --noEmit
 echo "== lint";      npx --no-install eslint --max-warnings 0 .
 echo "== tests"
-node --import tsx --test --test-concurrency=2 --test-reporter=spec test/unit/*.test.ts test/integration/*.test.ts test/security/*.test.ts
+node --import tsx --test --test-concurrency=2 --test-reporter=spec test/unit/*.test.ts test/integration/*.test.ts test/security/*.test.ts test/vscode/*.test.ts

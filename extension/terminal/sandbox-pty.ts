@@ -1,18 +1,28 @@
 /**
  * A VS Code terminal attached to a program in a sandbox through the agent's PTY: keystrokes
  * go to `process/write`, the panel's size to `process/resize`, output comes back as
- * `process/output` notifications, and the program's exit code closes the terminal.
+ * `process/output` notifications, and the program's exit code closes the terminal. A
+ * terminal whose program fails at once stays open and says why, until a key closes it.
  */
 import * as vscode from "vscode";
 import type { AgentNotifications } from "../../agent/protocol/methods";
+import { PaddockError } from "../../agent/protocol/errors";
 import type { AgentConnection } from "../agent/agent-connection";
 
 export interface PtyCommand {
   sandboxId: string;
-  argv: string[];
+  /** The program; left out, the sandbox's own login shell (the agent lets the sandbox choose it). */
+  argv?: string[];
   cwd?: string;
   env?: Record<string, string>;
+  /** Written first, before the program's output (a task's "In sandbox …" line). */
+  banner?: string;
+  /** Keep the terminal open, with the reason, when the program fails within QUICK_EXIT_MS (not for tasks: VS Code holds theirs). */
+  holdOnQuickFailure?: boolean;
 }
+
+/** A program that ends with an error sooner than this after it started has "ended at once". */
+const QUICK_EXIT_MS = 3000;
 
 export class SandboxPty implements vscode.Pseudoterminal {
   private readonly writeEmitter = new vscode.EventEmitter<string>();
@@ -28,6 +38,9 @@ export class SandboxPty implements vscode.Pseudoterminal {
   /** Keystrokes and the latest size from before the pid was known. */
   private pendingInput = "";
   private pendingSize: { cols: number; rows: number } | undefined;
+  private startedAt = 0;
+  /** Set while the terminal waits for a key to close after a quick failure. */
+  private holding = false;
 
   constructor(
     private readonly agent: AgentConnection,
@@ -46,9 +59,12 @@ export class SandboxPty implements vscode.Pseudoterminal {
       }),
     );
     const pty = { cols: dimensions?.columns ?? 80, rows: dimensions?.rows ?? 24 };
+    this.startedAt = Date.now();
+    if (this.command.banner) this.writeEmitter.fire(this.command.banner);
     void (async () => {
       try {
-        const { pid } = await this.agent.client().request("process/spawn", { id: this.command.sandboxId, argv: this.command.argv, cwd: this.command.cwd, env: this.command.env, pty });
+        const program = this.command.argv ? { argv: this.command.argv } : { shell: true as const };
+        const { pid } = await this.agent.client().request("process/spawn", { id: this.command.sandboxId, ...program, cwd: this.command.cwd, env: this.command.env, pty });
         this.pid = pid;
         if (this.closed) return this.close(); // closed while it started
         if (this.pendingInput) this.handleInput(this.pendingInput);
@@ -60,13 +76,16 @@ export class SandboxPty implements vscode.Pseudoterminal {
           else this.finish(event.exitCode ?? 1);
         }
       } catch (err) {
-        this.writeEmitter.fire(`\r\n\x1b[31m${vscode.l10n.t("Cannot start a terminal in the sandbox: {0}", (err as Error).message)}\x1b[0m\r\n`);
-        this.finish(1);
+        const hint = err instanceof PaddockError && err.hint ? ` (${err.hint})` : "";
+        this.writeEmitter.fire(`\r\n\x1b[31m${vscode.l10n.t("Cannot start a terminal in the sandbox: {0}", (err as Error).message + hint)}\x1b[0m\r\n`);
+        this.finish(1, true);
       }
     })();
   }
 
   handleInput(data: string): void {
+    // The reason was read: closed without a code, so VS Code adds no "failed to launch" of its own.
+    if (this.holding) return this.closeEmitter.fire();
     if (this.exited) return;
     if (this.pid === undefined) this.pendingInput += data;
     else this.send(() => this.agent.client().request("process/write", { pid: this.pid!, data }));
@@ -106,10 +125,24 @@ export class SandboxPty implements vscode.Pseudoterminal {
     }
   }
 
-  private finish(code: number): void {
+  /** The program ended; `failedToStart`: it never ran. */
+  private finish(code: number, failedToStart = false): void {
     if (this.exited) return;
     this.exited = true;
     for (const s of this.subscriptions.splice(0)) s.dispose();
-    this.closeEmitter.fire(code);
+    const quick = failedToStart || (code !== 0 && Date.now() - this.startedAt < QUICK_EXIT_MS);
+    if (!quick || !this.command.holdOnQuickFailure || this.closed) return this.closeEmitter.fire(code);
+    // Closed at once, the terminal would take its reason with it.
+    if (!failedToStart) this.writeEmitter.fire(`\r\n\x1b[31m${quickExitReason(code)}\x1b[0m\r\n`);
+    this.writeEmitter.fire(`\x1b[2m${vscode.l10n.t("Press any key to close this terminal.")}\x1b[0m\r\n`);
+    this.holding = true;
   }
+}
+
+/** Why a terminal's program ended as soon as it started, in the words of its exit code. */
+export function quickExitReason(code: number): string {
+  const ended = vscode.l10n.t("The sandbox's program ended at once with exit code {0}", code);
+  if (code === 127) return `${ended}: ${vscode.l10n.t("a program it needs is not in this sandbox (an image without /bin/sh cannot give a terminal).")}`;
+  if (code === 126) return `${ended}: ${vscode.l10n.t("a program it needs cannot be run in this sandbox (not executable, or for another machine).")}`;
+  return `${ended}.`;
 }

@@ -1,20 +1,17 @@
 /** Terminals and tasks in sandboxes: the "New Sandbox Terminal" command, the terminal profile, and `paddock` tasks. */
-import * as fs from "node:fs";
 import * as vscode from "vscode";
+import type { Sandbox } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
+import { runtimeLabel } from "../sandboxes/describe";
 import { SandboxPty } from "./sandbox-pty";
-
-/** The login shell a terminal runs (the process runtime sees the host's programs). */
-function shell(): string[] {
-  return fs.existsSync("/bin/bash") ? ["/bin/bash", "-l"] : ["/bin/sh", "-l"];
-}
 
 function terminalOptions(agent: AgentConnection, model: SandboxModel, id: string): vscode.ExtensionTerminalOptions {
   const sandbox = model.get(id);
   return {
     name: vscode.l10n.t("Sandbox {0}", sandbox?.name ?? id),
-    pty: new SandboxPty(agent, { sandboxId: id, argv: shell() }),
+    // No argv: the sandbox's own login shell, which only the sandbox knows (a busybox image or a VM guest has no bash).
+    pty: new SandboxPty(agent, { sandboxId: id, holdOnQuickFailure: true }),
     iconPath: new vscode.ThemeIcon("vm"),
   };
 }
@@ -25,42 +22,44 @@ export function openSandboxTerminal(agent: AgentConnection, model: SandboxModel,
   return terminal;
 }
 
+/** A quick-pick row for a sandbox: its name, its runtime and its folder. */
+export function sandboxItem(sandbox: Sandbox): vscode.QuickPickItem & { id: string } {
+  return { label: sandbox.name, description: runtimeLabel(sandbox), detail: sandbox.workspace, id: sandbox.id };
+}
+
+/** A terminal that only says something and closes on a key: what the + menu opens when there is nothing to open. */
+function messageTerminal(name: string, message: string, closeAtOnce = false): vscode.ExtensionTerminalOptions {
+  const write = new vscode.EventEmitter<string>();
+  const close = new vscode.EventEmitter<void>();
+  return {
+    name,
+    pty: {
+      onDidWrite: write.event,
+      onDidClose: close.event,
+      open: () => (closeAtOnce ? close.fire() : write.fire(`${message}\r\n\x1b[2m${vscode.l10n.t("Press any key to close this terminal.")}\x1b[0m\r\n`)),
+      handleInput: () => close.fire(),
+      close: () => undefined,
+    },
+  };
+}
+
 /** The "Paddock Sandbox" entry of the terminal's + menu. */
 export function registerTerminalProfile(agent: AgentConnection, model: SandboxModel): vscode.Disposable {
-  return vscode.window.registerTerminalProfileProvider("paddock.sandboxShell", {
+  // VS Code does not reveal a contributed profile's terminal that took a question to make: shown here.
+  const shown = vscode.window.onDidOpenTerminal((terminal) => {
+    const options = terminal.creationOptions;
+    if ("pty" in options && options.pty instanceof SandboxPty) terminal.show();
+  });
+  const provider = vscode.window.registerTerminalProfileProvider("paddock.sandboxShell", {
     async provideTerminalProfile() {
       const running = model.all().filter((s) => s.state === "running");
+      // VS Code reports a provider that gives nothing as an error: a terminal says it instead, or closes at once when the user cancelled.
       if (running.length === 0) {
-        void vscode.window.showErrorMessage(vscode.l10n.t("There is no running sandbox: create one from the Paddock view."));
-        return undefined;
+        return new vscode.TerminalProfile(messageTerminal(vscode.l10n.t("Paddock"), vscode.l10n.t("There is no running sandbox: create one from the Paddock view (or start a stopped one), then open a terminal again.")));
       }
-      const pick = running.length === 1 ? running[0] : await vscode.window.showQuickPick(running.map((s) => ({ label: s.name, description: s.workspace, ...s })), { placeHolder: vscode.l10n.t("A terminal in which sandbox?") });
-      return pick ? new vscode.TerminalProfile(terminalOptions(agent, model, pick.id)) : undefined;
+      const pick = running.length === 1 ? sandboxItem(running[0]!) : await vscode.window.showQuickPick(running.map(sandboxItem), { placeHolder: vscode.l10n.t("A terminal in which sandbox?") });
+      return new vscode.TerminalProfile(pick ? terminalOptions(agent, model, pick.id) : messageTerminal("", "", true));
     },
   });
-}
-
-interface PaddockTaskDefinition extends vscode.TaskDefinition {
-  command: string;
-  /** A sandbox id or name; the folder's only running sandbox when left out. */
-  sandbox?: string;
-}
-
-/** Tasks of type "paddock" run their command in a sandbox (a CustomExecution through the agent's PTY). */
-export function registerTaskProvider(agent: AgentConnection, model: SandboxModel): vscode.Disposable {
-  return vscode.tasks.registerTaskProvider("paddock", {
-    provideTasks: () => [],
-    resolveTask(task) {
-      const definition = task.definition as PaddockTaskDefinition;
-      if (typeof definition.command !== "string") return undefined;
-      const execution = new vscode.CustomExecution(async () => {
-        const folder = task.scope && typeof task.scope === "object" ? task.scope.uri.fsPath : undefined;
-        const candidates = model.all().filter((s) => s.state === "running" && (definition.sandbox ? s.id === definition.sandbox || s.name === definition.sandbox : !folder || s.workspace === folder));
-        const sandbox = candidates[0];
-        if (!sandbox) throw new Error(vscode.l10n.t("No running sandbox for task {0}", task.name));
-        return new SandboxPty(agent, { sandboxId: sandbox.id, argv: ["/bin/sh", "-c", definition.command] });
-      });
-      return new vscode.Task(definition, task.scope ?? vscode.TaskScope.Workspace, task.name, "paddock", execution);
-    },
-  });
+  return vscode.Disposable.from(shown, provider);
 }
