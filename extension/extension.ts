@@ -5,7 +5,7 @@
  */
 import * as vscode from "vscode";
 import { AgentConnection } from "./agent/agent-connection";
-import { registerCommands } from "./commands";
+import { registerCommands } from "./commands/index";
 import { SandboxFileSystem } from "./fs/sandbox-file-system";
 import { SandboxModel } from "./sandboxes/sandbox-model";
 import { SandboxScm } from "./scm/sandbox-scm";

@@ -3,21 +3,28 @@
  * sandbox in its query: `paddock:/home/me/app/src/a.ts?sandbox=sbx-0123456789ab` is that file
  * as the sandbox sees it (served by fs/sandbox-file-system.ts), so editors, breadcrumbs and
  * the multi-file diff show the file's real path. `&empty` is an empty file (the missing side
- * of an added or deleted file's diff). Pure: no vscode import, so unit tests run it.
+ * of an added or deleted file's diff), `&readonly` the sandbox's side of a review diff, which
+ * changes only through Approve and Reject. Pure: no vscode import, so unit tests run it.
  */
 export const SCHEME = "paddock";
 
 const SANDBOX_ID = /^sbx-[0-9a-f]{12}$/;
 
-export function sandboxQuery(id: string, empty = false): string {
-  return `sandbox=${id}${empty ? "&empty" : ""}`;
+/** `empty`: the missing side of an added or deleted file; `readonly`: the sandbox's side of a review diff (no edit, no revert arrows). */
+export interface SandboxUriFlags {
+  empty?: boolean;
+  readonly?: boolean;
+}
+
+export function sandboxQuery(id: string, flags: SandboxUriFlags = {}): string {
+  return `sandbox=${id}${flags.empty ? "&empty" : ""}${flags.readonly ? "&readonly" : ""}`;
 }
 
 /** The sandbox a `paddock:` URI's query names, or undefined. */
-export function parseSandboxQuery(query: string): { id: string; empty: boolean } | undefined {
+export function parseSandboxQuery(query: string): { id: string; empty: boolean; readonly: boolean } | undefined {
   const params = new URLSearchParams(query);
   const id = params.get("sandbox");
-  return id && SANDBOX_ID.test(id) ? { id, empty: params.has("empty") } : undefined;
+  return id && SANDBOX_ID.test(id) ? { id, empty: params.has("empty"), readonly: params.has("readonly") } : undefined;
 }
 
 /**

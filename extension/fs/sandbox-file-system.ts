@@ -8,11 +8,11 @@ import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
-import { parseSandboxQuery, relativeTo, sandboxQuery, SCHEME } from "../uri";
+import { parseSandboxQuery, relativeTo, sandboxQuery, SCHEME, type SandboxUriFlags } from "../uri";
 
 /** A workspace file as a sandbox sees it. */
-export function sandboxUri(id: string, file: vscode.Uri, empty = false): vscode.Uri {
-  return file.with({ scheme: SCHEME, query: sandboxQuery(id, empty) });
+export function sandboxUri(id: string, file: vscode.Uri, flags: SandboxUriFlags = {}): vscode.Uri {
+  return file.with({ scheme: SCHEME, query: sandboxQuery(id, flags) });
 }
 
 export class SandboxFileSystem implements vscode.FileSystemProvider {
@@ -28,7 +28,9 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
       const workspace = model.get(id)?.workspace;
       if (!workspace) return;
       const root = vscode.Uri.file(workspace);
-      this.emitter.fire(paths.map((rel) => ({ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, rel === "" ? root : vscode.Uri.joinPath(root, rel)) })));
+      const files = paths.map((rel) => (rel === "" ? root : vscode.Uri.joinPath(root, rel)));
+      // Both the editable file and the review diff's read-only side follow.
+      this.emitter.fire(files.flatMap((file) => [false, true].map((readonly) => ({ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, file, { readonly }) }))));
     });
   }
 
@@ -37,10 +39,11 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
   }
 
   async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
-    if (parseSandboxQuery(uri.query)?.empty) return { type: vscode.FileType.File, ctime: 0, mtime: 0, size: 0, permissions: vscode.FilePermission.Readonly };
+    const query = parseSandboxQuery(uri.query);
+    if (query?.empty) return { type: vscode.FileType.File, ctime: 0, mtime: 0, size: 0, permissions: vscode.FilePermission.Readonly };
     const file = await this.read(uri);
     const type = file.type === "directory" ? vscode.FileType.Directory : file.type === "symlink" ? vscode.FileType.SymbolicLink : vscode.FileType.File;
-    return { type, ctime: 0, mtime: file.mtimeMs, size: file.size };
+    return { type, ctime: 0, mtime: file.mtimeMs, size: file.size, ...(query?.readonly ? { permissions: vscode.FilePermission.Readonly } : {}) };
   }
 
   async readDirectory(uri: vscode.Uri): Promise<[string, vscode.FileType][]> {
@@ -58,7 +61,7 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
 
   async writeFile(uri: vscode.Uri, content: Uint8Array): Promise<void> {
     const target = await this.parse(uri);
-    if (target.empty) throw vscode.FileSystemError.NoPermissions(uri);
+    if (target.empty || target.readonly) throw vscode.FileSystemError.NoPermissions(uri);
     await this.call(uri, () => this.agent.client().request("sandbox/writeFile", { id: target.id, path: target.rel, content: Buffer.from(content).toString("base64") }));
     this.emitter.fire([{ type: vscode.FileChangeType.Changed, uri }]);
   }
@@ -76,7 +79,7 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
   }
 
   /** The sandbox and the workspace-relative path a URI names (the sandbox's workspace from the model, or the agent). */
-  private async parse(uri: vscode.Uri): Promise<{ id: string; rel: string; empty: boolean }> {
+  private async parse(uri: vscode.Uri): Promise<{ id: string; rel: string; empty: boolean; readonly: boolean }> {
     const query = parseSandboxQuery(uri.query);
     if (!query) throw vscode.FileSystemError.FileNotFound(uri);
     const workspace = this.model.get(query.id)?.workspace ?? (await this.call(uri, () => this.agent.client().request("sandbox/get", { id: query.id }))).workspace;

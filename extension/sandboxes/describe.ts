@@ -30,3 +30,8 @@ export function ageLabel(createdAt: string, now = Date.now()): string {
   if (seconds < 24 * 3600) return `${Math.floor(seconds / 3600)} h ago`;
   return new Date(createdAt).toLocaleString();
 }
+
+/** A sandbox as a quick pick's row: its name, its runtime and its folder. */
+export function sandboxItem(sandbox: Sandbox): { label: string; description: string; detail: string; id: string } {
+  return { label: sandbox.name, description: runtimeLabel(sandbox), detail: sandbox.workspace, id: sandbox.id };
+}

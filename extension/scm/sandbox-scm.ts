@@ -1,14 +1,14 @@
 /**
  * One Source Control provider per sandbox: its changed files (A/M/D), conflicts from the last
- * approve, a quick diff that shows in the gutter of a workspace file what the sandbox changed,
- * and file decorations in the Explorer.
+ * approve, a quick diff that shows in the gutter of the sandbox's copy of a file what the
+ * sandbox changed, and file decorations in the Explorer.
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ApproveResult, Change, Conflict, Sandbox } from "../../agent/protocol/methods";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import { sandboxUri } from "../fs/sandbox-file-system";
-import { relativeTo } from "../uri";
+import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
 
 /** A changed path as Source Control shows it; commands get these back as arguments. */
 export interface ChangeResource extends vscode.SourceControlResourceState {
@@ -120,14 +120,20 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
   }
 
   private create(sandbox: Sandbox): Provider {
-    const scm = vscode.scm.createSourceControl("paddock", vscode.l10n.t("Sandbox {0}", sandbox.name), vscode.Uri.file(sandbox.workspace));
+    const root = vscode.Uri.file(sandbox.workspace);
+    // Rooted at the sandbox's view of the folder: its quick diff is asked about the sandbox's
+    // files only, and git's gutter on the workspace's files stays git's alone.
+    const scm = vscode.scm.createSourceControl("paddock", vscode.l10n.t("Sandbox {0}", sandbox.name), sandboxUri(sandbox.id, root));
     scm.inputBox.visible = false;
     scm.quickDiffProvider = {
-      // The gutter of a workspace file shows what this sandbox has instead.
+      // The gutter of the sandbox's copy of a file shows what the sandbox changed, the
+      // workspace's version as the original: the sandbox's lines are the new ones, as in the diff.
       provideOriginalResource: (uri) => {
-        const rel = relativeTo(sandbox.workspace, uri.fsPath);
+        const query = uri.scheme === SCHEME ? parseSandboxQuery(uri.query) : undefined;
+        if (query?.id !== sandbox.id || query.empty) return undefined;
+        const rel = relativeTo(sandbox.workspace, uri.path);
         const change = rel ? this.model.changesOf(sandbox.id)?.find((c) => c.path === rel && c.kind === "modified" && c.type === "file" && !c.binary) : undefined;
-        return change ? sandboxUri(sandbox.id, uri) : undefined;
+        return change ? vscode.Uri.joinPath(root, rel!) : undefined;
       },
     };
     const conflicts = scm.createResourceGroup("conflicts", vscode.l10n.t("Conflicts"));

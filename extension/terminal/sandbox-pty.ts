@@ -21,7 +21,7 @@ export interface PtyCommand {
   holdOnQuickFailure?: boolean;
 }
 
-/** A program that ends with an error sooner than this after it started has "ended at once". */
+/** A program that ends with an error sooner than this after it started, before any keystroke, has "ended at once". */
 const QUICK_EXIT_MS = 3000;
 
 export class SandboxPty implements vscode.Pseudoterminal {
@@ -39,6 +39,8 @@ export class SandboxPty implements vscode.Pseudoterminal {
   private pendingInput = "";
   private pendingSize: { cols: number; rows: number } | undefined;
   private startedAt = 0;
+  /** Whether the user typed anything: a program that ends after that ended because of it, not "at once". */
+  private typed = false;
   /** Set while the terminal waits for a key to close after a quick failure. */
   private holding = false;
 
@@ -87,6 +89,7 @@ export class SandboxPty implements vscode.Pseudoterminal {
     // The reason was read: closed without a code, so VS Code adds no "failed to launch" of its own.
     if (this.holding) return this.closeEmitter.fire();
     if (this.exited) return;
+    this.typed = true;
     if (this.pid === undefined) this.pendingInput += data;
     else this.send(() => this.agent.client().request("process/write", { pid: this.pid!, data }));
   }
@@ -130,7 +133,7 @@ export class SandboxPty implements vscode.Pseudoterminal {
     if (this.exited) return;
     this.exited = true;
     for (const s of this.subscriptions.splice(0)) s.dispose();
-    const quick = failedToStart || (code !== 0 && Date.now() - this.startedAt < QUICK_EXIT_MS);
+    const quick = failedToStart || (code !== 0 && !this.typed && Date.now() - this.startedAt < QUICK_EXIT_MS);
     if (!quick || !this.command.holdOnQuickFailure || this.closed) return this.closeEmitter.fire(code);
     // Closed at once, the terminal would take its reason with it.
     if (!failedToStart) this.writeEmitter.fire(`\r\n\x1b[31m${quickExitReason(code)}\x1b[0m\r\n`);

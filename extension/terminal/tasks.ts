@@ -8,9 +8,8 @@ import * as vscode from "vscode";
 import type { Sandbox } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
-import { runtimeLabel } from "../sandboxes/describe";
+import { runtimeLabel, sandboxItem } from "../sandboxes/describe";
 import { SandboxPty } from "./sandbox-pty";
-import { sandboxItem } from "./terminals";
 
 interface PaddockTaskDefinition extends vscode.TaskDefinition {
   command: string;

@@ -1,9 +1,8 @@
 /** Terminals and tasks in sandboxes: the "New Sandbox Terminal" command, the terminal profile, and `paddock` tasks. */
 import * as vscode from "vscode";
-import type { Sandbox } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
-import { runtimeLabel } from "../sandboxes/describe";
+import { sandboxItem } from "../sandboxes/describe";
 import { SandboxPty } from "./sandbox-pty";
 
 function terminalOptions(agent: AgentConnection, model: SandboxModel, id: string): vscode.ExtensionTerminalOptions {
@@ -20,11 +19,6 @@ export function openSandboxTerminal(agent: AgentConnection, model: SandboxModel,
   const terminal = vscode.window.createTerminal(terminalOptions(agent, model, id));
   terminal.show();
   return terminal;
-}
-
-/** A quick-pick row for a sandbox: its name, its runtime and its folder. */
-export function sandboxItem(sandbox: Sandbox): vscode.QuickPickItem & { id: string } {
-  return { label: sandbox.name, description: runtimeLabel(sandbox), detail: sandbox.workspace, id: sandbox.id };
 }
 
 /** A terminal that only says something and closes on a key: what the + menu opens when there is nothing to open. */

@@ -3,7 +3,7 @@
  * Paddock, the page asks for the password it printed, VS Code opens the folder; from the
  * Paddock view a sandbox is created, a terminal in it runs a command that edits, creates and
  * deletes files, the files show in the view and in Source Control, a diff opens, one file is
- * approved, one hunk of another (from the gutter's peek), a third rejected, the sandbox
+ * approved, one hunk of another (from the diff editor's gutter), a third rejected, the sandbox
  * deleted; the workspace on disk is checked after each step. Ctrl-C then stops everything and
  * leaves no process, mount or sandbox behind. Every step leaves a screenshot in
  * test-artifacts/start; a failing one, the agent's log too.
@@ -64,7 +64,12 @@ test("npm start, then as a user in the browser: create, terminal, Source Control
       await target.locator(`.action-label[aria-label="${action}"]`).click();
     };
     /** An activity bar entry (its badge would take a plain click). */
-    const activity = (name: string) => page.locator(`.activitybar [aria-label^='${name}']`).first().click({ force: true, timeout: 60_000 });
+    const activity = async (name: string) => {
+      const entry = page.locator(`.activitybar .action-item:has([aria-label^='${name}'])`).first();
+      await entry.waitFor({ timeout: 60_000 });
+      // A click on the view already shown would hide it.
+      if (!(await entry.evaluate((e) => e.classList.contains("checked")))) await entry.locator(`[aria-label^='${name}']`).first().click({ force: true });
+    };
     const confirm = (button: string) => page.locator(".monaco-dialog-box").getByRole("button", { name: button, exact: true }).click();
     const until = async (what: string, probe: () => boolean) => {
       for (const deadline = Date.now() + 30_000; !probe(); ) {
@@ -116,16 +121,15 @@ test("npm start, then as a user in the browser: create, terminal, Source Control
       await until("approve.txt approved", () => onDisk("approve.txt") === "sandbox\n");
       await shot("approved-file");
 
-      // One hunk of another: the gutter of the workspace file, its peek, Approve Change.
-      await activity("Explorer");
-      await row(".explorer-folders-view", "hunks.txt").click();
-      await page.locator(".tab", { hasText: "hunks.txt" }).first().waitFor({ timeout: 30_000 });
-      const glyph = page.locator(".margin-view-overlays .dirty-diff-glyph").first();
-      await glyph.waitFor({ timeout: 30_000 });
-      await glyph.click({ position: { x: 2, y: 5 } });
-      const approveChange = page.locator(".dirty-diff .action-label[aria-label='Approve Change']").first();
+      // One hunk of another: its diff, the change's own Approve in the diff's gutter.
+      await row(".scm-view", "hunks.txt").click();
+      await page.locator(".tab", { hasText: "hunks.txt (Workspace ↔ Sandbox" }).waitFor({ timeout: 30_000 });
+      const changedLine = page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: "line two" }).first();
+      await changedLine.waitFor({ timeout: 30_000 });
+      await changedLine.hover();
+      const approveChange = page.locator(".monaco-diff-editor .gutter .action-label[aria-label^='Approve This Change']").first();
       await approveChange.waitFor({ timeout: 30_000 });
-      await shot("hunk-peek");
+      await shot("hunk-in-diff");
       await approveChange.click();
       await until("the first hunk approved", () => onDisk("hunks.txt") === LINES.replace("line 2\n", "line two\n"));
       await shot("approved-hunk");

@@ -1,10 +1,10 @@
-/** The extension's pure parts: the tree's shape, paddock: URIs, quick-diff changes to hunk selectors. */
+/** The extension's pure parts: the tree's shape, paddock: URIs, changes VS Code shows to hunk selectors. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Sandbox } from "../../agent/protocol/methods";
+import type { HunkSelector, Sandbox } from "../../agent/protocol/methods";
 import { buildTree } from "../../extension/views/tree-model";
 import { parseSandboxQuery, relativeTo, sandboxQuery } from "../../extension/uri";
-import { selectorOf } from "../../extension/review/quick-diff-hunks";
+import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange } from "../../extension/review/hunk-selectors";
 import { createOptions } from "../../extension/sandboxes/create-options";
 import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "../../agent/review/line-changes";
 
@@ -43,28 +43,40 @@ test("tree: sandboxes under their folder in creation order, the rest under Other
 
 test("paddock: URIs name a sandbox in their query, and paths stay inside its workspace", () => {
   assert.equal(sandboxQuery("sbx-0123456789ab"), "sandbox=sbx-0123456789ab");
-  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", true)), { id: "sbx-0123456789ab", empty: true });
-  assert.deepEqual(parseSandboxQuery("sandbox=sbx-0123456789ab"), { id: "sbx-0123456789ab", empty: false });
+  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", { empty: true })), { id: "sbx-0123456789ab", empty: true, readonly: false });
+  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", { readonly: true })), { id: "sbx-0123456789ab", empty: false, readonly: true });
+  assert.deepEqual(parseSandboxQuery("sandbox=sbx-0123456789ab"), { id: "sbx-0123456789ab", empty: false, readonly: false });
   for (const bad of ["", "sandbox=sbx-xyz", "sandbox=../x", "other=sbx-0123456789ab"]) assert.equal(parseSandboxQuery(bad), undefined, bad);
   assert.equal(relativeTo("/w/app", "/w/app/src/a b.ts"), "src/a b.ts");
   assert.equal(relativeTo("/w/app", "/w/app"), "");
   for (const outside of ["/w/application/x.ts", "/w/app/../etc/passwd", "/w/app//x", "/w/app/./x", "/etc/passwd"]) assert.equal(relativeTo("/w/app", outside), undefined, outside);
 });
 
-test("quick diff: a change of the peek (sandbox original, workspace modified) selects the agent's hunk", () => {
+test("hunk selectors: the peek's, the diff gutter's and the cursor's change each select the agent's hunk", () => {
   const workspace = "a\nb\nc\nd\ne\nf\n";
   const sandboxText = "a\nB\nc\nd\nnew\ne\nf\n";
   // What the agent computes (workspace → sandbox): b→B at 1, and an insertion before e.
   const oldLines = splitLines(workspace);
   const newLines = splitLines(sandboxText);
   const changes = computeLineChanges(oldLines, newLines);
-  // What VS Code's peek passes: original = sandbox, modified = workspace, 1-based; 0 = empty.
-  const replaced = { originalStartLineNumber: 2, originalEndLineNumber: 2, modifiedStartLineNumber: 2, modifiedEndLineNumber: 2 };
-  const inserted = { originalStartLineNumber: 5, originalEndLineNumber: 5, modifiedStartLineNumber: 4, modifiedEndLineNumber: 0 };
-  for (const [vs, expected] of [[replaced, 0], [inserted, 1]] as const) {
-    const { selected, unmatched } = selectLineChanges(changes, [selectorOf("f", vs)], { old: oldLines.length, new: newLines.length });
-    assert.deepEqual([[...selected], unmatched], [[expected], []]);
-  }
+  const selects = (selector: HunkSelector) => {
+    const { selected, unmatched } = selectLineChanges(changes, [selector], { old: oldLines.length, new: newLines.length });
+    assert.deepEqual(unmatched, []);
+    return [...selected];
+  };
+  // The peek on the sandbox's file: original = workspace, modified = sandbox, 1-based; an end of 0 = empty.
+  assert.deepEqual(selects(selectorOfPeekChange("f", { originalStartLineNumber: 2, originalEndLineNumber: 2, modifiedStartLineNumber: 2, modifiedEndLineNumber: 2 })), [0]);
+  assert.deepEqual(selects(selectorOfPeekChange("f", { originalStartLineNumber: 4, originalEndLineNumber: 0, modifiedStartLineNumber: 5, modifiedEndLineNumber: 5 })), [1]);
+  // The diff editor's gutter: 1-based, end exclusive.
+  assert.deepEqual(selects(selectorOfMapping("f", { original: { startLineNumber: 2, endLineNumberExclusive: 3 }, modified: { startLineNumber: 2, endLineNumberExclusive: 3 } })), [0]);
+  assert.deepEqual(selects(selectorOfMapping("f", { original: { startLineNumber: 5, endLineNumberExclusive: 5 }, modified: { startLineNumber: 5, endLineNumberExclusive: 6 } })), [1]);
+  // The cursor: on a changed line of the sandbox's version, or nowhere near a change.
+  assert.deepEqual(selects(selectorOfChange("f", changeAtLine(changes, 4)!)), [1]);
+  assert.equal(changeAtLine(changes, 2), undefined);
+  // A deletion has no line of its own: the line after it, or the one before.
+  const deletion = computeLineChanges(splitLines("a\nb\nc\n"), splitLines("a\nc\n"));
+  assert.deepEqual(changeAtLine(deletion, 1), deletion[0]);
+  assert.deepEqual(changeAtLine(deletion, 0), deletion[0]);
   assert.equal(applyLineChanges(oldLines, newLines, changes, (_c, i) => i === 1), "a\nb\nc\nd\nnew\ne\nf\n");
 });
 

@@ -114,14 +114,15 @@ export async function run(): Promise<void> {
       },
     },
     {
-      name: "Approve Change on one hunk (as the quick-diff peek calls it) applies that hunk only",
+      name: "Approve Change on one hunk (as the quick-diff peek of the sandbox's file calls it) applies that hunk only",
       run: async () => {
-        // The peek's line changes: original = the sandbox's file, modified = the workspace's.
+        // The peek's line changes: original = the workspace's file, modified = the sandbox's.
         const changes = [
           { originalStartLineNumber: 2, originalEndLineNumber: 2, modifiedStartLineNumber: 2, modifiedEndLineNumber: 2 },
           { originalStartLineNumber: 25, originalEndLineNumber: 25, modifiedStartLineNumber: 25, modifiedEndLineNumber: 25 },
         ];
-        await vscode.commands.executeCommand("paddock.approveHunk", vscode.Uri.file(file("hunks.txt")), changes, 1);
+        const sandboxFile = vscode.Uri.file(file("hunks.txt")).with({ scheme: "paddock", query: `sandbox=${id}` });
+        await vscode.commands.executeCommand("paddock.approveHunk", sandboxFile, changes, 1);
         assert.equal(fs.readFileSync(file("hunks.txt"), "utf8"), LINES.replace("line 25\n", "line twenty-five\n"));
         await waitFor("hunks.txt still changed (one hunk left)", async () => (await client().request("sandbox/diff", { id, paths: ["hunks.txt"] })).files[0]?.changes.length === 1);
       },

@@ -1,0 +1,249 @@
+/**
+ * Review: diffs and the multi-file review, approve and reject per file, per change (from the
+ * diff editor's gutter, the cursor with a key, or the quick-diff peek on a sandbox's file) and
+ * for a whole sandbox, and conflicts. In every diff the workspace's version is on the left and
+ * the sandbox's, read-only, on the right: it changes only through Approve and Reject, or in the
+ * sandbox's own file (Edit in Sandbox), never by a stray click on a revert arrow.
+ */
+import * as path from "node:path";
+import * as vscode from "vscode";
+import { PaddockError } from "../../agent/protocol/errors";
+import type { ApproveResult, Conflict, HunkSelector } from "../../agent/protocol/methods";
+import { sandboxUri } from "../fs/sandbox-file-system";
+import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange, type VsLineChange, type VsRangeMapping } from "../review/hunk-selectors";
+import type { SandboxModel } from "../sandboxes/sandbox-model";
+import type { ChangeResource } from "../scm/sandbox-scm";
+import { readSettings } from "../settings";
+import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
+import { commandRegistrar, pickSandbox, sandboxOfGroupOrNode, type CommandContext, type SandboxArg } from "./run";
+
+/** A changed file: from Source Control (a resource state) or the diff we opened (a plain object). */
+export type FileArg = Pick<ChangeResource, "sandboxId" | "path" | "kind"> & { resourceUri?: vscode.Uri; conflict?: Conflict };
+
+/** What the diff editor's gutter passes to a change's actions. */
+interface GutterHunk {
+  mapping: VsRangeMapping;
+  originalUri: vscode.Uri;
+  modifiedUri: vscode.Uri;
+}
+
+export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[] {
+  const { agent, model, scm } = ctx;
+  const command = commandRegistrar(ctx);
+
+  const approve = async (id: string, params: { paths?: string[]; hunks?: HunkSelector[]; force?: boolean | string[] }) => {
+    const result = await agent.client().request("sandbox/approve", { id, ...params });
+    await afterApprove(ctx, id, result);
+  };
+  const reject = async (id: string, params: { paths?: string[]; hunks?: HunkSelector[] }) => {
+    await agent.client().request("sandbox/reject", { id, ...params });
+    model.scheduleChanges(id);
+  };
+
+  // The multi-file editor's per-file actions have no context of their own to tell ours from
+  // git's: this key says when the active tab is a review Paddock opened (VS Code adds "(N files)").
+  const reviewTitles = new Set<string>();
+  const trackActiveTab = () => {
+    const label = vscode.window.tabGroups.activeTabGroup.activeTab?.label;
+    void vscode.commands.executeCommand("setContext", "paddock.reviewEditorActive", label !== undefined && [...reviewTitles].some((t) => label.startsWith(t)));
+  };
+
+  return [
+    vscode.window.tabGroups.onDidChangeTabs(trackActiveTab),
+    command("paddock.reviewSandbox", async (arg?: SandboxArg | vscode.SourceControl) => {
+      const id = (arg && typeof arg === "object" && "inputBox" in arg ? scm.sandboxOf(arg) : undefined) ?? (await pickSandbox(ctx, arg as SandboxArg));
+      const sandbox = model.get(id)!;
+      const resources = scm.resourcesOf(id);
+      if (resources.length === 0) return void vscode.window.showInformationMessage(vscode.l10n.t("Sandbox {0} has no changes.", sandbox.name));
+      // The multi-file diff editor, as Source Control's "View Changes".
+      const items = resources.map((r) => [r.resourceUri, ...diffSides(model, r)] as const);
+      const title = vscode.l10n.t("Sandbox {0}: all changes", sandbox.name);
+      reviewTitles.add(title);
+      await vscode.commands.executeCommand("vscode.changes", title, items);
+    }),
+    command("paddock.openDiff", async (file: FileArg) => {
+      const sandbox = model.get(file.sandboxId);
+      const [left, right] = diffSides(model, file);
+      await vscode.commands.executeCommand("vscode.diff", left, right, vscode.l10n.t("{0} (Workspace ↔ Sandbox {1})", path.basename(file.path), sandbox?.name ?? file.sandboxId));
+    }),
+    // The sandbox's own copy, editable: what the diff's right side shows, to change by hand.
+    command("paddock.openSandboxFile", async (arg: FileArg | vscode.Uri) => {
+      const file = await fileOf(ctx, arg);
+      if (file) await vscode.window.showTextDocument(sandboxUri(file.sandboxId, workspaceFile(model, file)));
+    }),
+
+    // Source Control passes every selected row as its own argument; an editor's title, its URI.
+    command("paddock.approveFile", async (...args: unknown[]) => {
+      for (const [id, paths] of bySandbox(await filesOf(ctx, args))) await approve(id, { paths });
+    }),
+    command("paddock.rejectFile", async (...args: unknown[]) => {
+      for (const [id, paths] of bySandbox(await filesOf(ctx, args))) {
+        if (!(await confirmReject(paths))) return;
+        await reject(id, { paths });
+      }
+    }),
+    command("paddock.approveAll", async (arg?: SandboxArg | vscode.SourceControlResourceGroup) => approve(await sandboxOfGroupOrNode(ctx, arg), {})),
+    command("paddock.rejectAll", async (arg?: SandboxArg | vscode.SourceControlResourceGroup) => {
+      const id = await sandboxOfGroupOrNode(ctx, arg);
+      const count = model.changeCounts().get(id) ?? 0;
+      const yes = vscode.l10n.t("Reject All");
+      if (readSettings().confirmReject && (await vscode.window.showWarningMessage(vscode.l10n.t("Reject all {0} change(s) of sandbox {1}?", count, model.get(id)?.name ?? id), { modal: true, detail: vscode.l10n.t("The sandbox gets the workspace's version of every file back.") }, yes)) !== yes) return;
+      await reject(id, {});
+    }),
+
+    // One change of the diff editor's gutter.
+    command("paddock.approveDiffHunk", async (hunk: GutterHunk) => {
+      const target = await hunkOfGutter(ctx, hunk);
+      if (target) await approve(target.id, { hunks: [target.selector] });
+    }),
+    command("paddock.rejectDiffHunk", async (hunk: GutterHunk) => {
+      const target = await hunkOfGutter(ctx, hunk);
+      if (target) await reject(target.id, { hunks: [target.selector] });
+    }),
+    // The change at the cursor, in a diff or a sandbox's file (the keyboard's way).
+    command("paddock.approveChangeAtCursor", async () => {
+      const target = await hunkAtCursor(ctx);
+      if (target) await approve(target.id, { hunks: [target.selector] });
+    }),
+    command("paddock.rejectChangeAtCursor", async () => {
+      const target = await hunkAtCursor(ctx);
+      if (target) await reject(target.id, { hunks: [target.selector] });
+    }),
+    // The quick-diff peek on a sandbox's file: (uri, changes, index), as git's stageChange gets them.
+    command("paddock.approveHunk", async (uri: vscode.Uri, changes: VsLineChange[], index: number) => {
+      const target = await hunkOfPeek(ctx, uri, changes, index);
+      if (target) await approve(target.id, { hunks: [target.selector] });
+    }),
+    command("paddock.rejectHunk", async (uri: vscode.Uri, changes: VsLineChange[], index: number) => {
+      const target = await hunkOfPeek(ctx, uri, changes, index);
+      if (target) await reject(target.id, { hunks: [target.selector] });
+    }),
+
+    // Conflicts: take one side, or edit the merge in the sandbox's copy and approve that.
+    command("paddock.takeSandbox", async (...files: FileArg[]) => {
+      for (const [id, paths] of bySandbox(files)) await approve(id, { paths, force: paths });
+    }),
+    command("paddock.keepWorkspace", async (...files: FileArg[]) => {
+      for (const [id, paths] of bySandbox(files)) {
+        await reject(id, { paths });
+        scm.resolveConflicts(id, paths);
+      }
+    }),
+    command("paddock.mergeConflict", async (file: FileArg) => {
+      const merged = file.conflict?.merged;
+      if (merged !== undefined) {
+        await agent.client().request("sandbox/writeFile", { id: file.sandboxId, path: file.path, content: Buffer.from(merged).toString("base64") });
+      }
+      const workspace = workspaceFile(model, file);
+      await vscode.commands.executeCommand("vscode.diff", workspace, sandboxUri(file.sandboxId, workspace), vscode.l10n.t("Merge {0}: edit the sandbox side, then Take Sandbox's", path.basename(file.path)));
+      if (merged === undefined) void vscode.window.showInformationMessage(vscode.l10n.t("No clean merge: edit the sandbox's side (right) until it is what you want, then use Take Sandbox's."));
+    }),
+  ];
+}
+
+/** The workspace file a changed path names. */
+function workspaceFile(model: SandboxModel, file: Pick<FileArg, "sandboxId" | "path" | "resourceUri">): vscode.Uri {
+  return file.resourceUri ?? vscode.Uri.file(path.join(model.get(file.sandboxId)?.workspace ?? "/", file.path));
+}
+
+/** The two sides of a changed file's review diff: the workspace's (left) and the sandbox's, read-only (right). */
+export function diffSides(model: SandboxModel, file: Pick<FileArg, "sandboxId" | "path" | "kind" | "resourceUri">): [vscode.Uri, vscode.Uri] {
+  const workspace = workspaceFile(model, file);
+  const left = file.kind === "added" ? sandboxUri(file.sandboxId, workspace, { empty: true }) : workspace;
+  const right = sandboxUri(file.sandboxId, workspace, { empty: file.kind === "deleted", readonly: true });
+  return [left, right];
+}
+
+/** The changed file a command was given: a row, or a URI (a sandbox's file, or a workspace file a sandbox changed). */
+async function fileOf(ctx: CommandContext, arg: FileArg | vscode.Uri | undefined): Promise<FileArg | undefined> {
+  if (!arg) arg = vscode.window.activeTextEditor?.document.uri;
+  if (!arg) return undefined;
+  if (!(arg instanceof vscode.Uri)) return arg;
+  const query = arg.scheme === SCHEME ? parseSandboxQuery(arg.query) : undefined;
+  const candidates = ctx.model.all().flatMap((sandbox) => {
+    if (query && query.id !== sandbox.id) return [];
+    const rel = relativeTo(sandbox.workspace, arg.path);
+    const change = rel ? ctx.model.changesOf(sandbox.id)?.find((c) => c.path === rel) : undefined;
+    return change ? [{ sandboxId: sandbox.id, name: sandbox.name, path: change.path, kind: change.kind }] : [];
+  });
+  if (candidates.length === 0) throw new PaddockError("E_NOT_FOUND", vscode.l10n.t("{0} has no change to review in a sandbox.", path.basename(arg.path)), vscode.l10n.t("It may have been approved or rejected already."));
+  if (candidates.length === 1) return candidates[0];
+  // Two sandboxes changed this workspace file: only the user knows which one is meant.
+  const pick = await vscode.window.showQuickPick(candidates.map((c) => ({ label: c.name, file: c })), { placeHolder: vscode.l10n.t("This file changed in several sandboxes: which one's change?") });
+  if (!pick) throw new vscode.CancellationError();
+  return pick.file;
+}
+
+async function filesOf(ctx: CommandContext, args: unknown[]): Promise<FileArg[]> {
+  // An editor's title passes its URI and then where it is ({ groupId, editorIndex }): only URIs and rows count.
+  const given = args.filter((a): a is FileArg | vscode.Uri => a instanceof vscode.Uri || (typeof a === "object" && a !== null && typeof (a as FileArg).sandboxId === "string"));
+  const files: FileArg[] = [];
+  for (const arg of given.length > 0 ? given : [undefined]) {
+    const file = await fileOf(ctx, arg);
+    if (file) files.push(file);
+  }
+  return files;
+}
+
+function bySandbox(files: readonly FileArg[]): Map<string, string[]> {
+  const grouped = new Map<string, string[]>();
+  for (const file of files) grouped.set(file.sandboxId, [...(grouped.get(file.sandboxId) ?? []), file.path]);
+  return grouped;
+}
+
+async function confirmReject(paths: string[]): Promise<boolean> {
+  if (!readSettings().confirmReject) return true;
+  const yes = vscode.l10n.t("Reject");
+  const message = paths.length === 1 ? vscode.l10n.t("Reject the sandbox's changes to {0}?", paths[0]!) : vscode.l10n.t("Reject the sandbox's changes to {0} files?", paths.length);
+  return (await vscode.window.showWarningMessage(message, { modal: true, detail: vscode.l10n.t("The sandbox gets the workspace's version back.") }, yes)) === yes;
+}
+
+async function afterApprove(ctx: CommandContext, id: string, result: ApproveResult): Promise<void> {
+  ctx.model.scheduleChanges(id);
+  ctx.scm.recordApprove(id, result);
+  if (result.conflicts.length > 0) {
+    const show = vscode.l10n.t("Show Conflicts");
+    // Not awaited: the command is done; the notification stays until the user looks at it.
+    void vscode.window
+      .showWarningMessage(vscode.l10n.t("{0} file(s) changed in the workspace too and were not overwritten: {1}", result.conflicts.length, result.conflicts.map((c) => c.path).join(", ")), show)
+      .then((pick) => (pick === show ? vscode.commands.executeCommand("workbench.view.scm") : undefined));
+  }
+  if (result.skipped.length > 0) {
+    ctx.log.warn(`approve skipped: ${result.skipped.map((s) => `${s.path}: ${s.reason}`).join("; ")}`);
+    void vscode.window.showWarningMessage(vscode.l10n.t("Not applied: {0}", result.skipped.map((s) => `${s.path} (${s.reason})`).join(", ")));
+  }
+}
+
+type HunkTarget = { id: string; selector: HunkSelector } | undefined;
+
+/** The sandbox and path of a `paddock:` document, saving its unsaved edits first (the agent compares files on disk). */
+async function sandboxFileOf(ctx: CommandContext, uri: vscode.Uri): Promise<{ id: string; rel: string } | undefined> {
+  const query = uri.scheme === SCHEME ? parseSandboxQuery(uri.query) : undefined;
+  const workspace = query && ctx.model.get(query.id)?.workspace;
+  const rel = workspace ? relativeTo(workspace, uri.path) : undefined;
+  if (!query || rel === undefined) return undefined;
+  const document = vscode.workspace.textDocuments.find((d) => d.uri.toString() === uri.toString());
+  if (document?.isDirty) await document.save();
+  return { id: query.id, rel };
+}
+
+async function hunkOfGutter(ctx: CommandContext, hunk: GutterHunk | undefined): Promise<HunkTarget> {
+  const file = hunk?.modifiedUri && (await sandboxFileOf(ctx, vscode.Uri.from(hunk.modifiedUri)));
+  return file ? { id: file.id, selector: selectorOfMapping(file.rel, hunk.mapping) } : undefined;
+}
+
+async function hunkOfPeek(ctx: CommandContext, uri: vscode.Uri, changes: VsLineChange[], index: number): Promise<HunkTarget> {
+  const change = changes?.[index];
+  const file = uri && change ? await sandboxFileOf(ctx, uri) : undefined;
+  return file && change ? { id: file.id, selector: selectorOfPeekChange(file.rel, change) } : undefined;
+}
+
+async function hunkAtCursor(ctx: CommandContext): Promise<HunkTarget> {
+  const editor = vscode.window.activeTextEditor;
+  const file = editor && (await sandboxFileOf(ctx, editor.document.uri));
+  if (!editor || !file) throw new PaddockError("E_NOT_FOUND", vscode.l10n.t("Put the cursor in a sandbox's side of a diff (the right) to approve or reject its change."), vscode.l10n.t("Open a change from Source Control or Paddock: Review Changes."));
+  const diff = await ctx.agent.client().request("sandbox/diff", { id: file.id, paths: [file.rel] });
+  const change = changeAtLine(diff.files[0]?.changes ?? [], editor.selection.active.line);
+  if (!change) throw new PaddockError("E_NOT_FOUND", vscode.l10n.t("No change at line {0} of {1}.", editor.selection.active.line + 1, path.basename(file.rel)), vscode.l10n.t("Go to a change first: Alt+F5 goes to the next one."));
+  return { id: file.id, selector: selectorOfChange(file.rel, change) };
+}

@@ -1,0 +1,153 @@
+/**
+ * Review where the diff is, in a real workbench: a sandbox's change is approved or rejected on
+ * the change itself (the diff editor's gutter), by keys at the cursor, per file from the
+ * editor's title and from each file of the multi-file review, and in the sandbox's own file,
+ * whose gutter peek reads the sandbox's version as the new one. The diff's sandbox side is
+ * read-only: no revert arrow edits the sandbox behind the user's back.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { Workbench } from "./workbench";
+
+const LINES = Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join("");
+const edit = (text: string, replacements: [number, string][]) => replacements.reduce((t, [n, line]) => t.replace(`line ${n}\n`, `${line}\n`), text);
+
+let wb: Workbench;
+let failed = false;
+let id = "";
+
+before(async () => {
+  wb = await Workbench.open("review", { files: { "hunks.txt": LINES, "keys.txt": LINES, "title.txt": "workspace\n", "multi-a.txt": LINES, "multi-b.txt": "workspace\n", "peek.txt": LINES }, settings: { "paddock.review.confirmReject": false } });
+  ({ id } = await wb.client.request("sandbox/create", { workspace: wb.folder, name: "review" }));
+});
+after(async () => wb.close(failed));
+
+function step(name: string, body: () => Promise<void>): void {
+  test(name, async () => {
+    try {
+      await body();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+}
+
+/** What a command in the sandbox writes (as an agent or a person in its terminal would). */
+async function sandboxWrites(files: Record<string, string>): Promise<void> {
+  const script = Object.entries(files).map(([rel, content]) => `printf '%s' '${content}' > ${rel}`).join("; ");
+  const result = await wb.client.request("sandbox/exec", { id, argv: ["sh", "-c", script] });
+  assert.equal(result.exitCode, 0, result.stderr);
+}
+
+/** A whole line of an editor, as Monaco renders it (spaces as no-break spaces). */
+function wholeLine(text: string): RegExp {
+  return new RegExp(`^${text.replace(/ /g, "[\\s\u00a0]")}$`);
+}
+
+/** Source Control's row of a file opens its diff. */
+async function openDiff(rel: string): Promise<void> {
+  await wb.activity("Source Control");
+  await wb.row(".scm-view", rel).click({ timeout: 30_000 });
+  await wb.page.locator(".tab", { hasText: `${rel} (Workspace ↔ Sandbox review)` }).waitFor({ timeout: 30_000 });
+  await wb.page.locator(".monaco-diff-editor .editor.modified .view-lines").first().waitFor();
+}
+
+/** The gutter action of the change at a line of a diff's sandbox side: the toolbar level with that line. */
+async function gutterAction(lineText: string, action: string, editor = wb.page.locator(".monaco-diff-editor").first()): Promise<void> {
+  const line = editor.locator(".editor.modified .view-line", { hasText: wholeLine(lineText) }).first();
+  await line.hover();
+  const lineBox = (await line.boundingBox())!;
+  const buttons = editor.locator(`.gutter .action-label[aria-label^="${action}"]`);
+  await buttons.first().waitFor({ timeout: 10_000 });
+  let nearest: { index: number; distance: number } | undefined;
+  for (let i = 0; i < (await buttons.count()); i++) {
+    const box = await buttons.nth(i).boundingBox();
+    const distance = box ? Math.abs(box.y - lineBox.y) : Infinity;
+    if (!nearest || distance < nearest.distance) nearest = { index: i, distance };
+  }
+  assert.ok(nearest && nearest.distance < 40, `a "${action}" button level with "${lineText}"`);
+  await buttons.nth(nearest.index).click();
+}
+
+step("the diff's sandbox side is read-only: no revert arrows", async () => {
+  await sandboxWrites({ "hunks.txt": edit(LINES, [[2, "line two"], [35, "line thirty-five"]]) });
+  await openDiff("hunks.txt");
+  await wb.page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: "line thirty-five" }).waitFor();
+  assert.equal(await wb.page.locator(".monaco-diff-editor .arrow-revert-change").count(), 0, "no revert arrows");
+  await wb.page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: "line two" }).click();
+  await wb.page.keyboard.type("typed");
+  await wb.until("the read-only message", async () => (await wb.page.getByText("Editor is read-only").count()) > 0, 5_000);
+  assert.equal(await wb.inSandbox(id, "hunks.txt"), edit(LINES, [[2, "line two"], [35, "line thirty-five"]]));
+});
+
+step("Approve This Change in the diff's gutter writes that change only", async () => {
+  await gutterAction("line thirty-five", "Approve This Change");
+  await wb.until("the change on disk", () => wb.onDisk("hunks.txt") === edit(LINES, [[35, "line thirty-five"]]));
+  await wb.page.locator(".monaco-diff-editor .editor.original .view-line", { hasText: "line thirty-five" }).waitFor({ timeout: 10_000 });
+  await wb.shot("review");
+});
+
+step("Reject This Change in the diff's gutter gives the sandbox the workspace's line back", async () => {
+  await gutterAction("line two", "Reject This Change");
+  await wb.until("the sandbox's line back", async () => (await wb.inSandbox(id, "hunks.txt")) === edit(LINES, [[35, "line thirty-five"]]));
+  assert.equal(wb.onDisk("hunks.txt"), edit(LINES, [[35, "line thirty-five"]]), "reject never touches the workspace");
+  await wb.row(".scm-view", "hunks.txt").waitFor({ state: "detached", timeout: 30_000 });
+});
+
+step("keys: Alt+F5 to the next change, Ctrl+Alt+Enter approves it, Ctrl+Alt+Backspace rejects the next", async () => {
+  await sandboxWrites({ "keys.txt": edit(LINES, [[5, "line five"], [30, "line thirty"]]) });
+  await openDiff("keys.txt");
+  await wb.page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: "line 1" }).first().click();
+  await wb.page.keyboard.press("Control+Home");
+  await wb.page.keyboard.press("Alt+F5");
+  await wb.page.keyboard.press("Control+Alt+Enter");
+  await wb.until("the first change approved", () => wb.onDisk("keys.txt") === edit(LINES, [[5, "line five"]]));
+  await wb.page.keyboard.press("Alt+F5");
+  await wb.page.keyboard.press("Control+Alt+Backspace");
+  await wb.until("the second change rejected", async () => (await wb.inSandbox(id, "keys.txt")) === edit(LINES, [[5, "line five"]]));
+  assert.equal(wb.onDisk("keys.txt"), edit(LINES, [[5, "line five"]]));
+});
+
+step("Approve File in the diff editor's title", async () => {
+  await sandboxWrites({ "title.txt": "sandbox\n" });
+  await openDiff("title.txt");
+  await wb.page.locator(".editor-actions .action-label[aria-label^='Approve']").first().click();
+  await wb.until("title.txt approved", () => wb.onDisk("title.txt") === "sandbox\n");
+});
+
+step("Review All Changes: each file's Approve and Reject, and a change's gutter action", async () => {
+  await sandboxWrites({ "multi-a.txt": edit(LINES, [[3, "line three"], [33, "line thirty-three"]]), "multi-b.txt": "sandbox\n" });
+  await wb.until("both in Source Control", async () => (await wb.row(".scm-view", "multi-b.txt").count()) > 0);
+  await wb.command("Paddock: Review All Changes");
+  await wb.page.locator(".tab", { hasText: "Sandbox review: all changes" }).waitFor({ timeout: 30_000 });
+  const fileHeader = (rel: string) => wb.page.locator(".multiDiffEntry", { hasText: rel }).first();
+  await fileHeader("multi-b.txt").waitFor({ timeout: 30_000 });
+  await wb.shot("review-all");
+  await fileHeader("multi-b.txt").locator(".action-label[aria-label^='Reject']").click();
+  await wb.until("multi-b.txt rejected", async () => (await wb.inSandbox(id, "multi-b.txt")) === "workspace\n");
+  await gutterAction("line thirty-three", "Approve This Change", fileHeader("multi-a.txt"));
+  await wb.until("one change of multi-a.txt approved", () => wb.onDisk("multi-a.txt") === edit(LINES, [[33, "line thirty-three"]]));
+  assert.equal(wb.onDisk("multi-b.txt"), "workspace\n");
+});
+
+step("the sandbox's own file: its gutter peek shows the sandbox's line as the new one; Ctrl+Alt+Enter there approves it", async () => {
+  await sandboxWrites({ "peek.txt": edit(LINES, [[8, "line eight"]]) });
+  await openDiff("peek.txt");
+  await wb.page.locator(".editor-actions .action-label[aria-label^='Edit in Sandbox']").first().click();
+  await wb.page.locator(".tab.active", { hasText: "peek.txt" }).waitFor({ timeout: 30_000 });
+  const glyph = wb.page.locator(".editor-instance .margin-view-overlays .dirty-diff-glyph").first();
+  await glyph.waitFor({ timeout: 30_000 });
+  await glyph.click({ position: { x: 2, y: 5 } });
+  const peek = wb.page.locator(".dirty-diff").first();
+  await peek.waitFor({ timeout: 10_000 });
+  // The sandbox's line is the inserted (green) one, the workspace's the removed (red) one.
+  await peek.locator(".line-insert, .char-insert").first().waitFor({ timeout: 10_000 });
+  const inserted = await peek.locator(".editor.modified .view-line").allInnerTexts();
+  assert.ok(inserted.some((l) => wholeLine("line eight").test(l)), `the sandbox's side of the peek: ${inserted.join(" | ")}`);
+  await wb.shot("peek");
+  await wb.page.keyboard.press("Escape");
+  await wb.page.locator(".editor-instance .view-line", { hasText: "line eight" }).first().click();
+  await wb.page.keyboard.press("Control+Alt+Enter");
+  await wb.until("the change on disk", () => wb.onDisk("peek.txt") === edit(LINES, [[8, "line eight"]]));
+});
