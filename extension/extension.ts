@@ -6,6 +6,8 @@
 import * as vscode from "vscode";
 import { AgentConnection } from "./agent/agent-connection";
 import { registerCommands } from "./commands/index";
+import { diffSides } from "./review/diff-sides";
+import { ReviewTabs } from "./review/review-tabs";
 import { SandboxFileSystem } from "./fs/sandbox-file-system";
 import { SandboxModel } from "./sandboxes/sandbox-model";
 import { SandboxScm } from "./scm/sandbox-scm";
@@ -31,18 +33,20 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
   const model = new SandboxModel(agent);
   const scm = new SandboxScm(model);
   const tree = new SandboxTree(model);
+  const reviews = new ReviewTabs(model, scm, (resource) => diffSides(model, resource));
   context.subscriptions.push(
     log,
     agent,
     model,
     scm,
     tree,
+    reviews,
     vscode.window.createTreeView("paddock.sandboxes", { treeDataProvider: tree, showCollapseAll: false }),
     vscode.workspace.registerFileSystemProvider(SCHEME, new SandboxFileSystem(agent, model), { isCaseSensitive: true }),
     createStatusBar(agent, model),
     registerTerminalProfile(agent, model),
     registerTaskProvider(agent, model),
-    ...registerCommands({ agent, model, scm, log }),
+    ...registerCommands({ agent, model, scm, reviews, log }),
     agent.onDidChangeState((state) => void vscode.commands.executeCommand("setContext", "paddock.agentState", state.kind)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("paddock.agent")) void agent.restart();

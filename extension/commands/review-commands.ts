@@ -10,12 +10,12 @@ import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { ApproveResult, Conflict, HunkSelector } from "../../agent/protocol/methods";
 import { sandboxUri } from "../fs/sandbox-file-system";
+import { diffSides, workspaceFile } from "../review/diff-sides";
 import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange, type VsLineChange, type VsRangeMapping } from "../review/hunk-selectors";
-import type { SandboxModel } from "../sandboxes/sandbox-model";
 import type { ChangeResource } from "../scm/sandbox-scm";
 import { readSettings } from "../settings";
 import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
-import { commandRegistrar, pickSandbox, sandboxOfGroupOrNode, type CommandContext, type SandboxArg } from "./run";
+import { commandRegistrar, confirmDestructive, pickSandbox, sandboxOfGroupOrNode, type CommandContext, type SandboxArg } from "./run";
 
 /** A changed file: from Source Control (a resource state) or the diff we opened (a plain object). */
 export type FileArg = Pick<ChangeResource, "sandboxId" | "path" | "kind"> & { resourceUri?: vscode.Uri; conflict?: Conflict };
@@ -40,26 +40,14 @@ export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[]
     model.scheduleChanges(id);
   };
 
-  // The multi-file editor's per-file actions have no context of their own to tell ours from
-  // git's: this key says when the active tab is a review Paddock opened (VS Code adds "(N files)").
-  const reviewTitles = new Set<string>();
-  const trackActiveTab = () => {
-    const label = vscode.window.tabGroups.activeTabGroup.activeTab?.label;
-    void vscode.commands.executeCommand("setContext", "paddock.reviewEditorActive", label !== undefined && [...reviewTitles].some((t) => label.startsWith(t)));
-  };
-
   return [
-    vscode.window.tabGroups.onDidChangeTabs(trackActiveTab),
     command("paddock.reviewSandbox", async (arg?: SandboxArg | vscode.SourceControl) => {
       const id = (arg && typeof arg === "object" && "inputBox" in arg ? scm.sandboxOf(arg) : undefined) ?? (await pickSandbox(ctx, arg as SandboxArg));
       const sandbox = model.get(id)!;
       const resources = scm.resourcesOf(id);
       if (resources.length === 0) return void vscode.window.showInformationMessage(vscode.l10n.t("Sandbox {0} has no changes.", sandbox.name));
-      // The multi-file diff editor, as Source Control's "View Changes".
-      const items = resources.map((r) => [r.resourceUri, ...diffSides(model, r)] as const);
-      const title = vscode.l10n.t("Sandbox {0}: all changes", sandbox.name);
-      reviewTitles.add(title);
-      await vscode.commands.executeCommand("vscode.changes", title, items);
+      // The multi-file diff editor, as Source Control's "View Changes", kept up to date.
+      await ctx.reviews.open(id, vscode.l10n.t("Sandbox {0}: all changes", sandbox.name));
     }),
     command("paddock.openDiff", async (file: FileArg) => {
       const sandbox = model.get(file.sandboxId);
@@ -78,7 +66,7 @@ export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[]
     }),
     command("paddock.rejectFile", async (...args: unknown[]) => {
       for (const [id, paths] of bySandbox(await filesOf(ctx, args))) {
-        if (!(await confirmReject(paths))) return;
+        if (!(await confirmReject(ctx, id, paths))) return;
         await reject(id, { paths });
       }
     }),
@@ -86,8 +74,9 @@ export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[]
     command("paddock.rejectAll", async (arg?: SandboxArg | vscode.SourceControlResourceGroup) => {
       const id = await sandboxOfGroupOrNode(ctx, arg);
       const count = model.changeCounts().get(id) ?? 0;
-      const yes = vscode.l10n.t("Reject All");
-      if (readSettings().confirmReject && (await vscode.window.showWarningMessage(vscode.l10n.t("Reject all {0} change(s) of sandbox {1}?", count, model.get(id)?.name ?? id), { modal: true, detail: vscode.l10n.t("The sandbox gets the workspace's version of every file back.") }, yes)) !== yes) return;
+      if (count === 0) return;
+      const review = { title: vscode.l10n.t("Review Changes"), run: () => vscode.commands.executeCommand("paddock.reviewSandbox", id) };
+      if (readSettings().confirmReject && !(await confirmDestructive(vscode.l10n.t("Reject all {0} change(s) of sandbox {1}?", count, model.get(id)?.name ?? id), vscode.l10n.t("The sandbox gets the workspace's version of every file back."), vscode.l10n.t("Reject All"), review))) return;
       await reject(id, {});
     }),
 
@@ -141,19 +130,6 @@ export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[]
   ];
 }
 
-/** The workspace file a changed path names. */
-function workspaceFile(model: SandboxModel, file: Pick<FileArg, "sandboxId" | "path" | "resourceUri">): vscode.Uri {
-  return file.resourceUri ?? vscode.Uri.file(path.join(model.get(file.sandboxId)?.workspace ?? "/", file.path));
-}
-
-/** The two sides of a changed file's review diff: the workspace's (left) and the sandbox's, read-only (right). */
-export function diffSides(model: SandboxModel, file: Pick<FileArg, "sandboxId" | "path" | "kind" | "resourceUri">): [vscode.Uri, vscode.Uri] {
-  const workspace = workspaceFile(model, file);
-  const left = file.kind === "added" ? sandboxUri(file.sandboxId, workspace, { empty: true }) : workspace;
-  const right = sandboxUri(file.sandboxId, workspace, { empty: file.kind === "deleted", readonly: true });
-  return [left, right];
-}
-
 /** The changed file a command was given: a row, or a URI (a sandbox's file, or a workspace file a sandbox changed). */
 async function fileOf(ctx: CommandContext, arg: FileArg | vscode.Uri | undefined): Promise<FileArg | undefined> {
   if (!arg) arg = vscode.window.activeTextEditor?.document.uri;
@@ -191,11 +167,14 @@ function bySandbox(files: readonly FileArg[]): Map<string, string[]> {
   return grouped;
 }
 
-async function confirmReject(paths: string[]): Promise<boolean> {
+async function confirmReject(ctx: CommandContext, id: string, paths: string[]): Promise<boolean> {
   if (!readSettings().confirmReject) return true;
-  const yes = vscode.l10n.t("Reject");
   const message = paths.length === 1 ? vscode.l10n.t("Reject the sandbox's changes to {0}?", paths[0]!) : vscode.l10n.t("Reject the sandbox's changes to {0} files?", paths.length);
-  return (await vscode.window.showWarningMessage(message, { modal: true, detail: vscode.l10n.t("The sandbox gets the workspace's version back.") }, yes)) === yes;
+  const look =
+    paths.length === 1
+      ? { title: vscode.l10n.t("Open Changes"), run: () => vscode.commands.executeCommand("paddock.openDiff", { sandboxId: id, path: paths[0]!, kind: ctx.model.changesOf(id)?.find((c) => c.path === paths[0])?.kind ?? "modified" }) }
+      : { title: vscode.l10n.t("Review Changes"), run: () => vscode.commands.executeCommand("paddock.reviewSandbox", id) };
+  return confirmDestructive(message, vscode.l10n.t("The sandbox gets the workspace's version back."), vscode.l10n.t("Reject"), look);
 }
 
 async function afterApprove(ctx: CommandContext, id: string, result: ApproveResult): Promise<void> {

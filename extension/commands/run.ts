@@ -6,6 +6,7 @@
 import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import { AgentNotRunning, type AgentConnection } from "../agent/agent-connection";
+import type { ReviewTabs } from "../review/review-tabs";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import type { ChangeResource, SandboxScm } from "../scm/sandbox-scm";
 import type { TreeNode } from "../views/sandbox-tree";
@@ -15,11 +16,26 @@ export interface CommandContext {
   agent: AgentConnection;
   model: SandboxModel;
   scm: SandboxScm;
+  reviews: ReviewTabs;
   log: vscode.LogOutputChannel;
 }
 
 /** What commands on a sandbox may be invoked with: a tree node, a sandbox id, or nothing (ask). */
 export type SandboxArg = TreeNode | string | undefined;
+
+/**
+ * Asks before something that loses work, the same way everywhere. VS Code makes the first
+ * button of a modal its default (Enter), and only a button that closes the dialog can be
+ * Cancel: so the first is a safe one that shows what would be lost (`look`), never the
+ * destructive action. True only when the user chose the action.
+ */
+export async function confirmDestructive(message: string, detail: string, action: string, look: { title: string; run: () => unknown }): Promise<boolean> {
+  const safe: vscode.MessageItem = { title: look.title };
+  const destroy: vscode.MessageItem = { title: action };
+  const pick = await vscode.window.showWarningMessage(message, { modal: true, detail }, safe, destroy);
+  if (pick === safe) await look.run();
+  return pick === destroy;
+}
 
 /** Registers a command whose failures all go through the one mapper. */
 export function commandRegistrar(ctx: CommandContext): (id: string, handler: (...args: never[]) => unknown) => vscode.Disposable {

@@ -8,7 +8,7 @@ import { createOptions } from "../sandboxes/create-options";
 import { readSettings } from "../settings";
 import { openSandboxTerminal } from "../terminal/terminals";
 import type { TreeNode } from "../views/sandbox-tree";
-import { commandRegistrar, pickSandbox, type CommandContext, type SandboxArg } from "./run";
+import { commandRegistrar, confirmDestructive, pickSandbox, type CommandContext, type SandboxArg } from "./run";
 
 export function registerSandboxCommands(ctx: CommandContext): vscode.Disposable[] {
   const { agent, model } = ctx;
@@ -27,9 +27,9 @@ export function registerSandboxCommands(ctx: CommandContext): vscode.Disposable[
       const id = await pickSandbox(ctx, arg);
       const sandbox = model.get(id);
       const count = model.changeCounts().get(id) ?? 0;
-      const yes = vscode.l10n.t("Delete");
-      const detail = count > 0 ? vscode.l10n.t("Its {0} unapproved change(s) will be lost.", count) : vscode.l10n.t("It has no unapproved changes.");
-      if ((await vscode.window.showWarningMessage(vscode.l10n.t("Delete sandbox {0}?", sandbox?.name ?? id), { modal: true, detail }, yes)) !== yes) return;
+      // Nothing is lost when there is nothing to review: no question then.
+      const review = { title: vscode.l10n.t("Review Changes"), run: () => vscode.commands.executeCommand("paddock.reviewSandbox", id) };
+      if (count > 0 && !(await confirmDestructive(vscode.l10n.t("Delete sandbox {0}?", sandbox?.name ?? id), vscode.l10n.t("Its {0} unapproved change(s) will be lost.", count), vscode.l10n.t("Delete"), review))) return;
       await agent.client().request("sandbox/delete", { id });
       await model.refreshAll();
     }),

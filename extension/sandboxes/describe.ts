@@ -17,8 +17,9 @@ function shortImage(name: string): string {
   return name.startsWith("paddock/") ? name.slice("paddock/".length) : name;
 }
 
+/** "offline", "host network", "NAT": short enough for a row of the view. */
 export function networkLabel(network: Sandbox["network"]): string {
-  return network === "none" ? "no network" : network === "host" ? "host network" : "network (NAT)";
+  return network === "none" ? "offline" : network === "host" ? "host network" : "NAT";
 }
 
 /** "just now", "5 min ago", "3 h ago", then the local date and time. */

@@ -7,6 +7,7 @@
 import * as vscode from "vscode";
 import type { AgentNotifications, Change, Sandbox } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
+import { changeRows } from "./change-rows";
 
 const REFRESH_DEBOUNCE_MS = 150;
 
@@ -135,8 +136,7 @@ export class SandboxModel implements vscode.Disposable {
   }
 }
 
-/** Files, symlinks and others changed; a folder counts only when it is all there is (a mode change) or has a note (a deep tree). */
+/** How many changes a person sees (the rows of Source Control and of the view). */
 export function countFiles(changes: readonly Change[]): number {
-  const paths = new Set(changes.filter((c) => c.type !== "directory").map((c) => c.path));
-  return paths.size + changes.filter((c) => c.type === "directory" && (c.kind === "modified" || c.note !== undefined)).length;
+  return changeRows(changes).length;
 }

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import type { ApproveResult, Change, Conflict, Sandbox } from "../../agent/protocol/methods";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
+import { changeRows } from "../sandboxes/change-rows";
 import { sandboxUri } from "../fs/sandbox-file-system";
 import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
 
@@ -146,19 +147,10 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
     const provider = this.providers.get(id);
     if (!provider) return;
     const before = provider.changes.resourceStates.map((r) => r.resourceUri);
-    const list = this.model.changesOf(id) ?? [];
-    // One row per path: a type change (deleted + added) shows as modified; folders only for a
-    // mode change, or with a note (a tree too deep to list, held back from approve).
-    const rows = new Map<string, Change["kind"]>();
-    const notes = new Map<string, string>();
-    for (const change of list) {
-      if (change.type === "directory" && change.kind !== "modified" && !change.note) continue;
-      rows.set(change.path, rows.has(change.path) ? "modified" : change.kind);
-      if (change.note) notes.set(change.path, change.note);
-    }
-    provider.kinds = rows;
-    provider.changes.resourceStates = [...rows].map(([rel, kind]) => this.resource(provider.sandbox, rel, kind, undefined, notes.get(rel)));
-    provider.scm.count = rows.size;
+    const rows = changeRows(this.model.changesOf(id) ?? []);
+    provider.kinds = new Map(rows.map((r) => [r.path, r.kind]));
+    provider.changes.resourceStates = rows.map((r) => this.resource(provider.sandbox, r.path, r.kind, undefined, r.note));
+    provider.scm.count = rows.length;
     this.decorationsEmitter.fire([...before, ...provider.changes.resourceStates.map((r) => r.resourceUri)]);
   }
 

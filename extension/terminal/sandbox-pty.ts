@@ -41,6 +41,8 @@ export class SandboxPty implements vscode.Pseudoterminal {
   private startedAt = 0;
   /** Whether the user typed anything: a program that ends after that ended because of it, not "at once". */
   private typed = false;
+  /** Set when the sandbox itself is stopping or going: its programs end with it, which is no failure to report. */
+  private sandboxEnding: "stopped" | "deleted" | undefined;
   /** Set while the terminal waits for a key to close after a quick failure. */
   private holding = false;
 
@@ -116,7 +118,23 @@ export class SandboxPty implements vscode.Pseudoterminal {
     }
   }
 
+  get sandboxId(): string {
+    return this.command.sandboxId;
+  }
+
   private onNotification(method: string, params: unknown): void {
+    if (method === "sandbox/didChangeState") {
+      const { id, state } = params as AgentNotifications["sandbox/didChangeState"];
+      if (id !== this.command.sandboxId) return;
+      if (state === "deleting" || state === "deleted") {
+        // Nothing left to read about: the terminal goes with its sandbox, without an exit alert.
+        this.sandboxEnding = "deleted";
+        this.finish(0);
+      } else if (state === "stopped") {
+        this.sandboxEnding ??= "stopped";
+      }
+      return;
+    }
     if (method === "process/output") {
       const { pid, data } = params as AgentNotifications["process/output"];
       if (this.pid === undefined) this.early.push({ pid, data });
@@ -133,6 +151,12 @@ export class SandboxPty implements vscode.Pseudoterminal {
     if (this.exited) return;
     this.exited = true;
     for (const s of this.subscriptions.splice(0)) s.dispose();
+    if (this.sandboxEnding === "deleted") return this.closeEmitter.fire();
+    if (this.sandboxEnding === "stopped" && !this.closed) {
+      this.writeEmitter.fire(`\r\n\x1b[33m${vscode.l10n.t("The sandbox was stopped, and this terminal's program with it (its changes are kept).")}\x1b[0m\r\n\x1b[2m${vscode.l10n.t("Press any key to close this terminal.")}\x1b[0m\r\n`);
+      this.holding = true;
+      return;
+    }
     const quick = failedToStart || (code !== 0 && !this.typed && Date.now() - this.startedAt < QUICK_EXIT_MS);
     if (!quick || !this.command.holdOnQuickFailure || this.closed) return this.closeEmitter.fire(code);
     // Closed at once, the terminal would take its reason with it.

@@ -1,8 +1,10 @@
 /** The extension's pure parts: the tree's shape, paddock: URIs, changes VS Code shows to hunk selectors. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { HunkSelector, Sandbox } from "../../agent/protocol/methods";
-import { buildTree } from "../../extension/views/tree-model";
+import type { Change, HunkSelector, Sandbox } from "../../agent/protocol/methods";
+import { buildTree, fileNodes, MAX_FILES_IN_VIEW } from "../../extension/views/tree-model";
+import { ageLabel, networkLabel, runtimeLabel } from "../../extension/sandboxes/describe";
+import { changeRows } from "../../extension/sandboxes/change-rows";
 import { parseSandboxQuery, relativeTo, sandboxQuery } from "../../extension/uri";
 import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange } from "../../extension/review/hunk-selectors";
 import { createOptions } from "../../extension/sandboxes/create-options";
@@ -32,13 +34,33 @@ test("tree: sandboxes under their folder in creation order, the rest under Other
     ["Other folders", ["sbx-000000000003"]],
   ]);
   const [running, stopped] = tree[0]!.sandboxes;
-  assert.equal(running!.description, "process · 3 changes");
-  assert.equal(running!.contextValue, "sandbox.running");
-  assert.equal(stopped!.description, "stopped · process");
+  assert.equal(running!.description, "process · offline · 3 changes");
+  assert.equal(running!.contextValue, "sandbox.running.changed");
+  assert.equal(stopped!.description, "stopped · process · offline");
   assert.equal(stopped!.contextValue, "sandbox.stopped");
-  const [container] = buildTree([{ name: "app", path: "/src/app" }], [{ ...sandbox("sbx-000000000004", "/src/app"), runtime: "container", image: { name: "debian:12", digest: `sha256:${"ab".repeat(32)}` } }], new Map())[0]!.sandboxes;
-  assert.equal(container!.description, "debian:12", "a container shows its image");
-  assert.match(container!.tooltip, /^container of debian:12 \(sha256:abababababab\), running, network none$/m);
+  const now = Date.parse("2026-11-22T10:05:00Z");
+  const [container] = buildTree([{ name: "app", path: "/src/app" }], [{ ...sandbox("sbx-000000000004", "/src/app"), runtime: "container", network: "nat", image: { name: "paddock/busybox:latest", digest: `sha256:${"ab".repeat(32)}` } }], new Map([["sbx-000000000004", 0]]), now)[0]!.sandboxes;
+  assert.equal(container!.description, "container busybox:latest · NAT · 0 changes", "a container says its runtime and image");
+  assert.equal(container!.contextValue, "sandbox.running", "nothing to review: no .changed");
+  assert.match(container!.tooltip, /^container busybox:latest \(sha256:abababababab\), running, NAT$/m);
+  assert.match(container!.tooltip, /^created 5 min ago \(/m);
+});
+
+test("describe: runtimes, networks and ages in words; change rows one per path", () => {
+  assert.equal(runtimeLabel({ runtime: "vm", vm: { accelerator: "tcg" } }), "VM (TCG)");
+  assert.equal(runtimeLabel({ runtime: "container", image: { name: "debian:12", digest: "" } }), "container debian:12");
+  assert.deepEqual((["none", "host", "nat"] as const).map(networkLabel), ["offline", "host network", "NAT"]);
+  const at = Date.parse("2026-11-22T10:00:00Z");
+  assert.deepEqual([0, 59, 60, 3599, 3600, 86_399].map((s) => ageLabel("2026-11-22T10:00:00Z", at + s * 1000)), ["just now", "just now", "1 min ago", "59 min ago", "1 h ago", "23 h ago"]);
+  const change = (path: string, kind: Change["kind"], type: Change["type"], note?: string) => ({ path, kind, type, ...(note ? { note } : {}) }) as Change;
+  assert.deepEqual(
+    changeRows([change("a", "deleted", "file"), change("a", "added", "symlink"), change("d", "added", "directory"), change("d/x", "added", "file"), change("m", "modified", "directory"), change("deep", "added", "directory", "too deep")]),
+    [{ path: "a", kind: "modified" }, { path: "d/x", kind: "added" }, { path: "m", kind: "modified" }, { path: "deep", kind: "added", note: "too deep" }],
+  );
+  const many = Array.from({ length: MAX_FILES_IN_VIEW + 5 }, (_, i) => ({ path: `f${i}`, kind: "added" as const }));
+  const nodes = fileNodes(sandbox("sbx-000000000005", "/src/app"), many);
+  assert.equal(nodes.length, MAX_FILES_IN_VIEW + 1);
+  assert.deepEqual(nodes.at(-1), { kind: "more", sandboxId: "sbx-000000000005", count: 5 });
 });
 
 test("paddock: URIs name a sandbox in their query, and paths stay inside its workspace", () => {
