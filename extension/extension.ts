@@ -9,6 +9,7 @@ import { registerCommands } from "./commands/index";
 import { diffSides } from "./review/diff-sides";
 import { ReviewTabs } from "./review/review-tabs";
 import { SandboxFileSystem } from "./fs/sandbox-file-system";
+import { Readiness } from "./sandboxes/readiness";
 import { SandboxModel } from "./sandboxes/sandbox-model";
 import { SandboxScm } from "./scm/sandbox-scm";
 import { createStatusBar } from "./status-bar";
@@ -33,6 +34,7 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
   const model = new SandboxModel(agent);
   const scm = new SandboxScm(model);
   const tree = new SandboxTree(model);
+  const readiness = new Readiness(agent);
   const reviews = new ReviewTabs(model, scm, (resource) => diffSides(model, resource));
   context.subscriptions.push(
     log,
@@ -41,12 +43,13 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
     scm,
     tree,
     reviews,
+    readiness,
     vscode.window.createTreeView("paddock.sandboxes", { treeDataProvider: tree, showCollapseAll: false }),
     vscode.workspace.registerFileSystemProvider(SCHEME, new SandboxFileSystem(agent, model), { isCaseSensitive: true }),
     createStatusBar(agent, model),
     registerTerminalProfile(agent, model),
     registerTaskProvider(agent, model),
-    ...registerCommands({ agent, model, scm, reviews, log }),
+    ...registerCommands({ agent, model, scm, reviews, readiness, log }),
     agent.onDidChangeState((state) => void vscode.commands.executeCommand("setContext", "paddock.agentState", state.kind)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("paddock.agent")) void agent.restart();

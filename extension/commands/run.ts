@@ -7,6 +7,7 @@ import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import { AgentNotRunning, type AgentConnection } from "../agent/agent-connection";
 import type { ReviewTabs } from "../review/review-tabs";
+import type { Readiness } from "../sandboxes/readiness";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import type { ChangeResource, SandboxScm } from "../scm/sandbox-scm";
 import type { TreeNode } from "../views/sandbox-tree";
@@ -17,6 +18,7 @@ export interface CommandContext {
   model: SandboxModel;
   scm: SandboxScm;
   reviews: ReviewTabs;
+  readiness: Readiness;
   log: vscode.LogOutputChannel;
 }
 

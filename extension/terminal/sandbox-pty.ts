@@ -8,6 +8,7 @@ import * as vscode from "vscode";
 import type { AgentNotifications } from "../../agent/protocol/methods";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { AgentConnection } from "../agent/agent-connection";
+import { saysNoResolution, tellOffline } from "./offline-hint";
 
 export interface PtyCommand {
   sandboxId: string;
@@ -15,6 +16,8 @@ export interface PtyCommand {
   argv?: string[];
   cwd?: string;
   env?: Record<string, string>;
+  /** Set for a sandbox without network: its name, for the hint when a program cannot resolve a host. */
+  offlineSandboxName?: string;
   /** Written first, before the program's output (a task's "In sandbox …" line). */
   banner?: string;
   /** Keep the terminal open, with the reason, when the program fails within QUICK_EXIT_MS (not for tasks: VS Code holds theirs). */
@@ -76,7 +79,7 @@ export class SandboxPty implements vscode.Pseudoterminal {
         this.pendingInput = "";
         for (const event of this.early.splice(0)) {
           if (event.pid !== pid) continue;
-          if (event.data !== undefined) this.writeEmitter.fire(event.data);
+          if (event.data !== undefined) this.output(event.data);
           else this.finish(event.exitCode ?? 1);
         }
       } catch (err) {
@@ -118,6 +121,11 @@ export class SandboxPty implements vscode.Pseudoterminal {
     }
   }
 
+  private output(data: string): void {
+    this.writeEmitter.fire(data);
+    if (this.command.offlineSandboxName !== undefined && saysNoResolution(data)) tellOffline(this.command.sandboxId, this.command.offlineSandboxName);
+  }
+
   get sandboxId(): string {
     return this.command.sandboxId;
   }
@@ -138,7 +146,7 @@ export class SandboxPty implements vscode.Pseudoterminal {
     if (method === "process/output") {
       const { pid, data } = params as AgentNotifications["process/output"];
       if (this.pid === undefined) this.early.push({ pid, data });
-      else if (pid === this.pid) this.writeEmitter.fire(data);
+      else if (pid === this.pid) this.output(data);
     } else if (method === "process/exit") {
       const { pid, exitCode } = params as AgentNotifications["process/exit"];
       if (this.pid === undefined) this.early.push({ pid, exitCode });

@@ -68,7 +68,8 @@ export function registerTaskProvider(agent: AgentConnection, model: SandboxModel
         const sandbox = await sandboxFor(model, task, definition);
         if ("error" in sandbox) return failed(sandbox.error, sandbox.hint);
         const banner = vscode.l10n.t("In sandbox {0} ({1}): {2}", sandbox.name, runtimeLabel(sandbox), definition.command);
-        return new SandboxPty(agent, { sandboxId: sandbox.id, argv: ["/bin/sh", "-c", definition.command], banner: `\x1b[2m${banner}\x1b[0m\r\n` });
+        const offline = sandbox.network === "none" ? { offlineSandboxName: sandbox.name } : {};
+        return new SandboxPty(agent, { sandboxId: sandbox.id, argv: ["/bin/sh", "-c", definition.command], banner: `\x1b[2m${banner}\x1b[0m\r\n`, ...offline });
       });
       // Problem matchers given (none): VS Code then does not ask which to use at every run.
       return new vscode.Task(definition, task.scope ?? vscode.TaskScope.Workspace, task.name, "paddock", execution, []);

@@ -10,7 +10,7 @@ function terminalOptions(agent: AgentConnection, model: SandboxModel, id: string
   return {
     name: vscode.l10n.t("Sandbox {0}", sandbox?.name ?? id),
     // No argv: the sandbox's own login shell, which only the sandbox knows (a busybox image or a VM guest has no bash).
-    pty: new SandboxPty(agent, { sandboxId: id, holdOnQuickFailure: true }),
+    pty: new SandboxPty(agent, { sandboxId: id, holdOnQuickFailure: true, ...(sandbox?.network === "none" ? { offlineSandboxName: sandbox.name } : {}) }),
     iconPath: new vscode.ThemeIcon("vm"),
   };
 }

@@ -89,11 +89,14 @@ test("npm start, then as a user in the browser: create, terminal, Source Control
       await create.waitFor({ timeout: 60_000 });
       await shot("paddock-view");
       await create.click();
-      // The runtime quick pick, then the name: Enter takes the first runtime and a made-up name.
+      // The runtime quick pick, the network, the name: Enter takes the first runtime, no network and a made-up name.
       await page.locator(".quick-input-widget").getByText("Process (bubblewrap)").waitFor({ timeout: 60_000 });
       await shot("create-runtime");
       await page.keyboard.press("Enter");
-      await page.locator(".quick-input-widget input").waitFor();
+      // The network (offline first), then the name.
+      await page.locator(".quick-input-widget input[placeholder^='Network for the sandbox']").waitFor({ timeout: 60_000 });
+      await page.keyboard.press("Enter");
+      await page.locator(".quick-input-widget input[placeholder^='a name is made up']").waitFor();
       await page.keyboard.press("Enter");
       const sandboxRow = row(".pane-body", "my-project-");
       await sandboxRow.waitFor({ timeout: 60_000 });

@@ -5,6 +5,7 @@ import type { Change, HunkSelector, Sandbox } from "../../agent/protocol/methods
 import { buildTree, fileNodes, MAX_FILES_IN_VIEW } from "../../extension/views/tree-model";
 import { ageLabel, networkLabel, runtimeLabel } from "../../extension/sandboxes/describe";
 import { changeRows } from "../../extension/sandboxes/change-rows";
+import { saysNoResolution } from "../../extension/terminal/no-resolution";
 import { parseSandboxQuery, relativeTo, sandboxQuery } from "../../extension/uri";
 import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange } from "../../extension/review/hunk-selectors";
 import { createOptions } from "../../extension/sandboxes/create-options";
@@ -109,4 +110,17 @@ test("create options: each runtime gets the networks and limits it has; the rest
   assert.deepEqual(createOptions("process", settings), { network: "none", limits: { memoryMiB: 256, pids: 100 }, networkNote: { wanted: "nat", runtime: "process" } });
   assert.deepEqual(createOptions("vm", { ...settings, network: "host" }).networkNote, { wanted: "host", runtime: "vm" });
   assert.deepEqual(createOptions("process", { network: "host", memoryMiB: 0, pids: 0, cpus: 1.5 }), { network: "host", limits: { cpus: 1.5 } });
+});
+
+test("offline hint: the resolver errors of curl, wget, getent, git, npm and busybox say no network; others do not", () => {
+  for (const said of [
+    "curl: (6) Could not resolve host: registry.npmjs.org",
+    "wget: unable to resolve host address 'x'... Temporary failure in name resolution",
+    "fatal: unable to access 'https://github.com/a/b/': Could not resolve host: github.com",
+    "npm ERR! request to https://registry.npmjs.org/x failed, reason: getaddrinfo EAI_AGAIN registry.npmjs.org",
+    "Error: getaddrinfo ENOTFOUND example.com",
+    "wget: bad address 'example.com'",
+    "ping: example.com: Name or service not known",
+  ]) assert.equal(saysNoResolution(said), true, said);
+  for (const other of ["curl: (7) Failed to connect to 127.0.0.1 port 80", "Could not open file", "resolved 3 packages"]) assert.equal(saysNoResolution(other), false, other);
 });
