@@ -21,6 +21,8 @@ export interface Settings {
   cpus: number;
   tmpMiB: number;
   confirmReject: boolean;
+  /** Whether sandboxes' changes count in Source Control's activity bar badge. */
+  countInSourceControlBadge: boolean;
 }
 
 export function readSettings(): Settings {
@@ -40,5 +42,6 @@ export function readSettings(): Settings {
     cpus: c.get<number>("sandbox.cpus", 0),
     tmpMiB: c.get<number>("sandbox.tmpMiB", 0),
     confirmReject: c.get<boolean>("review.confirmReject", true),
+    countInSourceControlBadge: c.get<boolean>("review.countInSourceControlBadge", true),
   };
 }

@@ -9,6 +9,7 @@ import type { ApproveResult, Change, Conflict, Sandbox } from "../../agent/proto
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import { changeRows } from "../sandboxes/change-rows";
 import { sandboxUri } from "../fs/sandbox-file-system";
+import { readSettings } from "../settings";
 import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
 
 /** A changed path as Source Control shows it; commands get these back as arguments. */
@@ -29,8 +30,10 @@ interface Provider {
   kinds: Map<string, Change["kind"]>;
 }
 
-const LETTERS = { added: "A", modified: "M", deleted: "D", conflict: "!" } as const;
-const COLORS = { added: "gitDecoration.addedResourceForeground", modified: "gitDecoration.modifiedResourceForeground", deleted: "gitDecoration.deletedResourceForeground", conflict: "gitDecoration.conflictingResourceForeground" } as const;
+// A sandbox's letters and colours are its own (S for sandbox, then what it did): a file git
+// and a sandbox both changed must not read as git's alone.
+const LETTERS = { added: "SA", modified: "SM", deleted: "SD", conflict: "S!" } as const;
+const COLORS = { added: "paddock.sandboxAddedForeground", modified: "paddock.sandboxModifiedForeground", deleted: "paddock.sandboxDeletedForeground", conflict: "paddock.sandboxConflictForeground" } as const;
 
 export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposable {
   private readonly providers = new Map<string, Provider>();
@@ -42,6 +45,9 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
     this.disposables = [
       model.onDidChangeSandboxes(() => this.sync()),
       model.onDidChangeChanges((id) => this.update(id)),
+      vscode.workspace.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration("paddock.review.countInSourceControlBadge")) for (const id of this.providers.keys()) this.update(id);
+      }),
       vscode.window.registerFileDecorationProvider(this),
     ];
   }
@@ -150,7 +156,7 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
     const rows = changeRows(this.model.changesOf(id) ?? []);
     provider.kinds = new Map(rows.map((r) => [r.path, r.kind]));
     provider.changes.resourceStates = rows.map((r) => this.resource(provider.sandbox, r.path, r.kind, undefined, r.note));
-    provider.scm.count = rows.length;
+    provider.scm.count = readSettings().countInSourceControlBadge ? rows.length : 0;
     this.decorationsEmitter.fire([...before, ...provider.changes.resourceStates.map((r) => r.resourceUri)]);
   }
 

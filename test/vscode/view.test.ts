@@ -64,6 +64,37 @@ step("rows say runtime, network and changes; hover actions fit beside the name a
   await wb.page.keyboard.press("Escape");
 });
 
+step("the Explorer marks a sandbox's files with its own letters; the Source Control badge can leave them out", async () => {
+  await wb.activity("Explorer");
+  const row = wb.row(".explorer-folders-view", /^a\.txt/);
+  await row.waitFor({ timeout: 30_000 });
+  // File decorations are drawn as a label's ::after content.
+  const badges = () =>
+    row.evaluate((el) => {
+      // Runs in the page: its DOM, typed loosely here (the tests' TypeScript has no DOM library).
+      const page = globalThis as unknown as { getComputedStyle(e: unknown, pseudo: string): { content: string } };
+      const all = (el as unknown as { querySelectorAll(s: string): ArrayLike<unknown> }).querySelectorAll("*");
+      return Array.from(all).map((e) => page.getComputedStyle(e, "::after").content).filter((c) => c && c !== "none" && c !== '""' && c !== "normal");
+    });
+  await wb.until("the sandbox's badge on a.txt", async () => ((await badges()).some((b) => b.includes("SM")) ? true : undefined), 10_000);
+  await wb.shot("explorer-decorations");
+  const scmBadge = wb.page.locator(".activitybar .action-item:has([aria-label^='Source Control']) .badge-content");
+  await wb.until("3 in the Source Control badge", async () => (await scmBadge.count()) > 0 && (await scmBadge.innerText()) === "3");
+  // The setting, as a person turns it off: the Settings editor, its search, its checkbox.
+  await wb.command("Preferences: Open User Settings");
+  await wb.page.locator(".settings-editor").waitFor({ timeout: 30_000 });
+  await wb.page.keyboard.type("paddock.review.countInSourceControlBadge");
+  const checkbox = wb.page.locator(".settings-editor .setting-item-bool .setting-value-checkbox").first();
+  await checkbox.waitFor({ timeout: 30_000 });
+  await checkbox.click();
+  await wb.until("no count in the Source Control badge", async () => (await scmBadge.count()) === 0 || !(await scmBadge.isVisible()) || (await scmBadge.innerText()) === "");
+  await wb.shot("badge-setting-off");
+  await checkbox.click();
+  await wb.until("the count back", async () => (await scmBadge.count()) > 0 && (await scmBadge.innerText()) === "3");
+  await wb.page.keyboard.press("Control+w");
+  await wb.activity("Paddock");
+});
+
 step("a sandbox's changed files are listed under it: a click opens the diff, a row's Approve writes the file", async () => {
   const fileRow = (name: string) => wb.row(".pane-body", new RegExp(`^${name}`));
   await fileRow("a.txt").click();
