@@ -7,6 +7,7 @@ import * as vscode from "vscode";
 import { AgentConnection } from "./agent/agent-connection";
 import { registerCommands } from "./commands/index";
 import { diffSides } from "./review/diff-sides";
+import { ConflictMerges } from "./review/conflict-merges";
 import { ReviewTabs } from "./review/review-tabs";
 import { SandboxFileSystem } from "./fs/sandbox-file-system";
 import { Readiness } from "./sandboxes/readiness";
@@ -35,6 +36,12 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
   const scm = new SandboxScm(model);
   const tree = new SandboxTree(model);
   const readiness = new Readiness(agent);
+  // A completed merge is the workspace's now: the sandbox takes it (its own copy goes, as on reject).
+  const merges = new ConflictMerges(model, async (id, rel) => {
+    await agent.client().request("sandbox/reject", { id, paths: [rel] });
+    scm.resolveConflicts(id, [rel]);
+    model.scheduleChanges(id);
+  });
   const reviews = new ReviewTabs(model, scm, (resource) => diffSides(model, resource));
   context.subscriptions.push(
     log,
@@ -44,12 +51,13 @@ export function activate(context: vscode.ExtensionContext): PaddockApi {
     tree,
     reviews,
     readiness,
+    merges,
     vscode.window.createTreeView("paddock.sandboxes", { treeDataProvider: tree, showCollapseAll: false }),
     vscode.workspace.registerFileSystemProvider(SCHEME, new SandboxFileSystem(agent, model), { isCaseSensitive: true }),
     createStatusBar(agent, model),
     registerTerminalProfile(agent, model),
     registerTaskProvider(agent, model),
-    ...registerCommands({ agent, model, scm, reviews, readiness, log }),
+    ...registerCommands({ agent, model, scm, reviews, readiness, merges, log }),
     agent.onDidChangeState((state) => void vscode.commands.executeCommand("setContext", "paddock.agentState", state.kind)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("paddock.agent")) void agent.restart();

@@ -70,7 +70,7 @@ export async function approveCommand(client: AgentClient, id: string | undefined
   const result = await client.request("sandbox/approve", { id: sandbox, ...(paths ? { paths } : {}), ...(o.force ? { force: true } : {}) });
   print(o.json, result, () =>
     [
-      result.applied.length === 0 ? "Nothing applied." : `Applied ${result.applied.length}:\n${result.applied.map((p) => `  ${p}`).join("\n")}`,
+      result.applied.length === 0 ? "Nothing applied." : `Applied ${result.applied.length}:\n${result.applied.map((p) => `  ${p}${result.merged.includes(p) ? " (merged with the workspace's own edits)" : ""}`).join("\n")}`,
       ...(result.conflicts.length === 0
         ? []
         : [`Conflicts (the workspace changed too; nothing was overwritten; --force to apply anyway):\n${result.conflicts.map((c) => `  ${c.path}: ${c.reason}${c.merged !== undefined ? " (merges cleanly)" : ""}`).join("\n")}`]),

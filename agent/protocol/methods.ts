@@ -330,6 +330,11 @@ export interface Skipped {
 
 export interface ApproveResult {
   applied: string[];
+  /**
+   * Of `applied`: files the workspace had changed too, in other lines, merged three ways
+   * without asking (whole-file approves of text). The sandbox then has the merged file too.
+   */
+  merged: string[];
   conflicts: Conflict[];
   skipped: Skipped[];
 }

@@ -2,7 +2,8 @@
  * Approve: bring a sandbox's changes (whole paths, or some hunks of a file) into the workspace.
  *
  * - Nothing is overwritten that changed in the workspace since the sandbox changed it
- *   (a conflict), unless forced.
+ *   (a conflict), unless forced. A text file both changed in lines apart is merged three
+ *   ways instead (`merged`).
  * - Everything is read and written through directory descriptors (sys/beneath.ts): a sandbox
  *   process that swaps a directory for a symlink meanwhile cannot redirect a read or a write.
  * - It reads and writes with the sandbox owner's rights (target.rights): what it creates
@@ -55,7 +56,7 @@ interface Staged {
 
 export async function approve(target: ReviewTarget, changes: readonly Change[], request: ApproveRequest): Promise<ApproveResult> {
   const selection = select(changes, request.paths, request.hunks, { newFolders: true });
-  const result: ApproveResult = { applied: [], conflicts: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
+  const result: ApproveResult = { applied: [], merged: [], conflicts: [], skipped: selection.unknown.map((p) => ({ path: p, reason: "not a change of this sandbox" })) };
   const ws = openWorkspaceTree(target);
   const upper = Beneath.open(target.upper, target.rights);
   const folders = new Map<string, Beneath>();
@@ -63,6 +64,8 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
     const plan = await planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
     if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan, folders);
     result.applied = plan.applied;
+    const applied = new Set(plan.applied);
+    result.merged = result.merged.filter((p) => applied.has(p));
     result.skipped.push(...plan.failed);
     return result;
   } finally {
@@ -117,7 +120,15 @@ async function planApprove(
     const conflictInput = { rel, workspace, sandbox, base: target.bases.get(rel), ws, upper, format: target.upperFormat };
     const reason = findConflict(conflictInput);
     if (reason && !isForced(rel)) {
-      result.conflicts.push(describeConflict(conflictInput, reason));
+      const conflict = describeConflict(conflictInput, reason);
+      // Edits that do not overlap are merged without asking (a whole text file: hunks are the user's exact choice).
+      if (reason === "both-modified" && conflict.merged !== undefined && !hunkContent && workspace?.type === "file" && sandbox?.type === "file") {
+        staged.push({ path: rel, sandbox, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), content: Buffer.from(conflict.merged), ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
+        applied.push(rel);
+        result.merged.push(rel);
+        return;
+      }
+      result.conflicts.push(conflict);
       conflicted.add(rel);
       return;
     }

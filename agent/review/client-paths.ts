@@ -71,6 +71,7 @@ function shownSkipped(skipped: readonly Skipped[]): Skipped[] {
 export function shownApproveResult(result: ApproveResult): ApproveResult {
   return {
     applied: result.applied.map(displayPath),
+    merged: result.merged.map(displayPath),
     conflicts: result.conflicts.map((c) => ({ ...c, path: displayPath(c.path) })),
     skipped: shownSkipped(result.skipped),
   };

@@ -187,10 +187,21 @@ export class SandboxManager {
         for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) await this.recoverApprove(other);
         const changes = await reviewing(() => this.changes(caller, id));
         const result = await reviewing(() => approveListed(this.reviewTarget(record), changes, request));
-        this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
+        if (result.merged.length > 0) await this.takeMerged(caller, record, result);
+        this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, merged: result.merged.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
         return result;
       }),
     );
+  }
+
+  /**
+   * A merged file is in the workspace with both sides' edits; the sandbox gets it too (its own
+   * copy goes, as on reject), or its older copy would read as undoing the workspace's edit.
+   */
+  private async takeMerged(caller: Caller, record: SandboxRecord, result: ApproveResult): Promise<void> {
+    const changes = await reviewing(() => this.changes(caller, record.id));
+    const taken = await this.withView(record, (view) => reviewing(() => rejectListed(this.reviewTarget(record), view, changes, { paths: result.merged })));
+    for (const s of taken.skipped) result.skipped.push({ path: s.path, reason: `merged into the workspace, but the sandbox keeps its own copy: ${s.reason}` });
   }
 
   async reject(caller: Caller, id: string, request: RejectRequest): Promise<RejectResult> {

@@ -118,15 +118,16 @@ export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[]
         scm.resolveConflicts(id, paths);
       }
     }),
+    // A real conflict: VS Code's three-way merge editor; its result reaches the workspace when completed.
     command("paddock.mergeConflict", async (file: FileArg) => {
-      const merged = file.conflict?.merged;
-      if (merged !== undefined) {
-        await agent.client().request("sandbox/writeFile", { id: file.sandboxId, path: file.path, content: Buffer.from(merged).toString("base64") });
+      const conflict = file.conflict ?? scm.conflictsOf(file.sandboxId).find((c) => c.path === file.path)?.conflict;
+      if (!conflict) return;
+      if (conflict.workspace === undefined || conflict.sandbox === undefined || conflict.workspace === null || conflict.sandbox === null) {
+        throw new PaddockError("E_UNSUPPORTED_CHANGE", vscode.l10n.t("{0} is not text on both sides ({1}): it cannot be merged line by line.", file.path, conflict.reason), vscode.l10n.t("Take the sandbox's version or keep the workspace's."));
       }
-      const workspace = workspaceFile(model, file);
-      await vscode.commands.executeCommand("vscode.diff", workspace, sandboxUri(file.sandboxId, workspace), vscode.l10n.t("Merge {0}: edit the sandbox side, then Take Sandbox's", path.basename(file.path)));
-      if (merged === undefined) void vscode.window.showInformationMessage(vscode.l10n.t("No clean merge: edit the sandbox's side (right) until it is what you want, then use Take Sandbox's."));
+      await ctx.merges.open(file.sandboxId, conflict);
     }),
+    command("paddock.completeMerge", () => ctx.merges.complete()),
   ];
 }
 
@@ -180,6 +181,9 @@ async function confirmReject(ctx: CommandContext, id: string, paths: string[]): 
 async function afterApprove(ctx: CommandContext, id: string, result: ApproveResult): Promise<void> {
   ctx.model.scheduleChanges(id);
   ctx.scm.recordApprove(id, result);
+  if (result.merged.length > 0) {
+    void vscode.window.showInformationMessage(vscode.l10n.t("Merged with your own edits in the workspace (in other lines), so both are kept: {0}", result.merged.join(", ")));
+  }
   if (result.conflicts.length > 0) {
     const show = vscode.l10n.t("Show Conflicts");
     // Not awaited: the command is done; the notification stays until the user looks at it.

@@ -6,6 +6,7 @@
 import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import { AgentNotRunning, type AgentConnection } from "../agent/agent-connection";
+import type { ConflictMerges } from "../review/conflict-merges";
 import type { ReviewTabs } from "../review/review-tabs";
 import type { Readiness } from "../sandboxes/readiness";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
@@ -19,6 +20,7 @@ export interface CommandContext {
   scm: SandboxScm;
   reviews: ReviewTabs;
   readiness: Readiness;
+  merges: ConflictMerges;
   log: vscode.LogOutputChannel;
 }
 

@@ -157,7 +157,7 @@ test("hunks: approve one hunk and reject another; the results are those hunks ap
   await shared.client.request("sandbox/delete", { id });
 });
 
-test("conflicts of each kind are reported with the three versions; nothing is overwritten without force", async () => {
+test("conflicts of each kind are reported with the three versions; edits in lines apart are merged; nothing is overwritten without force", async () => {
   const base = Array.from({ length: 12 }, (_, i) => `${i}\n`).join("");
   const ws = workspace("ws-conflicts", { "both.txt": base, "merge.txt": base, "del-sb.txt": "x\n", "del-ws.txt": "y\n", "type.txt": "t\n" });
   const id = await sandboxWith(ws, [
@@ -177,24 +177,25 @@ test("conflicts of each kind are reported with the three versions; nothing is ov
   fs.rmSync(path.join(ws, "type.txt"));
   fs.mkdirSync(path.join(ws, "type.txt"));
   fs.writeFileSync(path.join(ws, "added.txt"), "workspace\n");
-  const before = describeTree(ws);
+  const before = describeTree(ws).filter((line) => !line.includes("merge.txt"));
 
   const result = await shared.client.request("sandbox/approve", { id });
-  assert.deepEqual(result.applied, []);
+  const mergedText = base.replace("1\n", "one\n").replace("10\n", "ten\n");
+  assert.deepEqual([result.applied, result.merged], [["merge.txt"], ["merge.txt"]], "lines apart: merged without asking");
+  assert.equal(fs.readFileSync(path.join(ws, "merge.txt"), "utf8"), mergedText);
+  assert.equal(Buffer.from((await shared.client.request("sandbox/readFile", { id, path: "merge.txt" })).content, "base64").toString(), mergedText, "the sandbox has the merge too");
+  assert.equal((await shared.client.request("sandbox/changes", { id })).changes.some((c) => c.path === "merge.txt"), false, "nothing left to review there");
   const reasons = Object.fromEntries(result.conflicts.map((c) => [c.path, c.reason]));
   assert.deepEqual(reasons, {
     "added.txt": "added-in-both",
     "both.txt": "both-modified",
     "del-sb.txt": "deleted-in-sandbox",
     "del-ws.txt": "deleted-in-workspace",
-    "merge.txt": "both-modified",
     "type.txt": "type-changed",
   });
-  assert.deepEqual(describeTree(ws), before, "nothing was overwritten");
+  assert.deepEqual(describeTree(ws).filter((line) => !line.includes("merge.txt")), before, "nothing else was written");
   const both = result.conflicts.find((c) => c.path === "both.txt")!;
   assert.deepEqual([both.base, both.workspace, both.sandbox, both.merged], [base, "workspace\n", "sandbox\n", undefined]);
-  const merge = result.conflicts.find((c) => c.path === "merge.txt")!;
-  assert.equal(merge.merged, base.replace("1\n", "one\n").replace("10\n", "ten\n"), "a clean three-way merge is offered");
 
   // force, per path: the sandbox's version wins there, and only there.
   const forced = await shared.client.request("sandbox/approve", { id, paths: ["both.txt", "added.txt"], force: ["both.txt"] });

@@ -137,7 +137,7 @@ test("names that are not UTF-8 are listed with their bytes, diffed, approved byt
 
   // Approving everything brings the rest, with the names' very bytes.
   const all = await shared.client.request("sandbox/approve", { id });
-  assert.deepEqual(all, { applied: ["dir\\xFF", "dir\\xFF/in.txt", "good.txt"], conflicts: [], skipped: [] });
+  assert.deepEqual(all, { applied: ["dir\\xFF", "dir\\xFF/in.txt", "good.txt"], merged: [], conflicts: [], skipped: [] });
   assert.equal(fs.readFileSync(Buffer.concat([bytesOf(`${ws}/`), bytesOf("dir\xff/in.txt")]), "utf8"), "y\n");
   assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes, []);
   await shared.client.request("sandbox/delete", { id });

@@ -7,6 +7,7 @@
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
 import { Workbench } from "./workbench";
 
 const LINES = Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join("");
@@ -17,7 +18,10 @@ let failed = false;
 let id = "";
 
 before(async () => {
-  wb = await Workbench.open("review", { files: { "hunks.txt": LINES, "keys.txt": LINES, "title.txt": "workspace\n", "multi-a.txt": LINES, "multi-b.txt": "workspace\n", "peek.txt": LINES }, settings: { "paddock.review.confirmReject": false } });
+  wb = await Workbench.open("review", {
+    files: { "hunks.txt": LINES, "keys.txt": LINES, "title.txt": "workspace\n", "multi-a.txt": LINES, "multi-b.txt": "workspace\n", "peek.txt": LINES, "apart.txt": LINES, "clash.txt": LINES },
+    settings: { "paddock.review.confirmReject": false },
+  });
   ({ id } = await wb.client.request("sandbox/create", { workspace: wb.folder, name: "review" }));
 });
 after(async () => wb.close(failed));
@@ -48,8 +52,17 @@ function wholeLine(text: string): RegExp {
 /** Source Control's row of a file opens its diff. */
 async function openDiff(rel: string): Promise<void> {
   await wb.activity("Source Control");
-  await wb.row(".scm-view", rel).click({ timeout: 30_000 });
-  await wb.page.locator(".tab", { hasText: `${rel} (Workspace ↔ Sandbox review)` }).waitFor({ timeout: 30_000 });
+  const tab = wb.page.locator(".tab", { hasText: `${rel} (Workspace ↔ Sandbox review)` });
+  // A click on a row that Source Control re-renders just then (a change listed) is lost: click again.
+  for (let attempt = 1; ; attempt++) {
+    await wb.row(".scm-view", rel).click({ timeout: 30_000 });
+    try {
+      await tab.waitFor({ timeout: 5_000 });
+      break;
+    } catch (err) {
+      if (attempt === 3) throw err;
+    }
+  }
   await wb.page.locator(".monaco-diff-editor .editor.modified .view-lines").first().waitFor();
 }
 
@@ -150,4 +163,46 @@ step("the sandbox's own file: its gutter peek shows the sandbox's line as the ne
   await wb.page.locator(".editor-instance .view-line", { hasText: "line eight" }).first().click();
   await wb.page.keyboard.press("Control+Alt+Enter");
   await wb.until("the change on disk", () => wb.onDisk("peek.txt") === edit(LINES, [[8, "line eight"]]));
+});
+
+/** Waits until the agent has the base of a path (the workspace's version when the sandbox first changed it). */
+async function changed(rel: string): Promise<void> {
+  await wb.until(`${rel} changed in the sandbox`, async () => (await wb.client.request("sandbox/changes", { id })).changes.some((c) => c.path === rel));
+  await new Promise((r) => setTimeout(r, 500)); // the watcher records the base just after
+}
+
+step("edits in lines apart: Approve merges the workspace's and the sandbox's, and says so", async () => {
+  await sandboxWrites({ "apart.txt": edit(LINES, [[30, "line thirty, from the sandbox"]]) });
+  await changed("apart.txt");
+  fs.writeFileSync(wb.file("apart.txt"), edit(LINES, [[1, "# my heading"]]));
+  await openDiff("apart.txt");
+  await wb.page.locator(".editor-actions .action-label[aria-label^='Approve']").first().click();
+  await wb.until("both edits on disk", () => wb.onDisk("apart.txt") === edit(LINES, [[1, "# my heading"], [30, "line thirty, from the sandbox"]]));
+  await wb.notification("Merged with your own edits").waitFor({ timeout: 10_000 });
+  await wb.shot("merged");
+  assert.equal(await wb.inSandbox(id, "apart.txt"), wb.onDisk("apart.txt"), "the sandbox has the merge too");
+});
+
+step("a real conflict opens VS Code's 3-way merge editor; the workspace gets the result only when the merge is completed", async () => {
+  await sandboxWrites({ "clash.txt": edit(LINES, [[10, "line ten by the sandbox"]]) });
+  await changed("clash.txt");
+  const mine = edit(LINES, [[10, "line ten by me"]]);
+  fs.writeFileSync(wb.file("clash.txt"), mine);
+  await openDiff("clash.txt");
+  await wb.page.locator(".editor-actions .action-label[aria-label^='Approve']").first().click();
+  await wb.notification("changed in the workspace too").waitFor({ timeout: 10_000 });
+  assert.equal(wb.onDisk("clash.txt"), mine, "a conflict never overwrites");
+  await wb.activity("Source Control");
+  await wb.inline(".scm-view", "clash.txt", "Merge");
+  await wb.page.locator(".merge-editor").first().waitFor({ timeout: 30_000 });
+  await wb.page.getByText("Sandbox review").first().waitFor();
+  await wb.shot("merge-editor");
+  assert.equal(wb.onDisk("clash.txt"), mine, "nothing written before the merge is completed");
+  // The result starts as the workspace's version: the person takes the sandbox's line instead.
+  await wb.page.getByText("Remove Workspace").first().click();
+  await wb.page.getByText("Accept Sandbox review").first().click();
+  await wb.page.locator(".editor-actions .action-label[aria-label^='Complete Merge']").first().click();
+  await wb.until("the sandbox's line in the workspace", () => wb.onDisk("clash.txt") === edit(LINES, [[10, "line ten by the sandbox"]]));
+  await wb.row(".scm-view", "clash.txt").waitFor({ state: "detached", timeout: 30_000 });
+  assert.equal(await wb.inSandbox(id, "clash.txt"), wb.onDisk("clash.txt"), "the sandbox took the result");
 });
