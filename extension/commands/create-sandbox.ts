@@ -87,7 +87,8 @@ async function pickRuntime(ctx: CommandContext, workspace: string, preferred: Ru
   pick.items = runtimeItems(ctx, preferred, ctx.readiness.settled);
   pick.busy = !ctx.readiness.settled;
   const checked = ctx.readiness.check().then((check) => {
-    const active = pick.activeItems[0]?.runtime;
+    // New items: the one the person was on stays active (the first, if none was).
+    const active = pick.activeItems[0]?.runtime ?? pick.items[0]?.runtime;
     pick.items = runtimeItems(ctx, preferred, check);
     pick.activeItems = pick.items.filter((i) => i.runtime === active);
     pick.busy = false;
@@ -95,7 +96,10 @@ async function pickRuntime(ctx: CommandContext, workspace: string, preferred: Ru
   });
   try {
     const chosen = await new Promise<RuntimeKind | undefined>((resolve) => {
-      pick.onDidAccept(() => resolve(pick.selectedItems[0]?.runtime));
+      pick.onDidAccept(() => {
+        const runtime = (pick.selectedItems[0] ?? pick.activeItems[0])?.runtime;
+        if (runtime) resolve(runtime);
+      });
       pick.onDidHide(() => resolve(undefined));
       pick.show();
     });

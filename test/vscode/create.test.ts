@@ -57,7 +57,7 @@ step("a sandbox without network: a command that cannot resolve a host says why, 
   await wb.client.request("sandbox/create", { workspace: wb.folder, name: "offline-one" });
   await wb.row(".pane-body", "offline-one").locator(".label-description", { hasText: "offline" }).waitFor({ timeout: 30_000 });
   await wb.inline(".pane-body", "offline-one", "New Sandbox Terminal");
-  await wb.page.locator(".terminal-tab, .single-terminal-tab", { hasText: "Sandbox offline-one" }).first().waitFor({ timeout: 30_000 });
+  await wb.terminalTab("offline-one").waitFor({ timeout: 30_000 });
   await wb.typeInTerminal("curl -sS https://registry.npmjs.org/ >/dev/null\n");
   const hint = wb.notification("has no network");
   await hint.waitFor({ timeout: 30_000 });

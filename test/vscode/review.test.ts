@@ -8,7 +8,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { Workbench } from "./workbench";
+import { Workbench, wholeLine } from "./workbench";
 
 const LINES = Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join("");
 const edit = (text: string, replacements: [number, string][]) => replacements.reduce((t, [n, line]) => t.replace(`line ${n}\n`, `${line}\n`), text);
@@ -44,11 +44,6 @@ async function sandboxWrites(files: Record<string, string>): Promise<void> {
   assert.equal(result.exitCode, 0, result.stderr);
 }
 
-/** A whole line of an editor, as Monaco renders it (spaces as no-break spaces). */
-function wholeLine(text: string): RegExp {
-  return new RegExp(`^${text.replace(/ /g, "[\\s\u00a0]")}$`);
-}
-
 /** Source Control's row of a file opens its diff. */
 async function openDiff(rel: string): Promise<void> {
   await wb.activity("Source Control");
@@ -66,23 +61,6 @@ async function openDiff(rel: string): Promise<void> {
   await wb.page.locator(".monaco-diff-editor .editor.modified .view-lines").first().waitFor();
 }
 
-/** The gutter action of the change at a line of a diff's sandbox side: the toolbar level with that line. */
-async function gutterAction(lineText: string, action: string, editor = wb.page.locator(".monaco-diff-editor").first()): Promise<void> {
-  const line = editor.locator(".editor.modified .view-line", { hasText: wholeLine(lineText) }).first();
-  await line.hover();
-  const lineBox = (await line.boundingBox())!;
-  const buttons = editor.locator(`.gutter .action-label[aria-label^="${action}"]`);
-  await buttons.first().waitFor({ timeout: 10_000 });
-  let nearest: { index: number; distance: number } | undefined;
-  for (let i = 0; i < (await buttons.count()); i++) {
-    const box = await buttons.nth(i).boundingBox();
-    const distance = box ? Math.abs(box.y - lineBox.y) : Infinity;
-    if (!nearest || distance < nearest.distance) nearest = { index: i, distance };
-  }
-  assert.ok(nearest && nearest.distance < 40, `a "${action}" button level with "${lineText}"`);
-  await buttons.nth(nearest.index).click();
-}
-
 step("the diff's sandbox side is read-only: no revert arrows", async () => {
   await sandboxWrites({ "hunks.txt": edit(LINES, [[2, "line two"], [35, "line thirty-five"]]) });
   await openDiff("hunks.txt");
@@ -95,14 +73,14 @@ step("the diff's sandbox side is read-only: no revert arrows", async () => {
 });
 
 step("Approve This Change in the diff's gutter writes that change only", async () => {
-  await gutterAction("line thirty-five", "Approve This Change");
+  await wb.gutterAction("line thirty-five", "Approve This Change");
   await wb.until("the change on disk", () => wb.onDisk("hunks.txt") === edit(LINES, [[35, "line thirty-five"]]));
   await wb.page.locator(".monaco-diff-editor .editor.original .view-line", { hasText: "line thirty-five" }).waitFor({ timeout: 10_000 });
   await wb.shot("review");
 });
 
 step("Reject This Change in the diff's gutter gives the sandbox the workspace's line back", async () => {
-  await gutterAction("line two", "Reject This Change");
+  await wb.gutterAction("line two", "Reject This Change");
   await wb.until("the sandbox's line back", async () => (await wb.inSandbox(id, "hunks.txt")) === edit(LINES, [[35, "line thirty-five"]]));
   assert.equal(wb.onDisk("hunks.txt"), edit(LINES, [[35, "line thirty-five"]]), "reject never touches the workspace");
   await wb.row(".scm-view", "hunks.txt").waitFor({ state: "detached", timeout: 30_000 });
@@ -139,7 +117,7 @@ step("Review All Changes: each file's Approve and Reject, and a change's gutter 
   await wb.shot("review-all");
   await fileHeader("multi-b.txt").locator(".action-label[aria-label^='Reject']").click();
   await wb.until("multi-b.txt rejected", async () => (await wb.inSandbox(id, "multi-b.txt")) === "workspace\n");
-  await gutterAction("line thirty-three", "Approve This Change", fileHeader("multi-a.txt"));
+  await wb.gutterAction("line thirty-three", "Approve This Change", fileHeader("multi-a.txt"));
   await wb.until("one change of multi-a.txt approved", () => wb.onDisk("multi-a.txt") === edit(LINES, [[33, "line thirty-three"]]));
   assert.equal(wb.onDisk("multi-b.txt"), "workspace\n");
 });

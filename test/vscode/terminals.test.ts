@@ -58,7 +58,7 @@ async function writesInSandbox(runtime: keyof typeof sandboxes, marker: string):
 }
 
 /** The terminal of a sandbox, as the panel names it. */
-const terminalTab = (name: string) => wb.page.locator(".terminal-tab, .single-terminal-tab", { hasText: `Sandbox ${name}` }).first();
+const terminalTab = (name: string) => wb.terminalTab(name);
 
 async function exitTerminal(name: string): Promise<void> {
   await wb.typeInTerminal("exit\n");
@@ -96,7 +96,7 @@ step("cancelling the profile's picker opens nothing and reports no error", async
   await wb.page.keyboard.press("Escape");
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(await wb.page.locator(".notification-toast").count(), 0, "no notification");
-  assert.equal(await wb.page.locator(".terminal-tab, .single-terminal-tab", { hasText: "Sandbox" }).count(), 0, "no terminal left open");
+  assert.equal(await wb.terminalTab("").count(), 0, "no terminal left open");
 });
 
 step("the command palette: Paddock: New Sandbox Terminal in the VM", async () => {

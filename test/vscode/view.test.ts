@@ -119,7 +119,7 @@ step("the multi-file review follows a reject made elsewhere: the file leaves it,
 step("deleting a sandbox with changes asks, its default button safe; then its terminal, diff and review close without an error", async () => {
   await wb.activity("Paddock");
   await wb.inline(".pane-body", "boxed", "New Sandbox Terminal");
-  await wb.page.locator(".terminal-tab, .single-terminal-tab", { hasText: "Sandbox boxed" }).first().waitFor({ timeout: 30_000 });
+  await wb.terminalTab("boxed").waitFor({ timeout: 30_000 });
   await wb.inline(".pane-body", "boxed", "Delete Sandbox");
   const buttons = wb.dialog().locator(".monaco-button");
   await buttons.first().waitFor();
@@ -134,7 +134,7 @@ step("deleting a sandbox with changes asks, its default button safe; then its te
   await wb.inline(".pane-body", "boxed", "Delete Sandbox");
   await wb.dialogButton("Delete");
   await sandboxRow("boxed").waitFor({ state: "detached", timeout: 60_000 });
-  await wb.until("its tabs and terminal closed", async () => (await wb.page.locator(".tab", { hasText: "Sandbox boxed" }).count()) === 0 && (await wb.page.locator(".tab", { hasText: "a.txt (Workspace" }).count()) === 0 && (await wb.page.locator(".terminal-tab, .single-terminal-tab", { hasText: "Sandbox boxed" }).count()) === 0);
+  await wb.until("its tabs and terminal closed", async () => (await wb.page.locator(".tab", { hasText: "Sandbox boxed" }).count()) === 0 && (await wb.page.locator(".tab", { hasText: "a.txt (Workspace" }).count()) === 0 && (await wb.terminalTab("boxed").count()) === 0);
   await new Promise((r) => setTimeout(r, 1000));
   assert.deepEqual(await wb.page.locator(".notification-toast").allInnerTexts(), [], "no notification");
 });

@@ -148,6 +148,23 @@ export class Workbench {
     await this.page.keyboard.press("Enter");
   }
 
+  /** The gutter action of the change at a line of a diff's sandbox side (in `scope`, a diff or a file of the multi-file review): the toolbar level with that line. */
+  async gutterAction(lineText: string, action: string, scope: Locator = this.page.locator(".monaco-diff-editor").first()): Promise<void> {
+    const line = scope.locator(".editor.modified .view-line", { hasText: wholeLine(lineText) }).first();
+    await line.hover();
+    const lineBox = await line.boundingBox();
+    const buttons = scope.locator(`.gutter .action-label[aria-label^="${action}"]`);
+    await buttons.first().waitFor({ timeout: 10_000 });
+    let nearest: { index: number; distance: number } | undefined;
+    for (let i = 0; i < (await buttons.count()); i++) {
+      const box = await buttons.nth(i).boundingBox();
+      const distance = box && lineBox ? Math.abs(box.y - lineBox.y) : Infinity;
+      if (!nearest || distance < nearest.distance) nearest = { index: i, distance };
+    }
+    if (!nearest || nearest.distance > 40) throw new Error(`no "${action}" button level with "${lineText}"`);
+    await buttons.nth(nearest.index).click();
+  }
+
   dialog(): Locator {
     return this.page.locator(".monaco-dialog-box");
   }
@@ -158,6 +175,11 @@ export class Workbench {
 
   notification(text: string | RegExp): Locator {
     return this.page.locator(".notification-toast", { hasText: text }).first();
+  }
+
+  /** A sandbox's terminal as the panel names it (one terminal: its title; several: the tabs list). */
+  terminalTab(sandboxName: string): Locator {
+    return this.page.locator(".terminal-tabs-entry, .single-terminal-tab", { hasText: `Sandbox ${sandboxName}` }).first();
   }
 
   /** The visible terminal's text, as its DOM renderer shows it. */
@@ -196,6 +218,11 @@ export class Workbench {
     await this.server.stop();
     await this.fx.stop();
   }
+}
+
+/** A whole line of an editor, as Monaco renders it (spaces as no-break spaces). */
+export function wholeLine(text: string): RegExp {
+  return new RegExp(`^${escape(text).replace(/ /g, "[\\s\u00a0]")}$`);
 }
 
 function escape(text: string): string {
