@@ -1,6 +1,7 @@
 /**
  * The extension in a real VS Code (code-server's Node extension host): its own activation time,
- * and the views following 5,000 changed files, beside the agent's own listing of them.
+ * the views following 5,000 changed files beside the agent's own listing of them, a written
+ * file's way to Source Control, and an approved change's way to the disk.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -24,12 +25,25 @@ async function main(): Promise<void> {
   } finally {
     await server.stop();
   }
-  const r = JSON.parse(fs.readFileSync(out, "utf8")) as { activationMs: number; files: number; followMs: number; refreshMedianMs: number; agentChangesMedianMs: number; decorationsMs: number };
+  const r = JSON.parse(fs.readFileSync(out, "utf8")) as {
+    activationMs: number;
+    files: number;
+    followMs: number;
+    refreshMedianMs: number;
+    agentChangesMedianMs: number;
+    decorationsMs: number;
+    writeToScmMedianMs: number;
+    writeToNoticeMedianMs: number;
+    approveToDiskMedianMs: number;
+    agentApproveMedianMs: number;
+  };
   const rows: Row[] = [
     ["extension activation, its own time (bundle evaluation + activate(), not VS Code's work between)", `${round(r.activationMs)} ms`, "", "≤ 50 ms", r.activationMs <= 50],
     [`views follow a command writing ${r.files} files (until Source Control lists them all)`, `${round(r.followMs)} ms`, "includes 100 + 150 ms of debouncing", "", undefined],
     [`one refresh of ${r.files} changes (list, Source Control, decorations; median)`, `${round(r.refreshMedianMs)} ms`, `agent's sandbox/changes alone ${round(r.agentChangesMedianMs)} ms (×${ratio(r.refreshMedianMs, r.agentChangesMedianMs)})`, "responsive", undefined],
     [`file decorations for ${r.files} files`, `${round(r.decorationsMs)} ms`, "", "", undefined],
+    ["a command writes one file → it shows in Source Control (median of 7)", `${round(r.writeToScmMedianMs)} ms`, `the agent's sandbox/didChange for it ${round(r.writeToNoticeMedianMs)} ms; the rest is the 150 ms debounce and one listing`, "", undefined],
+    ["Approve on one change in a diff's gutter → the file on disk has it (median of 7)", `${round(r.approveToDiskMedianMs)} ms`, `the agent's sandbox/approve of that hunk alone ${round(r.agentApproveMedianMs)} ms (×${ratio(r.approveToDiskMedianMs, r.agentApproveMedianMs)})`, "", undefined],
   ];
   writeResults("extension", "Extension benchmark", "Measured in code-server 4.100.3's Node extension host, driven by Debian's Chromium.", r, rows);
   fs.rmSync(base, { recursive: true, force: true });

@@ -1,7 +1,9 @@
 /**
  * Measured inside VS Code's extension host (bench/extension.bench.ts runs it): the
- * extension's own activation time, and how long the views take to follow 5,000 changed files,
- * beside the agent's own listing of them. Results go to $PADDOCK_BENCH_OUT.
+ * extension's own activation time, how long the views take to follow 5,000 changed files
+ * beside the agent's own listing of them, how long one written file takes to reach Source
+ * Control, and one change approved from a diff's gutter to reach the disk. Results go to
+ * $PADDOCK_BENCH_OUT.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -56,7 +58,62 @@ export async function run(): Promise<void> {
   const decorationsMs = performance.now() - decorate;
 
   await client.request("sandbox/delete", { id });
-  const results = { activationMs: api.activationMs, files: FILES, followMs, refreshMedianMs: median(refreshMs), agentChangesMedianMs: median(agentMs), decorationsMs };
+
+  // One file a command writes: until Source Control lists it, beside the agent's own
+  // notification of it; and Approve on one change (the gutter's command) until the file on
+  // disk has it, beside the agent's sandbox/approve of a hunk alone.
+  const small = (await client.request("sandbox/create", { workspace: folder })).id;
+  api.model.upsert(await client.request("sandbox/get", { id: small }));
+  const lines = Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join("");
+  const writeToScmMs: number[] = [];
+  const writeToNoticeMs: number[] = [];
+  const approveToDiskMs: number[] = [];
+  const agentApproveMs: number[] = [];
+  for (let i = 0; i < 7; i++) {
+    const rel = `one-${i}.txt`;
+    fs.writeFileSync(path.join(folder, rel), lines);
+    // Past the clock slack within which a workspace write could read as made after the sandbox's (a conflict).
+    await new Promise((r) => setTimeout(r, 50));
+    let noticed = 0;
+    const listening = api.agent.onNotification(({ method, params }) => {
+      if (method === "sandbox/didChange" && (params as { paths: string[] }).paths.some((p) => p === rel || p === "")) noticed ||= performance.now();
+    });
+    await client.request("sandbox/exec", { id: small, argv: ["sh", "-c", `sed -i 's/^line 20$/line twenty/' ${rel}`] });
+    const written = performance.now();
+    await waitFor(() => api.scm.resourcesOf(small).some((r) => r.path === rel));
+    writeToScmMs.push(performance.now() - written);
+    await waitFor(() => noticed > 0);
+    writeToNoticeMs.push(Math.max(0, noticed - written));
+    listening.dispose();
+    // What the diff editor's gutter passes for that change (line 20 of both sides, 1-based).
+    const mapping = { original: { startLineNumber: 20, endLineNumberExclusive: 21 }, modified: { startLineNumber: 20, endLineNumberExclusive: 21 } };
+    const modifiedUri = vscode.Uri.file(path.join(folder, rel)).with({ scheme: "paddock", query: `sandbox=${small}&readonly` });
+    const clicked = performance.now();
+    await vscode.commands.executeCommand("paddock.approveDiffHunk", { mapping, originalUri: vscode.Uri.file(path.join(folder, rel)), modifiedUri });
+    await waitFor(() => fs.readFileSync(path.join(folder, rel), "utf8").includes("line twenty\n"));
+    approveToDiskMs.push(performance.now() - clicked);
+    // The same approve through the agent alone (another file, the same change).
+    const bare = `bare-${i}.txt`;
+    fs.writeFileSync(path.join(folder, bare), lines);
+    await new Promise((r) => setTimeout(r, 50));
+    await client.request("sandbox/exec", { id: small, argv: ["sh", "-c", `sed -i 's/^line 20$/line twenty/' ${bare}`] });
+    const t = performance.now();
+    await client.request("sandbox/approve", { id: small, hunks: [{ path: bare, oldStart: 19, oldEnd: 20, newStart: 19, newEnd: 20 }] });
+    agentApproveMs.push(performance.now() - t);
+  }
+  await client.request("sandbox/delete", { id: small });
+  const results = {
+    activationMs: api.activationMs,
+    files: FILES,
+    followMs,
+    refreshMedianMs: median(refreshMs),
+    agentChangesMedianMs: median(agentMs),
+    decorationsMs,
+    writeToScmMedianMs: median(writeToScmMs),
+    writeToNoticeMedianMs: median(writeToNoticeMs),
+    approveToDiskMedianMs: median(approveToDiskMs),
+    agentApproveMedianMs: median(agentApproveMs),
+  };
   fs.writeFileSync(process.env.PADDOCK_BENCH_OUT ?? path.join(folder, "bench.json"), JSON.stringify(results));
   console.log(`bench: ${JSON.stringify(results)}`);
 }
