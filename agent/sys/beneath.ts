@@ -117,7 +117,8 @@ export class Beneath {
     return this.withRights(() => {
       return this.withParent(rel, (dir, name) => {
         const target = readlinkat(dir, cName(name));
-        if (typeof target === "number") throw new BeneathError(errnoName(target), this.where(rel));
+        // EINVAL: not a symlink (any more): the entry was swapped since it was looked at.
+        if (typeof target === "number") throw errnoName(target) === "EINVAL" ? new BeneathError("ENOENT", this.where(rel), `${this.where(rel)}: no longer a symlink (it changed while it was read)`) : new BeneathError(errnoName(target), this.where(rel));
         return nameFromBytes(target);
       });
     });
@@ -458,7 +459,13 @@ export class Folder {
   }
 
   readlink(name: string): string {
-    return nameFromBytes(this.attempt(name, () => fs.readlinkSync(this.pathOf(name), { encoding: "buffer" })));
+    try {
+      return nameFromBytes(this.attempt(name, () => fs.readlinkSync(this.pathOf(name), { encoding: "buffer" })));
+    } catch (err) {
+      // Not a symlink (any more): the entry was swapped since it was looked at.
+      if (err instanceof BeneathError && err.code === "EINVAL") throw new BeneathError("ENOENT", err.where, `${err.where}: no longer a symlink (it changed while it was read)`);
+      throw err;
+    }
   }
 
   /** A regular file's bytes (a FIFO cannot block it); throws if it is anything else. */
