@@ -32,8 +32,10 @@ const picker = () => wb.page.locator(".quick-input-widget");
 step("Create Sandbox shows the runtimes at once; each says what it uses once the check is in", async () => {
   const create = wb.page.locator(".welcome-view-content").getByRole("button", { name: "Create Sandbox" });
   await create.click();
-  // No waiting for the check: the pick is there while it runs (the first check here boots a VM).
-  await picker().getByText("Process (bubblewrap)").waitFor({ timeout: 5_000 });
+  // No waiting for the check: the pick is there while it runs (the first check here boots a
+  // VM, seconds), and says so.
+  await picker().getByText("Process (bubblewrap)").waitFor({ timeout: 60_000 });
+  assert.ok((await picker().getByText("checking what works here").count()) > 0, "the pick came before the check's answer");
   await wb.shot("runtime-pick");
   await picker().getByText(/using bwrap|using /).first().waitFor({ timeout: 60_000 });
   await wb.shot("runtime-pick-checked");
