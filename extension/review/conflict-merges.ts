@@ -9,6 +9,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import type { Conflict } from "../../agent/protocol/methods";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
+import { relativeTo } from "../uri";
 
 const SCHEME = "paddock-conflict";
 type Side = "base" | "workspace" | "sandbox";
@@ -60,7 +61,7 @@ export class ConflictMerges implements vscode.TextDocumentContentProvider, vscod
 
   provideTextDocumentContent(uri: vscode.Uri): string {
     const params = new URLSearchParams(uri.query);
-    const entry = [...this.pending.values()].find((p) => p.sandboxId === params.get("sandbox") && p.conflict.path === relativeOf(this.model, p.sandboxId, uri.path));
+    const entry = [...this.pending.values()].find((p) => p.sandboxId === params.get("sandbox") && p.conflict.path === relativeTo(this.model.get(p.sandboxId)?.workspace ?? "/", uri.path));
     const text = entry?.conflict[params.get("side") as Side];
     // No base was captured (or a side is not text): an empty base still lets the editor compare.
     return typeof text === "string" ? text : "";
@@ -76,9 +77,4 @@ export class ConflictMerges implements vscode.TextDocumentContentProvider, vscod
     this.pending.delete(uri.toString());
     await this.onResolved(merge.sandboxId, merge.conflict.path);
   }
-}
-
-function relativeOf(model: SandboxModel, sandboxId: string, file: string): string | undefined {
-  const workspace = model.get(sandboxId)?.workspace;
-  return workspace && file.startsWith(`${workspace}/`) ? file.slice(workspace.length + 1) : undefined;
 }

@@ -4,28 +4,18 @@
  * asked with only the runtime's own, the view says the network; a command that cannot
  * resolve a host in a sandbox without network says why, with a way to get one.
  */
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
-import { Workbench } from "./workbench";
+import { Workbench, workbenchSteps } from "./workbench";
 
 let wb: Workbench;
-let failed = false;
+const { step, failed } = workbenchSteps();
 
 before(async () => {
   wb = await Workbench.open("create", { files: { "README.md": "hello\n" } });
 });
-after(async () => wb.close(failed));
+after(async () => wb.close(failed()));
 
-function step(name: string, body: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await body();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-}
 
 const picker = () => wb.page.locator(".quick-input-widget");
 

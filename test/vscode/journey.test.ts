@@ -4,9 +4,9 @@
  * folder, the changes in the view and in Source Control, one change approved in the diff's
  * gutter and another rejected there, then Delete. After each step, what is on disk.
  */
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
-import { Workbench } from "./workbench";
+import { Workbench, workbenchSteps } from "./workbench";
 
 const LINES = Array.from({ length: 30 }, (_, i) => `line ${i + 1}\n`).join("");
 const RUNTIMES = [
@@ -16,58 +16,53 @@ const RUNTIMES = [
 ] as const;
 
 let wb: Workbench;
-let failed = false;
+const { step, failed } = workbenchSteps();
 
 before(async () => {
   wb = await Workbench.open("journey", { files: Object.fromEntries(RUNTIMES.map(({ runtime }) => [`${runtime}.txt`, LINES])), settings: { "paddock.review.confirmReject": false } });
 });
-after(async () => wb.close(failed));
+after(async () => wb.close(failed()));
 
 for (const { runtime, pick } of RUNTIMES) {
-  test(`the journey in a ${runtime} sandbox: create, terminal, review, approve a change, reject one, delete`, async () => {
+  step(`the journey in a ${runtime} sandbox: create, terminal, review, approve a change, reject one, delete`, async () => {
     const file = `${runtime}.txt`;
     const name = `trip-${runtime}`;
-    try {
-      await wb.activity("Paddock");
-      // The + in the view's title (the sidebar's own, as the view is alone in it).
-      await wb.page.locator(".sidebar .title-actions .action-label[aria-label^='Create Sandbox']").first().click();
-      await wb.quickPick(pick);
-      await wb.quickPickAsking("Network for the sandbox");
-      await wb.quickPick("offline");
-      await wb.quickPickAsking("a name is made up");
-      await wb.answer(name);
-      await wb.row(".pane-body", name).waitFor({ timeout: 120_000 });
+    await wb.activity("Paddock");
+    // The + in the view's title (the sidebar's own, as the view is alone in it).
+    await wb.page.locator(".sidebar .title-actions .action-label[aria-label^='Create Sandbox']").first().click();
+    await wb.quickPick(pick);
+    await wb.quickPickAsking("Network for the sandbox");
+    await wb.quickPick("offline");
+    await wb.quickPickAsking("a name is made up");
+    await wb.answer(name);
+    await wb.row(".pane-body", name).waitFor({ timeout: 120_000 });
 
-      await wb.inline(".pane-body", name, "New Sandbox Terminal");
-      await wb.terminalTab(name).waitFor({ timeout: 60_000 });
-      await wb.typeInTerminal(`sed -i 's/^line 3$/line three/; s/^line 27$/line twenty-seven/' ${file}; echo done-$((6*7))\n`);
-      await wb.until("the command's end in the terminal", async () => (await wb.terminalText()).includes("done-42"), 60_000);
-      await wb.row(".pane-body", name).locator(".label-description", { hasText: "1 change" }).waitFor({ timeout: 30_000 });
-      assert.equal(wb.onDisk(file), LINES, "nothing reached the workspace");
-      await wb.shot(`${runtime}-terminal`);
+    await wb.inline(".pane-body", name, "New Sandbox Terminal");
+    await wb.terminalTab(name).waitFor({ timeout: 60_000 });
+    await wb.typeInTerminal(`sed -i 's/^line 3$/line three/; s/^line 27$/line twenty-seven/' ${file}; echo done-$((6*7))\n`);
+    await wb.until("the command's end in the terminal", async () => (await wb.terminalText()).includes("done-42"), 60_000);
+    await wb.row(".pane-body", name).locator(".label-description", { hasText: "1 change" }).waitFor({ timeout: 30_000 });
+    assert.equal(wb.onDisk(file), LINES, "nothing reached the workspace");
+    await wb.shot(`${runtime}-terminal`);
 
-      // The panel away, as a person makes room to read the diff (the terminal keeps running).
-      await wb.page.keyboard.press("Control+j");
-      await wb.row(".pane-body", new RegExp(`^${file.replace(".", "\\.")}`)).click();
-      await wb.page.locator(".tab", { hasText: `${file} (Workspace ↔ Sandbox ${name})` }).waitFor({ timeout: 30_000 });
-      await wb.gutterAction("line twenty-seven", "Approve This Change");
-      await wb.until("the approved change on disk", () => wb.onDisk(file) === LINES.replace("line 27\n", "line twenty-seven\n"));
-      await wb.gutterAction("line three", "Reject This Change");
-      await wb.row(".pane-body", name).locator(".label-description", { hasText: "0 changes" }).waitFor({ timeout: 30_000 });
-      assert.equal(wb.onDisk(file), LINES.replace("line 27\n", "line twenty-seven\n"), "reject never touches the workspace");
-      await wb.shot(`${runtime}-reviewed`);
+    // The panel away, as a person makes room to read the diff (the terminal keeps running).
+    await wb.page.keyboard.press("Control+j");
+    await wb.row(".pane-body", new RegExp(`^${file.replace(".", "\\.")}`)).click();
+    await wb.page.locator(".tab", { hasText: `${file} (Workspace ↔ Sandbox ${name})` }).waitFor({ timeout: 30_000 });
+    await wb.gutterAction("line twenty-seven", "Approve This Change");
+    await wb.until("the approved change on disk", () => wb.onDisk(file) === LINES.replace("line 27\n", "line twenty-seven\n"));
+    await wb.gutterAction("line three", "Reject This Change");
+    await wb.row(".pane-body", name).locator(".label-description", { hasText: "0 changes" }).waitFor({ timeout: 30_000 });
+    assert.equal(wb.onDisk(file), LINES.replace("line 27\n", "line twenty-seven\n"), "reject never touches the workspace");
+    await wb.shot(`${runtime}-reviewed`);
 
-      await wb.inline(".pane-body", name, "Delete Sandbox");
-      await wb.row(".pane-body", name).waitFor({ state: "detached", timeout: 60_000 });
-      // The panel back (it shows the terminals): the sandbox's is gone.
-      await wb.page.keyboard.press("Control+j");
-      await wb.page.locator(".panel").first().waitFor();
-      await wb.until("its terminal closed", async () => (await wb.terminalTab(name).count()) === 0, 10_000);
-      assert.equal(await wb.page.locator(".tab", { hasText: `Sandbox ${name})` }).count(), 0, "its diff closed");
-      assert.equal(wb.onDisk(file), LINES.replace("line 27\n", "line twenty-seven\n"));
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
+    await wb.inline(".pane-body", name, "Delete Sandbox");
+    await wb.row(".pane-body", name).waitFor({ state: "detached", timeout: 60_000 });
+    // The panel back (it shows the terminals): the sandbox's is gone.
+    await wb.page.keyboard.press("Control+j");
+    await wb.page.locator(".panel").first().waitFor();
+    await wb.until("its terminal closed", async () => (await wb.terminalTab(name).count()) === 0, 10_000);
+    assert.equal(await wb.page.locator(".tab", { hasText: `Sandbox ${name})` }).count(), 0, "its diff closed");
+    assert.equal(wb.onDisk(file), LINES.replace("line 27\n", "line twenty-seven\n"));
   });
 }

@@ -5,16 +5,16 @@
  * whose gutter peek reads the sandbox's version as the new one. The diff's sandbox side is
  * read-only: no revert arrow edits the sandbox behind the user's back.
  */
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { Workbench, wholeLine } from "./workbench";
+import { Workbench, wholeLine, workbenchSteps } from "./workbench";
 
 const LINES = Array.from({ length: 40 }, (_, i) => `line ${i + 1}\n`).join("");
 const edit = (text: string, replacements: [number, string][]) => replacements.reduce((t, [n, line]) => t.replace(`line ${n}\n`, `${line}\n`), text);
 
 let wb: Workbench;
-let failed = false;
+const { step, failed } = workbenchSteps();
 let id = "";
 
 before(async () => {
@@ -24,18 +24,8 @@ before(async () => {
   });
   ({ id } = await wb.client.request("sandbox/create", { workspace: wb.folder, name: "review" }));
 });
-after(async () => wb.close(failed));
+after(async () => wb.close(failed()));
 
-function step(name: string, body: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await body();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-}
 
 /** What a command in the sandbox writes (as an agent or a person in its terminal would). */
 async function sandboxWrites(files: Record<string, string>): Promise<void> {

@@ -6,15 +6,15 @@
  * fail at once when their sandbox is missing, ask when several could run them, and name the
  * sandbox in their output.
  */
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import type { Sandbox } from "../../agent/protocol/methods";
 import { layerTar, ociLayoutOf } from "../helpers/images";
-import { Workbench } from "./workbench";
+import { Workbench, workbenchSteps } from "./workbench";
 
 let wb: Workbench;
-let failed = false;
+const { step, failed } = workbenchSteps();
 const sandboxes: Record<"process" | "container" | "vm", Sandbox> = {} as never;
 /** The login shell each runtime's sandbox gives root here: the host's for a process sandbox, busybox's sh in the image and the guest. */
 const SHELLS = { process: "/bin/bash", container: "/bin/sh", vm: "/bin/sh" };
@@ -33,19 +33,9 @@ before(async () => {
     sandboxes[runtime] = await wb.client.request("sandbox/create", { workspace: wb.folder, runtime, name: `term-${runtime}` });
   }
 });
-after(async () => wb.close(failed));
+after(async () => wb.close(failed()));
 
 /** A step of the file: a failure keeps its screenshot and the agent's log. */
-function step(name: string, body: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await body();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-}
 
 /** Types a command in the visible terminal; it writes a file in the sandbox, whose content comes back. */
 async function writesInSandbox(runtime: keyof typeof sandboxes, marker: string): Promise<void> {

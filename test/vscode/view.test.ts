@@ -6,12 +6,12 @@
  * error, asks only when changes would be lost, and never makes Delete the default button
  * (the default shows what would be lost).
  */
-import { after, before, test } from "node:test";
+import { after, before } from "node:test";
 import assert from "node:assert/strict";
-import { Workbench } from "./workbench";
+import { Workbench, workbenchSteps } from "./workbench";
 
 let wb: Workbench;
-let failed = false;
+const { step, failed } = workbenchSteps();
 let boxed = "";
 
 before(async () => {
@@ -21,18 +21,8 @@ before(async () => {
   const made = await wb.client.request("sandbox/exec", { id: boxed, argv: ["sh", "-c", "echo sandbox a > a.txt; echo sandbox b > b.txt; echo sandbox c > c.txt"] });
   assert.equal(made.exitCode, 0, made.stderr);
 });
-after(async () => wb.close(failed));
+after(async () => wb.close(failed()));
 
-function step(name: string, body: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await body();
-    } catch (err) {
-      failed = true;
-      throw err;
-    }
-  });
-}
 
 const sandboxRow = (name: string) => wb.page.locator(".pane-body .monaco-list-row", { has: wb.page.locator(".label-name", { hasText: new RegExp(`^${name}$`) }) }).first();
 

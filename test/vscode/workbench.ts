@@ -5,6 +5,7 @@
  * row, its hover action, a quick pick's entry, a dialog's button, a notification, the
  * terminal's text), and every step can leave a screenshot in test-artifacts/vscode/NAME.
  */
+import { test } from "node:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Browser, Locator, Page } from "playwright-core";
@@ -17,6 +18,26 @@ export interface WorkbenchOptions {
   files?: Record<string, string>;
   /** User settings beside the ones that point the extension at the test's agent. */
   settings?: Record<string, unknown>;
+}
+
+/**
+ * The tests of a file that shares one workbench: each is a node:test test, and a failure marks
+ * the workbench so that `closeWorkbench` keeps its screenshot, the agent's log and code-server's.
+ */
+export function workbenchSteps(): { step(name: string, body: () => Promise<void>): void; failed(): boolean } {
+  let failed = false;
+  return {
+    step: (name, body) =>
+      test(name, async () => {
+        try {
+          await body();
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      }),
+    failed: () => failed,
+  };
 }
 
 export class Workbench {
