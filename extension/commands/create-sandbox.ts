@@ -86,12 +86,15 @@ async function pickRuntime(ctx: CommandContext, workspace: string, preferred: Ru
   pick.placeholder = vscode.l10n.t("Runtime for the new sandbox of {0}", path.basename(workspace));
   pick.items = runtimeItems(ctx, preferred, ctx.readiness.settled);
   pick.busy = !ctx.readiness.settled;
+  // While busy it stays put if focus wanders (a terminal, a notification): the check ends it, or Escape.
+  pick.ignoreFocusOut = pick.busy;
   const checked = ctx.readiness.check().then((check) => {
     // New items: the one the person was on stays active (the first, if none was).
     const active = pick.activeItems[0]?.runtime ?? pick.items[0]?.runtime;
     pick.items = runtimeItems(ctx, preferred, check);
     pick.activeItems = pick.items.filter((i) => i.runtime === active);
     pick.busy = false;
+    pick.ignoreFocusOut = false;
     return check;
   });
   try {

@@ -56,8 +56,7 @@ export class ReviewTabs implements vscode.Disposable {
       return;
     }
     // The same title opens the same editor again, with the files as they are now.
-    const items = this.scm.resourcesOf(id).map((r) => [r.resourceUri, ...this.sides(r)] as const);
-    await vscode.commands.executeCommand("vscode.changes", title, items);
+    await this.open(id, title);
   }
 
   private async closeGone(): Promise<void> {

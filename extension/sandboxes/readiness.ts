@@ -4,6 +4,7 @@
  * not wait for it before it shows anything.
  */
 import type * as vscode from "vscode";
+import type { AgentClient } from "../../agent/protocol/client";
 import type { SystemCheckResult } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 
@@ -13,10 +14,11 @@ export class Readiness implements vscode.Disposable {
   private readonly subscription: vscode.Disposable;
 
   constructor(private readonly agent: AgentConnection) {
-    this.subscription = agent.onDidConnect(() => {
-      this.pending = undefined;
+    // Asked on the connection that just came up (its client is given: the state may not say "running" yet).
+    this.subscription = agent.onDidConnect((client) => {
       this.result = undefined;
-      void this.check().catch(() => undefined); // asked again by whoever needs it
+      this.pending = undefined;
+      this.ask(client).catch(() => undefined); // asked again by whoever needs it
     });
   }
 
@@ -25,22 +27,24 @@ export class Readiness implements vscode.Disposable {
     return this.result;
   }
 
-  /** The check, run at most once per connection (again after a failure). */
-  check(): Promise<SystemCheckResult> {
-    this.pending ??= this.agent
-      .client()
-      .request("system/check", {})
-      .then(
-        (result) => (this.result = result),
-        (err: unknown) => {
-          this.pending = undefined;
-          throw err;
-        },
-      );
-    return this.pending;
+  /** The check, run at most once per connection (again after a failure); rejects when there is no agent. */
+  async check(): Promise<SystemCheckResult> {
+    return this.pending ?? this.ask(this.agent.client());
   }
 
   dispose(): void {
     this.subscription.dispose();
+  }
+
+  private ask(client: AgentClient): Promise<SystemCheckResult> {
+    const asked: Promise<SystemCheckResult> = client.request("system/check", {}).then(
+      (result) => (this.pending === asked ? (this.result = result) : result),
+      (err: unknown) => {
+        if (this.pending === asked) this.pending = undefined;
+        throw err;
+      },
+    );
+    this.pending = asked;
+    return asked;
   }
 }
