@@ -125,8 +125,13 @@ test("npm start, then as a user in the browser: create, terminal, Source Control
       await shot("approved-file");
 
       // One hunk of another: its diff, the change's own Approve in the diff's gutter.
-      await row(".scm-view", "hunks.txt").click();
-      await page.locator(".tab", { hasText: "hunks.txt (Workspace ↔ Sandbox" }).waitFor({ timeout: 30_000 });
+      // Source Control re-renders its rows as approve.txt leaves: a click landing then is lost, so again.
+      const hunksTab = page.locator(".tab", { hasText: "hunks.txt (Workspace ↔ Sandbox" });
+      for (let attempt = 1; (await hunksTab.count()) === 0; attempt++) {
+        if (attempt > 3) assert.fail("the diff of hunks.txt did not open");
+        await row(".scm-view", "hunks.txt").click();
+        await hunksTab.waitFor({ timeout: 10_000 }).catch(() => undefined);
+      }
       const changedLine = page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: "line two" }).first();
       await changedLine.waitFor({ timeout: 30_000 });
       await changedLine.hover();
