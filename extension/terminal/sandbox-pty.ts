@@ -24,6 +24,9 @@ export interface PtyCommand {
   holdOnQuickFailure?: boolean;
 }
 
+/** How much of a terminal's latest output the offline hint reads (a resolver error fits many times over). */
+const RECENT_OUTPUT_CHARS = 1024;
+
 /** A program that ends with an error sooner than this after it started, before any keystroke, has "ended at once". */
 const QUICK_EXIT_MS = 3000;
 
@@ -46,6 +49,8 @@ export class SandboxPty implements vscode.Pseudoterminal {
   private typed = false;
   /** Set when the sandbox itself is stopping or going: its programs end with it, which is no failure to report. */
   private sandboxEnding: "stopped" | "deleted" | undefined;
+  /** The last of the output, for the offline hint. */
+  private recentOutput = "";
   /** Set while the terminal waits for a key to close after a quick failure. */
   private holding = false;
 
@@ -123,7 +128,10 @@ export class SandboxPty implements vscode.Pseudoterminal {
 
   private output(data: string): void {
     this.writeEmitter.fire(data);
-    if (this.command.offlineSandboxName !== undefined && saysNoResolution(data)) tellOffline(this.command.sandboxId, this.command.offlineSandboxName);
+    if (this.command.offlineSandboxName === undefined) return;
+    // A message can come in pieces: the end of the output so far is what is read.
+    this.recentOutput = (this.recentOutput + data).slice(-RECENT_OUTPUT_CHARS);
+    if (saysNoResolution(this.recentOutput)) tellOffline(this.command.sandboxId, this.command.offlineSandboxName);
   }
 
   get sandboxId(): string {
