@@ -144,7 +144,14 @@ test("npm start, then as a user in the browser: create, terminal, Source Control
 
       // Reject a third (inline action, confirmed in the dialog).
       await activity("Source Control");
+      // The list settles first (hunks.txt, new, old, reject): a row moving under the pointer
+      // would take the click. The question names the file it is about.
+      for (const deadline = Date.now() + 30_000; (await page.locator(".scm-view .monaco-list-row[aria-level='2']").count()) !== 4; ) {
+        if (Date.now() > deadline) assert.fail("Source Control did not settle on four changed files");
+        await new Promise((r) => setTimeout(r, 100));
+      }
       await inline(".scm-view", "reject.txt", "Reject");
+      await page.locator(".monaco-dialog-box", { hasText: "reject.txt" }).waitFor({ timeout: 10_000 });
       await confirm("Reject");
       await row(".scm-view", "reject.txt").waitFor({ state: "detached", timeout: 30_000 });
       assert.equal(onDisk("reject.txt"), "workspace\n", "reject never touches the workspace");
