@@ -88,6 +88,8 @@ export class Agent {
     request("sandbox/diff", (params, _call, session) => session.bigAnswer(() => sandboxes.diff(session.caller, params.id, params.paths, params.context)));
     request("sandbox/approve", (params, _call, session) => sandboxes.approve(session.caller, params.id, params));
     request("sandbox/reject", (params, _call, session) => sandboxes.reject(session.caller, params.id, params));
+    request("sandbox/undo", (params, _call, session) => sandboxes.undo(session.caller, params.id, params.undo));
+    request("sandbox/undoList", (params, _call, session) => sandboxes.undoList(session.caller, params.id));
     const { images } = options;
     request("image/list", () => ({ images: images.list().map(summary) }));
     request("image/import", async (params, _call, session) => {

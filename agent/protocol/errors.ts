@@ -56,6 +56,8 @@ export const errorCatalog = {
   E_FILE_TOO_LARGE: -32062,
   E_UNSAFE_PATH: -32063,
   E_IO: -32064,
+  // Undo would lose what changed since the operation it undoes.
+  E_CHANGED_SINCE: -32065,
   E_IMAGE: -32070,
   E_IMAGE_IN_USE: -32071,
   E_PULL: -32072,

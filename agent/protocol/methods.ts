@@ -307,6 +307,44 @@ export const SandboxRejectParams = z
   })
   .strict();
 
+export const SandboxUndoParams = z
+  .object({
+    id: SandboxId,
+    /** Which approve or reject to undo (its result's `undo`); without it, the latest one. */
+    undo: z.string().regex(/^[0-9a-f]{12}$/, "must be an undo id as approve and reject return it").optional(),
+  })
+  .strict();
+
+/** What undo can give back to the user: whose result `undo` is, and what it did. */
+export interface Undoable {
+  /** The id to pass to sandbox/undo. */
+  undo: string;
+  kind: "approve" | "reject";
+  /** When the approve or reject ended (ISO 8601). */
+  at: string;
+  /** The paths it did (up to 100). */
+  paths: string[];
+  /** How many paths it did. */
+  count: number;
+}
+
+export interface UndoResult {
+  undone: string;
+  kind: "approve" | "reject";
+  /** Paths as they were before the approve or reject again. */
+  restored: string[];
+  skipped: Skipped[];
+}
+
+/**
+ * What approve and reject say about undoing them: the id to undo them with, or why they cannot
+ * be undone (they changed more than undo keeps, or a special file). Neither: nothing was done.
+ */
+export interface UndoOffer {
+  undo?: string;
+  undoUnavailable?: string;
+}
+
 export type ConflictReason = "both-modified" | "deleted-in-sandbox" | "deleted-in-workspace" | "added-in-both" | "type-changed";
 
 export interface Conflict {
@@ -328,7 +366,7 @@ export interface Skipped {
   reason: string;
 }
 
-export interface ApproveResult {
+export interface ApproveResult extends UndoOffer {
   applied: string[];
   /**
    * Of `applied`: files the workspace had changed too, in other lines, merged three ways
@@ -339,7 +377,7 @@ export interface ApproveResult {
   skipped: Skipped[];
 }
 
-export interface RejectResult {
+export interface RejectResult extends UndoOffer {
   rejected: string[];
   skipped: Skipped[];
 }
@@ -448,6 +486,8 @@ export const requests = {
   "sandbox/diff": SandboxDiffParams,
   "sandbox/approve": SandboxApproveParams,
   "sandbox/reject": SandboxRejectParams,
+  "sandbox/undo": SandboxUndoParams,
+  "sandbox/undoList": SandboxIdParams,
   "image/list": EmptyParams,
   "image/import": ImageImportParams,
   "image/remove": ImageNameParams,
@@ -481,6 +521,9 @@ export interface RequestResults {
   "sandbox/diff": DiffResult;
   "sandbox/approve": ApproveResult;
   "sandbox/reject": RejectResult;
+  "sandbox/undo": UndoResult;
+  /** The approves and rejects that can be undone, newest first. */
+  "sandbox/undoList": { undo: Undoable[] };
   "image/list": { images: ImageSummary[] };
   "image/import": ImageSummary;
   "image/remove": { name: string; removed: boolean };

@@ -22,13 +22,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ApproveResult, Change, HunkSelector, Skipped } from "../protocol/methods";
 import { PaddockError } from "../protocol/errors";
-import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
+import { Beneath, BeneathError, copyFileInto, copyRangeInto, parentOf, writeAll } from "../sys/beneath";
 import { flistxattr } from "../sys/libc";
 import { Pacer } from "../sys/pacer";
 import { describeConflict, findConflict } from "./conflicts";
 import { entryBytes, identityOf, readEntry, type Entry } from "./entries";
 import { finishJournal, removeJournal, rollBack, writeJournal, type Journal, type JournalOp } from "./journal";
 import { withHunks } from "./hunks";
+import type { KeptBytes } from "./undo-record";
 import { compareLike, forcedPaths, openWorkspaceTree, PathCover, select, type PathChange, type ReviewTarget } from "./target";
 
 export interface ApproveRequest {
@@ -42,14 +43,19 @@ const O_CREAT_EXCL_WRONLY = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.co
 const PRIVILEGED_XATTR = /^(security|trusted)\./;
 const OVERLAY_XATTR = /^(trusted\.overlay\.|user\.overlay\.|user\.fuseoverlayfs\.)/;
 
-/** What one path will become: a staged file or symlink, a directory, or nothing. */
-interface Staged {
+/** Where a staged file's bytes come from: the sandbox's file, given bytes (hunks, merges), or a version undo kept. */
+export type StagedSource = { sandbox: true } | { bytes: Buffer } | { kept: KeptBytes };
+
+/** A file or symlink to put at one path: made as a temp file beside it, then renamed over it. */
+export interface Staged {
   path: string;
-  /** The content to write, when it is not the sandbox's file as it is (hunks). */
-  content?: Buffer;
-  sandbox: Entry;
+  /** A symlink's target; without one, a file. */
+  symlink?: string;
+  source: StagedSource;
   mode: number;
   owner?: [number, number];
+  /** The modification time to give the file (undo puts back the time it had). */
+  mtimeMs?: number;
   /** The workspace's entry the plan was made against ("absent" for none). */
   expect: string;
 }
@@ -62,7 +68,11 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
   const folders = new Map<string, Beneath>();
   try {
     const plan = await planApprove(target, ws, upper, selection.paths, selection.hunks, request.force, result);
-    if (plan.ops.length > 0) await applyPlan(target, ws, upper, plan, folders);
+    if (plan.ops.length > 0) {
+      await target.undo?.keep("workspace", ws, plan.ops.map((op) => op.path), target.bases);
+      await applyPlan(target, ws, upper, plan, folders);
+      target.undo?.settle("workspace", ws);
+    }
     result.applied = plan.applied;
     const applied = new Set(plan.applied);
     result.merged = result.merged.filter((p) => applied.has(p));
@@ -75,7 +85,7 @@ export async function approve(target: ReviewTarget, changes: readonly Change[], 
   }
 }
 
-interface Plan {
+export interface Plan {
   /** Temp files that could not be made (their paths are reported in `failed`). */
   unstaged: Set<string>;
   approveId: string;
@@ -123,7 +133,7 @@ async function planApprove(
       const conflict = describeConflict(conflictInput, reason);
       // Edits that do not overlap are merged without asking (a whole text file: hunks are the user's exact choice).
       if (reason === "both-modified" && conflict.merged !== undefined && !hunkContent && workspace?.type === "file" && sandbox?.type === "file") {
-        staged.push({ path: rel, sandbox, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), content: Buffer.from(conflict.merged), ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
+        staged.push({ path: rel, source: { bytes: Buffer.from(conflict.merged) }, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
         applied.push(rel);
         result.merged.push(rel);
         return;
@@ -159,7 +169,8 @@ async function planApprove(
       if (hunkContent && !workspace) throw new PaddockError("E_HUNK_MISMATCH", `${rel} is no longer in the workspace, so it has no hunks`, "take the diff again (sandbox/diff) and select from it", { path: rel });
       // A directory in the way is removed first: the rename then meets nothing.
       const expect = workspace && workspace.type !== "directory" ? identityOf(workspace.stat) : "absent";
-      staged.push({ path: rel, sandbox, mode, expect, ...(owner ? { owner } : {}), ...(hunkContent && workspace ? { content: hunkContent(workspace, sandbox) } : {}) });
+      const source: StagedSource = hunkContent && workspace ? { bytes: hunkContent(workspace, sandbox) } : { sandbox: true };
+      staged.push({ path: rel, ...(sandbox.type === "symlink" ? { symlink: sandbox.target ?? "" } : {}), source, mode, expect, ...(owner ? { owner } : {}) });
     }
     applied.push(rel);
   };
@@ -185,13 +196,22 @@ async function planApprove(
   // Hunks keep the workspace's mode (only content is chosen line by line), but never its setuid or setgid bits.
   for (const stage of staged) {
     await pacer.step();
-    const workspace = stage.content !== undefined ? readEntry(ws, stage.path) : undefined;
+    const workspace = "bytes" in stage.source ? readEntry(ws, stage.path) : undefined;
     if (workspace) stage.mode = allowedMode(workspace, stage.path, result.skipped);
   }
 
-  // Deepest removals first; new directories parents first; modes last, deepest first, so that
-  // a read-only directory is made read-only only after everything was put inside it.
+  return orderPlan(ws, { removes, mkdirs, staged, chmods }, applied);
+}
+
+/**
+ * The operations in the order they can run: deepest removals first; new directories parents
+ * first; then the files; modes last, deepest first, so that a read-only directory is made
+ * read-only only after everything was put inside it.
+ */
+export function orderPlan(ws: Beneath, parts: { removes: JournalOp[]; mkdirs: JournalOp[]; staged: Staged[]; chmods: JournalOp[] }, applied: string[]): Plan {
+  const { removes, mkdirs, staged, chmods } = parts;
   removes.sort((a, b) => compareLike(b.path, a.path));
+  mkdirs.sort((a, b) => compareLike(a.path, b.path));
   chmods.sort((a, b) => compareLike(b.path, a.path));
   const approveId = randomBytes(6).toString("hex");
   const isDirectory = new Map<string, boolean>();
@@ -234,7 +254,7 @@ function allowedMode(sandbox: Entry, rel: string, skipped: Skipped[]): number {
  * `folders` receives each folder temp files are made in, held open: renames and removals of
  * the temps go through them (journal.ts), wherever the folder is moved meanwhile.
  */
-async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan: Plan, folders: Map<string, Beneath>): Promise<void> {
+export async function applyPlan(target: ReviewTarget, ws: Beneath, upper: Beneath, plan: Plan, folders: Map<string, Beneath>): Promise<void> {
   const journal: Journal = {
     version: 1,
     approveId: plan.approveId,
@@ -280,17 +300,19 @@ async function stage(ws: Beneath, upper: Beneath, plan: Plan, folders: Map<strin
         // One switch to the owner's rights for the whole file: its temp is theirs, made where they may write.
         ws.withRights(() => {
           folder = folders.get(parentOf(temp)) ?? folders.set(parentOf(temp), ws.subtree(parentOf(temp))).get(parentOf(temp))!;
-          if (item.sandbox.type === "symlink") {
-            folder.symlink(item.sandbox.target ?? "", name);
+          if (item.symlink !== undefined) {
+            folder.symlink(item.symlink, name);
             if (item.owner) folder.chown(name, item.owner[0], item.owner[1]);
             return;
           }
           const out = folder.open(name, O_CREAT_EXCL_WRONLY, 0o600);
           fds.push(out);
           if (item.owner) fs.fchownSync(out, item.owner[0], item.owner[1]);
-          if (item.content !== undefined) writeAll(out, item.content);
+          if ("bytes" in item.source) writeAll(out, item.source.bytes);
+          else if ("kept" in item.source) copyRangeInto(item.source.kept.fd, item.source.kept.offset, item.source.kept.size, out);
           else copyFromSandbox(upper, item.path, out, plan);
           fs.fchmodSync(out, item.mode);
+          if (item.mtimeMs !== undefined) fs.futimesSync(out, item.mtimeMs / 1000, item.mtimeMs / 1000);
         });
       } catch (err) {
         if (!(err instanceof BeneathError)) throw err;

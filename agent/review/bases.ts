@@ -29,7 +29,8 @@ export interface Base {
   identity?: string;
 }
 
-interface StoredBase {
+/** A base as the index keeps it: what undo puts back as it was. */
+export interface StoredBase {
   present: boolean;
   type?: EntryType;
   mode?: number;
@@ -92,6 +93,18 @@ export class BaseStore {
     }
     if (entry?.type === "symlink") stored.target = entry.target;
     this.kept = this.keptBytes() - dataBytes(this.load().get(rel)) + dataBytes(stored);
+    this.load().set(rel, stored);
+    this.changed.set(rel, stored);
+  }
+
+  /** The base of `rel` as it is kept (null: none), to put back with `restore`. */
+  stored(rel: string): StoredBase | null {
+    return this.load().get(rel) ?? null;
+  }
+
+  /** Puts back a base `stored` returned; `save` writes. */
+  restore(rel: string, stored: StoredBase): void {
+    this.kept = undefined;
     this.load().set(rel, stored);
     this.changed.set(rel, stored);
   }

@@ -7,7 +7,7 @@
  * selected beside the one it looks like; both are changes of the sandbox, both listed).
  * Answers name paths as they are shown.
  */
-import type { ApproveResult, Change, HunkSelector, RejectResult, Skipped } from "../protocol/methods";
+import type { ApproveResult, Change, HunkSelector, RejectResult, Skipped, UndoOffer } from "../protocol/methods";
 import { pathOf } from "../changeset/changes";
 import { displayPath } from "../sys/names";
 
@@ -64,7 +64,7 @@ export class ShownPaths {
   }
 }
 
-function shownSkipped(skipped: readonly Skipped[]): Skipped[] {
+export function shownSkipped(skipped: readonly Skipped[]): Skipped[] {
   return skipped.map((s) => ({ path: displayPath(s.path), reason: displayPath(s.reason) }));
 }
 
@@ -79,4 +79,8 @@ export function shownApproveResult(result: ApproveResult): ApproveResult {
 
 export function shownRejectResult(result: RejectResult): RejectResult {
   return { rejected: result.rejected.map(displayPath), skipped: shownSkipped(result.skipped) };
+}
+
+export function shownUndoOffer(result: UndoOffer): UndoOffer {
+  return { ...(result.undo !== undefined ? { undo: result.undo } : {}), ...(result.undoUnavailable !== undefined ? { undoUnavailable: displayPath(result.undoUnavailable) } : {}) };
 }

@@ -12,7 +12,8 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { PaddockError } from "../protocol/errors";
 import type { Change, HunkSelector, RejectResult } from "../protocol/methods";
-import { Beneath, BeneathError, copyFileInto, parentOf, writeAll } from "../sys/beneath";
+import { Beneath, BeneathError, copyFileInto, copyRangeInto, parentOf, writeAll } from "../sys/beneath";
+import type { KeptBytes } from "./undo-record";
 import type { UserRights } from "../sys/credentials";
 import { parseDisplayPath } from "../sys/names";
 import { entryBytes, readEntry, type Entry } from "./entries";
@@ -46,6 +47,7 @@ export async function reject(target: ReviewTarget, view: string, changes: readon
       // The sandbox keeps every change but the rejected ones.
       hunkContents.push({ rel, current, kept: withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(sandbox, rel, current), ranges, "others") });
     }
+    await target.undo?.keep("sandbox", sandbox, [...selection.paths.map((c) => c.path), ...selection.hunks.keys()], target.bases);
     const attempt = (rel: string, work: () => void) => {
       try {
         work();
@@ -64,6 +66,7 @@ export async function reject(target: ReviewTarget, view: string, changes: readon
       await pacer.step();
       attempt(rel, () => putFile(sandbox, rel, { bytes: kept }, current.mode, target.chown ? [current.uid, current.gid] : undefined));
     }
+    target.undo?.settle("sandbox", sandbox);
     return result;
   } finally {
     target.bases.save();
@@ -110,19 +113,19 @@ function makeParents(ws: Beneath, sandbox: Beneath, rel: string, chown: boolean)
   }
 }
 
-function makeDirectory(tree: Beneath, rel: string, like: Entry, owner: [number, number] | undefined): void {
+export function makeDirectory(tree: Beneath, rel: string, like: Pick<Entry, "mode">, owner: [number, number] | undefined): void {
   tree.mkdir(rel, 0o700);
   if (owner) tree.chown(rel, owner[0], owner[1]);
   tree.chmodDirectory(rel, like.mode);
 }
 
-type Content = { bytes: Buffer } | { from: Beneath } | { target: string };
+type Content = { bytes: Buffer } | { from: Beneath } | { target: string } | { kept: KeptBytes };
 
 /**
  * Replaces `rel` in a tree with new content, atomically: a temp file beside it, renamed over
  * it. A directory in the way is removed first.
  */
-export function putFile(tree: Beneath, rel: string, content: Content, mode: number, owner: [number, number] | undefined): void {
+export function putFile(tree: Beneath, rel: string, content: Content, mode: number, owner: [number, number] | undefined, mtimeMs?: number): void {
   const temp = `${parentOf(rel) === "" ? "" : `${parentOf(rel)}/`}.paddock-write-${randomBytes(6).toString("hex")}`;
   tree.withRights(() => {
     try {
@@ -134,8 +137,10 @@ export function putFile(tree: Beneath, rel: string, content: Content, mode: numb
         try {
           if (owner) fs.fchownSync(out, owner[0], owner[1]);
           if ("bytes" in content) writeAll(out, content.bytes);
+          else if ("kept" in content) copyRangeInto(content.kept.fd, content.kept.offset, content.kept.size, out);
           else copyFileInto(content.from, rel, out);
           fs.fchmodSync(out, mode);
+          if (mtimeMs !== undefined) fs.futimesSync(out, mtimeMs / 1000, mtimeMs / 1000);
         } finally {
           fs.closeSync(out);
         }

@@ -11,6 +11,7 @@ import { withUserRights, type UserRights } from "../sys/credentials";
 import type { UpperFormat } from "../changeset/upper-format";
 import type { BaseStore } from "./bases";
 import type { LineChange } from "./line-changes";
+import type { UndoRecorder } from "./undo-record";
 
 export interface ReviewTarget {
   sandboxId: string;
@@ -33,6 +34,8 @@ export interface ReviewTarget {
    */
   chown: boolean;
   log: Logger;
+  /** Keeps what the operation changes, so that it can be undone (undo.ts). */
+  undo?: UndoRecorder;
 }
 
 /** The workspace as a tree, checked to still be the directory the sandbox was made from. */

@@ -21,7 +21,7 @@ import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
 import { ENTER_FAILED, sandboxEnv, type LaunchSpec } from "../runtime/process-runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
-import type { ApproveResult, DiffResult, ReadFileResult, RejectResult } from "../protocol/methods";
+import type { ApproveResult, DiffResult, ReadFileResult, RejectResult, Undoable, UndoOffer, UndoResult } from "../protocol/methods";
 import { UpperWatcher } from "../changeset/upper-watcher";
 import { BaseStore } from "../review/bases";
 import type { ApproveRequest } from "../review/approve";
@@ -30,7 +30,9 @@ import { readEntry } from "../review/entries";
 import { recoverJournal } from "../review/journal";
 import { diffChanges, readSandboxFile } from "../review/read";
 import { writeSandboxFile, type RejectRequest } from "../review/reject";
-import { approveListed, rejectListed } from "../review/requests";
+import { shownUndoOffer } from "../review/client-paths";
+import { approveListed, rejectListed, undoList, undoRequested } from "../review/requests";
+import { UndoRecorder } from "../review/undo-record";
 import { openWorkspaceTree, withTrees, withTreesAsync, type ReviewTarget } from "../review/target";
 import { Pacer } from "../sys/pacer";
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
@@ -186,21 +188,63 @@ export class SandboxManager {
         // An interrupted approve of this workspace, by this sandbox or another, finishes first.
         for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) await this.recoverApprove(other);
         const changes = await reviewing(() => this.changes(caller, id));
-        const result = await reviewing(() => approveListed(this.reviewTarget(record), changes, request));
-        if (result.merged.length > 0) await this.takeMerged(caller, record, result);
-        this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, merged: result.merged.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
+        return this.recordingUndo(record, "approve", async (undo) => {
+          const result = await reviewing(() => approveListed({ ...this.reviewTarget(record), undo }, changes, request));
+          if (result.merged.length > 0) await this.takeMerged(caller, record, result, undo);
+          this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, merged: result.merged.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
+          return { result, done: result.applied };
+        });
+      }),
+    );
+  }
+
+  /** Runs an approve or reject that keeps what it changes, and says in its result how to undo it. */
+  private async recordingUndo<R extends UndoOffer>(record: SandboxRecord, kind: "approve" | "reject", work: (undo: UndoRecorder) => Promise<{ result: R; done: string[] }>): Promise<R> {
+    const undo = new UndoRecorder(this.options.store.paths(record.id).undo, kind);
+    let outcome: { result: R; done: string[] };
+    try {
+      outcome = await work(undo);
+    } catch (err) {
+      undo.discard();
+      throw err;
+    }
+    try {
+      return { ...outcome.result, ...shownUndoOffer(undo.commit(outcome.done)) };
+    } catch (err) {
+      // The operation is done; only its undo is lost (a full disk, say).
+      undo.discard();
+      this.options.log.warn("cannot keep what an approve or reject changed for undo", { sandboxId: record.id, error: (err as Error).message });
+      return { ...outcome.result, undoUnavailable: `what it changed could not be kept: ${(err as Error).message}` };
+    }
+  }
+
+  /** Undoes an approve or reject of the sandbox (the latest, without `undoId`). */
+  async undo(caller: Caller, id: string, undoId: string | undefined): Promise<UndoResult> {
+    const record = this.find(caller, id);
+    // It writes where approve does (the workspace) and where reject does (the sandbox).
+    return this.serialized(id, () =>
+      this.serialized(`workspace ${record.workspaceId}`, async () => {
+        this.stillThere(record);
+        for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) await this.recoverApprove(other);
+        const result = await reviewing(() => undoRequested(this.reviewTarget(record), this.options.store.paths(id).undo, undoId, (work) => this.withView(record, work)));
+        this.options.log.info("undid", { sandboxId: id, undo: result.undone, kind: result.kind, restored: result.restored.length, skipped: result.skipped.length });
         return result;
       }),
     );
+  }
+
+  undoList(caller: Caller, id: string): { undo: Undoable[] } {
+    const record = this.find(caller, id);
+    return { undo: undoList(this.options.store.paths(record.id).undo) };
   }
 
   /**
    * A merged file is in the workspace with both sides' edits; the sandbox gets it too (its own
    * copy goes, as on reject), or its older copy would read as undoing the workspace's edit.
    */
-  private async takeMerged(caller: Caller, record: SandboxRecord, result: ApproveResult): Promise<void> {
+  private async takeMerged(caller: Caller, record: SandboxRecord, result: ApproveResult, undo: UndoRecorder): Promise<void> {
     const changes = await reviewing(() => this.changes(caller, record.id));
-    const taken = await this.withView(record, (view) => reviewing(() => rejectListed(this.reviewTarget(record), view, changes, { paths: result.merged })));
+    const taken = await this.withView(record, (view) => reviewing(() => rejectListed({ ...this.reviewTarget(record), undo }, view, changes, { paths: result.merged })));
     for (const s of taken.skipped) result.skipped.push({ path: s.path, reason: `merged into the workspace, but the sandbox keeps its own copy: ${s.reason}` });
   }
 
@@ -208,11 +252,13 @@ export class SandboxManager {
     const record = this.find(caller, id);
     return this.serialized(id, async () => {
       const changes = await reviewing(() => this.changes(caller, id));
-      return this.withView(record, async (view) => {
-        const result = await reviewing(() => rejectListed(this.reviewTarget(record), view, changes, request));
-        this.options.log.info("rejected", { sandboxId: id, rejected: result.rejected.length, skipped: result.skipped.length });
-        return result;
-      });
+      return this.withView(record, (view) =>
+        this.recordingUndo(record, "reject", async (undo) => {
+          const result = await reviewing(() => rejectListed({ ...this.reviewTarget(record), undo }, view, changes, request));
+          this.options.log.info("rejected", { sandboxId: id, rejected: result.rejected.length, skipped: result.skipped.length });
+          return { result, done: result.rejected };
+        }),
+      );
     });
   }
 

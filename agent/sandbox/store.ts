@@ -32,6 +32,8 @@ export interface SandboxPaths {
   journal: string;
   /** What each changed path was before the sandbox changed it (see review/bases.ts). */
   bases: string;
+  /** What approves and rejects changed, to undo them (see review/undo-record.ts). */
+  undo: string;
   /** Container sandboxes: the container's root (image layers + its own upper) and bundle. */
   container: { upper: string; work: string; rootfs: string; bundle: string };
 }
@@ -53,6 +55,7 @@ export class SandboxStore {
       merged: path.join(dir, "merged"),
       journal: path.join(dir, "approve-journal.json"),
       bases: path.join(dir, "bases.json"),
+      undo: path.join(dir, "undo"),
       container: {
         upper: path.join(dir, "root-upper"),
         work: path.join(dir, "root-work"),

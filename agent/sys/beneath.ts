@@ -324,6 +324,17 @@ export function copyFileInto(from: Beneath, rel: string, out: number, onOpen?: (
   }
 }
 
+/** Copies `size` bytes from `offset` of an open file (a kept version, say) into another, in chunks. */
+export function copyRangeInto(from: number, offset: number, size: number, out: number): void {
+  const buffer = Buffer.allocUnsafe(Math.min(COPY_CHUNK, Math.max(size, 1)));
+  for (let done = 0; done < size; ) {
+    const read = fs.readSync(from, buffer, 0, Math.min(buffer.length, size - done), offset + done);
+    if (read === 0) throw new BeneathError("EIO", "kept version", "a kept version is shorter than recorded");
+    writeAll(out, buffer.subarray(0, read));
+    done += read;
+  }
+}
+
 /** One entry of a folder: its exact name (see sys/names.ts) and its type as the folder lists it. */
 export interface FolderEntry {
   name: string;
