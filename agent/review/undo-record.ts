@@ -122,7 +122,8 @@ export class UndoRecorder {
         if (side === "sandbox" && entry?.type === "directory") pending.push(...tree.readdir(rel).map((name) => childOf(rel, name)));
       } catch (err) {
         if (!(err instanceof BeneathError)) throw err;
-        this.unavailable = `${rel} changed while it was being kept for undo (${err.message})`;
+        this.unavailable =
+          err.code === "EACCES" || err.code === "EPERM" ? `undo could not keep ${rel}: your rights do not let you read it` : `${rel} changed while it was being kept for undo (${err.message})`;
       }
     }
   }

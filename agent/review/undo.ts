@@ -131,7 +131,7 @@ async function restoreSandbox(target: ReviewTarget, sandbox: Beneath, todo: Pres
     const before = kept.before;
     if (before.type === "directory") attempt(kept.path, () => (sandbox.lstat(kept.path)?.isDirectory() ? undefined : makeDirectory(sandbox, kept.path, { mode: 0o700 }, owner(before))));
     else if (before.type === "symlink") attempt(kept.path, () => putFile(sandbox, kept.path, { target: before.target }, 0o777, owner(before)));
-    else if (before.type === "file") attempt(kept.path, () => putFile(sandbox, kept.path, { kept: keptBytes(pack, before) }, before.mode, owner(before), before.mtimeMs));
+    else if (before.type === "file") attempt(kept.path, () => putFile(sandbox, kept.path, { kept: keptBytes(pack, before) }, restoredMode(target, before), owner(before), before.mtimeMs));
   }
   for (const { kept } of deepestFirst) {
     await pacer.step();
@@ -161,7 +161,7 @@ async function restoreWorkspace(target: ReviewTarget, ws: Beneath, upper: Beneat
     } else if (before.type !== "absent") {
       const expect = current && !isDirectory ? identityOf(current.stat) : "absent";
       const source = before.type === "file" ? { kept: keptBytes(pack, before) } : { bytes: Buffer.alloc(0) };
-      staged.push({ path: rel, source, mode: before.type === "file" ? before.mode : 0o777, expect, ...owner(before), ...(before.type === "symlink" ? { symlink: before.target } : { mtimeMs: before.mtimeMs }) });
+      staged.push({ path: rel, source, mode: before.type === "file" ? restoredMode(target, before) : 0o777, expect, ...owner(before), ...(before.type === "symlink" ? { symlink: before.target } : { mtimeMs: before.mtimeMs }) });
     }
   }
   const plan = orderPlan(ws, { removes, mkdirs, staged, chmods }, todo.map((t) => t.kept.path));
@@ -172,6 +172,15 @@ async function restoreWorkspace(target: ReviewTarget, ws: Beneath, upper: Beneat
     for (const folder of folders.values()) folder.close();
   }
   return plan.failed;
+}
+
+/**
+ * A file's mode as it was, but that written with a user's rights, a file that was someone
+ * else's becomes theirs: it loses setuid and setgid, as on approve (it would run with their
+ * rights where it ran with another's).
+ */
+function restoredMode(target: ReviewTarget, before: Extract<KeptEntry, { type: "file" }>): number {
+  return target.rights && before.uid !== target.rights.uid ? before.mode & ~0o6000 : before.mode;
 }
 
 function keptBytes(pack: number | undefined, before: Extract<KeptEntry, { type: "file" }>) {

@@ -240,3 +240,33 @@ test("sandbox/changes says nothing of what the user cannot see: no root folder's
   assert.ok(!paths.some((p) => p.includes("passwords")), paths.join("\n"));
   assert.ok(paths.includes("modified guess"), `a file the user cannot read is never found equal: ${paths.join("\n")}`);
 });
+
+test("undo puts files back with the user's rights: theirs, never setuid for another, and never what they cannot read", () => {
+  const ws = workspace("ws-undo-rights");
+  const id = createAs(ws);
+  const [made, approvedOwn, approvedRoots, undone, listed] = callAs(fx.socketPath, user, [
+    ["sandbox/exec", { id, argv: ["sh", "-c", "echo changed > notes.txt; rm -f helper rootonly; echo mine > helper"] }],
+    ["sandbox/approve", { id, paths: ["notes.txt", "helper"] }],
+    ["sandbox/approve", { id, paths: ["rootonly"] }],
+    ["sandbox/undo", { id }],
+    ["sandbox/undoList", { id }],
+  ]);
+  ok(made);
+  assert.match(String(ok(approvedOwn).undo), /^[0-9a-f]{12}$/);
+  // The user may delete root's file in their folder, but undo could not have kept it for them.
+  const roots = ok(approvedRoots) as { applied: string[]; undo?: string; undoUnavailable?: string };
+  assert.deepEqual(roots.applied, ["rootonly"]);
+  assert.equal(roots.undo, undefined);
+  assert.match(roots.undoUnavailable ?? "", /could not keep rootonly: your rights do not let you read it/);
+  // The latest undoable is the first approve: notes.txt and root's setuid helper come back as they were, but the helper as the user's.
+  assert.deepEqual((ok(undone) as { restored: string[] }).restored.sort(), ["helper", "notes.txt"]);
+  assert.equal(fs.readFileSync(path.join(ws, "notes.txt"), "utf8"), "mine\n");
+  assert.equal(fs.readFileSync(path.join(ws, "helper"), "utf8"), "#!/bin/sh\necho original\n");
+  const helper = fs.statSync(path.join(ws, "helper"));
+  assert.deepEqual([helper.uid, helper.mode & 0o7777], [user.uid, 0o755], "the user's file, without root's setuid bit");
+  assert.deepEqual((ok(listed) as { undo: unknown[] }).undo, []);
+  // The kept versions are the agent's, out of the user's reach.
+  const kept = path.join(fx.stateDir, "sandboxes", id, "undo");
+  assert.equal(fs.statSync(kept).mode & 0o077, 0);
+  assert.notEqual(runAs(user, ["ls", kept]).status, 0);
+});
