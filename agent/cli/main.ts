@@ -13,7 +13,7 @@ import { AGENT_VERSION } from "../version";
 import { connectToAgent } from "../protocol/connect";
 import { printCheck } from "./check-command";
 import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
-import { approveCommand, changesCommand, diffCommand, rejectCommand } from "./review-commands";
+import { approveCommand, changesCommand, diffCommand, rejectCommand, undoCommand } from "./review-commands";
 import { imageCommand } from "./image-commands";
 import { DEFAULT_MEMORY_CAP_MIB, DEFAULT_PIDS, DEFAULT_TMP_MIB, VM_DEFAULTS } from "../runtime/limits";
 
@@ -41,6 +41,8 @@ Commands:
                       bring changes into the workspace (all, or these files and folders);
                       a file that changed in the workspace too is a conflict: --force
   reject ID [PATH...] throw changes away: the sandbox gets the workspace's version back
+  undo ID [UNDO]      undo the latest approve or reject (or the one approve/reject named),
+                      in the workspace and the sandbox; --list lists what can be undone
   console ID          a VM sandbox's serial console (the guest kernel's and guest agent's messages)
   rm ID               delete a sandbox and its changes
   gc                  delete expired sandboxes and clean what no sandbox owns
@@ -89,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
       tmp: { type: "string" },
       ttl: { type: "string" },
       force: { type: "boolean" },
+      list: { type: "boolean" },
       context: { type: "string" },
       "log-level": { type: "string" },
       "stderr-log-level": { type: "string" },
@@ -134,6 +137,7 @@ async function main(argv: string[]): Promise<number> {
     case "diff":
     case "approve":
     case "reject":
+    case "undo":
     case "image": {
       const agent = await connectToAgent({ socket: values.socket, stateDir, selfScript: __filename, logLevel });
       const o = { ...values, json: values.json ?? false };
@@ -158,6 +162,8 @@ async function main(argv: string[]): Promise<number> {
             return await approveCommand(agent.client, first, rest, o);
           case "reject":
             return await rejectCommand(agent.client, first, rest, o);
+          case "undo":
+            return await undoCommand(agent.client, first, rest, o);
           case "image":
             return await imageCommand(agent.client, positionals.slice(1), o);
           case "console": {

@@ -1,12 +1,14 @@
-/** `paddock changes | diff | approve | reject`: reviewing a sandbox from the command line. */
+/** `paddock changes | diff | approve | reject | undo`: reviewing a sandbox from the command line. */
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { AgentClient } from "../protocol/client";
+import type { Skipped, UndoOffer } from "../protocol/methods";
 import { colourEnabled, paint, print } from "./output";
 
 export interface ReviewCommandOptions {
   json: boolean;
   force?: boolean;
+  list?: boolean;
   context?: string;
 }
 
@@ -74,7 +76,8 @@ export async function approveCommand(client: AgentClient, id: string | undefined
       ...(result.conflicts.length === 0
         ? []
         : [`Conflicts (the workspace changed too; nothing was overwritten; --force to apply anyway):\n${result.conflicts.map((c) => `  ${c.path}: ${c.reason}${c.merged !== undefined ? " (merges cleanly)" : ""}`).join("\n")}`]),
-      ...(result.skipped.length === 0 ? [] : [`Skipped:\n${result.skipped.map((s) => `  ${s.path}: ${s.reason}`).join("\n")}`]),
+      ...skippedLines(result.skipped),
+      ...undoLines(sandbox, result),
     ].join("\n"),
   );
   // Scripts must notice what was not applied.
@@ -88,8 +91,38 @@ export async function rejectCommand(client: AgentClient, id: string | undefined,
   print(o.json, result, () =>
     [
       result.rejected.length === 0 ? "Nothing rejected." : `Rejected ${result.rejected.length} (the sandbox has the workspace's version again):\n${result.rejected.map((p) => `  ${p}`).join("\n")}`,
-      ...(result.skipped.length === 0 ? [] : [`Skipped:\n${result.skipped.map((s) => `  ${s.path}: ${s.reason}`).join("\n")}`]),
+      ...skippedLines(result.skipped),
+      ...undoLines(sandbox, result),
     ].join("\n"),
   );
   return 0;
+}
+
+export async function undoCommand(client: AgentClient, id: string | undefined, rest: string[], o: ReviewCommandOptions): Promise<number> {
+  const sandbox = needId("undo", id);
+  if (o.list) {
+    const { undo } = await client.request("sandbox/undoList", { id: sandbox });
+    print(o.json, { undo }, () =>
+      undo.length === 0 ? "Nothing to undo." : undo.map((u) => `${u.undo}  ${u.at}  ${u.kind === "approve" ? "approved" : "rejected"} ${u.count}: ${u.paths.slice(0, 5).join(", ")}${u.count > 5 ? ", ..." : ""}`).join("\n"),
+    );
+    return 0;
+  }
+  if (rest.length > 1) throw new PaddockError("E_INVALID_PARAMS", "paddock undo takes one undo id", `paddock undo ${sandbox} --list lists them`);
+  const result = await client.request("sandbox/undo", { id: sandbox, ...(rest[0] !== undefined ? { undo: rest[0] } : {}) });
+  print(o.json, result, () =>
+    [
+      `Undid the ${result.kind} of ${result.restored.length}${result.kind === "approve" ? " (the workspace has its own version again; the sandbox's changes are changes again)" : " (the sandbox has its changes again)"}:\n${result.restored.map((p) => `  ${p}`).join("\n")}`,
+      ...skippedLines(result.skipped),
+    ].join("\n"),
+  );
+  return result.skipped.length > 0 ? 1 : 0;
+}
+
+function skippedLines(skipped: readonly Skipped[]): string[] {
+  return skipped.length === 0 ? [] : [`Skipped:\n${skipped.map((s) => `  ${s.path}: ${s.reason}`).join("\n")}`];
+}
+
+function undoLines(sandbox: string, result: UndoOffer): string[] {
+  if (result.undo !== undefined) return [`Undo with: paddock undo ${sandbox} ${result.undo}`];
+  return result.undoUnavailable !== undefined ? [`This cannot be undone: ${result.undoUnavailable}`] : [];
 }

@@ -107,7 +107,13 @@ test("changes, diff (plain when piped, coloured on a terminal), approve and reje
   const rejected = await cli("reject", id, path.join(ws, "drop.txt"));
   assert.match(rejected.stdout, /Rejected 1/);
   assert.equal(fs.readFileSync(path.join(ws, "drop.txt"), "utf8"), "drop\n");
+  assert.match(rejected.stdout, new RegExp(`Undo with: paddock undo ${id} [0-9a-f]{12}`));
   assert.equal((await cli("changes", id)).stdout, "No changes.\n");
+  // Undo: the latest (the reject) goes first; --list shows what is left.
+  assert.match((await cli("undo", id)).stdout, /Undid the reject of 1 \(the sandbox has its changes again\):\n {2}drop.txt/);
+  assert.equal((await cli("changes", id)).stdout, "M  drop.txt\n");
+  assert.match((await cli("undo", id, "--list")).stdout, /^[0-9a-f]{12} {2}\S+ {2}approved 2: keep.txt, new.txt\n$/);
+  await cli("reject", id);
 
   // A conflict: nothing overwritten, exit code 1, and --force applies it.
   await cli("exec", id, "--", "sh", "-c", "echo sandbox > keep.txt");
