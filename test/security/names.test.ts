@@ -132,12 +132,16 @@ test("names that are not UTF-8 are listed with their bytes, diffed, approved byt
 
   // Named by their escaped paths, they are rejected: the sandbox has the workspace's version again.
   const rejected = await shared.client.request("sandbox/reject", { id, paths: ["bad\\xFF\\xFE.txt", "old\\xFF.txt"] });
-  assert.deepEqual(rejected, { rejected: ["bad\\xFF\\xFE.txt", "old\\xFF.txt"], skipped: [] });
+  const { undo: rejectUndo, ...rejectedRest } = rejected;
+  assert.deepEqual(rejectedRest, { rejected: ["bad\\xFF\\xFE.txt", "old\\xFF.txt"], skipped: [] });
+  assert.match(rejectUndo ?? "", /^[0-9a-f]{12}$/, "the reject can be undone");
   assert.equal(await inSandbox(id, "test -e \"$(printf 'bad\\377\\376.txt')\" || echo gone; cat \"$(printf 'old\\377.txt')\""), "gone\nold\n");
 
   // Approving everything brings the rest, with the names' very bytes.
   const all = await shared.client.request("sandbox/approve", { id });
-  assert.deepEqual(all, { applied: ["dir\\xFF", "dir\\xFF/in.txt", "good.txt"], merged: [], conflicts: [], skipped: [] });
+  const { undo: approveUndo, ...allRest } = all;
+  assert.deepEqual(allRest, { applied: ["dir\\xFF", "dir\\xFF/in.txt", "good.txt"], merged: [], conflicts: [], skipped: [] });
+  assert.match(approveUndo ?? "", /^[0-9a-f]{12}$/, "the approve can be undone");
   assert.equal(fs.readFileSync(Buffer.concat([bytesOf(`${ws}/`), bytesOf("dir\xff/in.txt")]), "utf8"), "y\n");
   assert.deepEqual((await shared.client.request("sandbox/changes", { id })).changes, []);
   await shared.client.request("sandbox/delete", { id });
