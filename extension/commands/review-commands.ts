@@ -15,6 +15,7 @@ import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange
 import type { ChangeResource } from "../scm/sandbox-scm";
 import { readSettings } from "../settings";
 import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
+import { offerUndo } from "./undo-commands";
 import { commandRegistrar, confirmDestructive, pickSandbox, sandboxOfGroupOrNode, type CommandContext, type SandboxArg } from "./run";
 
 /** A changed file: from Source Control (a resource state) or the diff we opened (a plain object). */
@@ -34,10 +35,12 @@ export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[]
   const approve = async (id: string, params: { paths?: string[]; hunks?: HunkSelector[]; force?: boolean | string[] }) => {
     const result = await agent.client().request("sandbox/approve", { id, ...params });
     await afterApprove(ctx, id, result);
+    offerUndo(id, "approve", result.applied, result);
   };
   const reject = async (id: string, params: { paths?: string[]; hunks?: HunkSelector[] }) => {
-    await agent.client().request("sandbox/reject", { id, ...params });
+    const result = await agent.client().request("sandbox/reject", { id, ...params });
     model.scheduleChanges(id);
+    offerUndo(id, "reject", result.rejected, result);
   };
 
   return [

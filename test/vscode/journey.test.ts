@@ -2,7 +2,8 @@
  * The whole journey once per runtime, as a person makes it in a real workbench: Create
  * Sandbox from the Paddock view (runtime, network, name), a terminal in it that edits the
  * folder, the changes in the view and in Source Control, one change approved in the diff's
- * gutter and another rejected there, then Delete. After each step, what is on disk.
+ * gutter and another rejected there, both undone (the notification's Undo, the command), then
+ * Delete. After each step, what is on disk.
  */
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
@@ -24,7 +25,7 @@ before(async () => {
 after(async () => wb.close(failed()));
 
 for (const { runtime, pick } of RUNTIMES) {
-  step(`the journey in a ${runtime} sandbox: create, terminal, review, approve a change, reject one, delete`, async () => {
+  step(`the journey in a ${runtime} sandbox: create, terminal, review, approve a change, reject one, undo both, delete`, async () => {
     const file = `${runtime}.txt`;
     const name = `trip-${runtime}`;
     await wb.activity("Paddock");
@@ -56,13 +57,29 @@ for (const { runtime, pick } of RUNTIMES) {
     assert.equal(wb.onDisk(file), LINES.replace("line 27\n", "line twenty-seven\n"), "reject never touches the workspace");
     await wb.shot(`${runtime}-reviewed`);
 
+    // Undo: the reject from its notification, the approve from the command's list.
+    await wb.notification(`Rejected ${file}.`).getByRole("button", { name: "Undo", exact: true }).click();
+    await wb.row(".pane-body", name).locator(".label-description", { hasText: "1 change" }).waitFor({ timeout: 30_000 });
+    const { sandboxes } = await wb.client.request("sandbox/list", {});
+    const id = sandboxes.find((sb) => sb.name === name)!.id;
+    assert.match((await wb.inSandbox(id, file)) ?? "", /^line three$/m, "the sandbox has its rejected change back");
+    await wb.command("Paddock: Undo Approve or Reject…");
+    await wb.quickPickAsking("Undo which approve or reject?");
+    await wb.shot(`${runtime}-undo-list`);
+    await wb.quickPick("Approved 1 file");
+    await wb.until("the workspace's own version back", () => wb.onDisk(file) === LINES);
+    await wb.row(".pane-body", name).locator(".label-description", { hasText: "1 change" }).waitFor({ timeout: 30_000 });
+    await wb.notification(`Undid the approve of ${file}`).waitFor({ timeout: 10_000 });
+
     await wb.inline(".pane-body", name, "Delete Sandbox");
+    // The undone approve is a change again: deleting asks, and the safe look is the default.
+    await wb.dialogButton("Delete");
     await wb.row(".pane-body", name).waitFor({ state: "detached", timeout: 60_000 });
     // The panel back (it shows the terminals): the sandbox's is gone.
     await wb.page.keyboard.press("Control+j");
     await wb.page.locator(".panel").first().waitFor();
     await wb.until("its terminal closed", async () => (await wb.terminalTab(name).count()) === 0, 10_000);
     assert.equal(await wb.page.locator(".tab", { hasText: `Sandbox ${name})` }).count(), 0, "its diff closed");
-    assert.equal(wb.onDisk(file), LINES.replace("line 27\n", "line twenty-seven\n"));
+    assert.equal(wb.onDisk(file), LINES, "the undone approve stays undone");
   });
 }
