@@ -169,21 +169,35 @@ export class Workbench {
     await this.page.keyboard.press("Enter");
   }
 
-  /** The gutter action of the change at a line of a diff's sandbox side (in `scope`, a diff or a file of the multi-file review): the toolbar level with that line. */
+  /**
+   * The gutter action of the change at a line of a diff's sandbox side (in `scope`, a diff or a
+   * file of the multi-file review): the toolbar level with that line. The diff re-renders after
+   * each approve or reject, so the buttons are measured in one snapshot and the whole look is
+   * tried again when the one chosen went away before the click.
+   */
   async gutterAction(lineText: string, action: string, scope: Locator = this.page.locator(".monaco-diff-editor").first()): Promise<void> {
     const line = scope.locator(".editor.modified .view-line", { hasText: wholeLine(lineText) }).first();
-    await line.hover();
-    const lineBox = await line.boundingBox();
     const buttons = scope.locator(`.gutter .action-label[aria-label^="${action}"]`);
-    await buttons.first().waitFor({ timeout: 10_000 });
-    let nearest: { index: number; distance: number } | undefined;
-    for (let i = 0; i < (await buttons.count()); i++) {
-      const box = await buttons.nth(i).boundingBox();
-      const distance = box && lineBox ? Math.abs(box.y - lineBox.y) : Infinity;
-      if (!nearest || distance < nearest.distance) nearest = { index: i, distance };
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      await line.hover();
+      await buttons.first().waitFor({ timeout: 10_000 });
+      const lineTop = await line.evaluate((el) => el.getBoundingClientRect().top);
+      const tops = await buttons.evaluateAll((els) => els.map((el) => el.getBoundingClientRect().top));
+      const distances = tops.map((top) => Math.abs(top - lineTop));
+      const index = distances.indexOf(Math.min(...distances));
+      if ((distances[index] ?? Infinity) <= 40) {
+        try {
+          await buttons.nth(index).click({ timeout: 2_000 });
+          return;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+        }
+      } else if (Date.now() > deadline) {
+        throw new Error(`no "${action}" button level with "${lineText}"`);
+      }
+      await this.page.waitForTimeout(250);
     }
-    if (!nearest || nearest.distance > 40) throw new Error(`no "${action}" button level with "${lineText}"`);
-    await buttons.nth(nearest.index).click();
   }
 
   dialog(): Locator {
