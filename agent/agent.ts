@@ -83,7 +83,7 @@ export class Agent {
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params, session));
     request("sandbox/changes", (params, _call, session) => session.bigAnswer(async () => ({ changes: await sandboxes.changes(session.caller, params.id) })));
-    request("sandbox/readFile", (params, _call, session) => session.bigAnswer(() => sandboxes.readFile(session.caller, params.id, params.path)));
+    request("sandbox/readFile", (params, _call, session) => session.bigAnswer(() => sandboxes.readFile(session.caller, params.id, params.path, params.base)));
     request("sandbox/writeFile", (params, _call, session) => sandboxes.writeFile(session.caller, params.id, params.path, params.content));
     request("sandbox/diff", (params, _call, session) => session.bigAnswer(() => sandboxes.diff(session.caller, params.id, params.paths, params.context)));
     request("sandbox/approve", (params, _call, session) => sandboxes.approve(session.caller, params.id, params));

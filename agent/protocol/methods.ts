@@ -210,6 +210,13 @@ export interface Change {
   deepTree?: boolean;
   /** What a person should know about this change, in words (a deep tree's says why it is held back). */
   note?: string;
+  /**
+   * The workspace's file changed too since the sandbox's base (what the sandbox started from):
+   * the diff, and hunk selectors, are taken from the base to the sandbox's version, so the
+   * user's own edits never read as the sandbox removing them (sandbox/readFile `base: true`
+   * gives the base). Approving hunks merges them into the workspace three ways.
+   */
+  againstBase?: boolean;
 }
 
 // ---- review ----------------------------------------------------------------------------
@@ -241,6 +248,15 @@ export const HunkSelector = z
 export type HunkSelector = z.infer<typeof HunkSelector>;
 
 export const SandboxPathParams = z.object({ id: SandboxId, path: RelativePath }).strict();
+
+export const SandboxReadFileParams = z
+  .object({
+    id: SandboxId,
+    path: RelativePath,
+    /** The base a change's diff is taken against (`againstBase`), not the sandbox's version. */
+    base: z.boolean().optional(),
+  })
+  .strict();
 
 export const SandboxWriteFileParams = z
   .object({
@@ -481,7 +497,7 @@ export const requests = {
   "sandbox/gc": EmptyParams,
   "sandbox/exec": SandboxExecParams,
   "sandbox/changes": SandboxIdParams,
-  "sandbox/readFile": SandboxPathParams,
+  "sandbox/readFile": SandboxReadFileParams,
   "sandbox/writeFile": SandboxWriteFileParams,
   "sandbox/diff": SandboxDiffParams,
   "sandbox/approve": SandboxApproveParams,

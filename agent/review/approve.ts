@@ -25,10 +25,12 @@ import { PaddockError } from "../protocol/errors";
 import { Beneath, BeneathError, copyFileInto, copyRangeInto, parentOf, writeAll } from "../sys/beneath";
 import { flistxattr } from "../sys/libc";
 import { Pacer } from "../sys/pacer";
-import { describeConflict, findConflict } from "./conflicts";
-import { entryBytes, identityOf, readEntry, type Entry } from "./entries";
+import { baseToDiffAgainst } from "./against-base";
+import { describeConflict, findConflict, mergeThreeWays } from "./conflicts";
+import { asText, entryBytes, identityOf, readEntry, type Entry } from "./entries";
 import { finishJournal, removeJournal, rollBack, writeJournal, type Journal, type JournalOp } from "./journal";
 import { withHunks } from "./hunks";
+import type { LineChange } from "./line-changes";
 import type { KeptBytes } from "./undo-record";
 import { compareLike, forcedPaths, openWorkspaceTree, PathCover, select, type PathChange, type ReviewTarget } from "./target";
 
@@ -113,7 +115,21 @@ async function planApprove(
   const conflicted = new PathCover();
   const isForced = forcedPaths(force);
 
-  const consider = (change: PathChange, hunkContent?: (workspace: Entry, sandbox: Entry) => Buffer) => {
+  /**
+   * Hunks of a file whose workspace moved on since the base (against-base.ts): chosen from the
+   * base's diff and merged into the workspace three ways. Undefined: not a clean merge.
+   */
+  const mergeHunks = (rel: string, base: Buffer, ranges: readonly LineChange[], workspace: Entry, sandbox: Entry): { merged: Buffer; rebased: Buffer } | undefined => {
+    const sandboxBytes = entryBytes(upper, rel, sandbox);
+    const chosen = withHunks(rel, base, sandboxBytes, ranges, "selected");
+    const wsText = asText(entryBytes(ws, rel, workspace));
+    const merged = mergeThreeWays(asText(base), wsText, asText(chosen));
+    // The sandbox keeps its other changes on top of the workspace's edits, or its copy would read as undoing them.
+    const rebased = mergeThreeWays(asText(base), wsText, asText(sandboxBytes));
+    return merged === undefined || rebased === undefined ? undefined : { merged: Buffer.from(merged), rebased: Buffer.from(rebased) };
+  };
+
+  const consider = (change: PathChange, hunkRanges?: readonly LineChange[]) => {
     const rel = change.path;
     // A path below a conflicted folder is held back with it.
     if (conflicted.coversBelow(rel)) return;
@@ -127,13 +143,26 @@ async function planApprove(
       result.skipped.push({ path: rel, reason: "changed again in the sandbox while approving; list the changes again" });
       return;
     }
-    const conflictInput = { rel, workspace, sandbox, base: target.bases.get(rel), ws, upper, format: target.upperFormat };
+    const base = target.bases.get(rel);
+    const conflictInput = { rel, workspace, sandbox, base, ws, upper, format: target.upperFormat };
+    // Hunks of a file the workspace changed too are chosen from the base's diff (against-base.ts).
+    const hunkBase = hunkRanges && workspace?.type === "file" && sandbox?.type === "file" ? baseToDiffAgainst(ws, rel, base) : undefined;
+    const hunkContent = hunkRanges && ((workspace: Entry, sandbox: Entry) => withHunks(rel, hunkBase ?? entryBytes(ws, rel, workspace), entryBytes(upper, rel, sandbox), hunkRanges, "selected"));
     const reason = findConflict(conflictInput);
     if (reason && !isForced(rel)) {
       const conflict = describeConflict(conflictInput, reason);
-      // Edits that do not overlap are merged without asking (a whole text file: hunks are the user's exact choice).
-      if (reason === "both-modified" && conflict.merged !== undefined && !hunkContent && workspace?.type === "file" && sandbox?.type === "file") {
-        staged.push({ path: rel, source: { bytes: Buffer.from(conflict.merged) }, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
+      // Edits that do not overlap are merged without asking: a whole text file, or hunks chosen from the base's diff.
+      const merge =
+        reason !== "both-modified" || workspace?.type !== "file" || sandbox?.type !== "file"
+          ? undefined
+          : hunkRanges
+            ? hunkBase && mergeHunks(rel, hunkBase, hunkRanges, workspace, sandbox)
+            : conflict.merged !== undefined
+              ? { merged: Buffer.from(conflict.merged) }
+              : undefined;
+      if (merge && workspace?.type === "file" && sandbox?.type === "file") {
+        staged.push({ path: rel, source: { bytes: merge.merged }, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
+        if ("rebased" in merge) target.rebased?.set(rel, merge.rebased);
         applied.push(rel);
         result.merged.push(rel);
         return;
@@ -191,7 +220,7 @@ async function planApprove(
   }
   for (const [rel, { change, ranges }] of hunks) {
     await pacer.step();
-    safely(rel, () => consider(change, (workspace, sandbox) => withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(upper, rel, sandbox), ranges, "selected")));
+    safely(rel, () => consider(change, ranges));
   }
   // Hunks keep the workspace's mode (only content is chosen line by line), but never its setuid or setgid bits.
   for (const stage of staged) {

@@ -8,6 +8,8 @@ import { isOpaque } from "../changeset/changes";
 import type { UpperFormat } from "../changeset/upper-format";
 import { BeneathError, childOf, parentOf, type Beneath } from "../sys/beneath";
 import { displayPath, hasRawBytes, nameBytes, parseDisplayPath } from "../sys/names";
+import { baseToDiffAgainst } from "./against-base";
+import type { BaseStore } from "./bases";
 import { exactChanges, ShownPaths } from "./client-paths";
 import { entryBytes, readEntry, type Entry } from "./entries";
 import { diffItem, type PatchItem, type PatchSide } from "./patch";
@@ -126,14 +128,17 @@ function readableBytes(tree: Beneath, rel: string, entry: Entry, otherwise: Buff
 }
 
 /** The patch of the listed changes (all, or those below `paths`, as clients show them). */
-export function diffChanges(upper: Beneath, ws: Beneath, listed: readonly Change[], paths: readonly string[] | undefined, context: number): DiffResult {
+export function diffChanges(upper: Beneath, ws: Beneath, bases: BaseStore, listed: readonly Change[], paths: readonly string[] | undefined, context: number): DiffResult {
   const changes = exactChanges(listed);
   const selection = paths === undefined ? byPath(changes) : select(changes, new ShownPaths(listed).paths(paths), undefined).paths;
   const items: PatchItem[] = [];
   for (const change of selection) {
     const rel = change.path;
-    const oldSide = side(ws, rel, readEntry(ws, rel));
+    const workspace = readEntry(ws, rel);
     const newSide = change.current ? side(upper, rel, readEntry(upper, rel)) : undefined;
+    // The workspace moved on since the sandbox's base: what the sandbox did is the diff from the base.
+    const base = newSide?.type === "file" && bases.has(rel) ? baseToDiffAgainst(ws, rel, bases.get(rel)) : undefined;
+    const oldSide = base && workspace ? { type: "file" as const, mode: workspace.mode, bytes: base } : side(ws, rel, workspace);
     if (!oldSide && !newSide) continue;
     if (oldSide && newSide && oldSide.type !== newSide.type) {
       // A type change is a deletion and a creation, as git prints it.

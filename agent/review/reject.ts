@@ -16,7 +16,9 @@ import { Beneath, BeneathError, copyFileInto, copyRangeInto, parentOf, writeAll 
 import type { KeptBytes } from "./undo-record";
 import type { UserRights } from "../sys/credentials";
 import { parseDisplayPath } from "../sys/names";
-import { entryBytes, readEntry, type Entry } from "./entries";
+import { baseToDiffAgainst } from "./against-base";
+import { mergeThreeWays } from "./conflicts";
+import { asText, entryBytes, readEntry, type Entry } from "./entries";
 import { withHunks } from "./hunks";
 import { openWorkspaceTree, select, type ReviewTarget } from "./target";
 import { Pacer } from "../sys/pacer";
@@ -36,7 +38,7 @@ export async function reject(target: ReviewTarget, view: string, changes: readon
   const sandbox = Beneath.open(view, target.rights);
   try {
     // Every hunk is checked before anything is written: a stale selection changes nothing.
-    const hunkContents: { rel: string; current: Entry; kept: Buffer }[] = [];
+    const hunkContents: { rel: string; current: Entry; kept: Buffer; newBase: boolean }[] = [];
     for (const [rel, { ranges }] of selection.hunks) {
       await pacer.step();
       const workspace = readEntry(ws, rel);
@@ -44,14 +46,23 @@ export async function reject(target: ReviewTarget, view: string, changes: readon
       if (workspace?.type !== "file" || current?.type !== "file") {
         throw new PaddockError("E_UNSUPPORTED_CHANGE", `${rel} is not a file on both sides: it is rejected whole`, "leave out its hunks and name the path instead", { path: rel });
       }
-      // The sandbox keeps every change but the rejected ones.
-      hunkContents.push({ rel, current, kept: withHunks(rel, entryBytes(ws, rel, workspace), entryBytes(sandbox, rel, current), ranges, "others") });
+      // The sandbox keeps every change but the rejected ones: of the base's diff where the workspace moved on since (against-base.ts).
+      const base = baseToDiffAgainst(ws, rel, target.bases.get(rel));
+      const currentBytes = entryBytes(sandbox, rel, current);
+      if (!base) {
+        hunkContents.push({ rel, current, kept: withHunks(rel, entryBytes(ws, rel, workspace), currentBytes, ranges, "others"), newBase: true });
+        continue;
+      }
+      const kept = withHunks(rel, base, currentBytes, ranges, "others");
+      // Taken onto the workspace's edits where that merges cleanly (then the workspace is its base); else still against the base.
+      const rebased = mergeThreeWays(asText(base), asText(entryBytes(ws, rel, workspace)), asText(kept));
+      hunkContents.push(rebased === undefined ? { rel, current, kept, newBase: false } : { rel, current, kept: Buffer.from(rebased), newBase: true });
     }
     await target.undo?.keep("sandbox", sandbox, [...selection.paths.map((c) => c.path), ...selection.hunks.keys()], target.bases);
-    const attempt = (rel: string, work: () => void) => {
+    const attempt = (rel: string, work: () => void, newBase = true) => {
       try {
         work();
-        target.bases.set(rel, ws, readEntry(ws, rel));
+        if (newBase) target.bases.set(rel, ws, readEntry(ws, rel));
         result.rejected.push(rel);
       } catch (err) {
         // One path that cannot be restored (a symlink in the way, a full disk) does not stop the others.
@@ -62,9 +73,9 @@ export async function reject(target: ReviewTarget, view: string, changes: readon
       await pacer.step();
       attempt(change.path, () => restore(target, ws, sandbox, change.path, result.skipped));
     }
-    for (const { rel, current, kept } of hunkContents) {
+    for (const { rel, current, kept, newBase } of hunkContents) {
       await pacer.step();
-      attempt(rel, () => putFile(sandbox, rel, { bytes: kept }, current.mode, target.chown ? [current.uid, current.gid] : undefined));
+      attempt(rel, () => putFile(sandbox, rel, { bytes: kept }, current.mode, target.chown ? [current.uid, current.gid] : undefined), newBase);
     }
     target.undo?.settle("sandbox", sandbox);
     return result;
@@ -79,6 +90,8 @@ export async function reject(target: ReviewTarget, view: string, changes: readon
 function restore(target: ReviewTarget, ws: Beneath, sandbox: Beneath, rel: string, skipped: RejectResult["skipped"]): void {
   const workspace = readEntry(ws, rel);
   const current = readEntry(sandbox, rel);
+  // After an approve of some hunks merged with the workspace's edits: the sandbox's other changes stay, on top of them.
+  const rebased = target.rebased?.get(rel);
   const owner = (entry: Entry): [number, number] | undefined => (target.chown ? [entry.uid, entry.gid] : undefined);
   if (!workspace) {
     if (current) sandbox.removeTree(rel);
@@ -96,7 +109,7 @@ function restore(target: ReviewTarget, ws: Beneath, sandbox: Beneath, rel: strin
     return;
   }
   if (workspace.type === "symlink") putFile(sandbox, rel, { target: workspace.target ?? "" }, workspace.mode, owner(workspace));
-  else putFile(sandbox, rel, { from: ws }, workspace.mode, owner(workspace));
+  else putFile(sandbox, rel, rebased && workspace.type === "file" ? { bytes: rebased } : { from: ws }, workspace.mode, owner(workspace));
 }
 
 /** Directories the sandbox deleted above `rel` come back, as the workspace has them. */

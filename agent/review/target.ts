@@ -36,6 +36,12 @@ export interface ReviewTarget {
   log: Logger;
   /** Keeps what the operation changes, so that it can be undone (undo.ts). */
   undo?: UndoRecorder;
+  /**
+   * Approve fills it, the reject that follows it reads it: for a file approved in hunks and
+   * merged with the workspace's own edits, the sandbox's copy with those edits merged in too
+   * (its other changes kept), which it then takes in place of the workspace's version.
+   */
+  rebased?: Map<string, Buffer>;
 }
 
 /** The workspace as a tree, checked to still be the directory the sandbox was made from. */

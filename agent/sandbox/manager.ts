@@ -23,6 +23,7 @@ import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion"
 import type { ProcessTable } from "../process/process-table";
 import type { ApproveResult, DiffResult, ReadFileResult, RejectResult, Undoable, UndoOffer, UndoResult } from "../protocol/methods";
 import { UpperWatcher } from "../changeset/upper-watcher";
+import { markAgainstBase, readBase } from "../review/against-base";
 import { BaseStore } from "../review/bases";
 import type { ApproveRequest } from "../review/approve";
 import { changedAfter, changedSince } from "../review/conflicts";
@@ -151,21 +152,31 @@ export class SandboxManager {
   /** What the sandbox changed, from its upper directory (running or stopped alike); listed in slices, so others are served meanwhile. */
   async changes(caller: Caller, id: string): Promise<Change[]> {
     const record = this.find(caller, id);
+    const paths = this.options.store.paths(record.id);
     // The workspace must still be the folder the sandbox was made from, and within the owner's reach.
-    openWorkspaceTree({ ...record, rights: this.reviewRights(record) }).close();
-    return listChanges(this.options.store.paths(record.id).upper, record.workspace, this.options.changesets.upperFormat, this.reviewRights(record));
+    const ws = openWorkspaceTree({ ...record, rights: this.reviewRights(record) });
+    try {
+      const changes = await listChanges(paths.upper, record.workspace, this.options.changesets.upperFormat, this.reviewRights(record));
+      markAgainstBase(changes, ws, new BaseStore(paths.bases));
+      return changes;
+    } finally {
+      ws.close();
+    }
   }
 
   // ---- review ----------------------------------------------------------------------------
 
   async diff(caller: Caller, id: string, paths: string[] | undefined, context: number | undefined): Promise<DiffResult> {
     const changes = await reviewing(() => this.changes(caller, id));
-    return reviewing(() => withTrees(this.reviewTarget(this.find(caller, id)), (ws, upper) => diffChanges(upper, ws, changes, paths, context ?? 3)));
+    const target = this.reviewTarget(this.find(caller, id));
+    return reviewing(() => withTrees(target, (ws, upper) => diffChanges(upper, ws, target.bases, changes, paths, context ?? 3)));
   }
 
-  readFile(caller: Caller, id: string, rel: string): ReadFileResult {
+  readFile(caller: Caller, id: string, rel: string, base = false): ReadFileResult {
     const record = this.find(caller, id);
-    return reviewing(() => withTrees(this.reviewTarget(record), (ws, upper) => readSandboxFile(this.options.changesets.upperFormat, upper, ws, rel)));
+    const target = this.reviewTarget(record);
+    if (base) return readBase(target.bases, rel);
+    return reviewing(() => withTrees(target, (ws, upper) => readSandboxFile(this.options.changesets.upperFormat, upper, ws, rel)));
   }
 
   async writeFile(caller: Caller, id: string, rel: string, base64: string): Promise<null> {
@@ -189,8 +200,9 @@ export class SandboxManager {
         for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) await this.recoverApprove(other);
         const changes = await reviewing(() => this.changes(caller, id));
         return this.recordingUndo(record, "approve", async (undo) => {
-          const result = await reviewing(() => approveListed({ ...this.reviewTarget(record), undo }, changes, request));
-          if (result.merged.length > 0) await this.takeMerged(caller, record, result, undo);
+          const rebased = new Map<string, Buffer>();
+          const result = await reviewing(() => approveListed({ ...this.reviewTarget(record), undo, rebased }, changes, request));
+          if (result.merged.length > 0) await this.takeMerged(caller, record, result, undo, rebased);
           this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, merged: result.merged.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
           return { result, done: result.applied };
         });
@@ -241,10 +253,11 @@ export class SandboxManager {
   /**
    * A merged file is in the workspace with both sides' edits; the sandbox gets it too (its own
    * copy goes, as on reject), or its older copy would read as undoing the workspace's edit.
+   * After an approve of some hunks, the sandbox's copy keeps its other changes (`rebased`).
    */
-  private async takeMerged(caller: Caller, record: SandboxRecord, result: ApproveResult, undo: UndoRecorder): Promise<void> {
+  private async takeMerged(caller: Caller, record: SandboxRecord, result: ApproveResult, undo: UndoRecorder, rebased: Map<string, Buffer>): Promise<void> {
     const changes = await reviewing(() => this.changes(caller, record.id));
-    const taken = await this.withView(record, (view) => reviewing(() => rejectListed({ ...this.reviewTarget(record), undo }, view, changes, { paths: result.merged })));
+    const taken = await this.withView(record, (view) => reviewing(() => rejectListed({ ...this.reviewTarget(record), undo, rebased }, view, changes, { paths: result.merged })));
     for (const s of taken.skipped) result.skipped.push({ path: s.path, reason: `merged into the workspace, but the sandbox keeps its own copy: ${s.reason}` });
   }
 

@@ -151,6 +151,47 @@ test("conflicts of each kind are reported with the three versions; edits in line
   await shared.client.request("sandbox/delete", { id });
 });
 
+test("a file the workspace changed too: its diff is against the base, its hunks merge into the workspace, the sandbox keeps the rest", async () => {
+  const base = Array.from({ length: 20 }, (_, i) => `${i}\n`).join("");
+  const ws = workspace("ws-against-base", { "f.txt": base });
+  const id = await sandboxWith(ws, "sed -i 's/^2$/two/; s/^15$/fifteen/' f.txt");
+  await waitForBases(id, ["f.txt"]);
+  // The user edits the same file in the workspace, in another line.
+  const userEdit = base.replace("8\n", "eight\n");
+  fs.writeFileSync(path.join(ws, "f.txt"), userEdit);
+
+  const listed = (await shared.client.request("sandbox/changes", { id })).changes.find((c) => c.path === "f.txt");
+  assert.equal(listed?.againstBase, true, "the workspace moved on: the diff is against the base");
+  const { patch, files } = await shared.client.request("sandbox/diff", { id, paths: ["f.txt"] });
+  assert.deepEqual(files[0]!.changes.length, 2, "the sandbox's two changes, and not the user's edit read backwards");
+  assert.doesNotMatch(patch, /eight/, patch);
+  assert.equal(Buffer.from((await shared.client.request("sandbox/readFile", { id, path: "f.txt", base: true })).content, "base64").toString(), base, "the base, as the diff's left side");
+
+  // Approving the first change merges it with the user's edit; the sandbox keeps its second on top of both.
+  const approved = await shared.client.request("sandbox/approve", { id, hunks: [{ path: "f.txt", ...files[0]!.changes[0]! }] });
+  assert.deepEqual([approved.applied, approved.merged, approved.conflicts], [["f.txt"], ["f.txt"], []]);
+  const afterApprove = userEdit.replace("2\n", "two\n");
+  assert.equal(fs.readFileSync(path.join(ws, "f.txt"), "utf8"), afterApprove);
+  const inSandbox = async () => Buffer.from((await shared.client.request("sandbox/readFile", { id, path: "f.txt" })).content, "base64").toString();
+  assert.equal(await inSandbox(), afterApprove.replace("15\n", "fifteen\n"));
+  const rest = await shared.client.request("sandbox/diff", { id, paths: ["f.txt"] });
+  assert.equal(rest.files[0]!.changes.length, 1, rest.patch);
+  assert.match(rest.patch, /^-15\n\+fifteen$/m);
+  assert.equal((await shared.client.request("sandbox/changes", { id })).changes.find((c) => c.path === "f.txt")?.againstBase, undefined, "the workspace is the base again");
+
+  // The user edits again; rejecting the last change gives the sandbox the workspace's file, and leaves the workspace alone.
+  const secondEdit = afterApprove.replace("18\n", "eighteen\n");
+  fs.writeFileSync(path.join(ws, "f.txt"), secondEdit);
+  const last = (await shared.client.request("sandbox/diff", { id, paths: ["f.txt"] })).files[0]!.changes;
+  assert.equal(last.length, 1, "still only the sandbox's change");
+  const rejected = await shared.client.request("sandbox/reject", { id, hunks: [{ path: "f.txt", ...last[0]! }] });
+  assert.deepEqual(rejected.rejected, ["f.txt"]);
+  assert.equal(await inSandbox(), secondEdit);
+  assert.equal(fs.readFileSync(path.join(ws, "f.txt"), "utf8"), secondEdit, "reject never touches the workspace");
+  assert.equal((await shared.client.request("sandbox/changes", { id })).changes.some((c) => c.path === "f.txt"), false, "nothing left to review");
+  await shared.client.request("sandbox/delete", { id });
+});
+
 test("without a captured base, a workspace file changed after the sandbox's change is still a conflict", async () => {
   const ws = workspace("ws-nobase", { "f.txt": "base\n" });
   const id = await sandboxWith(ws, "echo sandbox > f.txt");
