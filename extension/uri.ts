@@ -10,21 +10,26 @@ export const SCHEME = "paddock";
 
 const SANDBOX_ID = /^sbx-[0-9a-f]{12}$/;
 
-/** `empty`: the missing side of an added or deleted file; `readonly`: the sandbox's side of a review diff (no edit, no revert arrows). */
+/**
+ * `empty`: the missing side of an added or deleted file; `readonly`: the sandbox's side of a
+ * review diff (no edit, no revert arrows); `base`: what the sandbox started from, the left side
+ * of a diff where the workspace's file changed too (the agent's `againstBase`), read-only.
+ */
 export interface SandboxUriFlags {
   empty?: boolean;
   readonly?: boolean;
+  base?: boolean;
 }
 
 export function sandboxQuery(id: string, flags: SandboxUriFlags = {}): string {
-  return `sandbox=${id}${flags.empty ? "&empty" : ""}${flags.readonly ? "&readonly" : ""}`;
+  return `sandbox=${id}${flags.empty ? "&empty" : ""}${flags.readonly ? "&readonly" : ""}${flags.base ? "&base" : ""}`;
 }
 
 /** The sandbox a `paddock:` URI's query names, or undefined. */
-export function parseSandboxQuery(query: string): { id: string; empty: boolean; readonly: boolean } | undefined {
+export function parseSandboxQuery(query: string): { id: string; empty: boolean; readonly: boolean; base: boolean } | undefined {
   const params = new URLSearchParams(query);
   const id = params.get("sandbox");
-  return id && SANDBOX_ID.test(id) ? { id, empty: params.has("empty"), readonly: params.has("readonly") } : undefined;
+  return id && SANDBOX_ID.test(id) ? { id, empty: params.has("empty"), readonly: params.has("readonly") || params.has("base"), base: params.has("base") } : undefined;
 }
 
 /**

@@ -10,7 +10,7 @@ import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { ApproveResult, Conflict, HunkSelector } from "../../agent/protocol/methods";
 import { sandboxUri } from "../fs/sandbox-file-system";
-import { diffSides, workspaceFile } from "../review/diff-sides";
+import { diffSides, diffTitle, workspaceFile } from "../review/diff-sides";
 import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange, type VsLineChange, type VsRangeMapping } from "../review/hunk-selectors";
 import type { ChangeResource } from "../scm/sandbox-scm";
 import { readSettings } from "../settings";
@@ -53,9 +53,8 @@ export function registerReviewCommands(ctx: CommandContext): vscode.Disposable[]
       await ctx.reviews.open(id, vscode.l10n.t("Sandbox {0}: all changes", sandbox.name));
     }),
     command("paddock.openDiff", async (file: FileArg) => {
-      const sandbox = model.get(file.sandboxId);
       const [left, right] = diffSides(model, file);
-      await vscode.commands.executeCommand("vscode.diff", left, right, vscode.l10n.t("{0} (Workspace ↔ Sandbox {1})", path.basename(file.path), sandbox?.name ?? file.sandboxId));
+      await vscode.commands.executeCommand("vscode.diff", left, right, diffTitle(model, file));
     }),
     // The sandbox's own copy, editable: what the diff's right side shows, to change by hand.
     command("paddock.openSandboxFile", async (arg: FileArg | vscode.Uri) => {

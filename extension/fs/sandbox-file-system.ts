@@ -6,6 +6,7 @@
  */
 import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
+import type { ReadFileResult } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import { parseSandboxQuery, relativeTo, sandboxQuery, SCHEME, type SandboxUriFlags } from "../uri";
@@ -29,8 +30,9 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
       if (!workspace) return;
       const root = vscode.Uri.file(workspace);
       const files = paths.map((rel) => (rel === "" ? root : vscode.Uri.joinPath(root, rel)));
-      // Both the editable file and the review diff's read-only side follow.
-      this.emitter.fire(files.flatMap((file) => [false, true].map((readonly) => ({ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, file, { readonly }) }))));
+      // Both the editable file and the review diff's read-only sides follow (an approve or reject changes the base too).
+      const flags = [{}, { readonly: true }, { base: true }];
+      this.emitter.fire(files.flatMap((file) => flags.map((f) => ({ type: vscode.FileChangeType.Changed, uri: sandboxUri(id, file, f) }))));
     });
   }
 
@@ -79,7 +81,7 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
   }
 
   /** The sandbox and the workspace-relative path a URI names (the sandbox's workspace from the model, or the agent). */
-  private async parse(uri: vscode.Uri): Promise<{ id: string; rel: string; empty: boolean; readonly: boolean }> {
+  private async parse(uri: vscode.Uri): Promise<{ id: string; rel: string; empty: boolean; readonly: boolean; base: boolean }> {
     const query = parseSandboxQuery(uri.query);
     if (!query) throw vscode.FileSystemError.FileNotFound(uri);
     const workspace = this.model.get(query.id)?.workspace ?? (await this.call(uri, () => this.agent.client().request("sandbox/get", { id: query.id }))).workspace;
@@ -88,9 +90,17 @@ export class SandboxFileSystem implements vscode.FileSystemProvider {
     return { ...query, rel };
   }
 
-  private async read(uri: vscode.Uri) {
+  private async read(uri: vscode.Uri): Promise<ReadFileResult> {
     const target = await this.parse(uri);
-    return this.call(uri, () => this.agent.client().request("sandbox/readFile", { id: target.id, path: target.rel }));
+    if (!target.base) return this.call(uri, () => this.agent.client().request("sandbox/readFile", { id: target.id, path: target.rel }));
+    try {
+      return await this.call(uri, () => this.agent.client().request("sandbox/readFile", { id: target.id, path: target.rel, base: true }));
+    } catch (err) {
+      // No base kept any more (an approve made the workspace the base again): the workspace's file is what the diff is against.
+      if (!(err instanceof vscode.FileSystemError && err.code === "FileNotFound")) throw err;
+      const bytes = await vscode.workspace.fs.readFile(uri.with({ scheme: "file", query: "" }));
+      return { path: target.rel, type: "file", mode: 0o644, size: bytes.length, mtimeMs: 0, content: Buffer.from(bytes).toString("base64") };
+    }
   }
 
   /** The agent's refusals as the file system errors editors understand. */

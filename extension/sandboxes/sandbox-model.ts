@@ -14,6 +14,8 @@ const REFRESH_DEBOUNCE_MS = 150;
 export class SandboxModel implements vscode.Disposable {
   private readonly sandboxes = new Map<string, Sandbox>();
   private readonly changes = new Map<string, Change[]>();
+  /** Each sandbox's changed paths, to tell at once whether a workspace file's edit concerns it. */
+  private readonly changedPaths = new Map<string, Set<string>>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
   private readonly disposables: vscode.Disposable[] = [];
   private readonly sandboxesEmitter = new vscode.EventEmitter<void>();
@@ -33,7 +35,25 @@ export class SandboxModel implements vscode.Disposable {
         if (state.kind !== "running") this.clear();
       }),
       agent.onNotification(({ method, params }) => this.onNotification(method, params)),
+      this.watchWorkspaces(),
     );
+  }
+
+  /**
+   * A workspace file that a sandbox changed too, edited in the workspace (by the user, in any
+   * editor): that sandbox's changes are listed again, as the agent then diffs the file against
+   * the sandbox's base (`againstBase`). VS Code's own workspace watcher tells; other files cost
+   * a lookup each.
+   */
+  private watchWorkspaces(): vscode.Disposable {
+    const watcher = vscode.workspace.createFileSystemWatcher("**/*");
+    const changed = (uri: vscode.Uri) => {
+      for (const sandbox of this.sandboxes.values()) {
+        const prefix = sandbox.workspace.endsWith("/") ? sandbox.workspace : `${sandbox.workspace}/`;
+        if (uri.fsPath.startsWith(prefix) && this.changedPaths.get(sandbox.id)?.has(uri.fsPath.slice(prefix.length))) this.scheduleChanges(sandbox.id);
+      }
+    };
+    return vscode.Disposable.from(watcher, watcher.onDidChange(changed), watcher.onDidCreate(changed), watcher.onDidDelete(changed));
   }
 
   all(): Sandbox[] {
@@ -57,7 +77,11 @@ export class SandboxModel implements vscode.Disposable {
     const { sandboxes } = await client.request("sandbox/list", {});
     this.sandboxes.clear();
     for (const s of sandboxes) this.sandboxes.set(s.id, s);
-    for (const id of [...this.changes.keys()]) if (!this.sandboxes.has(id)) this.changes.delete(id);
+    for (const id of [...this.changes.keys()]) {
+      if (this.sandboxes.has(id)) continue;
+      this.changes.delete(id);
+      this.changedPaths.delete(id);
+    }
     this.sandboxesEmitter.fire();
     await Promise.all(sandboxes.map((s) => this.refreshChanges(s.id)));
   }
@@ -68,8 +92,10 @@ export class SandboxModel implements vscode.Disposable {
     try {
       const { changes } = await this.agent.client().request("sandbox/changes", { id });
       this.changes.set(id, changes);
+      this.changedPaths.set(id, new Set(changes.map((c) => c.path)));
     } catch {
       this.changes.delete(id); // its workspace is gone, or it is being deleted: shown without changes
+      this.changedPaths.delete(id);
     }
     this.changesEmitter.fire(id);
   }
@@ -110,6 +136,7 @@ export class SandboxModel implements vscode.Disposable {
       if (state === "deleted") {
         this.sandboxes.delete(id);
         this.changes.delete(id);
+        this.changedPaths.delete(id);
         this.sandboxesEmitter.fire();
         this.changesEmitter.fire(id);
         return;
@@ -132,6 +159,7 @@ export class SandboxModel implements vscode.Disposable {
     if (this.sandboxes.size === 0) return;
     this.sandboxes.clear();
     this.changes.clear();
+    this.changedPaths.clear();
     this.sandboxesEmitter.fire();
   }
 }

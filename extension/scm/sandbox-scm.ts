@@ -140,7 +140,9 @@ export class SandboxScm implements vscode.FileDecorationProvider, vscode.Disposa
         if (query?.id !== sandbox.id || query.empty) return undefined;
         const rel = relativeTo(sandbox.workspace, uri.path);
         const change = rel ? this.model.changesOf(sandbox.id)?.find((c) => c.path === rel && c.kind === "modified" && c.type === "file" && !c.binary) : undefined;
-        return change ? vscode.Uri.joinPath(root, rel!) : undefined;
+        if (!change) return undefined;
+        const workspaceFile = vscode.Uri.joinPath(root, rel!);
+        return change.againstBase ? sandboxUri(sandbox.id, workspaceFile, { base: true }) : workspaceFile;
       },
     };
     const conflicts = scm.createResourceGroup("conflicts", vscode.l10n.t("Conflicts"));

@@ -66,9 +66,10 @@ test("describe: runtimes, networks and ages in words; change rows one per path",
 
 test("paddock: URIs name a sandbox in their query, and paths stay inside its workspace", () => {
   assert.equal(sandboxQuery("sbx-0123456789ab"), "sandbox=sbx-0123456789ab");
-  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", { empty: true })), { id: "sbx-0123456789ab", empty: true, readonly: false });
-  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", { readonly: true })), { id: "sbx-0123456789ab", empty: false, readonly: true });
-  assert.deepEqual(parseSandboxQuery("sandbox=sbx-0123456789ab"), { id: "sbx-0123456789ab", empty: false, readonly: false });
+  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", { empty: true })), { id: "sbx-0123456789ab", empty: true, readonly: false, base: false });
+  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", { readonly: true })), { id: "sbx-0123456789ab", empty: false, readonly: true, base: false });
+  assert.deepEqual(parseSandboxQuery(sandboxQuery("sbx-0123456789ab", { base: true })), { id: "sbx-0123456789ab", empty: false, readonly: true, base: true }, "the base is never written");
+  assert.deepEqual(parseSandboxQuery("sandbox=sbx-0123456789ab"), { id: "sbx-0123456789ab", empty: false, readonly: false, base: false });
   for (const bad of ["", "sandbox=sbx-xyz", "sandbox=../x", "other=sbx-0123456789ab"]) assert.equal(parseSandboxQuery(bad), undefined, bad);
   assert.equal(relativeTo("/w/app", "/w/app/src/a b.ts"), "src/a b.ts");
   assert.equal(relativeTo("/w/app", "/w/app"), "");

@@ -19,7 +19,7 @@ let id = "";
 
 before(async () => {
   wb = await Workbench.open("review", {
-    files: { "hunks.txt": LINES, "keys.txt": LINES, "title.txt": "workspace\n", "multi-a.txt": LINES, "multi-b.txt": "workspace\n", "peek.txt": LINES, "apart.txt": LINES, "clash.txt": LINES },
+    files: { "hunks.txt": LINES, "keys.txt": LINES, "title.txt": "workspace\n", "multi-a.txt": LINES, "multi-b.txt": "workspace\n", "peek.txt": LINES, "apart.txt": LINES, "based.txt": LINES, "clash.txt": LINES },
     settings: { "paddock.review.confirmReject": false },
   });
   ({ id } = await wb.client.request("sandbox/create", { workspace: wb.folder, name: "review" }));
@@ -35,9 +35,9 @@ async function sandboxWrites(files: Record<string, string>): Promise<void> {
 }
 
 /** Source Control's row of a file opens its diff. */
-async function openDiff(rel: string): Promise<void> {
+async function openDiff(rel: string, left = "Workspace"): Promise<void> {
   await wb.activity("Source Control");
-  const tab = wb.page.locator(".tab", { hasText: `${rel} (Workspace ↔ Sandbox review)` });
+  const tab = wb.page.locator(".tab", { hasText: `${rel} (${left} ↔ Sandbox review)` });
   // A click on a row that Source Control re-renders just then (a change listed) is lost: click again.
   for (let attempt = 1; ; attempt++) {
     await wb.row(".scm-view", rel).click({ timeout: 30_000 });
@@ -149,6 +149,40 @@ step("edits in lines apart: Approve merges the workspace's and the sandbox's, an
   await wb.notification("Merged with your own edits").waitFor({ timeout: 10_000 });
   await wb.shot("merged");
   assert.equal(await wb.inSandbox(id, "apart.txt"), wb.onDisk("apart.txt"), "the sandbox has the merge too");
+});
+
+/** The cursor to a line of the open diff's sandbox side, as a person does with Go to Line (a click can land on a line that scrolls away). */
+async function cursorTo(line: number): Promise<void> {
+  await wb.page.locator(".monaco-diff-editor .editor.modified .view-line").first().click();
+  await wb.page.keyboard.press("Control+g");
+  await wb.answer(`:${line}`);
+  await wb.until(`the cursor on line ${line}`, async () => (await wb.page.locator(".statusbar").innerText()).includes(`Ln ${line},`), 5_000);
+}
+
+step("a file the user edited too: its diff is against the sandbox's base; a change approved there merges with the user's edit", async () => {
+  const sandboxEdits: [number, string][] = [[5, "line five, sandbox"], [30, "line thirty, sandbox"]];
+  await sandboxWrites({ "based.txt": edit(LINES, sandboxEdits) });
+  await changed("based.txt");
+  const mine = edit(LINES, [[15, "line fifteen, mine"]]);
+  fs.writeFileSync(wb.file("based.txt"), mine);
+  await wb.until("the agent diffs it against the base", async () => (await wb.client.request("sandbox/changes", { id })).changes.find((c) => c.path === "based.txt")?.againstBase === true);
+  await new Promise((r) => setTimeout(r, 1000)); // the extension hears of the workspace's edit and lists again
+  await openDiff("based.txt", "Base");
+  await wb.page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: "line thirty, sandbox" }).waitFor();
+  assert.equal(await wb.page.locator(".monaco-diff-editor .view-line", { hasText: "fifteen, mine" }).count(), 0, "the user's own line is not shown as the sandbox removing it");
+  await wb.shot("against-base");
+  // The keys on the change (the gutter's buttons act through the same selectors, tested above).
+  await cursorTo(5);
+  await wb.page.keyboard.press("Control+Alt+Enter");
+  const merged = edit(mine, [[5, "line five, sandbox"]]);
+  await wb.until("the change merged with the user's edit on disk", () => wb.onDisk("based.txt") === merged);
+  await wb.notification("Merged with your own edits").waitFor({ timeout: 10_000 });
+  // The sandbox keeps its other change, on top of both; rejecting it there gives the sandbox the workspace's file.
+  await wb.until("the sandbox's copy rebased", async () => (await wb.inSandbox(id, "based.txt")) === edit(merged, [[30, "line thirty, sandbox"]]));
+  await cursorTo(30);
+  await wb.page.keyboard.press("Control+Alt+Backspace");
+  await wb.until("the sandbox has the workspace's file", async () => (await wb.inSandbox(id, "based.txt")) === merged);
+  assert.equal(wb.onDisk("based.txt"), merged, "reject never touches the workspace");
 });
 
 step("a real conflict opens VS Code's 3-way merge editor; the workspace gets the result only when the merge is completed", async () => {

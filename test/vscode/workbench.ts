@@ -175,7 +175,9 @@ export class Workbench {
    * each approve or reject, so the buttons are measured in one snapshot and the whole look is
    * tried again when the one chosen went away before the click.
    */
-  async gutterAction(lineText: string, action: string, scope: Locator = this.page.locator(".monaco-diff-editor").first()): Promise<void> {
+  async gutterAction(lineText: string, action: string, within?: Locator): Promise<void> {
+    // By default the diff editor on the screen that shows the line (other editors may be open).
+    const scope = within ?? this.page.locator(".monaco-diff-editor", { has: this.page.locator(".editor.modified .view-line", { hasText: wholeLine(lineText) }) }).filter({ visible: true }).first();
     const line = scope.locator(".editor.modified .view-line", { hasText: wholeLine(lineText) }).first();
     const buttons = scope.locator(`.gutter .action-label[aria-label^="${action}"]`);
     const deadline = Date.now() + 20_000;
@@ -194,7 +196,7 @@ export class Workbench {
           if (Date.now() > deadline) throw err;
         }
       } else if (Date.now() > deadline) {
-        throw new Error(`no "${action}" button level with "${lineText}"`);
+        throw new Error(`no "${action}" button level with "${lineText}" (the line at ${lineTop} px, the buttons at ${tops.join(", ")} px)`);
       }
       await this.page.waitForTimeout(250);
     }
