@@ -1,7 +1,8 @@
 /**
  * Review: `sandbox/diff` of a 10,000-line file with 100 edits (beside GNU `diff -u` and
  * `git diff --no-index` of the same two files), and approve of 1,000 changed files with every
- * fsync (beside `git apply` of the same change, which does not fsync), in one run.
+ * fsync (beside `git apply` of the same change, which does not fsync), and its undo (beside
+ * `git apply -R`), in one run. Approve's time includes keeping what it replaces for undo.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
     for (let i = 0; i < FILES; i++) fs.writeFileSync(path.join(template, "src", `d${i % 10}`, `f${i}.txt`), `file ${i}\n`.repeat(50));
     const approveSamples: number[] = [];
     const gitApplySamples: number[] = [];
+    const undoSamples: number[] = [];
+    const gitReverseSamples: number[] = [];
     const script = `for my $i (0..${FILES - 1}) { open(my $f, ">>", sprintf("src/d%d/f%d.txt", $i % 10, $i)) or die; print $f "approved\\n"; close($f) }`;
     for (let round_ = 1; round_ <= APPROVES; round_++) {
       const ws = path.join(agent.work, `ws-approve-${round_}`);
@@ -59,15 +62,24 @@ async function main(): Promise<void> {
       const { patch } = await client.request("sandbox/diff", { id });
       execFileSync("sync");
       gitApplySamples.push(await timeMs(() => execFileSync("git", ["apply", "-"], { cwd: anchor, input: patch })));
-      let applied = 0;
-      approveSamples.push(await timeMs(async () => (applied = (await client.request("sandbox/approve", { id })).applied.length)));
-      if (applied !== FILES) throw new Error(`approve applied ${applied} files, not ${FILES}`);
+      let approved: { applied: string[]; undo?: string } = { applied: [] };
+      approveSamples.push(await timeMs(async () => (approved = await client.request("sandbox/approve", { id }))));
+      if (approved.applied.length !== FILES) throw new Error(`approve applied ${approved.applied.length} files, not ${FILES}`);
+      execFileSync("sync");
+      gitReverseSamples.push(await timeMs(() => execFileSync("git", ["apply", "-R", "-"], { cwd: anchor, input: patch })));
+      let restored = 0;
+      undoSamples.push(await timeMs(async () => (restored = (await client.request("sandbox/undo", { id, undo: approved.undo! })).restored.length)));
+      if (restored !== FILES) throw new Error(`undo restored ${restored} files, not ${FILES}`);
       await client.request("sandbox/delete", { id });
     }
     const approveP50 = round(percentile(approveSamples, 50));
     const gitApply = round(percentile(gitApplySamples, 50));
     rows.push([`sandbox/approve, ${FILES} modified files, fsync included (p50)`, `${approveP50} ms`, `git apply ${gitApply} ms, no fsync (×${ratio(approveP50, gitApply)})`, "≤ 500 ms", approveP50 <= 500]);
     results.approve = { files: FILES, p50Ms: approveP50, samplesMs: approveSamples.map(round), gitApplyP50Ms: gitApply };
+    const undoP50 = round(percentile(undoSamples, 50));
+    const gitReverse = round(percentile(gitReverseSamples, 50));
+    rows.push([`sandbox/undo of that approve, ${FILES} files back, fsync included (p50)`, `${undoP50} ms`, `git apply -R ${gitReverse} ms, no fsync (×${ratio(undoP50, gitReverse)})`, "≤ 500 ms", undoP50 <= 500]);
+    results.undo = { files: FILES, p50Ms: undoP50, samplesMs: undoSamples.map(round), gitApplyReverseP50Ms: gitReverse };
   } finally {
     client.close();
     agent.stop();
