@@ -139,11 +139,21 @@ async function changed(rel: string): Promise<void> {
   await new Promise((r) => setTimeout(r, 500)); // the watcher records the base just after
 }
 
+/**
+ * The user edits a workspace file the sandbox changed too: the agent then diffs it against the
+ * sandbox's base, and the extension hears of the edit and lists the changes again.
+ */
+async function userEdits(rel: string, content: string): Promise<void> {
+  fs.writeFileSync(wb.file(rel), content);
+  await wb.until(`the agent diffs ${rel} against the base`, async () => (await wb.client.request("sandbox/changes", { id })).changes.find((c) => c.path === rel)?.againstBase === true);
+  await new Promise((r) => setTimeout(r, 1000));
+}
+
 step("edits in lines apart: Approve merges the workspace's and the sandbox's, and says so", async () => {
   await sandboxWrites({ "apart.txt": edit(LINES, [[30, "line thirty, from the sandbox"]]) });
   await changed("apart.txt");
-  fs.writeFileSync(wb.file("apart.txt"), edit(LINES, [[1, "# my heading"]]));
-  await openDiff("apart.txt");
+  await userEdits("apart.txt", edit(LINES, [[1, "# my heading"]]));
+  await openDiff("apart.txt", "Base");
   await wb.page.locator(".editor-actions .action-label[aria-label^='Approve']").first().click();
   await wb.until("both edits on disk", () => wb.onDisk("apart.txt") === edit(LINES, [[1, "# my heading"], [30, "line thirty, from the sandbox"]]));
   await wb.notification("Merged with your own edits").waitFor({ timeout: 10_000 });
@@ -164,9 +174,7 @@ step("a file the user edited too: its diff is against the sandbox's base; a chan
   await sandboxWrites({ "based.txt": edit(LINES, sandboxEdits) });
   await changed("based.txt");
   const mine = edit(LINES, [[15, "line fifteen, mine"]]);
-  fs.writeFileSync(wb.file("based.txt"), mine);
-  await wb.until("the agent diffs it against the base", async () => (await wb.client.request("sandbox/changes", { id })).changes.find((c) => c.path === "based.txt")?.againstBase === true);
-  await new Promise((r) => setTimeout(r, 1000)); // the extension hears of the workspace's edit and lists again
+  await userEdits("based.txt", mine);
   await openDiff("based.txt", "Base");
   await wb.page.locator(".monaco-diff-editor .editor.modified .view-line", { hasText: "line thirty, sandbox" }).waitFor();
   assert.equal(await wb.page.locator(".monaco-diff-editor .view-line", { hasText: "fifteen, mine" }).count(), 0, "the user's own line is not shown as the sandbox removing it");
@@ -189,8 +197,8 @@ step("a real conflict opens VS Code's 3-way merge editor; the workspace gets the
   await sandboxWrites({ "clash.txt": edit(LINES, [[10, "line ten by the sandbox"]]) });
   await changed("clash.txt");
   const mine = edit(LINES, [[10, "line ten by me"]]);
-  fs.writeFileSync(wb.file("clash.txt"), mine);
-  await openDiff("clash.txt");
+  await userEdits("clash.txt", mine);
+  await openDiff("clash.txt", "Base");
   await wb.page.locator(".editor-actions .action-label[aria-label^='Approve']").first().click();
   await wb.notification("changed in the workspace too").waitFor({ timeout: 10_000 });
   assert.equal(wb.onDisk("clash.txt"), mine, "a conflict never overwrites");

@@ -59,7 +59,7 @@ for (const runtime of ["process", "container", "vm"] as const) {
   step(`from the Paddock view: a terminal in the ${runtime} sandbox runs the sandbox's own shell`, async () => {
     await wb.activity("Paddock");
     await wb.inline(".pane-body", `term-${runtime}`, "New Sandbox Terminal");
-    await terminalTab(`term-${runtime}`).waitFor({ timeout: 30_000 });
+    await terminalTab(`term-${runtime}`).waitFor({ timeout: 60_000 }); // the first terminal of a window loads node-pty
     await writesInSandbox(runtime, `view-${runtime}`);
     await wb.shot(`terminal-${runtime}`);
     await exitTerminal(`term-${runtime}`);
