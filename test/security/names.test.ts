@@ -8,27 +8,12 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { reviewFixture } from "../helpers/review-fixture";
 import { fixtureForFile } from "../helpers/sandbox-fixture";
 import { copyTree } from "../helpers/tree";
 
 const shared = fixtureForFile();
-
-function workspace(name: string, files: Record<string, string>): string {
-  const ws = path.join(shared.fx.base, name);
-  fs.mkdirSync(ws);
-  for (const [rel, content] of Object.entries(files)) {
-    fs.mkdirSync(path.dirname(path.join(ws, rel)), { recursive: true });
-    fs.writeFileSync(path.join(ws, rel), content);
-  }
-  return ws;
-}
-
-async function sandboxWith(ws: string, script: string): Promise<string> {
-  const { id } = await shared.client.request("sandbox/create", { workspace: ws });
-  const run = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", script] });
-  assert.equal(run.exitCode, 0, run.stderr);
-  return id;
-}
+const { workspace, sandboxWith } = reviewFixture(shared);
 
 async function inSandbox(id: string, script: string): Promise<string> {
   const run = await shared.client.request("sandbox/exec", { id, argv: ["sh", "-c", script] });
