@@ -60,6 +60,8 @@ export interface Staged {
   mtimeMs?: number;
   /** The workspace's entry the plan was made against ("absent" for none). */
   expect: string;
+  /** A three-way merge: the base stays until the sandbox takes the merge too (journal.ts). */
+  keepBase?: true;
 }
 
 export async function approve(target: ReviewTarget, changes: readonly Change[], request: ApproveRequest): Promise<ApproveResult> {
@@ -161,7 +163,7 @@ async function planApprove(
               ? { merged: Buffer.from(conflict.merged) }
               : undefined;
       if (merge && workspace?.type === "file" && sandbox?.type === "file") {
-        staged.push({ path: rel, source: { bytes: merge.merged }, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
+        staged.push({ path: rel, source: { bytes: merge.merged }, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), keepBase: true, ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
         if ("rebased" in merge) target.rebased?.set(rel, merge.rebased);
         applied.push(rel);
         result.merged.push(rel);
@@ -245,7 +247,7 @@ export function orderPlan(ws: Beneath, parts: { removes: JournalOp[]; mkdirs: Jo
   const approveId = randomBytes(6).toString("hex");
   const isDirectory = new Map<string, boolean>();
   const directory = (dir: string) => isDirectory.get(dir) ?? isDirectory.set(dir, ws.lstat(dir)?.isDirectory() ?? false).get(dir)!;
-  const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(directory, stage.path, approveId, n), expect: stage.expect }));
+  const replaces: JournalOp[] = staged.map((stage, n) => ({ op: "replace", path: stage.path, temp: tempPath(directory, stage.path, approveId, n), expect: stage.expect, ...(stage.keepBase ? { keepBase: true as const } : {}) }));
   return { approveId, unstaged: new Set(), ops: [...removes, ...mkdirs, ...replaces, ...chmods], staged, applied, failed: [] };
 }
 

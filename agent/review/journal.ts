@@ -30,9 +30,11 @@ export type JournalOp =
   | { op: "mkdir"; path: string; owner?: [number, number] }
   /**
    * Renames a prepared temp file or symlink over the path, if what is there is still `expect`
-   * (an identity, or "absent"); a temp that is gone was renamed.
+   * (an identity, or "absent"); a temp that is gone was renamed. `keepBase`: a three-way merge,
+   * whose base stays until the sandbox has taken the merge too (a crash in between must leave
+   * the sandbox's older copy reading as its own changes, never as undoing the workspace's).
    */
-  | { op: "replace"; path: string; temp: string; expect?: string }
+  | { op: "replace"; path: string; temp: string; expect?: string; keepBase?: true }
   /** Sets a folder's mode; with `folder` ("dev:ino" of a folder the workspace had), only if it is still that one. */
   | { op: "chmod"; path: string; mode: number; folder?: string };
 
@@ -199,9 +201,10 @@ export async function finishJournal(ws: Beneath, file: string, journal: Journal,
   const failed = new Set(failures.map((f) => f.op.path));
   // What the workspace now holds is the base the sandbox's next change is compared with.
   try {
+    const kept = new Set(journal.ops.flatMap((op) => (op.op === "replace" && op.keepBase ? [op.path] : [])));
     for (const rel of new Set(journal.ops.map((op) => op.path))) {
       await pacer.step();
-      if (!failed.has(rel)) bases.set(rel, ws, readEntry(ws, rel));
+      if (!failed.has(rel) && !kept.has(rel)) bases.set(rel, ws, readEntry(ws, rel));
     }
     bases.save();
   } catch {

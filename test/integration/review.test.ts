@@ -192,6 +192,36 @@ test("a file the workspace changed too: its diff is against the base, its hunks 
   await shared.client.request("sandbox/delete", { id });
 });
 
+test("a merge the sandbox could not take too keeps its base: a second approve loses none of the user's edits", async () => {
+  const base = Array.from({ length: 12 }, (_, i) => `${i}\n`).join("");
+  const ws = workspace("ws-merge-kept-base", { "m.txt": base });
+  const id = await sandboxWith(ws, "sed -i 's/^1$/one/' m.txt");
+  await waitForBases(id, ["m.txt"]);
+  fs.writeFileSync(path.join(ws, "m.txt"), base.replace("10\n", "ten\n"));
+  const merged = base.replace("1\n", "one\n").replace("10\n", "ten\n");
+  // The sandbox's copy cannot be replaced (as when the agent dies between the two writes).
+  const upperFile = path.join(shared.fx.stateDir, "sandboxes", id, "upper", "m.txt");
+  execFileSync("chattr", ["+i", upperFile]);
+  let first;
+  try {
+    first = await shared.client.request("sandbox/approve", { id });
+  } finally {
+    execFileSync("chattr", ["-i", upperFile]);
+  }
+  assert.deepEqual([first.applied, first.merged], [["m.txt"], ["m.txt"]]);
+  assert.match(first.skipped[0]?.reason ?? "", /the sandbox keeps its own copy/);
+  assert.equal(fs.readFileSync(path.join(ws, "m.txt"), "utf8"), merged);
+
+  // The sandbox's older copy reads as its own change against the base, never as removing "ten".
+  assert.equal((await shared.client.request("sandbox/changes", { id })).changes.find((c) => c.path === "m.txt")?.againstBase, true);
+  const { patch } = await shared.client.request("sandbox/diff", { id, paths: ["m.txt"] });
+  assert.doesNotMatch(patch, /ten/, patch);
+  const second = await shared.client.request("sandbox/approve", { id });
+  assert.deepEqual(second.conflicts, []);
+  assert.equal(fs.readFileSync(path.join(ws, "m.txt"), "utf8"), merged, "the user's edit is still there");
+  await shared.client.request("sandbox/delete", { id });
+});
+
 test("without a captured base, a workspace file changed after the sandbox's change is still a conflict", async () => {
   const ws = workspace("ws-nobase", { "f.txt": "base\n" });
   const id = await sandboxWith(ws, "echo sandbox > f.txt");
