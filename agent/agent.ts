@@ -9,6 +9,8 @@ import {
   PROTOCOL_VERSION,
   requests,
   clientNotifications,
+  type AgentNotificationMethod,
+  type AgentNotifications,
   type InitializeResult,
   type RequestMethod,
   type RequestResults,
@@ -170,12 +172,12 @@ export class Agent {
    * later one of the same method and subject supersedes an earlier one, so a client that is
    * behind on reading gets only the latest (as `whenBehind`, if given).
    */
-  broadcastToAll(method: string, params: unknown, whenBehind?: unknown): void {
+  broadcastToAll<M extends AgentNotificationMethod>(method: M, params: AgentNotifications[M], whenBehind?: AgentNotifications[M]): void {
     for (const session of this.connections.keys()) if (session.initialized) session.notifyLatest(subjectKey(method, params), method, params, whenBehind);
   }
 
   /** To every initialized client allowed to see `ownerUid`'s sandboxes; superseded as broadcastToAll's are. */
-  broadcast(ownerUid: number, method: string, params: unknown, whenBehind?: unknown): void {
+  broadcast<M extends AgentNotificationMethod>(ownerUid: number, method: M, params: AgentNotifications[M], whenBehind?: AgentNotifications[M]): void {
     for (const session of this.connections.keys()) {
       if (session.initialized && (session.caller.uid === 0 || session.caller.uid === ownerUid)) session.notifyLatest(subjectKey(method, params), method, params, whenBehind);
     }

@@ -29,7 +29,7 @@ export async function imageCommand(client: AgentClient, args: string[], o: { jso
       const [reference, name] = rest;
       if (!reference) throw new PaddockError("E_INVALID_PARAMS", "paddock image pull needs a REFERENCE", "e.g. paddock image pull docker.io/library/debian:12 debian:12");
       // The agent reports each step (skopeo's lines) while it pulls.
-      if (!o.json) client.onNotification((method, params) => method === "image/progress" && process.stderr.write(`${(params as { step: string }).step}\n`));
+      if (!o.json) client.onNotification((method, params) => method === "image/progress" && process.stderr.write(`${params.step}\n`));
       const image = await client.request("image/pull", { reference, ...(name ? { name } : {}), ...(o.insecure ? { insecure: true } : {}) });
       print(o.json, image, () => `pulled ${image.name} (${image.digest}, ${image.layers} layer${image.layers === 1 ? "" : "s"})`);
       return 0;

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import { PaddockError } from "../protocol/errors";
 import type { AgentClient } from "../protocol/client";
-import type { Limits, Sandbox } from "../protocol/methods";
+import type { AgentNotificationArgs, Limits, Sandbox } from "../protocol/methods";
 import { renderTable } from "./table";
 import { print } from "./output";
 
@@ -116,19 +116,17 @@ export async function execCommand(client: AgentClient, id: string | undefined, a
 
   // Output can arrive before the spawn's answer names the pid: hold it until then.
   const spawned: { pid?: number } = {};
-  const held: [string, unknown][] = [];
+  const held: AgentNotificationArgs[] = [];
   let exit: (code: number) => void = () => undefined;
   const exited = new Promise<number>((resolve) => (exit = resolve));
-  const handle = (method: string, params: unknown) => {
-    const p = params as { pid: number; stream?: string; data?: string; exitCode?: number | null; signal?: string | null };
-    if (p.pid !== spawned.pid) return;
-    if (method === "process/output") (p.stream === "stderr" ? process.stderr : process.stdout).write(p.data ?? "");
-    if (method === "process/exit") exit(p.exitCode ?? 128 + (os.constants.signals[p.signal as NodeJS.Signals] ?? 9));
+  const handle = (...[method, params]: AgentNotificationArgs) => {
+    if (method === "process/output" && params.pid === spawned.pid) (params.stream === "stderr" ? process.stderr : process.stdout).write(params.data);
+    if (method === "process/exit" && params.pid === spawned.pid) exit(params.exitCode ?? 128 + (os.constants.signals[params.signal as NodeJS.Signals] ?? 9));
   };
-  client.onNotification((method, params) => (spawned.pid === undefined ? held.push([method, params]) : handle(method, params)));
+  client.onNotification((...args) => (spawned.pid === undefined ? held.push(args) : handle(...args)));
   const running = (await client.request("process/spawn", { id, ...(argv.length > 0 ? { argv } : { shell: true as const }), ...(interactive ? { pty: size() } : {}) })).pid;
   spawned.pid = running;
-  for (const [method, params] of held.splice(0)) handle(method, params);
+  for (const args of held.splice(0)) handle(...args);
 
   const onResize = () => void client.request("process/resize", { pid: running, ...size() }).catch(() => undefined);
   if (interactive) {

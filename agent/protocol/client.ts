@@ -8,10 +8,11 @@ import type { Readable, Writable } from "node:stream";
 import { JSONRPCClient, JSONRPCErrorException, type JSONRPCResponse } from "json-rpc-2.0";
 import { FrameReader, decodeUtf8, encodeFrame } from "./framing";
 import { isErrorCode, PaddockError } from "./errors";
-import type { InitializeResult, RequestMethod, RequestParams, RequestResults } from "./methods";
+import type { AgentNotificationArgs, InitializeResult, RequestMethod, RequestParams, RequestResults } from "./methods";
 import { PROTOCOL_VERSION } from "./version";
 
-export type NotificationListener = (method: string, params: unknown) => void;
+/** Hears the agent's notifications, typed by the method table (methods.ts). */
+export type NotificationListener = (...args: AgentNotificationArgs) => void;
 
 export interface AgentClientOptions {
   /** Says why the agent went away (e.g. a child agent's last words); awaited before failing requests. */
@@ -131,7 +132,9 @@ export class AgentClient {
       if (text === null) continue;
       const message = JSON.parse(text) as { method?: string; params?: unknown } | JSONRPCResponse | JSONRPCResponse[];
       if (!Array.isArray(message) && "method" in message && typeof message.method === "string") {
-        for (const listener of this.listeners) listener(message.method, message.params);
+        // The agent's notifications are those of the method table (a newer agent's others are listened to as such).
+        const args = [message.method, message.params] as AgentNotificationArgs;
+        for (const listener of this.listeners) listener(...args);
       } else if (!Array.isArray(message) && "id" in message && message.id === null && message.error) {
         // Not the answer to a request: kept as the reason if the agent now closes the connection.
         const { message: text, code, data } = message.error;

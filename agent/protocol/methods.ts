@@ -467,7 +467,7 @@ export interface ProcessInfo {
   startedAt: string;
 }
 
-/** Notifications the agent sends. */
+/** Notifications the agent sends: method and params. */
 export interface AgentNotifications {
   "sandbox/didChangeState": { id: string; state: SandboxState | "deleted" };
   "process/output": { pid: number; stream: "stdout" | "stderr"; data: string };
@@ -560,6 +560,12 @@ export interface RequestResults {
 export const clientNotifications = {
   exit: EmptyParams,
 } as const;
+
+export type AgentNotificationMethod = keyof AgentNotifications;
+/** One notification of the agent's, as a union on `method`: narrowing the method types the params. */
+export type AgentNotification = { [M in AgentNotificationMethod]: { method: M; params: AgentNotifications[M] } }[AgentNotificationMethod];
+/** The same as a listener's arguments: `(method, params) => ...` narrows `params` with `method`. */
+export type AgentNotificationArgs = { [M in AgentNotificationMethod]: [method: M, params: AgentNotifications[M]] }[AgentNotificationMethod];
 
 export type RequestMethod = keyof typeof requests;
 export type RequestParams<M extends RequestMethod> = z.input<(typeof requests)[M]>;

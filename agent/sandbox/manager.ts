@@ -21,7 +21,7 @@ import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
 import { ENTER_FAILED, sandboxEnv, type LaunchSpec } from "../runtime/process-runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
-import type { ApproveResult, DiffResult, ReadFileResult, RejectResult, Undoable, UndoOffer, UndoResult } from "../protocol/methods";
+import type { AgentNotificationMethod, AgentNotifications, ApproveResult, DiffResult, ReadFileResult, RejectResult, Undoable, UndoOffer, UndoResult } from "../protocol/methods";
 import { UpperWatcher } from "../changeset/upper-watcher";
 import { markAgainstBase, readBase } from "../review/against-base";
 import { BaseStore } from "../review/bases";
@@ -87,7 +87,7 @@ export interface ManagerOptions {
     chooseAccelerator(): Promise<Accelerator>;
   };
   /** Tells every client allowed to see a sandbox of `ownerUid` about a change (a client that is behind gets only the latest, as `whenBehind`). */
-  broadcast: (ownerUid: number, method: string, params: unknown, whenBehind?: unknown) => void;
+  broadcast: <M extends AgentNotificationMethod>(ownerUid: number, method: M, params: AgentNotifications[M], whenBehind?: AgentNotifications[M]) => void;
 }
 
 const TTL_SWEEP_MS = 15_000;

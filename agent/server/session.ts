@@ -1,3 +1,5 @@
+import type { AgentNotificationMethod, AgentNotifications } from "../protocol/methods";
+
 /** What the agent knows about one connected client. */
 export interface Caller {
   uid: number;
@@ -17,9 +19,9 @@ export interface Session {
    * Sends a notification to this client. Returns false when the client is not keeping up
    * (its unread output is over a threshold): the sender should pause until `onDrain`.
    */
-  notify(method: string, params: unknown): boolean;
+  notify<M extends AgentNotificationMethod>(method: M, params: AgentNotifications[M]): boolean;
   /** Sends a notification that a later one of the same key makes stale; while the client is behind, only the latest is kept (as `whenBehind`). */
-  notifyLatest(key: string, method: string, params: unknown, whenBehind?: unknown): void;
+  notifyLatest<M extends AgentNotificationMethod>(key: string, method: M, params: AgentNotifications[M], whenBehind?: AgentNotifications[M]): void;
   /** Calls `listener` once, when the client has read its backlog. */
   onDrain(listener: () => void): void;
   /** Builds an answer that may be megabytes once the client has read the previous ones, one at a time (answer-gate.ts). */

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import type { AgentClient } from "../../agent/protocol/client";
 import { connectToAgent, type Connected } from "../../agent/protocol/connect";
-import type { InitializeResult } from "../../agent/protocol/methods";
+import type { AgentNotification, InitializeResult } from "../../agent/protocol/methods";
 import { defaultStateDir } from "../../agent/state/paths";
 import { readSettings } from "../settings";
 
@@ -37,7 +37,7 @@ export class AgentConnection implements vscode.Disposable {
   private generation = 0;
   private restarting: Promise<void> | undefined;
   private readonly stateEmitter = new vscode.EventEmitter<AgentState>();
-  private readonly notificationEmitter = new vscode.EventEmitter<{ method: string; params: unknown }>();
+  private readonly notificationEmitter = new vscode.EventEmitter<AgentNotification>();
   private readonly connectedEmitter = new vscode.EventEmitter<AgentClient>();
 
   readonly onDidChangeState = this.stateEmitter.event;
@@ -91,7 +91,7 @@ export class AgentConnection implements vscode.Disposable {
       }
       this.connected = connected;
       this.failures = 0;
-      connected.client.onNotification((method, params) => this.notificationEmitter.fire({ method, params }));
+      connected.client.onNotification((...[method, params]) => this.notificationEmitter.fire({ method, params } as AgentNotification));
       this.watchForExit(connected);
       this.log.info(`connected to the agent ${connected.info.agentVersion} (${connected.via}; ${connected.info.agent.rootless ? "rootless" : "root"}; its full log: ${connected.info.agent.stateDir}/logs/agent.log)`);
       this.setState({ kind: "running", info: connected.info, via: connected.via });

@@ -38,8 +38,8 @@ export async function createSandbox(ctx: CommandContext, folder: string | undefi
   const { limits } = createOptions(runtime, { ...settings, network });
   const sandbox = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: vscode.l10n.t("Creating a sandbox of {0}…", path.basename(workspace)), cancellable: true }, async (progress, token) => {
     // The first container may build the default image, a VM boots: the agent reports the steps.
-    const listening = ctx.agent.onNotification(({ method, params }) => {
-      if (method === "image/progress" || method === "sandbox/progress") progress.report({ message: (params as { step: string }).step });
+    const listening = ctx.agent.onNotification((notification) => {
+      if (notification.method === "image/progress" || notification.method === "sandbox/progress") progress.report({ message: notification.params.step });
     });
     try {
       const created = await client.request("sandbox/create", { workspace, runtime, ...(image ? { image } : {}), network, ...(Object.keys(limits).length ? { limits } : {}), ...(name ? { name } : {}) });

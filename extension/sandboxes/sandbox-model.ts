@@ -5,7 +5,7 @@
  * everything per event.
  */
 import * as vscode from "vscode";
-import type { AgentNotifications, Change, Sandbox } from "../../agent/protocol/methods";
+import type { AgentNotification, AgentNotifications, Change, Sandbox } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 import { changeRows } from "./change-rows";
 
@@ -34,7 +34,7 @@ export class SandboxModel implements vscode.Disposable {
       agent.onDidChangeState((state) => {
         if (state.kind !== "running") this.clear();
       }),
-      agent.onNotification(({ method, params }) => this.onNotification(method, params)),
+      agent.onNotification((notification) => this.onNotification(notification)),
       this.watchWorkspaces(),
     );
   }
@@ -126,13 +126,12 @@ export class SandboxModel implements vscode.Disposable {
     this.pathsEmitter.dispose();
   }
 
-  private onNotification(method: string, params: unknown): void {
-    if (method === "sandbox/didChange") {
-      const change = params as AgentNotifications["sandbox/didChange"];
-      this.pathsEmitter.fire(change);
-      this.scheduleChanges(change.id);
-    } else if (method === "sandbox/didChangeState") {
-      const { id, state } = params as AgentNotifications["sandbox/didChangeState"];
+  private onNotification(notification: AgentNotification): void {
+    if (notification.method === "sandbox/didChange") {
+      this.pathsEmitter.fire(notification.params);
+      this.scheduleChanges(notification.params.id);
+    } else if (notification.method === "sandbox/didChangeState") {
+      const { id, state } = notification.params;
       if (state === "deleted") {
         this.sandboxes.delete(id);
         this.changes.delete(id);

@@ -5,7 +5,7 @@
  * terminal whose program fails at once stays open and says why, until a key closes it.
  */
 import * as vscode from "vscode";
-import type { AgentNotifications } from "../../agent/protocol/methods";
+import type { AgentNotification } from "../../agent/protocol/methods";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { AgentConnection } from "../agent/agent-connection";
 import { saysNoResolution, tellOffline } from "./offline-hint";
@@ -61,7 +61,7 @@ export class SandboxPty implements vscode.Pseudoterminal {
 
   open(dimensions: vscode.TerminalDimensions | undefined): void {
     this.subscriptions.push(
-      this.agent.onNotification(({ method, params }) => this.onNotification(method, params)),
+      this.agent.onNotification((notification) => this.onNotification(notification)),
       // The agent's processes die with its connection: say so rather than hang.
       this.agent.onDidChangeState((state) => {
         if (state.kind !== "running") {
@@ -138,9 +138,9 @@ export class SandboxPty implements vscode.Pseudoterminal {
     return this.command.sandboxId;
   }
 
-  private onNotification(method: string, params: unknown): void {
-    if (method === "sandbox/didChangeState") {
-      const { id, state } = params as AgentNotifications["sandbox/didChangeState"];
+  private onNotification(notification: AgentNotification): void {
+    if (notification.method === "sandbox/didChangeState") {
+      const { id, state } = notification.params;
       if (id !== this.command.sandboxId) return;
       if (state === "deleting" || state === "deleted") {
         // Nothing left to read about: the terminal goes with its sandbox, without an exit alert.
@@ -151,12 +151,12 @@ export class SandboxPty implements vscode.Pseudoterminal {
       }
       return;
     }
-    if (method === "process/output") {
-      const { pid, data } = params as AgentNotifications["process/output"];
+    if (notification.method === "process/output") {
+      const { pid, data } = notification.params;
       if (this.pid === undefined) this.early.push({ pid, data });
       else if (pid === this.pid) this.output(data);
-    } else if (method === "process/exit") {
-      const { pid, exitCode } = params as AgentNotifications["process/exit"];
+    } else if (notification.method === "process/exit") {
+      const { pid, exitCode } = notification.params;
       if (this.pid === undefined) this.early.push({ pid, exitCode });
       else if (pid === this.pid) this.finish(exitCode ?? 1);
     }
