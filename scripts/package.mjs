@@ -15,7 +15,7 @@ const copy = (from, to = from) => {
 };
 for (const file of ["package.json", "package.nls.json", "LICENSE", ".vscodeignore", "media", "dist/extension.js", "dist/paddock.js", "dist/native"]) copy(file);
 // vsce wants images at absolute URLs, and there is no public one: the packaged README goes without them.
-writeFileSync(path.join(stage, "README.md"), readFileSync("README.md", "utf8").replace(/^!\[[^\]]*\]\([^)]*\)\n/gm, ""));
+writeFileSync(path.join(stage, "README.md"), readFileSync("README.md", "utf8").replace(/^[ \t]*!\[[^\]]*\]\([^)]*\)\n/gm, ""));
 rmSync(path.join(stage, "media", "screenshots"), { recursive: true, force: true });
 const runtime = [
   "koffi/package.json",
