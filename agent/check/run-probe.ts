@@ -1,6 +1,6 @@
 /** Runs one probe command with a deadline, killing its whole process group if it overruns. */
 import { spawn } from "node:child_process";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { lastMessage } from "../log/logfmt";
 import { dieWithAgent } from "../process/die-with-agent";
 

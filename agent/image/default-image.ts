@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import type { ImageRecord, ImageStore } from "./oci-import";
 import { whyItFailed } from "../log/logfmt";
 

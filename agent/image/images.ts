@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { ImageName, type ImageSummary } from "../protocol/methods";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { buildDefaultImage, DEFAULT_IMAGE } from "./default-image";
 import { ImageStore, type ImageRecord } from "./oci-import";
 import { lastMessage } from "../log/logfmt";

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import { lsetxattr, errnoName } from "../sys/libc";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { whyItFailed } from "../log/logfmt";
 
 const WHITEOUT = ".wh.";

@@ -11,7 +11,7 @@ import type * as NodePty from "node-pty";
 import { PaddockError } from "../protocol/errors";
 import type { ProcessInfo } from "../protocol/methods";
 import type { Caller, Session } from "../server/session";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { exitAndDrain } from "./child-exit";
 import { InputGate } from "./input-gate";
 import { killTree, programPid } from "./process-tree";

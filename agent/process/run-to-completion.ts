@@ -1,7 +1,7 @@
 /** `sandbox/exec`: runs a command line to its end, with stdin given up front and output capped. */
 import { spawn } from "node:child_process";
 import { PaddockError } from "../protocol/errors";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { exitAndDrain } from "./child-exit";
 import { killTree } from "./process-tree";
 import type { GuestProcess } from "../vm/guest-connection";

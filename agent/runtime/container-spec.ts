@@ -9,7 +9,8 @@
  */
 import * as path from "node:path";
 import type { Limits, NetworkMode } from "../protocol/methods";
-import { DEFAULT_PATH, sandboxEnv, type LaunchSpec } from "./process-runtime";
+import { sandboxEnv, type LaunchSpec } from "./process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 
 export const WORKSPACE_IN_CONTAINER = "/workspace";
 /** On /dev (a tmpfs of the container's), so that the image's own file system is not touched. */

@@ -18,7 +18,8 @@ import { OVERLAY_OPTIONS, refuseUnsafeOptionPaths, unmountOverlay } from "../cha
 import { MS_NODEV, errnoName, mount } from "../sys/libc";
 import { Beneath, BeneathError } from "../sys/beneath";
 import { containerConfig, execArgs, mountDestinations } from "./container-spec";
-import { DEFAULT_PATH, type LaunchSpec } from "./process-runtime";
+import type { LaunchSpec } from "./process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { lastMessage } from "../log/logfmt";
 import { SLIRP_DNS, startSlirp } from "./slirp";
 

@@ -10,12 +10,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
 import type { NetworkMode } from "../protocol/methods";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { MiB, SMALL_TMPFS_MIB } from "./limits";
 
 /** paddock-enter's exit code when it could not enter the sandbox (it then ran nothing). */
 export const ENTER_FAILED = 125;
-
-export const DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 export interface LaunchSpec {
   sandboxId: string;

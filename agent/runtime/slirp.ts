@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { PaddockError, type ErrorCode } from "../protocol/errors";
 import { lastMessage } from "../log/logfmt";
-import { DEFAULT_PATH } from "./process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { NOT_INSTALLED_EXIT, dieWithAgent } from "../process/die-with-agent";
 
 /** slirp4netns's DNS forwarder, from inside the namespace. */

@@ -33,7 +33,7 @@ import { MNT_DETACH, MS_BIND, errnoName, mount, socketPair, umount2 } from "../s
 import { GuestConnection } from "../vm/guest-connection";
 import { unmountAllBelow } from "../changeset/overlay";
 import { secretArchive, type GuestImages } from "../vm/guest-image";
-import { DEFAULT_PATH } from "./process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { SLIRP_DNS, startSlirp } from "./slirp";
 import { whyItFailed } from "../log/logfmt";
 import { VM_DEFAULTS, vmMachine } from "./limits";

@@ -11,7 +11,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import { DEFAULT_PATH } from "../runtime/process-runtime";
+import { DEFAULT_PATH } from "../sys/default-path";
 import { withFileLock } from "../state/lock";
 import { sha256OfFileCached } from "../sys/digest";
 import { buildInitramfs, type InitramfsEntry } from "./initramfs";
