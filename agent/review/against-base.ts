@@ -19,11 +19,10 @@ export function baseToDiffAgainst(ws: Beneath, rel: string, base: Base | undefin
   try {
     const workspace = readEntry(ws, rel);
     if (workspace?.type !== "file") return undefined;
-    // The same entry untouched needs no read.
+    // The same entry untouched needs no read; nor does one of another size (it may be large).
     if (base.identity === identityOf(workspace.stat)) return undefined;
-    const bytes = entryBytes(ws, rel, workspace);
-    if (asText(bytes) === undefined) return undefined;
-    return matchesBase(base, workspace, () => bytes) ? undefined : base.bytes;
+    if (workspace.stat.size !== base.bytes.length) return base.bytes;
+    return matchesBase(base, workspace, () => entryBytes(ws, rel, workspace)) ? undefined : base.bytes;
   } catch (err) {
     // A file the owner may not read, or a symlink swapped in: compared as usual, which says so.
     if (err instanceof BeneathError) return undefined;
