@@ -154,20 +154,15 @@ async function planApprove(
     if (reason && !isForced(rel)) {
       const conflict = describeConflict(conflictInput, reason);
       // Edits that do not overlap are merged without asking: a whole text file, or hunks chosen from the base's diff.
-      const merge =
-        reason !== "both-modified" || workspace?.type !== "file" || sandbox?.type !== "file"
-          ? undefined
-          : hunkRanges
-            ? hunkBase && mergeHunks(rel, hunkBase, hunkRanges, workspace, sandbox)
-            : conflict.merged !== undefined
-              ? { merged: Buffer.from(conflict.merged) }
-              : undefined;
-      if (merge && workspace?.type === "file" && sandbox?.type === "file") {
-        staged.push({ path: rel, source: { bytes: merge.merged }, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), keepBase: true, ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
-        if ("rebased" in merge) target.rebased?.set(rel, merge.rebased);
-        applied.push(rel);
-        result.merged.push(rel);
-        return;
+      if (reason === "both-modified" && workspace?.type === "file" && sandbox?.type === "file") {
+        const merge = hunkRanges ? hunkBase && mergeHunks(rel, hunkBase, hunkRanges, workspace, sandbox) : conflict.merged !== undefined ? { merged: Buffer.from(conflict.merged) } : undefined;
+        if (merge) {
+          staged.push({ path: rel, source: { bytes: merge.merged }, mode: allowedMode(sandbox, rel, result.skipped), expect: identityOf(workspace.stat), keepBase: true, ...(target.chown ? { owner: [sandbox.uid, sandbox.gid] as [number, number] } : {}) });
+          if ("rebased" in merge) target.rebased?.set(rel, merge.rebased);
+          applied.push(rel);
+          result.merged.push(rel);
+          return;
+        }
       }
       result.conflicts.push(conflict);
       conflicted.add(rel);

@@ -7,6 +7,7 @@
 import * as vscode from "vscode";
 import type { AgentNotification, AgentNotifications, Change, Sandbox } from "../../agent/protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
+import { relativeTo } from "../uri";
 import { changeRows } from "./change-rows";
 
 const REFRESH_DEBOUNCE_MS = 150;
@@ -49,8 +50,8 @@ export class SandboxModel implements vscode.Disposable {
     const watcher = vscode.workspace.createFileSystemWatcher("**/*");
     const changed = (uri: vscode.Uri) => {
       for (const sandbox of this.sandboxes.values()) {
-        const prefix = sandbox.workspace.endsWith("/") ? sandbox.workspace : `${sandbox.workspace}/`;
-        if (uri.fsPath.startsWith(prefix) && this.changedPaths.get(sandbox.id)?.has(uri.fsPath.slice(prefix.length))) this.scheduleChanges(sandbox.id);
+        const rel = relativeTo(sandbox.workspace, uri.fsPath);
+        if (rel !== undefined && this.changedPaths.get(sandbox.id)?.has(rel)) this.scheduleChanges(sandbox.id);
       }
     };
     return vscode.Disposable.from(watcher, watcher.onDidChange(changed), watcher.onDidCreate(changed), watcher.onDidDelete(changed));
