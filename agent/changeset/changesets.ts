@@ -12,13 +12,36 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import type { SandboxPaths } from "../sandbox/store";
-import { bwrapArgs, findProgram, type LaunchSpec } from "../runtime/process-runtime";
+import type { SandboxPaths } from "../state/sandbox-layout";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { OVERLAY_OPTIONS, isMountPoint, mountOverlay, mountPoints, refuseUnsafeOptionPaths, unmountOverlay } from "./overlay";
-import type { ChangesetKind } from "../check/system-check";
 import { dieWithAgent } from "../process/die-with-agent";
 import { UpperFormat } from "./upper-format";
+
+export type ChangesetKind = "kernel overlayfs" | "overlayfs in a user namespace" | "fuse-overlayfs";
+
+/** The program to let into a sandbox's view: which sandbox, as whom, joining which cgroups. */
+export interface EnterSpec {
+  sandboxId: string;
+  /** The sandbox's merged overlay on the host. */
+  merged: string;
+  workspace: string;
+  /** "dev:ino" of the workspace directory checked at creation. */
+  workspaceId: string;
+  uid: number;
+  gid: number;
+  cgroupProcs: string[];
+}
+
+/**
+ * How a program gets into a mounted sandbox's view: the command line before bubblewrap,
+ * bubblewrap's own first options, and where bubblewrap then finds the view.
+ */
+export interface Entry {
+  before: string[];
+  bwrapFirst: string[];
+  view: string;
+}
 
 export interface Changesets {
   readonly kind: ChangesetKind;
@@ -29,16 +52,21 @@ export interface Changesets {
   isMounted(id: string, paths: SandboxPaths): boolean;
   /** Where the agent itself reaches the merged view of a mounted sandbox. */
   viewPath(id: string, paths: SandboxPaths): string;
-  /** The command line that runs the program in the sandbox. */
-  launch(spec: LaunchSpec): string[];
+  /** How a program gets into the sandbox's view (bubblewrap then runs it there). */
+  enter(spec: EnterSpec): Entry;
   /** Sandbox ids that have a mount, so that orphans (no record) can be found. */
   mountedIds(sandboxesRoot: string): string[];
+}
+
+/** The changesets of a kind. */
+export function makeChangesets(kind: ChangesetKind, enterHelper: string): Changesets {
+  if (kind === "fuse-overlayfs") return new FuseChangesets(enterHelper);
+  return kind === "kernel overlayfs" ? new KernelChangesets(enterHelper) : new UserNamespaceChangesets(enterHelper);
 }
 
 export class KernelChangesets implements Changesets {
   readonly kind: ChangesetKind = "kernel overlayfs";
   readonly upperFormat = UpperFormat.kernel;
-  private readonly bwrap = findProgram("bwrap");
   constructor(private readonly enterHelper: string) {}
 
   async mount(id: string, paths: SandboxPaths, workspace: { fd: number }): Promise<void> {
@@ -57,8 +85,8 @@ export class KernelChangesets implements Changesets {
     return paths.merged;
   }
 
-  launch(spec: LaunchSpec): string[] {
-    return rootLaunch(this.enterHelper, this.bwrap, spec);
+  enter(spec: EnterSpec): Entry {
+    return rootEntry(this.enterHelper, spec);
   }
 
   mountedIds(sandboxesRoot: string): string[] {
@@ -67,17 +95,19 @@ export class KernelChangesets implements Changesets {
 }
 
 /** As root: paddock-enter joins the cgroups, binds the view over the workspace and drops to the owner. */
-function rootLaunch(enterHelper: string, bwrap: string, spec: LaunchSpec): string[] {
-  return [
-    enterHelper,
-    ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
-    "--bind", spec.merged, spec.workspace, spec.workspaceId,
-    ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
-    "--",
-    bwrap,
+function rootEntry(enterHelper: string, spec: EnterSpec): Entry {
+  return {
+    before: [
+      enterHelper,
+      ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
+      "--bind", spec.merged, spec.workspace, spec.workspaceId,
+      ...(spec.uid !== 0 ? ["--user", String(spec.uid), String(spec.gid)] : []),
+      "--",
+    ],
+    bwrapFirst: [],
     // paddock-enter has bound the merged view over the workspace path.
-    ...bwrapArgs(spec, spec.workspace),
-  ];
+    view: spec.workspace,
+  };
 }
 
 function mountedUnder(sandboxesRoot: string): string[] {
@@ -96,7 +126,6 @@ function mountedUnder(sandboxesRoot: string): string[] {
 export class FuseChangesets implements Changesets {
   readonly kind: ChangesetKind = "fuse-overlayfs";
   readonly upperFormat = UpperFormat.fuse;
-  private readonly bwrap = findProgram("bwrap");
   private readonly root = process.getuid?.() === 0;
 
   constructor(private readonly enterHelper: string) {}
@@ -128,10 +157,10 @@ export class FuseChangesets implements Changesets {
     return paths.merged;
   }
 
-  launch(spec: LaunchSpec): string[] {
-    if (this.root) return rootLaunch(this.enterHelper, this.bwrap, spec);
+  enter(spec: EnterSpec): Entry {
+    if (this.root) return rootEntry(this.enterHelper, spec);
     // The user's own mount, in the host's namespace: bwrap binds it directly.
-    return [this.enterHelper, ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]), "--", this.bwrap, ...bwrapArgs(spec, spec.merged)];
+    return { before: [this.enterHelper, ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]), "--"], bwrapFirst: [], view: spec.merged };
   }
 
   mountedIds(sandboxesRoot: string): string[] {
@@ -146,7 +175,6 @@ export class UserNamespaceChangesets implements Changesets {
   readonly kind: ChangesetKind = "overlayfs in a user namespace";
   readonly upperFormat = UpperFormat.userxattr;
   private readonly holders = new Map<string, ChildProcess>();
-  private readonly bwrap = findProgram("bwrap");
 
   constructor(private readonly enterHelper: string) {}
 
@@ -205,19 +233,20 @@ export class UserNamespaceChangesets implements Changesets {
     return `/proc/${holder.pid}/root${paths.merged}`;
   }
 
-  launch(spec: LaunchSpec): string[] {
+  enter(spec: EnterSpec): Entry {
     const holder = this.holders.get(spec.sandboxId);
     if (!holder?.pid) throw new PaddockError("E_INVALID_STATE", `sandbox ${spec.sandboxId} is not mounted`, "start it (sandbox/start)");
-    return [
-      "nsenter", "--target", String(holder.pid), "--user", "--mount", "--preserve-credentials", "--",
-      this.enterHelper,
-      ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
-      "--",
-      this.bwrap,
+    return {
+      before: [
+        "nsenter", "--target", String(holder.pid), "--user", "--mount", "--preserve-credentials", "--",
+        this.enterHelper,
+        ...spec.cgroupProcs.flatMap((file) => ["--cgroup", file]),
+        "--",
+      ],
       // Inside, the program has the owner's uid, as outside.
-      "--unshare-user", "--uid", String(spec.uid), "--gid", String(spec.gid),
-      ...bwrapArgs(spec, spec.merged),
-    ];
+      bwrapFirst: ["--unshare-user", "--uid", String(spec.uid), "--gid", String(spec.gid)],
+      view: spec.merged,
+    };
   }
 
   mountedIds(): string[] {

@@ -37,6 +37,8 @@ export interface SystemCheckerOptions {
   cacheFile: string;
   nativeDir: string;
   uid?: number;
+  /** Which runtimes these checks allow, and with what (the runtimes decide, overrides and all). */
+  readiness(checks: CheckResult[]): Record<RuntimeKind, RuntimeReadiness>;
 }
 
 interface CacheFile {
@@ -144,42 +146,8 @@ export class SystemChecker {
       checkedAt: entry.checkedAt,
       cached,
       checks: entry.checks,
-      runtimes: runtimeReadiness(entry.checks, this.uid === 0),
+      runtimes: this.options.readiness(entry.checks),
       defaultRuntime: "process",
     };
   }
-}
-
-export type ChangesetKind = "kernel overlayfs" | "overlayfs in a user namespace" | "fuse-overlayfs";
-
-/** How sandboxes get their copy-on-write view: overlayfs itself when it mounts, fuse-overlayfs only where it does not. */
-export function chooseChangeset(checks: CheckResult[] | undefined, root: boolean): ChangesetKind {
-  const native: ChangesetKind = root ? "kernel overlayfs" : "overlayfs in a user namespace";
-  const ok = (name: CheckName) => checks?.find((c) => c.name === name)?.ok;
-  return ok(root ? "overlayfs" : "overlayfs-rootless") === false && ok("fuse-overlayfs") === true ? "fuse-overlayfs" : native;
-}
-
-export const ROOTLESS_CONTAINERS =
-  "container sandboxes need the agent as root: rootless runc would need the image's root and the workspace's overlay mounted in one user namespace, which Paddock does not do yet";
-
-export const ROOTLESS_VMS =
-  "VM sandboxes need the agent as root for now: a rootless agent's sandbox views live in a user namespace that QEMU's share would have to reach, which Paddock does not do yet";
-
-/** Which runtimes the checks allow, and with what (pure, for tests). */
-export function runtimeReadiness(checks: CheckResult[], root: boolean): Record<RuntimeKind, RuntimeReadiness> {
-  const ok = (name: CheckName) => checks.find((c) => c.name === name)?.ok === true;
-  const changeset = chooseChangeset(checks, root);
-  const overlay: CheckName = changeset === "fuse-overlayfs" ? "fuse-overlayfs" : root ? "overlayfs" : "overlayfs-rootless";
-  const readiness = (needs: CheckName[], anyOf: CheckName[] = []): RuntimeReadiness => {
-    const missing = needs.filter((n) => !ok(n));
-    const using = anyOf.find(ok);
-    if (anyOf.length > 0 && !using) missing.push(...anyOf);
-    return { available: missing.length === 0, missing, ...(using ? { using } : {}) };
-  };
-  const process = readiness([overlay, "bwrap"]);
-  return {
-    process: process.available ? { ...process, using: changeset } : process,
-    container: root ? readiness([overlay, "cgroups"], ["runc", "crun"]) : { available: false, missing: [], reason: ROOTLESS_CONTAINERS },
-    vm: root ? readiness([overlay, "qemu"], ["kvm", "tcg"]) : { available: false, missing: [], reason: ROOTLESS_VMS },
-  };
 }

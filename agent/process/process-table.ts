@@ -16,7 +16,7 @@ import { exitAndDrain } from "./child-exit";
 import { InputGate } from "./input-gate";
 import { killTree, programPid } from "./process-tree";
 import type { Logger } from "../log/logger";
-import type { GuestProcess } from "../vm/guest-connection";
+import type { GuestProcess, Launch, OutputSink } from "./launch";
 
 /** Output gathered within one event-loop turn goes out as one notification, up to this size. */
 const MAX_NOTIFICATION_CHARS = 256 * 1024;
@@ -77,8 +77,8 @@ export interface SpawnRequest {
   sandboxId: string;
   ownerUid: number;
   argv: string[];
-  /** The full command line that enters the sandbox. */
-  command: string[];
+  /** How the runtime runs the command: on the host or in a guest. */
+  launch: Launch;
   pty?: { cols: number; rows: number };
   session: Session;
 }
@@ -99,15 +99,12 @@ export class ProcessTable {
 
   /** Starts a process; synchronous, so nothing can change the sandbox between the caller's check and the start. */
   spawn(request: SpawnRequest, nodePty: typeof NodePty | undefined): number {
-    return this.track(request, request.pty && nodePty ? this.spawnPty(request, request.pty, nodePty) : this.spawnPipes(request));
+    const { launch } = request;
+    if ("guest" in launch) return this.track(request, this.guestRunning(request, launch.guest));
+    return this.track(request, request.pty && nodePty ? this.spawnPty(request, launch.host, request.pty, nodePty) : this.spawnPipes(request, launch.host));
   }
 
-  /** Starts a command in a VM through its guest agent (`start` gets the output sink). */
-  spawnGuest(request: Omit<SpawnRequest, "command">, start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess): number {
-    return this.track(request, this.guestRunning(request, start));
-  }
-
-  private track(request: Omit<SpawnRequest, "command">, entry: Running): number {
+  private track(request: SpawnRequest, entry: Running): number {
     this.running.set(entry.info.pid, entry);
     // The client that started it is the only one that sees its output: without it, it ends.
     const stopListening = request.session.onClose(() => entry.kill("SIGKILL"));
@@ -154,14 +151,14 @@ export class ProcessTable {
     return entry;
   }
 
-  private finish(request: Omit<SpawnRequest, "command">, pid: number, pumps: OutputPump[], exitCode: number | null, signal: string | null): void {
+  private finish(request: SpawnRequest, pid: number, pumps: OutputPump[], exitCode: number | null, signal: string | null): void {
     for (const pump of pumps) pump.flush(); // all output before the exit
     this.running.delete(pid);
     this.log.info("process exited", { sandboxId: request.sandboxId, pid, exitCode, signal });
     request.session.notify("process/exit", { pid, exitCode, signal });
   }
 
-  private guestRunning(request: Omit<SpawnRequest, "command">, start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess): Running {
+  private guestRunning(request: SpawnRequest, start: (onOutput: OutputSink) => GuestProcess): Running {
     const pid = this.nextGuestPid++;
     // A client behind with its output pauses the VM's channel (see GuestConnection.pause).
     const channel: { proc?: GuestProcess } = {};
@@ -214,8 +211,8 @@ export class ProcessTable {
     };
   }
 
-  private spawnPty(request: SpawnRequest, size: { cols: number; rows: number }, pty: typeof NodePty): Running {
-    const [file, ...args] = request.command as [string, ...string[]];
+  private spawnPty(request: SpawnRequest, command: string[], size: { cols: number; rows: number }, pty: typeof NodePty): Running {
+    const [file, ...args] = command as [string, ...string[]];
     let term: NodePty.IPty;
     try {
       term = pty.spawn(file, args, { name: "xterm-256color", cols: size.cols, rows: size.rows, cwd: "/", env: { PATH: DEFAULT_PATH } });
@@ -251,8 +248,8 @@ export class ProcessTable {
     };
   }
 
-  private spawnPipes(request: SpawnRequest): Running {
-    const [file, ...args] = request.command as [string, ...string[]];
+  private spawnPipes(request: SpawnRequest, command: string[]): Running {
+    const [file, ...args] = command as [string, ...string[]];
     const child: ChildProcessWithoutNullStreams = spawnChild(file, args, { stdio: ["pipe", "pipe", "pipe"], env: { PATH: DEFAULT_PATH } });
     child.on("error", (err) => this.log.warn("process error", { sandboxId: request.sandboxId, error: err.message }));
     if (child.pid === undefined) throw new PaddockError("E_SPAWN", `cannot start ${file}`, "run `paddock check`");

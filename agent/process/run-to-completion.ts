@@ -4,7 +4,7 @@ import { PaddockError } from "../protocol/errors";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { exitAndDrain } from "./child-exit";
 import { killTree } from "./process-tree";
-import type { GuestProcess } from "../vm/guest-connection";
+import type { GuestProcess, Launch, OutputSink } from "./launch";
 
 export const OUTPUT_CAP_BYTES = 1024 * 1024;
 
@@ -43,10 +43,20 @@ function afterTimeout(timeoutMs: number | undefined, onTimeout: () => void): Nod
   return timeoutMs === undefined ? undefined : setTimeout(onTimeout, timeoutMs);
 }
 
-export function runToCompletion(
-  command: string[],
-  options: { stdin?: string; timeoutMs?: number; cap?: number; onStart?: (kill: () => void) => void },
-): Promise<Completed> {
+export interface CompletionOptions {
+  stdin?: string;
+  timeoutMs?: number;
+  cap?: number;
+  /** Lets the caller kill the command (e.g. the sandbox is stopping). */
+  onStart?: (kill: () => void) => void;
+}
+
+/** Runs a command to its end, on the host or in a guest: the same result either way. */
+export function runToCompletion(launch: Launch, options: CompletionOptions): Promise<Completed> {
+  return "host" in launch ? runHostToCompletion(launch.host, options) : runGuestToCompletion(launch.guest, options);
+}
+
+function runHostToCompletion(command: string[], options: CompletionOptions): Promise<Completed> {
   const cap = options.cap ?? OUTPUT_CAP_BYTES;
   return new Promise((resolve, reject) => {
     const [file, ...args] = command as [string, ...string[]];
@@ -89,11 +99,8 @@ export function runToCompletion(
 /** How long a guest has to report a command's end after it was killed. */
 const GUEST_KILL_GRACE_MS = 5_000;
 
-/** `sandbox/exec` in a VM: the same result as for a host command, through the guest agent. */
-export function runGuestToCompletion(
-  start: (onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) => GuestProcess,
-  options: { stdin?: string; timeoutMs?: number; cap?: number; onStart?: (kill: () => void) => void },
-): Promise<Completed> {
+/** A command in a guest: the same result as for a host command, through the guest's agent. */
+function runGuestToCompletion(start: (onOutput: OutputSink) => GuestProcess, options: CompletionOptions): Promise<Completed> {
   const cap = options.cap ?? OUTPUT_CAP_BYTES;
   const stdout = new CappedBuffer(cap);
   const stderr = new CappedBuffer(cap);

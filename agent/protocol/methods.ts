@@ -4,10 +4,11 @@
  * from them, so a method cannot drift between the two sides.
  */
 import { z } from "zod/v3";
+import { NETWORK_MODES, RUNTIME_KINDS } from "./runtime-networks";
 
 export { PROTOCOL_VERSION } from "./version";
 
-export const RuntimeKind = z.enum(["process", "container", "vm"]);
+export const RuntimeKind = z.enum(RUNTIME_KINDS);
 export type RuntimeKind = z.infer<typeof RuntimeKind>;
 
 // ---- lifecycle -------------------------------------------------------------------------
@@ -83,6 +84,8 @@ export interface RuntimeReadiness {
   using?: string;
   /** Why it is unavailable when no check failed (e.g. it needs the agent as root). */
   reason?: string;
+  /** What to do about that reason. */
+  hint?: string;
 }
 
 export interface SystemCheckResult {
@@ -111,14 +114,13 @@ export const Limits = z
 /** Asked for in sandbox/create; in a Sandbox, the limits in force (Paddock's defaults for what was not asked). */
 export type Limits = z.infer<typeof Limits>;
 
-/** none: loopback only; host: the host's network; nat: user-mode NAT (slirp4netns, containers only). */
-export const NetworkMode = z.enum(["none", "host", "nat"]);
+export const NetworkMode = z.enum(NETWORK_MODES);
 export type NetworkMode = z.infer<typeof NetworkMode>;
 
 export const SandboxCreateParams = z
   .object({
     workspace: z.string().min(1).max(4096),
-    runtime: z.enum(["process", "container", "vm"]).optional(),
+    runtime: RuntimeKind.optional(),
     /** container only: an image of image/list; the default image when left out. */
     image: z.string().min(1).max(200).optional(),
     name: z.string().min(1).max(100).regex(/^[\w.@+-][\w .@+-]*$/, "letters, digits, spaces and . @ + - _ only").optional(),
@@ -129,7 +131,7 @@ export const SandboxCreateParams = z
   })
   .strict();
 
-export type SandboxRuntime = "process" | "container" | "vm";
+export type SandboxRuntime = RuntimeKind;
 
 export type SandboxState = "creating" | "running" | "stopped" | "deleting";
 

@@ -6,7 +6,7 @@
  */
 import * as os from "node:os";
 import { PaddockError } from "../protocol/errors";
-import type { Limits, Sandbox, SandboxRuntime } from "../protocol/methods";
+import type { Limits, Sandbox } from "../protocol/methods";
 
 export const MiB = 1024 * 1024;
 export const DEFAULT_PIDS = 4096;
@@ -42,20 +42,22 @@ function refuse(field: keyof Limits, message: string, hint: string): never {
   throw new PaddockError("E_INVALID_PARAMS", message, hint, { field: `limits.${field}` });
 }
 
-/**
- * The limits in force for a new sandbox of `runtime`, given what was asked and what the
- * agent's cgroups (none: undefined) can enforce. Refuses what cannot be had, before anything
- * is made.
- */
-export function resolveLimits(runtime: SandboxRuntime, asked: Limits, cgroups: CgroupControllers | undefined, hostMiB = hostMemoryMiB()): ResolvedLimits {
+function refuseBeyondHost(asked: Limits, hostMiB: number): void {
   for (const field of ["memoryMiB", "tmpMiB"] as const) {
     const value = asked[field];
     if (value !== undefined && value > hostMiB) {
       refuse(field, `${field} ${value} is more memory than this host has (${hostMiB} MiB)`, `ask for at most ${hostMiB}`);
     }
   }
-  if (runtime === "vm") return { limits: vmMachine(asked), unavailable: [] };
+}
 
+/**
+ * The limits in force for a new sandbox that a cgroup holds (a process or container sandbox),
+ * given what was asked and what the agent's cgroups (none: undefined) can enforce. Refuses
+ * what cannot be had, before anything is made.
+ */
+export function resolveLimits(asked: Limits, cgroups: CgroupControllers | undefined, hostMiB = hostMemoryMiB()): ResolvedLimits {
+  refuseBeyondHost(asked, hostMiB);
   const controllerOf = { memoryMiB: "memory", pids: "pids", cpus: "cpu" } as const;
   for (const field of ["memoryMiB", "pids", "cpus"] as const) {
     if (asked[field] === undefined) continue;
@@ -70,6 +72,12 @@ export function resolveLimits(runtime: SandboxRuntime, asked: Limits, cgroups: C
   else unavailable.push("pids");
   if (asked.cpus !== undefined) limits.cpus = asked.cpus;
   return { limits, unavailable };
+}
+
+/** The limits in force for a new VM sandbox: its machine's. */
+export function resolveVmLimits(asked: Limits, hostMiB = hostMemoryMiB()): ResolvedLimits {
+  refuseBeyondHost(asked, hostMiB);
+  return { limits: vmMachine(asked), unavailable: [] };
 }
 
 /**

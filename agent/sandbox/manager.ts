@@ -8,17 +8,18 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../protocol/errors";
-import type { Change, ExecResult, GcResult, Limits, NetworkMode, Sandbox, SandboxRuntime, SandboxState } from "../protocol/methods";
+import type { Change, ExecResult, GcResult, Sandbox, SandboxState } from "../protocol/methods";
 import { listChanges } from "../changeset/changes";
-import { RUNTIME_NETWORKS, networkRefusal } from "../protocol/runtime-networks";
-import { unmountAllBelow, unmountOverlay } from "../changeset/overlay";
+import { unmountAllBelow } from "../changeset/overlay";
 import type { Caller, Session } from "../server/session";
 import type { Logger } from "../log/logger";
 import { SandboxStore, type SandboxRecord } from "./store";
 import { openWorkspace, type OpenWorkspace } from "./workspace";
 import type { Changesets } from "../changeset/changesets";
 import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
-import { ENTER_FAILED, sandboxEnv, type LaunchSpec } from "../runtime/process-runtime";
+import type { LaunchSpec } from "../runtime/launch-spec";
+import type { Runtimes } from "../runtime/registry";
+import type { CreateRequest, SandboxRuntime } from "../runtime/runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
 import type { AgentNotificationMethod, AgentNotifications, ApproveResult, DiffResult, ReadFileResult, RejectResult, Undoable, UndoOffer, UndoResult } from "../protocol/methods";
@@ -39,24 +40,8 @@ import { Pacer } from "../sys/pacer";
 import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
 import type { UserRights } from "../sys/credentials";
 import { userRights } from "../sys/users";
-import { execFailure, type Containers, type OciRuntimeName } from "../runtime/containers";
-import type { Images } from "../image/images";
-import type { Accelerator, Vms } from "../runtime/vms";
-import { containerCwd } from "../runtime/container-spec";
-import { resolveLimits } from "../runtime/limits";
-import { runGuestToCompletion } from "../process/run-to-completion";
 
-export interface CreateRequest {
-  workspace: string;
-  runtime?: SandboxRuntime;
-  /** container sandboxes: an image name; the default image when left out. */
-  image?: string;
-  name?: string;
-  network?: NetworkMode;
-  limits?: Limits;
-  idempotencyKey?: string;
-  ttlSeconds?: number;
-}
+export type { CreateRequest } from "../runtime/runtime";
 
 export interface CommandRequest {
   argv: string[];
@@ -72,20 +57,8 @@ export interface ManagerOptions {
   processes: ProcessTable;
   log: Logger;
   changesets: Changesets;
-  /** The OCI runtime for container sandboxes; fails with the reason where there is none. */
-  containers: {
-    /** The OCI runtime new containers use; fails with the reason where there is none. */
-    choose(): Promise<OciRuntimeName>;
-    of(runtime: OciRuntimeName): Containers;
-    /** Containers of every OCI runtime whose state holds some (a crash may have left them). */
-    leftovers(): Containers[];
-  };
-  images: Images;
-  vms: {
-    runtime: Vms;
-    /** KVM where system/check proved it boots a guest, else TCG; fails with the reason where neither works. */
-    chooseAccelerator(): Promise<Accelerator>;
-  };
+  /** What sandboxes run on: each record's runtime does what differs between them. */
+  runtimes: Runtimes;
   /** Tells every client allowed to see a sandbox of `ownerUid` about a change (a client that is behind gets only the latest, as `whenBehind`). */
   broadcast: <M extends AgentNotificationMethod>(ownerUid: number, method: M, params: AgentNotifications[M], whenBehind?: AgentNotifications[M]) => void;
 }
@@ -99,7 +72,7 @@ export class SandboxManager {
   /** Lifecycle changes of one sandbox run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>();
   private ttlTimer: NodeJS.Timeout | undefined;
-  /** VM sandboxes being booted again after an agent restart. */
+  /** Sandboxes being started again in the background after an agent restart (booting VMs). */
   private readonly booting = new Map<string, Promise<void>>();
   /** Sandboxes whose processes are being ended: nothing new may start in them meanwhile. */
   private readonly stopping = new Set<string>();
@@ -127,26 +100,22 @@ export class SandboxManager {
     return toSandbox(this.find(caller, id));
   }
 
-  /** A VM sandbox's console log (the running VM's, or the last one kept in its folder). */
+  /** A sandbox's console log, for a runtime that has one (a VM's). */
   console(caller: Caller, id: string): string {
     const record = this.find(caller, id);
-    if (record.runtime !== "vm") throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is not a VM sandbox`, "only VM sandboxes have a console");
-    const file = this.options.vms.runtime.consoleLog(id) ?? path.join(this.options.store.paths(id).dir, "vm", "console.log");
-    try {
-      return fs.readFileSync(file, "utf8");
-    } catch {
-      return "";
-    }
+    const runtime = this.runtime(record);
+    if (!runtime.console) throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is not a VM sandbox`, "only VM sandboxes have a console");
+    return runtime.console(record, this.options.store.paths(id));
   }
 
   /** Sandboxes whose containers are made from the image of this digest. */
   imageUsers(digest: string): string[] {
-    return [...this.records.values()].filter((r) => r.image?.digest === digest).map((r) => r.id);
+    return [...this.records.values()].filter((r) => this.runtime(r).imageOf(r)?.digest === digest).map((r) => r.id);
   }
 
   /** Layers that containers of sandboxes stand on (kept in the image store whatever happens to their image). */
   layersInUse(): Set<string> {
-    return new Set([...this.records.values()].flatMap((r) => r.container?.layers ?? []));
+    return new Set([...this.records.values()].flatMap((r) => this.runtime(r).imageOf(r)?.layers ?? []));
   }
 
   /** What the sandbox changed, from its upper directory (running or stopped alike); listed in slices, so others are served meanwhile. */
@@ -384,15 +353,10 @@ export class SandboxManager {
         return this.serialized(existing.id, async () => toSandbox(this.find(caller, existing.id)));
       }
     }
-    const runtime = request.runtime ?? "process";
-    const { limits, unavailable } = resolveLimits(runtime, request.limits ?? {}, this.options.cgroups?.controllers);
-    if (runtime !== "container" && request.image !== undefined) throw new PaddockError("E_INVALID_PARAMS", "an image is for container sandboxes", "create with runtime container, or leave the image out", { field: "image" });
-    const wrongNetwork = networkRefusal(runtime, request.network ?? "none");
-    if (wrongNetwork) throw new PaddockError("E_INVALID_PARAMS", wrongNetwork, `use ${RUNTIME_NETWORKS[runtime].join(" or ")}, or another runtime`, { field: "network" });
+    const runtime = this.options.runtimes.get(request.runtime ?? "process");
+    const { limits, unavailable } = runtime.validate(request, this.options.cgroups?.controllers);
     // Before anything is recorded: no runtime or no image is a plain refusal.
-    const ociRuntime = runtime === "container" ? await this.options.containers.choose() : undefined;
-    const accelerator = runtime === "vm" ? await this.options.vms.chooseAccelerator() : undefined;
-    const image = runtime === "container" ? await this.options.images.resolve(request.image) : undefined;
+    const part = await runtime.prepare(request);
     const workspace = openWorkspace(request.workspace, caller, this.options.stateDir);
     const id = `sbx-${randomBytes(6).toString("hex")}`;
     const now = new Date();
@@ -400,9 +364,7 @@ export class SandboxManager {
       id,
       name: request.name ?? `${path.basename(workspace.path)}-${id.slice(4, 8)}`,
       workspace: workspace.path,
-      runtime,
-      ...(image && ociRuntime ? { image: { name: image.name, digest: image.digest }, container: { ociRuntime, layers: image.layers, config: image.config } } : {}),
-      ...(accelerator ? { vm: { accelerator } } : {}),
+      ...part,
       state: "creating",
       network: request.network ?? "none",
       limits,
@@ -493,8 +455,8 @@ export class SandboxManager {
     const before = cgroup?.counters();
     let kill = () => undefined as void;
     const options = { stdin: request.stdin, timeoutMs: request.timeoutMs, onStart: (killer: () => void) => (kill = killer) };
-    const spec = this.launchSpec(record, request, false);
-    const running = record.runtime === "vm" ? runGuestToCompletion((onOutput) => this.guestExec(record, spec, onOutput), options) : runToCompletion(this.command(record, spec), options);
+    const runtime = this.runtime(record);
+    const running = runToCompletion(runtime.launch(record, this.launchSpec(record, request, false)), options);
     // Tracked from the moment it starts, so that stop and delete end it and wait for it.
     const execs = this.execs.get(id) ?? new Set();
     const entry = { kill: () => kill(), done: running.then(() => undefined, () => undefined) };
@@ -505,11 +467,7 @@ export class SandboxManager {
       execs.delete(entry);
       stopListening?.();
     });
-    // A command killed (a timeout, a stop) can make runc exec fail on its own: that is no exec failure.
-    if (record.container && !done.timedOut && !this.stopping.has(id) && record.state === "running") await this.refuseExecFailure(record, done);
-    if (record.runtime === "process" && done.exitCode === ENTER_FAILED && done.stderr.startsWith("paddock-enter:")) {
-      throw new PaddockError("E_SPAWN", `cannot enter the sandbox: ${done.stderr.trim().slice("paddock-enter: ".length)}`, "see the agent log; `paddock check` tells what works");
-    }
+    await runtime.checkExec(record, done, done.timedOut || this.stopping.has(id) || record.state !== "running");
     const after = cgroup?.counters();
     const limitsHit: ExecResult["limitsHit"] = [];
     if (before && after && after.oomKills > before.oomKills) limitsHit.push("memory");
@@ -525,13 +483,8 @@ export class SandboxManager {
     // From the check to the start nothing awaits, so a stop cannot slip in between.
     const record = this.runnable(caller, id);
     const spec = { ...this.launchSpec(record, request, request.pty !== undefined), ...(request.pty ? { ptySize: request.pty } : {}) };
-    if (record.runtime === "vm") {
-      return this.options.processes.spawnGuest({ sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, pty: request.pty, session }, (onOutput) => this.guestExec(record, spec, onOutput));
-    }
-    return this.options.processes.spawn(
-      { sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, command: this.command(record, spec), pty: request.pty, session },
-      nodePty,
-    );
+    const launch = this.runtime(record).launch(record, spec);
+    return this.options.processes.spawn({ sandboxId: id, ownerUid: record.ownerUid, argv: request.argv, launch, pty: request.pty, session }, nodePty);
   }
 
   // ---- expiry, gc, recovery --------------------------------------------------------------
@@ -615,16 +568,16 @@ export class SandboxManager {
     }
     const paths = this.options.store.paths(record.id);
     if (record.state === "stopped") {
-      await this.stopRuntime(record);
+      await this.runtime(record).stop(record, paths);
       await this.options.changesets.unmount(record.id, paths);
       rlog.info("adopted stopped sandbox");
       return;
     }
     const mounted = this.options.changesets.isMounted(record.id, paths);
     const rebooted = record.bootId !== this.options.bootId;
-    // A container's processes died with the cgroup above: it is made again, below.
-    if (mounted && !rebooted && record.runtime === "process") {
-      if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, record.limits);
+    // A container's processes and a VM died with the cgroup above: they are made again, below.
+    if (mounted && !rebooted && this.runtime(record).survivesAgentRestart) {
+      if (this.options.cgroups && !this.cgroupOf(record)) this.options.cgroups.create(record.id, this.runtime(record).cgroupLimits(record));
       void this.watcher.watch(record.id, paths.upper);
       rlog.info("adopted running sandbox");
       return;
@@ -641,7 +594,7 @@ export class SandboxManager {
         rlog.warn("cannot re-mount; the sandbox is stopped, its changes kept", { error: (err as Error).message });
       }
     };
-    if (record.runtime !== "vm") return remount();
+    if (!this.runtime(record).startsSlowly) return remount();
     // A boot takes seconds (a minute under TCG): it goes on once the agent serves; commands wait for it.
     const booting = this.serialized(record.id, remount).finally(() => this.booting.delete(record.id));
     this.booting.set(record.id, booting);
@@ -674,29 +627,6 @@ export class SandboxManager {
       throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is ${this.stopping.has(id) ? "stopping" : record.state}`, record.state === "stopped" ? "start it first (sandbox/start)" : "wait until it is running");
     }
     return record;
-  }
-
-  /** Starts a command through the VM's guest agent, as the owner, in /workspace unless told otherwise. */
-  private guestExec(record: SandboxRecord, spec: LaunchSpec, onOutput: (stream: "stdout" | "stderr", data: Buffer) => void) {
-    const env = { ...sandboxEnv(spec), HOME: spec.env?.HOME ?? (spec.uid === 0 ? "/root" : "/tmp") };
-    return this.options.vms.runtime.connection(record.id).exec({ argv: spec.argv, env, cwd: containerCwd(spec.cwd), uid: spec.uid, gid: spec.gid, ...(spec.ptySize ? { pty: spec.ptySize } : {}) }, onOutput);
-  }
-
-  /** `runc exec` itself failed (exit code 255 and its log line): an error, not the program's result. */
-  private async refuseExecFailure(record: SandboxRecord, done: { exitCode: number | null; stderr: string }): Promise<void> {
-    const failure = execFailure(done.exitCode, done.stderr);
-    if (!failure || !record.container) return;
-    if (!(await this.options.containers.of(record.container.ociRuntime).isRunning(record.id))) {
-      throw new PaddockError("E_INVALID_STATE", `the container of sandbox ${record.id} is no longer running (${failure})`, "stop and start the sandbox (its changes are kept)");
-    }
-    throw new PaddockError("E_SPAWN", `cannot run the command in the container: ${failure}`, "check the program's name and the working directory (relative to /workspace)");
-  }
-
-  /** The command line of a program in the sandbox: bubblewrap's, or the container runtime's. */
-  private command(record: SandboxRecord, spec: LaunchSpec): string[] {
-    if (record.runtime === "process") return this.options.changesets.launch(spec);
-    if (!record.container) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id} has no container`, "delete it and create another");
-    return this.options.containers.of(record.container.ociRuntime).command(spec, record.container.config);
   }
 
   private launchSpec(record: SandboxRecord, request: CommandRequest, pty: boolean): LaunchSpec {
@@ -738,10 +668,23 @@ export class SandboxManager {
       fs.chmodSync(paths.upper, ws.mode & 0o7777);
       await this.options.changesets.mount(record.id, paths, workspace);
       try {
-        // A VM's limits are its QEMU's memory and CPUs: a cgroup limit would only kill QEMU.
-        this.options.cgroups?.create(record.id, record.runtime === "vm" ? {} : record.limits);
-        if (record.runtime === "container") await this.startContainer(record);
-        if (record.runtime === "vm") await this.startVm(record);
+        const runtime = this.runtime(record);
+        const cgroup = this.options.cgroups?.create(record.id, runtime.cgroupLimits(record));
+        await runtime.start(record, {
+          paths,
+          view: this.options.changesets.viewPath(record.id, paths),
+          cgroupProcs: cgroup?.procsFiles ?? [],
+          ...(this.options.cgroups ? { cgroupsPath: this.options.cgroups.pathOf(record.id) } : {}),
+          owner: ownerIds(record.ownerUid),
+          onProgress: (step) => this.options.broadcast(record.ownerUid, "sandbox/progress", { id: record.id, step }),
+          // What it runs on ended by itself (QEMU killed by its owner, a guest that crashed): the sandbox is stopped, its changes kept.
+          onEnded: (why) =>
+            void this.serialized(record.id, async () => {
+              if (this.records.get(record.id) !== record || record.state !== "running") return;
+              this.options.log.warn("the sandbox's VM ended by itself; the sandbox is stopped", { sandboxId: record.id, why });
+              await this.stopRecord(record);
+            }).catch((err: Error) => this.options.log.error("cannot stop a sandbox whose VM ended", { sandboxId: record.id, error: err.message })),
+        });
       } catch (err) {
         await this.options.changesets.unmount(record.id, paths);
         throw err;
@@ -751,64 +694,14 @@ export class SandboxManager {
     }
   }
 
-  private async startContainer(record: SandboxRecord): Promise<void> {
-    if (!record.container) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id} has no container`, "delete it and create another");
-    const paths = this.options.store.paths(record.id);
-    await this.options.containers.of(record.container.ociRuntime).start({
-      id: record.id,
-      paths: paths.container,
-      imageName: record.image?.name ?? "?",
-      imageConfig: record.container.config,
-      layerDirs: this.options.images.layerDirs(record.container.layers),
-      workspaceView: this.options.changesets.viewPath(record.id, paths),
-      network: record.network,
-      limits: record.limits,
-      ...(this.options.cgroups ? { cgroupsPath: this.options.cgroups.pathOf(record.id) } : {}),
-    });
-  }
-
-  private async startVm(record: SandboxRecord): Promise<void> {
-    if (!record.vm) throw new PaddockError("E_INVALID_STATE", `sandbox ${record.id} has no VM`, "delete it and create another");
-    const paths = this.options.store.paths(record.id);
-    // QEMU writes the share with its own uid and no capabilities: root's sandbox of another
-    // user's folder writes as that folder's owner (root without capabilities could not).
-    let owner: { uid: number; gid: number } = ownerIds(record.ownerUid);
-    if (owner.uid === 0) {
-      const ws = fs.statSync(record.workspace);
-      owner = { uid: ws.uid, gid: ws.gid };
-    }
-    const booted = await this.options.vms.runtime.start({
-      id: record.id,
-      dir: path.join(paths.dir, "vm"),
-      workspaceView: this.options.changesets.viewPath(record.id, paths),
-      uid: owner.uid,
-      gid: owner.gid,
-      limits: record.limits,
-      network: record.network,
-      accelerator: record.vm.accelerator,
-      cgroupProcs: this.cgroupOf(record)?.procsFiles ?? [],
-      onProgress: (step) => this.options.broadcast(record.ownerUid, "sandbox/progress", { id: record.id, step }),
-      // QEMU ended by itself (its owner killed it, the guest crashed): the sandbox is stopped, its changes kept.
-      onEnded: (why) =>
-        void this.serialized(record.id, async () => {
-          if (this.records.get(record.id) !== record || record.state !== "running") return;
-          this.options.log.warn("the sandbox's VM ended by itself; the sandbox is stopped", { sandboxId: record.id, why });
-          await this.stopRecord(record);
-        }).catch((err: Error) => this.options.log.error("cannot stop a sandbox whose VM ended", { sandboxId: record.id, error: err.message })),
-    });
-    record.vm = { accelerator: booted.accelerator, kernelRelease: booted.kernelRelease, fromPool: booted.fromPool };
-  }
-
-  /** Stops a sandbox's VM, or deletes its container and unmounts its root, if it has them. */
+  /** Stops what a sandbox runs on (its VM, its container), if it has it. */
   private async stopRuntime(record: SandboxRecord): Promise<void> {
-    if (record.vm) await this.options.vms.runtime.stop(record.id);
-    if (record.container) await this.options.containers.of(record.container.ociRuntime).remove(record.id, this.options.store.paths(record.id).container);
+    await this.runtime(record).stop(record, this.options.store.paths(record.id));
   }
 
   /** Ends every process of a sandbox and waits until they are gone: only then may files be removed. */
   private async killProcesses(record: SandboxRecord): Promise<void> {
-    // A VM's commands end with it: waiting for a stuck (or hostile) guest to report their exits could last forever.
-    if (record.vm) await this.options.vms.runtime.stop(record.id);
+    await this.runtime(record).halt(record);
     const execs = [...(this.execs.get(record.id) ?? [])];
     for (const exec of execs) exec.kill();
     await Promise.all([this.options.processes.killSandbox(record.id), ...execs.map((e) => e.done)]);
@@ -829,19 +722,21 @@ export class SandboxManager {
     }
     await this.stopRuntime(record);
     await this.cgroupOf(record)?.remove();
-    await this.removeLeftovers(record.id, record);
+    await this.removeFolder(record.id);
     this.records.delete(record.id);
-    // Layers only this sandbox still held (its image was removed or re-imported meanwhile).
-    if (record.container) this.options.images.collect();
+    this.runtime(record).deleted(record);
     this.options.log.info("sandbox deleted", { sandboxId: record.id });
     this.options.broadcast(record.ownerUid, "sandbox/didChangeState", { id: record.id, state: "deleted" });
   }
 
-  /** A sandbox's container, mounts and directory; without a record, whatever runtime may hold its container. */
-  private async removeLeftovers(id: string, record?: SandboxRecord): Promise<void> {
-    if (record) await this.stopRuntime(record);
-    else for (const containers of this.options.containers.leftovers()) await containers.remove(id, this.options.store.paths(id).container);
-    unmountOverlay(this.options.store.paths(id).container.rootfs);
+  /** A folder without a record: whatever any runtime may hold of it, then its mounts and itself. */
+  private async removeLeftovers(id: string): Promise<void> {
+    for (const runtime of this.options.runtimes.all()) await runtime.removeLeftovers(id, this.options.store.paths(id));
+    await this.removeFolder(id);
+  }
+
+  /** A sandbox's view and folder, once what it ran on is stopped. */
+  private async removeFolder(id: string): Promise<void> {
     await this.options.changesets.unmount(id, this.options.store.paths(id));
     this.options.store.removeAll(id);
   }
@@ -867,15 +762,17 @@ export class SandboxManager {
         });
       }
     }
-    for (const containers of this.options.containers.leftovers()) {
-      for (const id of await containers.list()) {
-        if (!this.records.has(id)) await attempt(`container of ${id}`, () => containers.remove(id, this.options.store.paths(id).container));
-      }
+    for (const runtime of this.options.runtimes.all()) {
+      for (const leftover of await runtime.orphans((id) => this.records.has(id), (id) => this.options.store.paths(id))) await attempt(leftover.what, leftover.remove);
     }
     for (const id of this.options.cgroups?.list() ?? []) {
       if (!this.records.has(id)) await attempt(`cgroup ${id}`, async () => this.options.cgroups?.open(id)?.remove());
     }
     return cleaned;
+  }
+
+  private runtime(record: SandboxRecord): SandboxRuntime {
+    return this.options.runtimes.of(record);
   }
 
   private setState(record: SandboxRecord, state: SandboxState): void {
@@ -938,8 +835,10 @@ export function mayAccess(caller: Caller, record: { ownerUid: number }): boolean
 }
 
 function toSandbox(record: SandboxRecord): Sandbox {
-  const { bootId: _bootId, idempotencyKey: _key, container: _container, ...sandbox } = record;
-  return sandbox;
+  const { bootId: _bootId, idempotencyKey: _key, ...sandbox } = record;
+  if (!("container" in sandbox)) return sandbox;
+  const { container: _container, ...shown } = sandbox;
+  return shown;
 }
 
 function safeRealpath(p: string): string {

@@ -7,38 +7,12 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Sandbox } from "../protocol/methods";
-import type { OciRuntimeName } from "../runtime/containers";
 import { PaddockError } from "../protocol/errors";
 import { fsyncDir, writeDurably } from "../state/durable";
+import { RECORD_FILE, sandboxPaths, type SandboxPaths } from "../state/sandbox-layout";
+import type { SandboxRecord } from "../state/sandbox-record";
 
-export interface SandboxRecord extends Sandbox {
-  /** The boot during which the overlay was last mounted. */
-  bootId: string;
-  /** "dev:ino" of the workspace directory that was checked: a directory put in its place is refused. */
-  workspaceId: string;
-  idempotencyKey?: string;
-  /** Container sandboxes: what the container stands on, kept with the sandbox (the image may be re-imported or removed meanwhile). */
-  container?: { ociRuntime: OciRuntimeName; layers: string[]; config: unknown };
-}
-
-export interface SandboxPaths {
-  dir: string;
-  record: string;
-  upper: string;
-  work: string;
-  merged: string;
-  /** An approve in progress (see review/approve.ts). */
-  journal: string;
-  /** What each changed path was before the sandbox changed it (see review/bases.ts). */
-  bases: string;
-  /** What approves and rejects changed, to undo them (see review/undo-record.ts). */
-  undo: string;
-  /** Container sandboxes: the container's root (image layers + its own upper) and bundle. */
-  container: { upper: string; work: string; rootfs: string; bundle: string };
-}
-
-const RECORD = "record.json";
+export type { SandboxRecord } from "../state/sandbox-record";
 
 export class SandboxStore {
   constructor(readonly root: string) {
@@ -46,23 +20,7 @@ export class SandboxStore {
   }
 
   paths(id: string): SandboxPaths {
-    const dir = path.join(this.root, id);
-    return {
-      dir,
-      record: path.join(dir, RECORD),
-      upper: path.join(dir, "upper"),
-      work: path.join(dir, "work"),
-      merged: path.join(dir, "merged"),
-      journal: path.join(dir, "approve-journal.json"),
-      bases: path.join(dir, "bases.json"),
-      undo: path.join(dir, "undo"),
-      container: {
-        upper: path.join(dir, "root-upper"),
-        work: path.join(dir, "root-work"),
-        rootfs: path.join(dir, "rootfs"),
-        bundle: path.join(dir, "bundle"),
-      },
-    };
+    return sandboxPaths(this.root, id);
   }
 
   /** Writes a record durably; creates the sandbox's directory on first write. */
@@ -90,7 +48,7 @@ export class SandboxStore {
    */
   removeAll(id: string): void {
     const { dir, record } = this.paths(id);
-    const victims = safeReaddir(dir).filter((e) => e !== RECORD).map((e) => path.join(dir, e));
+    const victims = safeReaddir(dir).filter((e) => e !== RECORD_FILE).map((e) => path.join(dir, e));
     if (victims.length > 0) removeTree(victims);
     fs.rmSync(record, { force: true });
     removeTree([dir]);

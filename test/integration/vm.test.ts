@@ -16,8 +16,8 @@ import { descendants } from "../../agent/process/process-tree";
 import * as http from "node:http";
 import * as net from "node:net";
 import { REPO, tempDir } from "../helpers/agent-process";
-import { GuestImages, secretArchive } from "../../agent/vm/guest-image";
-import { GuestConnection } from "../../agent/vm/guest-connection";
+import { GuestImages, secretArchive } from "../../agent/guest/guest-image";
+import { GuestConnection } from "../../agent/guest/guest-connection";
 import { socketPair } from "../../agent/sys/libc";
 
 /** QEMUs an agent started that are still running. */

@@ -2,11 +2,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as net from "node:net";
-import { GuestConnection } from "../../agent/vm/guest-connection";
+import { GuestConnection } from "../../agent/guest/guest-connection";
 import { socketPair } from "../../agent/sys/libc";
 import type { PaddockError } from "../../agent/protocol/errors";
-import { FrameDecoder, FrameType, MAX_FRAME, decodeExit, encodeExec, encodeFrame, encodeResize } from "../../agent/vm/guest-protocol";
-import { moduleLoadOrder } from "../../agent/vm/guest-image";
+import { FrameDecoder, FrameType, MAX_FRAME, decodeExit, encodeExec, encodeFrame, encodeResize } from "../../agent/guest/guest-protocol";
+import { moduleLoadOrder } from "../../agent/guest/guest-image";
 
 test("frames split anywhere come back whole, in order", () => {
   const bytes = Buffer.concat([encodeFrame(FrameType.output, 7, Buffer.from([1, 104, 105])), encodeFrame(FrameType.exit, 7, Buffer.from([0, 0, 0, 3, 0])), encodeFrame(FrameType.ready, 0, Buffer.from("6.1.0"))]);

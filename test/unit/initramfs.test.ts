@@ -4,8 +4,8 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { buildInitramfs } from "../../agent/vm/initramfs";
-import { kernelReleaseOf } from "../../agent/vm/kernel";
+import { buildInitramfs } from "../../agent/guest/initramfs";
+import { kernelReleaseOf } from "../../agent/guest/kernel";
 
 test("the initramfs is a newc archive that cpio lists with the right types, sizes and device numbers", () => {
   const archive = buildInitramfs([

@@ -1,8 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseCgroupMounts } from "../../agent/check/probes/cgroups";
-import { chooseChangeset, runtimeReadiness } from "../../agent/check/system-check";
+import { chooseChangeset, containerReadiness, processReadiness, vmReadiness } from "../../agent/runtime/readiness";
 import type { CheckName, CheckResult } from "../../agent/protocol/methods";
+
+/** What system/check reports for these checks, without overrides. */
+function runtimeReadiness(checks: CheckResult[], root: boolean) {
+  return { process: processReadiness(checks, root, {}), container: containerReadiness(checks, root, {}), vm: vmReadiness(checks, root, {}) };
+}
 
 const HYBRID = `
 30 24 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755

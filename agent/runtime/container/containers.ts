@@ -11,19 +11,19 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
-import type { Limits, NetworkMode } from "../protocol/methods";
-import type { Logger } from "../log/logger";
-import { OVERLAY_OPTIONS, refuseUnsafeOptionPaths, unmountOverlay } from "../changeset/overlay";
-import { MS_NODEV, errnoName, mount } from "../sys/libc";
-import { Beneath, BeneathError } from "../sys/beneath";
+import { PaddockError } from "../../protocol/errors";
+import type { Limits, NetworkMode } from "../../protocol/methods";
+import type { Logger } from "../../log/logger";
+import { OVERLAY_OPTIONS, refuseUnsafeOptionPaths, unmountOverlay } from "../../changeset/overlay";
+import { MS_NODEV, errnoName, mount } from "../../sys/libc";
+import { Beneath, BeneathError } from "../../sys/beneath";
 import { containerConfig, execArgs, mountDestinations } from "./container-spec";
-import type { LaunchSpec } from "./process-runtime";
-import { DEFAULT_PATH } from "../sys/default-path";
-import { lastMessage } from "../log/logfmt";
-import { SLIRP_DNS, startSlirp } from "./slirp";
+import type { LaunchSpec } from "../launch-spec";
+import { DEFAULT_PATH } from "../../sys/default-path";
+import { lastMessage } from "../../log/logfmt";
+import { SLIRP_DNS, startSlirp } from "../slirp";
+import type { OciRuntimeName } from "../../state/sandbox-record";
 
-export type OciRuntimeName = "runc" | "crun";
 
 export interface ContainerPaths {
   /** The container's own changes (outside /workspace). */

@@ -7,12 +7,9 @@
  * host, so any image works, even one without a shell); every program is started with
  * `runc exec`, as the sandbox's owner, like the process runtime's.
  */
-import * as path from "node:path";
-import type { Limits, NetworkMode } from "../protocol/methods";
-import { sandboxEnv, type LaunchSpec } from "./process-runtime";
-import { DEFAULT_PATH } from "../sys/default-path";
-
-export const WORKSPACE_IN_CONTAINER = "/workspace";
+import type { Limits, NetworkMode } from "../../protocol/methods";
+import { WORKSPACE_IN_GUEST, guestCwd, sandboxEnv, type LaunchSpec } from "../launch-spec";
+import { DEFAULT_PATH } from "../../sys/default-path";
 /** On /dev (a tmpfs of the container's), so that the image's own file system is not touched. */
 export const INIT_IN_CONTAINER = "/dev/.paddock-init";
 
@@ -54,9 +51,6 @@ export function imageEnv(imageConfig: unknown): Record<string, string> {
 }
 
 /** Where commands start by default and where relative cwds are taken from. */
-export function containerCwd(cwd: string | undefined): string {
-  return cwd === undefined ? WORKSPACE_IN_CONTAINER : path.posix.resolve(WORKSPACE_IN_CONTAINER, cwd);
-}
 
 /** Docker's default capabilities: what a root process in a container may do. */
 const ROOT_CAPABILITIES = [
@@ -88,7 +82,7 @@ export function containerConfig(input: ContainerInput): Record<string, unknown> 
   ];
   if (input.resolvConf) mounts.push({ destination: "/etc/resolv.conf", type: "bind", source: input.resolvConf, options: ["bind", "ro"] });
   // Last: nothing is mounted through the workspace (the agent also refuses symlinked destinations).
-  mounts.push({ destination: WORKSPACE_IN_CONTAINER, type: "bind", source: input.workspaceView, options: ["rbind", "rw", "nodev"] });
+  mounts.push({ destination: WORKSPACE_IN_GUEST, type: "bind", source: input.workspaceView, options: ["rbind", "rw", "nodev"] });
   const namespaces = [{ type: "pid" }, { type: "ipc" }, { type: "uts" }, { type: "mount" }, ...(input.network === "host" ? [] : [{ type: "network" }])];
   return {
     ociVersion: "1.0.2",
@@ -155,7 +149,7 @@ export function execArgs(container: string, spec: LaunchSpec, imageConfig: unkno
     "exec",
     ...(spec.pty ? ["--tty"] : []),
     "--user", `${spec.uid}:${spec.gid}`,
-    "--cwd", containerCwd(spec.cwd),
+    "--cwd", guestCwd(spec.cwd),
     ...Object.entries(env).flatMap(([k, v]) => ["--env", `${k}=${v}`]),
     ...(spec.uid === 0 ? ROOT_CAPABILITIES.flatMap((c) => ["--cap", c]) : []),
     // Everything after the container's name is the program's (runc does not reorder arguments).

@@ -8,36 +8,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
-import type { NetworkMode } from "../protocol/methods";
-import { DEFAULT_PATH } from "../sys/default-path";
-import { MiB, SMALL_TMPFS_MIB } from "./limits";
+import { PaddockError } from "../../protocol/errors";
+import { DEFAULT_PATH } from "../../sys/default-path";
+import { MiB, SMALL_TMPFS_MIB } from "../limits";
+import { sandboxEnv, type LaunchSpec } from "../launch-spec";
 
 /** paddock-enter's exit code when it could not enter the sandbox (it then ran nothing). */
 export const ENTER_FAILED = 125;
-
-export interface LaunchSpec {
-  sandboxId: string;
-  /** The sandbox's merged overlay on the host. */
-  merged: string;
-  workspace: string;
-  /** "dev:ino" of the workspace directory checked at creation. */
-  workspaceId: string;
-  network: NetworkMode;
-  argv: string[];
-  cwd?: string;
-  env?: Record<string, string>;
-  pty: boolean;
-  /** The terminal's first size (a VM's guest agent opens the terminal itself). */
-  ptySize?: { cols: number; rows: number };
-  /** The caller's identity: the program runs as this user. */
-  uid: number;
-  gid: number;
-  /** cgroup.procs files the program joins before anything else runs. */
-  cgroupProcs: string[];
-  /** The size of /tmp (a sandbox made before /tmp had one: none, as then). */
-  tmpMiB?: number;
-}
 
 /** The absolute path of a program on the default PATH (paddock-enter runs programs by absolute path only). */
 export function findProgram(name: string): string {
@@ -51,17 +28,6 @@ export function findProgram(name: string): string {
     }
   }
   throw new PaddockError("E_RUNTIME_UNAVAILABLE", `${name} is not installed`, `install it (apt-get install ${name === "bwrap" ? "bubblewrap" : name}); paddock check tells what works`);
-}
-
-export function sandboxEnv(spec: Pick<LaunchSpec, "sandboxId" | "env" | "pty">): Record<string, string> {
-  return {
-    PATH: DEFAULT_PATH,
-    HOME: "/tmp",
-    TERM: spec.pty ? "xterm-256color" : "dumb",
-    LANG: "C.UTF-8",
-    PADDOCK_SANDBOX: spec.sandboxId,
-    ...spec.env,
-  };
 }
 
 /** The working directory inside the sandbox: the workspace root by default, relative paths from there. */

@@ -5,31 +5,8 @@
 import type { Socket } from "node:net";
 import * as os from "node:os";
 import { PaddockError } from "../protocol/errors";
+import type { GuestExit, GuestProcess } from "../process/launch";
 import { FrameDecoder, FrameType, decodeExit, encodeExec, encodeFrame, encodeResize, type ExecRequest, type Frame } from "./guest-protocol";
-
-export interface GuestExit {
-  exitCode: number;
-  /** The signal that ended the program, if one did (its exitCode is then 128+N). */
-  signal: string | null;
-}
-
-export interface GuestProcess {
-  readonly channel: number;
-  /** Resolves with the exit after the last output; rejects when the command could not start or the VM went away. */
-  readonly exited: Promise<GuestExit>;
-  write(data: Buffer | string): void;
-  /** Input bytes written and not yet sent to the VM (its port is shared: all of its channels' input counts). */
-  unsentInput(): number;
-  /** End of input (pipes). */
-  end(): void;
-  resize(cols: number, rows: number): void;
-  signal(signal: NodeJS.Signals): void;
-  /** Back-pressure: the VM's whole channel waits while one of its clients is behind. */
-  pause(): void;
-  resume(): void;
-  /** No longer waits for the command (a guest that never reported its end): what it says later is dropped. */
-  abandon(): void;
-}
 
 interface Channel {
   onOutput: (stream: "stdout" | "stderr", data: Buffer) => void;

@@ -26,19 +26,19 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { PaddockError, stateDirFailure } from "../protocol/errors";
-import type { Limits, NetworkMode } from "../protocol/methods";
-import type { Logger } from "../log/logger";
-import { MNT_DETACH, MS_BIND, errnoName, mount, socketPair, umount2 } from "../sys/libc";
-import { GuestConnection } from "../vm/guest-connection";
-import { unmountAllBelow } from "../changeset/overlay";
-import { secretArchive, type GuestImages } from "../vm/guest-image";
-import { DEFAULT_PATH } from "../sys/default-path";
-import { SLIRP_DNS, startSlirp } from "./slirp";
-import { whyItFailed } from "../log/logfmt";
-import { VM_DEFAULTS, vmMachine } from "./limits";
+import { PaddockError, stateDirFailure } from "../../protocol/errors";
+import type { Limits, NetworkMode } from "../../protocol/methods";
+import type { Logger } from "../../log/logger";
+import { MNT_DETACH, MS_BIND, errnoName, mount, socketPair, umount2 } from "../../sys/libc";
+import { GuestConnection } from "../../guest/guest-connection";
+import { unmountAllBelow } from "../../changeset/overlay";
+import { secretArchive, type GuestImages } from "../../guest/guest-image";
+import { DEFAULT_PATH } from "../../sys/default-path";
+import { SLIRP_DNS, startSlirp } from "../slirp";
+import { whyItFailed } from "../../log/logfmt";
+import { VM_DEFAULTS, vmMachine } from "../limits";
+import type { Accelerator } from "../../state/sandbox-record";
 
-export type Accelerator = "kvm" | "tcg";
 
 export interface VmStart {
   id: string;
