@@ -7,8 +7,8 @@ import * as path from "node:path";
 import * as vscode from "vscode";
 import { PaddockError } from "../../agent/protocol/errors";
 import type { AgentClient } from "../../agent/protocol/client";
-import type { NetworkMode, RuntimeKind, SystemCheckResult } from "../../agent/protocol/methods";
-import { RUNTIME_NETWORKS } from "../../agent/protocol/runtime-networks";
+import type { NetworkMode, RuntimeKind, RuntimeReadiness, SystemCheckResult } from "../../agent/protocol/methods";
+import { RUNTIME_KINDS, RUNTIME_NETWORKS } from "../../agent/protocol/runtime-networks";
 import { createOptions } from "../sandboxes/create-options";
 import { networkLabel } from "../sandboxes/describe";
 import { readSettings } from "../settings";
@@ -61,22 +61,30 @@ interface RuntimeItem extends vscode.QuickPickItem {
   why?: string;
 }
 
-/** Why a runtime cannot be used, from the agent's own answers (its capabilities and its check). */
-function unusable(ctx: CommandContext, kind: RuntimeKind, check: SystemCheckResult): string | undefined {
-  const info = ctx.agent.current.kind === "running" ? ctx.agent.current.info : undefined;
-  if (!(info?.capabilities.runtimes.includes(kind) ?? false)) return kind === "container" && info?.agent.rootless ? vscode.l10n.t("needs the agent as root (setting paddock.agent.mode: root)") : vscode.l10n.t("not supported by this agent yet");
-  const readiness = check.runtimes[kind];
-  return readiness.available ? undefined : (readiness.reason ?? vscode.l10n.t("unavailable here: {0} failed (see Paddock: Show Agent Log or paddock check)", readiness.missing.join(", ")));
+/** Why a runtime cannot be used: the agent's own answer (its check, which knows whether it runs as root). */
+function unusable(kind: RuntimeKind, check: SystemCheckResult): { why: string; hint?: string } | undefined {
+  const readiness = check.runtimes[kind] as RuntimeReadiness | undefined;
+  // An agent older than this extension may not know the runtime at all.
+  if (!readiness) return { why: vscode.l10n.t("not supported by this agent") };
+  if (readiness.available) return undefined;
+  const why = readiness.reason ?? vscode.l10n.t("unavailable here: {0} failed (see Paddock: Show Agent Log or paddock check)", readiness.missing.join(", "));
+  return { why, ...(readiness.hint ? { hint: readiness.hint } : {}) };
 }
 
-function runtimeItems(ctx: CommandContext, preferred: RuntimeKind, check: SystemCheckResult | undefined): RuntimeItem[] {
+function runtimeItems(preferred: RuntimeKind, check: SystemCheckResult | undefined): RuntimeItem[] {
   // The setting's runtime is offered first.
-  const kinds = (["process", "container", "vm"] as RuntimeKind[]).sort((a, b) => Number(b === preferred) - Number(a === preferred));
+  const kinds = [...RUNTIME_KINDS].sort((a, b) => Number(b === preferred) - Number(a === preferred));
   return kinds.map((kind) => {
-    const why = check ? unusable(ctx, kind, check) : undefined;
-    const using = check?.runtimes[kind].using;
-    const description = !check ? vscode.l10n.t("checking what works here…") : (why ?? (using ? vscode.l10n.t("using {0}", using) : ""));
-    return { runtime: kind, label: `${why ? "$(circle-slash)" : "$(vm)"} ${vscode.l10n.t(RUNTIME_LABELS[kind])}`, description, ...(why ? { why } : {}) };
+    const refusal = check ? unusable(kind, check) : undefined;
+    const using = check?.runtimes[kind]?.using;
+    const description = !check ? vscode.l10n.t("checking what works here…") : (refusal?.why ?? (using ? vscode.l10n.t("using {0}", using) : ""));
+    return {
+      runtime: kind,
+      label: `${refusal ? "$(circle-slash)" : "$(vm)"} ${vscode.l10n.t(RUNTIME_LABELS[kind])}`,
+      description,
+      ...(refusal ? { why: refusal.why } : {}),
+      ...(refusal?.hint ? { detail: refusal.hint } : {}),
+    };
   });
 }
 
@@ -84,14 +92,14 @@ function runtimeItems(ctx: CommandContext, preferred: RuntimeKind, check: System
 async function pickRuntime(ctx: CommandContext, workspace: string, preferred: RuntimeKind): Promise<RuntimeKind | undefined> {
   const pick = vscode.window.createQuickPick<RuntimeItem>();
   pick.placeholder = vscode.l10n.t("Runtime for the new sandbox of {0}", path.basename(workspace));
-  pick.items = runtimeItems(ctx, preferred, ctx.readiness.settled);
+  pick.items = runtimeItems(preferred, ctx.readiness.settled);
   pick.busy = !ctx.readiness.settled;
   // While busy it stays put if focus wanders (a terminal, a notification): the check ends it, or Escape.
   pick.ignoreFocusOut = pick.busy;
   const checked = ctx.readiness.check().then((check) => {
     // New items: the one the person was on stays active (the first, if none was).
     const active = pick.activeItems[0]?.runtime ?? pick.items[0]?.runtime;
-    pick.items = runtimeItems(ctx, preferred, check);
+    pick.items = runtimeItems(preferred, check);
     pick.activeItems = pick.items.filter((i) => i.runtime === active);
     pick.busy = false;
     pick.ignoreFocusOut = false;
@@ -108,8 +116,8 @@ async function pickRuntime(ctx: CommandContext, workspace: string, preferred: Ru
     });
     if (!chosen) return undefined;
     // Accepted before the check was in: it decides now (the pick stays, busy, meanwhile).
-    const why = unusable(ctx, chosen, await checked);
-    if (why) throw new PaddockError("E_RUNTIME_UNAVAILABLE", vscode.l10n.t("The {0} runtime cannot be used: {1}", chosen, why), vscode.l10n.t("Pick another runtime, or see what `paddock check` reports."));
+    const refusal = unusable(chosen, await checked);
+    if (refusal) throw new PaddockError("E_RUNTIME_UNAVAILABLE", vscode.l10n.t("The {0} runtime cannot be used: {1}", chosen, refusal.why), refusal.hint ?? vscode.l10n.t("Pick another runtime, or see what `paddock check` reports."));
     return chosen;
   } finally {
     pick.dispose();
