@@ -5,6 +5,7 @@ import { StringDecoder } from "node:string_decoder";
 import { PaddockError } from "../protocol/errors";
 import type { AgentClient } from "../protocol/client";
 import type { AgentNotificationArgs, Limits, Sandbox } from "../protocol/methods";
+import { NETWORK_MODES, RUNTIME_KINDS } from "../protocol/runtime-networks";
 import { renderTable } from "./table";
 import { print } from "./output";
 
@@ -60,19 +61,21 @@ export async function createCommand(client: AgentClient, dir: string | undefined
   if (pids !== undefined) limits.pids = pids;
   if (cpus !== undefined) limits.cpus = cpus;
   if (tmpMiB !== undefined) limits.tmpMiB = tmpMiB;
-  if (o.network !== undefined && o.network !== "none" && o.network !== "host" && o.network !== "nat") {
-    throw new PaddockError("E_INVALID_PARAMS", `--network ${JSON.stringify(o.network)} is not none, host or nat`, "use --network none (default), host, or nat (containers)");
+  const network = o.network;
+  if (network !== undefined && !isOneOf(NETWORK_MODES, network)) {
+    throw new PaddockError("E_INVALID_PARAMS", `--network ${JSON.stringify(network)} is not ${orList(NETWORK_MODES)}`, "use --network none (default), host, or nat (containers)");
   }
-  if (o.runtime !== undefined && o.runtime !== "process" && o.runtime !== "container" && o.runtime !== "vm") {
-    throw new PaddockError("E_INVALID_PARAMS", `--runtime ${JSON.stringify(o.runtime)} is not process, container or vm`, "use --runtime process (default), container or vm");
+  const asked = o.runtime;
+  if (asked !== undefined && !isOneOf(RUNTIME_KINDS, asked)) {
+    throw new PaddockError("E_INVALID_PARAMS", `--runtime ${JSON.stringify(asked)} is not ${orList(RUNTIME_KINDS)}`, `use --runtime process (default), ${orList(RUNTIME_KINDS.filter((k) => k !== "process"))}`);
   }
-  const runtime = o.runtime ?? (o.image !== undefined ? "container" : undefined);
+  const runtime = asked ?? (o.image !== undefined ? "container" : undefined);
   const sandbox = await client.request("sandbox/create", {
     workspace: path.resolve(dir ?? "."),
     ...(runtime !== undefined ? { runtime } : {}),
     ...(o.image !== undefined ? { image: o.image } : {}),
     ...(o.name !== undefined ? { name: o.name } : {}),
-    ...(o.network !== undefined ? { network: o.network } : {}),
+    ...(network !== undefined ? { network } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...(o.ttl !== undefined ? { ttlSeconds: number("ttl", o.ttl) } : {}),
   });
@@ -154,4 +157,13 @@ export async function execCommand(client: AgentClient, id: string | undefined, a
     }
     process.stdin.pause();
   }
+}
+
+function isOneOf<T extends string>(values: readonly T[], value: string): value is T {
+  return (values as readonly string[]).includes(value);
+}
+
+/** "a, b or c". */
+function orList(values: readonly string[]): string {
+  return values.length < 2 ? values.join("") : `${values.slice(0, -1).join(", ")} or ${values[values.length - 1]}`;
 }
