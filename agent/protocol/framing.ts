@@ -124,7 +124,15 @@ export class FrameReader {
   }
 
   private readHeader(events: FrameEvent[]): boolean {
-    const data = this.peekAll();
+    let data = this.peekAll();
+    // Blank lines between frames (a stray "\r\n" after a body) start no header: skipped, or
+    // the next frame's header would be read as a malformed one and its body lost.
+    let blank = 0;
+    while (data[blank] === CR && data[blank + 1] === LF) blank += 2;
+    if (blank > 0) {
+      this.replace(data.subarray(blank));
+      data = this.peekAll();
+    }
     const end = data.indexOf(HEADER_END);
     if (end < 0 || end > MAX_HEADER_BYTES) {
       if (data.length <= MAX_HEADER_BYTES) return false;
@@ -298,6 +306,9 @@ export class FrameReader {
 }
 
 /** Whether header bytes name a Content-Length (in any case). */
+const CR = 0x0d;
+const LF = 0x0a;
+
 function namesLength(header: Buffer): boolean {
   return header.toString("latin1").toLowerCase().includes(CONTENT_LENGTH);
 }

@@ -80,6 +80,17 @@ test("a malformed header line beside a clear Content-Length skips that body", ()
   assert.deepEqual(frames(events), ["[3]"]);
 });
 
+test("blank lines between frames are no header: the next frame is read whole", () => {
+  const reader = new FrameReader();
+  const events = [...reader.push(Buffer.concat([encodeFrame("[1]"), Buffer.from("\r\n")])), ...reader.push(Buffer.from("\r\n\r\n")), ...reader.push(encodeFrame("[2]"))];
+  assert.deepEqual(errors(events), []);
+  assert.deepEqual(frames(events), ["[1]", "[2]"]);
+  // A blank line split across two reads.
+  const split = [...reader.push(Buffer.from("\r")), ...reader.push(Buffer.concat([Buffer.from("\n"), encodeFrame("[3]")]))];
+  assert.deepEqual(errors(split), []);
+  assert.deepEqual(frames(split), ["[3]"]);
+});
+
 test("an over-long header is reported once and reading resumes after the next blank line", () => {
   const reader = new FrameReader();
   const garbage = Buffer.alloc(MAX_HEADER_BYTES * 3, "x");
