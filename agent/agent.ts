@@ -4,7 +4,7 @@
  */
 import type { Readable, Writable } from "node:stream";
 import type { z } from "zod/v3";
-import { PaddockError } from "./protocol/errors";
+import { PaddockError } from "../protocol/errors";
 import {
   PROTOCOL_VERSION,
   requests,
@@ -15,10 +15,10 @@ import {
   type RequestMethod,
   type RequestResults,
   type RuntimeKind,
-} from "./protocol/methods";
+} from "../protocol/methods";
 import { Dispatcher, type Call, type MethodSpec } from "./server/dispatcher";
 import { Connection } from "./server/connection";
-import type { Caller, Session, TransportKind } from "./server/session";
+import type { Caller, Session, TransportKind } from "./session";
 import type { Logger } from "./log/logger";
 import type { SystemChecker } from "./check/system-check";
 import type { SandboxManager } from "./sandbox/manager";

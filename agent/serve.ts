@@ -16,13 +16,14 @@ import { bindOntoItself } from "./changeset/overlay";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
 import { stateFiles } from "./state/paths";
+import type { AgentInfo } from "../protocol/discovery";
 import { prepareStateDir } from "./state/state-dir";
 import { listenOnSocket } from "./server/socket-server";
 import { AGENT_VERSION } from "./version";
 import { Images } from "./image/images";
 import { Vms } from "./runtime/vm/vms";
 import { GuestImages } from "./guest/guest-image";
-import { makeRuntimes, type Runtimes } from "./runtime/registry";
+import { makeRuntimes, type Runtimes } from "./runtimes";
 import { chooseChangeset, overridesFromEnv } from "./runtime/readiness";
 
 export interface ServeOptions {
@@ -37,12 +38,6 @@ export interface ServeOptions {
   ociRuntime?: string;
 }
 
-export interface AgentInfo {
-  pid: number;
-  version: string;
-  socket: string;
-  startedAt: string;
-}
 
 export async function serve(requested: ServeOptions): Promise<void> {
   prepareStateDir(requested.stateDir);

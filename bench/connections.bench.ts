@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AgentClient } from "../agent/protocol/client";
+import { AgentClient } from "../protocol/client";
 import { PADDOCK, percentile, ratio, round, waitForSocket, writeResults, type Row } from "./lib";
 
 const PINGS = Number(process.env.BENCH_ROUNDS ?? 3000);

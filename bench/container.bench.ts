@@ -7,7 +7,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { AgentClient } from "../agent/protocol/client";
+import type { AgentClient } from "../protocol/client";
 import { containerConfig } from "../agent/runtime/container/container-spec";
 import { percentile, ratio, round, startBenchAgent, timeMs, writeResults, type Row } from "./lib";
 import { busyboxFiles, layerTar, ociLayoutOf } from "../test/helpers/images";

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { AgentClient, isListening } from "../agent/protocol/client";
+import { AgentClient, isListening } from "../protocol/client";
 
 export const REPO = path.resolve(__dirname, "..");
 export const PADDOCK = path.join(REPO, "dist", "paddock.js");

@@ -9,8 +9,8 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { AgentClient, isListening } from "../agent/protocol/client";
-import { encodeFrame } from "../agent/protocol/framing";
+import { AgentClient, isListening } from "../protocol/client";
+import { encodeFrame } from "../protocol/framing";
 
 const REPO = path.resolve(__dirname, "..");
 const PADDOCK = path.join(REPO, "dist", "paddock.js");

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pty from "node-pty";
-import type { AgentClient } from "../agent/protocol/client";
+import type { AgentClient } from "../protocol/client";
 import { percentile, ratio, round, startBenchAgent, timeMs, writeResults, type Row } from "./lib";
 
 const SIZES = (process.env.BENCH_SIZES ?? "1000,10000,100000").split(",").map(Number);

@@ -7,8 +7,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { AgentClient } from "../agent/protocol/client";
-import type { AgentNotifications } from "../agent/protocol/methods";
+import type { AgentClient } from "../protocol/client";
+import type { AgentNotifications } from "../protocol/methods";
 import { WATCHES_PER_SANDBOX, defaultWatchLimits, hostWatchLimit } from "../agent/changeset/watch-budget";
 import { percentile, ratio, round, startBenchAgent, writeResults, type Row } from "./lib";
 import { inotifyWatches, rssMiB } from "../test/helpers/proc";

@@ -13,10 +13,10 @@ import { SandboxFileSystem } from "./fs/sandbox-file-system";
 import { Readiness } from "./sandboxes/readiness";
 import { SandboxModel } from "./sandboxes/sandbox-model";
 import { SandboxScm } from "./scm/sandbox-scm";
-import { createStatusBar } from "./status-bar";
+import { createStatusBar } from "./views/status-bar";
 import { registerTaskProvider } from "./terminal/tasks";
 import { registerTerminalProfile } from "./terminal/terminals";
-import { SCHEME } from "./uri";
+import { SCHEME } from "./common/uri";
 import { SandboxTree } from "./views/sandbox-tree";
 
 /** What activate returns: for tests in the extension host (and other extensions). */

@@ -14,8 +14,12 @@ const copy = (from, to = from) => {
   cpSync(from, path.join(stage, to), { recursive: true, filter: (src) => !/\.(test\.js|map)$/.test(src) });
 };
 for (const file of ["package.json", "package.nls.json", "LICENSE", ".vscodeignore", "media", "dist/extension.js", "dist/paddock.js", "dist/native"]) copy(file);
-// vsce wants images at absolute URLs, and there is no public one: the packaged README goes without them.
-writeFileSync(path.join(stage, "README.md"), readFileSync("README.md", "utf8").replace(/^[ \t]*!\[[^\]]*\]\([^)]*\)\n/gm, ""));
+// vsce wants images and links at absolute URLs, and there is no public one: the packaged
+// README goes without the images, and links to the project's own files become plain text.
+const readme = readFileSync("README.md", "utf8")
+  .replace(/^[ \t]*!\[[^\]]*\]\([^)]*\)\n/gm, "")
+  .replace(/\[([^\]]+)\]\((?!https?:|#)[^)]*\)/g, "$1");
+writeFileSync(path.join(stage, "README.md"), readme);
 rmSync(path.join(stage, "media", "screenshots"), { recursive: true, force: true });
 const runtime = [
   "koffi/package.json",

@@ -9,8 +9,8 @@
  * an entry mean something else: it is refused, never guessed at.
  */
 import * as fs from "node:fs";
-import { PaddockError } from "../protocol/errors";
-import type { Change } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { Change } from "../../protocol/methods";
 import { Beneath, BeneathError, childOf, Folder, MAX_PATH_BYTES, O_DIRECTORY, parentOf, type FolderEntry } from "../sys/beneath";
 import { withUserRights, type UserRights } from "../sys/credentials";
 import { byteLength, displayPath, hasRawBytes, nameBytes, nameFromBytes } from "../sys/names";

@@ -11,7 +11,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import type { SandboxPaths } from "../state/sandbox-layout";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { OVERLAY_OPTIONS, isMountPoint, mountOverlay, mountPoints, refuseUnsafeOptionPaths, unmountOverlay } from "./overlay";

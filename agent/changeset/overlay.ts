@@ -7,7 +7,7 @@
  * the path in between.
  */
 import * as fs from "node:fs";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { MNT_DETACH, MS_BIND, MS_NODEV, MS_PRIVATE, MS_REC, errnoName, mount, umount2 } from "../sys/libc";
 
 export interface OverlayLayers {

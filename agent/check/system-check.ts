@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { CheckName, CheckResult, RuntimeKind, RuntimeReadiness, SystemCheckResult } from "../protocol/methods";
+import type { CheckName, CheckResult, RuntimeKind, RuntimeReadiness, SystemCheckResult } from "../../protocol/methods";
 import type { Logger } from "../log/logger";
 import { AGENT_VERSION } from "../version";
 import type { ProbeContext, ProbeVerdict } from "./probes/context";

@@ -1,5 +1,5 @@
 /** `paddock check`: the results as a table, and an exit code scripts can rely on. */
-import type { RuntimeKind, SystemCheckResult } from "../protocol/methods";
+import type { RuntimeKind, SystemCheckResult } from "../../protocol/methods";
 import { renderTable } from "./table";
 
 /** Prints the results; returns 0 when the default runtime can run, 1 when it cannot. */

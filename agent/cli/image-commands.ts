@@ -1,7 +1,7 @@
 /** `paddock image ls | import SOURCE NAME | pull REFERENCE [NAME] | default | rm NAME`: the agent's image store. */
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
-import type { AgentClient } from "../protocol/client";
+import { PaddockError } from "../../protocol/errors";
+import type { AgentClient } from "../../protocol/client";
 import { print } from "./output";
 import { renderTable } from "./table";
 

@@ -5,12 +5,12 @@
  */
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { isLogLevel, type LogLevel } from "../log/logger";
-import { defaultSocketPath, defaultStateDir } from "../state/paths";
+import { defaultSocketPath, defaultStateDir } from "../../protocol/discovery";
 import { serve } from "../serve";
 import { AGENT_VERSION } from "../version";
-import { connectToAgent } from "../protocol/connect";
+import { connectToAgent } from "../../connect/connect";
 import { printCheck } from "./check-command";
 import { createCommand, execCommand, gcCommand, lifecycleCommand, listCommand } from "./sandbox-commands";
 import { approveCommand, changesCommand, diffCommand, rejectCommand, undoCommand } from "./review-commands";

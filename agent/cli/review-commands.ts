@@ -1,8 +1,8 @@
 /** `paddock changes | diff | approve | reject | undo`: reviewing a sandbox from the command line. */
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
-import type { AgentClient } from "../protocol/client";
-import type { Skipped, UndoOffer } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { AgentClient } from "../../protocol/client";
+import type { Skipped, UndoOffer } from "../../protocol/methods";
 import { colourEnabled, paint, print } from "./output";
 
 export interface ReviewCommandOptions {

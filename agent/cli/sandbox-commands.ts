@@ -2,10 +2,10 @@
 import * as os from "node:os";
 import * as path from "node:path";
 import { StringDecoder } from "node:string_decoder";
-import { PaddockError } from "../protocol/errors";
-import type { AgentClient } from "../protocol/client";
-import type { AgentNotificationArgs, Limits, Sandbox } from "../protocol/methods";
-import { NETWORK_MODES, RUNTIME_KINDS } from "../protocol/runtime-networks";
+import { PaddockError } from "../../protocol/errors";
+import type { AgentClient } from "../../protocol/client";
+import type { AgentNotificationArgs, Limits, Sandbox } from "../../protocol/methods";
+import { NETWORK_MODES, RUNTIME_KINDS } from "../../protocol/runtime-kinds";
 import { renderTable } from "./table";
 import { print } from "./output";
 

@@ -4,7 +4,7 @@
  */
 import type { Socket } from "node:net";
 import * as os from "node:os";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import type { GuestExit, GuestProcess } from "../process/launch";
 import { FrameDecoder, FrameType, decodeExit, encodeExec, encodeFrame, encodeResize, type ExecRequest, type Frame } from "./guest-protocol";
 

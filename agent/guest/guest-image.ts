@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { withFileLock } from "../state/lock";
 import { sha256OfFileCached } from "../sys/digest";

@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError, stateDirFailure } from "../protocol/errors";
+import { PaddockError, stateDirFailure } from "../../protocol/errors";
 import { tryExclusiveLock } from "../state/lock";
 import { sha256OfFileAsync, sha256OfFileCached } from "../sys/digest";
 

@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { DEFAULT_PATH } from "../sys/default-path";
 import type { ImageRecord, ImageStore } from "./oci-import";
 import { whyItFailed } from "../log/logfmt";

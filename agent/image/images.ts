@@ -7,8 +7,8 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
-import { ImageName, type ImageSummary } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import { ImageName, type ImageSummary } from "../../protocol/methods";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { buildDefaultImage, DEFAULT_IMAGE } from "./default-image";
 import { ImageStore, type ImageRecord } from "./oci-import";

@@ -7,7 +7,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { lsetxattr, errnoName } from "../sys/libc";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { whyItFailed } from "../log/logfmt";

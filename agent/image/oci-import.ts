@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError, stateDirFailure } from "../protocol/errors";
+import { PaddockError, stateDirFailure } from "../../protocol/errors";
 import { writeDurably } from "../state/durable";
 import { sha256OfFileAsync } from "../sys/digest";
 import { unpackLayer, untarConfined } from "./layers";

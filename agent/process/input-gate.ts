@@ -5,8 +5,8 @@
  * is refused at once with E_INPUT_BUSY), and a waiting write whose client goes away, or whose
  * program ends, is dropped at once, wherever it is in the line.
  */
-import { PaddockError } from "../protocol/errors";
-import type { Session } from "../server/session";
+import { PaddockError } from "../../protocol/errors";
+import type { Session } from "../session";
 
 /** Input a program has not read yet, past which the next write waits for it to read. */
 export const MAX_UNREAD_INPUT_BYTES = 1024 * 1024;

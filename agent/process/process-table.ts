@@ -8,9 +8,9 @@ import { spawn as spawnChild, type ChildProcessWithoutNullStreams } from "node:c
 import * as os from "node:os";
 import { StringDecoder } from "node:string_decoder";
 import type * as NodePty from "node-pty";
-import { PaddockError } from "../protocol/errors";
-import type { ProcessInfo } from "../protocol/methods";
-import type { Caller, Session } from "../server/session";
+import { PaddockError } from "../../protocol/errors";
+import type { ProcessInfo } from "../../protocol/methods";
+import type { Caller, Session } from "../session";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { exitAndDrain } from "./child-exit";
 import { InputGate } from "./input-gate";

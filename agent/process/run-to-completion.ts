@@ -1,6 +1,6 @@
 /** `sandbox/exec`: runs a command line to its end, with stdin given up front and output capped. */
 import { spawn } from "node:child_process";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { exitAndDrain } from "./child-exit";
 import { killTree } from "./process-tree";

@@ -7,8 +7,8 @@
  *
  * Only text files whose base kept its contents qualify (bases.ts keeps those of small files).
  */
-import { PaddockError } from "../protocol/errors";
-import type { Change, ReadFileResult } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { Change, ReadFileResult } from "../../protocol/methods";
 import { BeneathError, type Beneath } from "../sys/beneath";
 import { matchesBase, type Base, type BaseStore } from "./bases";
 import { asText, entryBytes, identityOf, readEntry } from "./entries";

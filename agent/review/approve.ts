@@ -20,8 +20,8 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { ApproveResult, Change, HunkSelector, Skipped } from "../protocol/methods";
-import { PaddockError } from "../protocol/errors";
+import type { ApproveResult, Change, HunkSelector, Skipped } from "../../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
 import { Beneath, BeneathError, copyFileInto, copyRangeInto, parentOf, writeAll } from "../sys/beneath";
 import { flistxattr } from "../sys/libc";
 import { Pacer } from "../sys/pacer";

@@ -7,7 +7,7 @@
  * selected beside the one it looks like; both are changes of the sandbox, both listed).
  * Answers name paths as they are shown.
  */
-import type { ApproveResult, Change, HunkSelector, RejectResult, Skipped, UndoOffer } from "../protocol/methods";
+import type { ApproveResult, Change, HunkSelector, RejectResult, Skipped, UndoOffer } from "../../protocol/methods";
 import { pathOf } from "../changeset/changes";
 import { displayPath } from "../sys/names";
 

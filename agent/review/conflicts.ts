@@ -6,7 +6,7 @@
 import * as path from "node:path";
 import { diff3Merge } from "node-diff3";
 import type { UpperFormat } from "../changeset/upper-format";
-import type { Conflict, ConflictReason } from "../protocol/methods";
+import type { Conflict, ConflictReason } from "../../protocol/methods";
 import type { Beneath } from "../sys/beneath";
 import { bornAt, matchesBase, type Base } from "./bases";
 import { asText, entryBytes, readEntry, type Entry } from "./entries";

@@ -1,5 +1,5 @@
 /** Hunks of one file, chosen by selectors: the text that results, or a clear refusal. */
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { asText } from "./entries";
 import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines, type LineChange } from "./line-changes";
 

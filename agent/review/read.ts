@@ -2,8 +2,8 @@
  * Reading a sandbox without entering it: one path as the sandbox sees it (its upper
  * directory over the workspace, as overlayfs would resolve it), and the patch of its changes.
  */
-import { PaddockError } from "../protocol/errors";
-import type { Change, DiffResult, ReadFileResult } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { Change, DiffResult, ReadFileResult } from "../../protocol/methods";
 import { isOpaque } from "../changeset/changes";
 import type { UpperFormat } from "../changeset/upper-format";
 import { BeneathError, childOf, parentOf, type Beneath } from "../sys/beneath";

@@ -10,8 +10,8 @@
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
-import { PaddockError } from "../protocol/errors";
-import type { Change, HunkSelector, RejectResult } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { Change, HunkSelector, RejectResult } from "../../protocol/methods";
 import { Beneath, BeneathError, copyFileInto, copyRangeInto, parentOf, writeAll } from "../sys/beneath";
 import type { KeptBytes } from "./undo-record";
 import type { UserRights } from "../sys/credentials";

@@ -3,8 +3,8 @@
  * request's paths by their exact names (client-paths.ts), deep trees held back from approve,
  * and the answer's paths as clients see them.
  */
-import { PaddockError } from "../protocol/errors";
-import type { ApproveResult, Change, RejectResult, Skipped, Undoable, UndoResult } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { ApproveResult, Change, RejectResult, Skipped, Undoable, UndoResult } from "../../protocol/methods";
 import { DEEP_TREE_NOTE } from "../changeset/changes";
 import { parentOf } from "../sys/beneath";
 import { approve, type ApproveRequest } from "./approve";

@@ -3,8 +3,8 @@
  * bases and its journal, and how a request's paths and hunks select among its changes.
  */
 import * as fs from "node:fs";
-import { PaddockError } from "../protocol/errors";
-import type { Change, HunkSelector } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { Change, HunkSelector } from "../../protocol/methods";
 import type { Logger } from "../log/logger";
 import { Beneath, parentOf } from "../sys/beneath";
 import { withUserRights, type UserRights } from "../sys/credentials";

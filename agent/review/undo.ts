@@ -10,8 +10,8 @@
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import { PaddockError } from "../protocol/errors";
-import type { Skipped } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { Skipped } from "../../protocol/methods";
 import { Beneath, BeneathError } from "../sys/beneath";
 import { displayPath } from "../sys/names";
 import { Pacer } from "../sys/pacer";

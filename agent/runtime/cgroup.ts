@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Limits } from "../protocol/methods";
-import { PaddockError } from "../protocol/errors";
+import type { Limits } from "../../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
 import { readCgroupLayout, type CgroupLayout } from "../check/probes/cgroups";
 import type { CgroupControllers } from "./limits";
 

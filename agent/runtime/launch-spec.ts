@@ -3,7 +3,7 @@
  * which sandbox. Every runtime starts from this; how it runs the command is the runtime's.
  */
 import * as path from "node:path";
-import type { NetworkMode } from "../protocol/methods";
+import type { NetworkMode } from "../../protocol/methods";
 import { DEFAULT_PATH } from "../sys/default-path";
 
 export interface LaunchSpec {

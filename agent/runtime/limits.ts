@@ -5,8 +5,8 @@
  * what this returns, and sandbox/get reports it.
  */
 import * as os from "node:os";
-import { PaddockError } from "../protocol/errors";
-import type { Limits, Sandbox } from "../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { Limits, Sandbox } from "../../protocol/methods";
 
 export const MiB = 1024 * 1024;
 export const DEFAULT_PIDS = 4096;

@@ -4,7 +4,7 @@
  * `system/check` reports these answers and sandboxes are made with them, so what a client
  * is told is what runs. Pure functions, for tests.
  */
-import type { CheckName, CheckResult, RuntimeReadiness } from "../protocol/methods";
+import type { CheckName, CheckResult, RuntimeReadiness } from "../../protocol/methods";
 import type { ChangesetKind } from "../changeset/changesets";
 import type { Accelerator, OciRuntimeName } from "../state/sandbox-record";
 

@@ -5,9 +5,9 @@
  * this one and implements this interface; registry.ts lists them. The sandbox manager keeps
  * the lifecycle, the records and their durability, and asks the runtime for the rest.
  */
-import { PaddockError } from "../protocol/errors";
-import type { CheckResult, Limits, NetworkMode, RuntimeKind, RuntimeReadiness } from "../protocol/methods";
-import { RUNTIME_NETWORKS, networkRefusal } from "../protocol/runtime-networks";
+import { PaddockError } from "../../protocol/errors";
+import type { CheckResult, Limits, NetworkMode, RuntimeKind, RuntimeReadiness } from "../../protocol/methods";
+import { RUNTIME_NETWORKS, networkRefusal } from "../../protocol/runtime-kinds";
 import type { Completed } from "../process/run-to-completion";
 import type { Launch } from "../process/launch";
 import type { SandboxPaths } from "../state/sandbox-layout";

@@ -5,7 +5,7 @@
  * in its own sandbox and seccomp filter and dies with the agent.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { PaddockError, type ErrorCode } from "../protocol/errors";
+import { PaddockError, type ErrorCode } from "../../protocol/errors";
 import { lastMessage } from "../log/logfmt";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { NOT_INSTALLED_EXIT, dieWithAgent } from "../process/die-with-agent";

@@ -7,7 +7,7 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { fsyncDir, writeDurably } from "../state/durable";
 import { RECORD_FILE, sandboxPaths, type SandboxPaths } from "../state/sandbox-layout";
 import type { SandboxRecord } from "../state/sandbox-record";

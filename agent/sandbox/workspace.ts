@@ -4,8 +4,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
-import type { Caller } from "../server/session";
+import { PaddockError } from "../../protocol/errors";
+import type { Caller } from "../session";
 import { withUserRights } from "../sys/credentials";
 import { userRights } from "../sys/users";
 

@@ -5,8 +5,8 @@
  * connections together), and how long a frame may take to arrive. The socket server owns one Admission and gives each connection a ticket; the
  * connection's frame reader reserves from the ticket and the connection enforces its deadlines.
  */
-import { PaddockError } from "../protocol/errors";
-import type { FrameBudget, FrameRefusal } from "../protocol/framing";
+import { PaddockError } from "../../protocol/errors";
+import type { FrameBudget, FrameRefusal } from "../../protocol/framing";
 
 export interface AdmissionLimits {
   /** Connections at once, all users together. */

@@ -9,7 +9,7 @@
  * cannot be found, is answered with an error and the connection is closed.
  */
 import type { Readable, Writable } from "node:stream";
-import { DEFAULT_MAX_FRAME_BYTES, FrameReader, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameRefusal } from "../protocol/framing";
+import { DEFAULT_MAX_FRAME_BYTES, FrameReader, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameRefusal } from "../../protocol/framing";
 import { ticketOf, type ConnectionTicket } from "./admission";
 import { errorResponse, type Dispatcher, type JsonRpcId, type Response } from "./dispatcher";
 import type { Logger } from "../log/logger";

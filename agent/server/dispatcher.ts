@@ -3,9 +3,9 @@
  * the one place where thrown errors become error responses.
  */
 import type { z } from "zod/v3";
-import { PaddockError, errorCatalog, type ErrorCode, type ErrorData } from "../protocol/errors";
+import { PaddockError, errorCatalog, type ErrorCode, type ErrorData } from "../../protocol/errors";
 import type { Logger } from "../log/logger";
-import { DEFAULT_MAX_FRAME_BYTES } from "../protocol/framing";
+import { DEFAULT_MAX_FRAME_BYTES } from "../../protocol/framing";
 
 export type JsonRpcId = string | number | null;
 

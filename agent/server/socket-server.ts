@@ -9,13 +9,13 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { PaddockError } from "../protocol/errors";
-import { encodeFrame } from "../protocol/framing";
+import { PaddockError } from "../../protocol/errors";
+import { encodeFrame } from "../../protocol/framing";
 import { peerCredentials } from "../sys/libc";
 import { tryExclusiveLock } from "../state/lock";
 import { Admission, admissionLimitsFromEnv, fileTicket, type AdmissionLimits, type ConnectionTicket } from "./admission";
 import { errorResponse } from "./dispatcher";
-import type { Caller } from "./session";
+import type { Caller } from "../session";
 
 /** How long a refused client has to take its error before the socket is closed regardless. */
 const REFUSAL_GRACE_MS = 1000;

@@ -3,7 +3,7 @@
  * flock when its holder dies however it dies, so a crashed agent never blocks the next.
  */
 import * as fs from "node:fs";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { EWOULDBLOCK, LOCK_EX, LOCK_NB, flock } from "../sys/libc";
 
 /** Opens (creating, never following a symlink) and locks `file`; "busy" when another process holds it. */

@@ -3,7 +3,7 @@
  * clients see it, plus what only the agent needs. One shape per runtime, told apart by
  * `runtime`: each runtime's part is there exactly when it is that runtime's sandbox.
  */
-import type { Sandbox } from "../protocol/methods";
+import type { Sandbox } from "../../protocol/methods";
 
 export type OciRuntimeName = "runc" | "crun";
 export type Accelerator = "kvm" | "tcg";

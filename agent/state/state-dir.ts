@@ -1,6 +1,6 @@
 /** Creates the state dir (private to its owner) and checks nobody else could tamper with it. */
 import * as fs from "node:fs";
-import { PaddockError } from "../protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { stateFiles } from "./paths";
 import * as path from "node:path";
 

@@ -6,11 +6,11 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { AgentClient } from "../../agent/protocol/client";
-import { connectToAgent, type Connected } from "../../agent/protocol/connect";
-import type { AgentNotification, InitializeResult } from "../../agent/protocol/methods";
-import { defaultStateDir } from "../../agent/state/paths";
-import { readSettings } from "../settings";
+import type { AgentClient } from "../../protocol/client";
+import { connectToAgent, type Connected } from "../../connect/connect";
+import type { AgentNotification, InitializeResult } from "../../protocol/methods";
+import { defaultStateDir } from "../../protocol/discovery";
+import { readSettings } from "../common/settings";
 
 export type AgentState =
   | { kind: "stopped" }

@@ -5,13 +5,13 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { PaddockError } from "../../agent/protocol/errors";
-import type { AgentClient } from "../../agent/protocol/client";
-import type { NetworkMode, RuntimeKind, RuntimeReadiness, SystemCheckResult } from "../../agent/protocol/methods";
-import { RUNTIME_KINDS, RUNTIME_NETWORKS } from "../../agent/protocol/runtime-networks";
+import { PaddockError } from "../../protocol/errors";
+import type { AgentClient } from "../../protocol/client";
+import type { NetworkMode, RuntimeKind, RuntimeReadiness, SystemCheckResult } from "../../protocol/methods";
+import { RUNTIME_KINDS, RUNTIME_NETWORKS } from "../../protocol/runtime-kinds";
 import { createOptions } from "../sandboxes/create-options";
 import { networkLabel } from "../sandboxes/describe";
-import { readSettings } from "../settings";
+import { readSettings } from "../common/settings";
 import type { CommandContext } from "./run";
 
 const DEFAULT_IMAGE = "paddock/busybox:latest";

@@ -7,14 +7,14 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import { PaddockError } from "../../agent/protocol/errors";
-import type { ApproveResult, Conflict, HunkSelector } from "../../agent/protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { ApproveResult, Conflict, HunkSelector } from "../../protocol/methods";
 import { sandboxUri } from "../fs/sandbox-file-system";
 import { diffSides, diffTitle, workspaceFile } from "../review/diff-sides";
 import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange, type VsLineChange, type VsRangeMapping } from "../review/hunk-selectors";
 import type { ChangeResource } from "../scm/sandbox-scm";
-import { readSettings } from "../settings";
-import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
+import { readSettings } from "../common/settings";
+import { parseSandboxQuery, relativeTo, SCHEME } from "../common/uri";
 import { offerUndo } from "./undo-commands";
 import { commandRegistrar, confirmDestructive, pickSandbox, sandboxOfGroupOrNode, type CommandContext, type SandboxArg } from "./run";
 

@@ -4,7 +4,7 @@
  * of which sandbox a command is about.
  */
 import * as vscode from "vscode";
-import { PaddockError } from "../../agent/protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { AgentNotRunning, type AgentConnection } from "../agent/agent-connection";
 import type { ConflictMerges } from "../review/conflict-merges";
 import type { ReviewTabs } from "../review/review-tabs";

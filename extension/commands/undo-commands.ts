@@ -4,7 +4,7 @@
  * the sandbox back, or refuses, changing nothing, when either changed since.
  */
 import * as vscode from "vscode";
-import type { UndoOffer, Undoable } from "../../agent/protocol/methods";
+import type { UndoOffer, Undoable } from "../../protocol/methods";
 import { ageLabel } from "../sandboxes/describe";
 import { commandRegistrar, pickSandbox, type CommandContext, type SandboxArg } from "./run";
 

@@ -5,11 +5,11 @@
  * inside the sandbox and never through a symlink.
  */
 import * as vscode from "vscode";
-import { PaddockError } from "../../agent/protocol/errors";
-import type { ReadFileResult } from "../../agent/protocol/methods";
+import { PaddockError } from "../../protocol/errors";
+import type { ReadFileResult } from "../../protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
-import { parseSandboxQuery, relativeTo, sandboxQuery, SCHEME, type SandboxUriFlags } from "../uri";
+import { parseSandboxQuery, relativeTo, sandboxQuery, SCHEME, type SandboxUriFlags } from "../common/uri";
 
 /** A workspace file as a sandbox sees it. */
 export function sandboxUri(id: string, file: vscode.Uri, flags: SandboxUriFlags = {}): vscode.Uri {

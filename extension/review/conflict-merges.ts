@@ -7,9 +7,9 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { Conflict } from "../../agent/protocol/methods";
+import type { Conflict } from "../../protocol/methods";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
-import { relativeTo } from "../uri";
+import { relativeTo } from "../common/uri";
 
 const SCHEME = "paddock-conflict";
 type Side = "base" | "workspace" | "sandbox";

@@ -5,7 +5,7 @@
  * code), the diff editor's gutter (1-based, end exclusive), and the cursor's line. Everywhere
  * the workspace's version is the old side and the sandbox's the new one. Pure.
  */
-import type { HunkSelector } from "../../agent/protocol/methods";
+import type { HunkSelector } from "../../protocol/methods";
 
 /** A change of the quick-diff peek on a sandbox's file: original = the workspace's version, modified = the sandbox's. */
 export interface VsLineChange {

@@ -8,7 +8,7 @@
 import * as vscode from "vscode";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import type { ChangeResource, SandboxScm } from "../scm/sandbox-scm";
-import { parseSandboxQuery, SCHEME } from "../uri";
+import { parseSandboxQuery, SCHEME } from "../common/uri";
 
 export type DiffSides = (resource: ChangeResource) => [vscode.Uri, vscode.Uri];
 

@@ -3,7 +3,7 @@
  * added) reads as modified; folders show only for a mode change, or with a note (a tree too
  * deep to list, held back from approve). Pure; Source Control and the Paddock view both use it.
  */
-import type { Change } from "../../agent/protocol/methods";
+import type { Change } from "../../protocol/methods";
 
 export interface ChangeRow {
   path: string;

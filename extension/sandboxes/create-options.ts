@@ -3,8 +3,8 @@
  * is unit-tested. The settings hold for every runtime, but not every runtime has every
  * network or limit: what one lacks is left out (and said), never sent to be refused.
  */
-import type { Limits, NetworkMode, RuntimeKind } from "../../agent/protocol/methods";
-import { RUNTIME_NETWORKS } from "../../agent/protocol/runtime-networks";
+import type { Limits, NetworkMode, RuntimeKind } from "../../protocol/methods";
+import { RUNTIME_NETWORKS } from "../../protocol/runtime-kinds";
 
 export interface CreateOptions {
   network: NetworkMode;

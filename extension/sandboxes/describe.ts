@@ -3,7 +3,7 @@
  * container, the accelerator of a VM), its network, and its age. Pure: no vscode import, so
  * unit tests run it.
  */
-import type { Sandbox } from "../../agent/protocol/methods";
+import type { Sandbox } from "../../protocol/methods";
 
 /** "process", "container busybox:latest", "VM (TCG)". */
 export function runtimeLabel(sandbox: Pick<Sandbox, "runtime" | "image" | "vm">): string {

@@ -4,8 +4,8 @@
  * not wait for it before it shows anything.
  */
 import type * as vscode from "vscode";
-import type { AgentClient } from "../../agent/protocol/client";
-import type { SystemCheckResult } from "../../agent/protocol/methods";
+import type { AgentClient } from "../../protocol/client";
+import type { SystemCheckResult } from "../../protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 
 export class Readiness implements vscode.Disposable {

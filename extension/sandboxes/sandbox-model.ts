@@ -5,9 +5,9 @@
  * everything per event.
  */
 import * as vscode from "vscode";
-import type { AgentNotification, AgentNotifications, Change, Sandbox } from "../../agent/protocol/methods";
+import type { AgentNotification, AgentNotifications, Change, Sandbox } from "../../protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
-import { relativeTo } from "../uri";
+import { relativeTo } from "../common/uri";
 import { changeRows } from "./change-rows";
 
 const REFRESH_DEBOUNCE_MS = 150;

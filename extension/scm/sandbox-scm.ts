@@ -5,12 +5,12 @@
  */
 import * as path from "node:path";
 import * as vscode from "vscode";
-import type { ApproveResult, Change, Conflict, Sandbox } from "../../agent/protocol/methods";
+import type { ApproveResult, Change, Conflict, Sandbox } from "../../protocol/methods";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import { changeRows } from "../sandboxes/change-rows";
 import { sandboxUri } from "../fs/sandbox-file-system";
-import { readSettings } from "../settings";
-import { parseSandboxQuery, relativeTo, SCHEME } from "../uri";
+import { readSettings } from "../common/settings";
+import { parseSandboxQuery, relativeTo, SCHEME } from "../common/uri";
 
 /** A changed path as Source Control shows it; commands get these back as arguments. */
 export interface ChangeResource extends vscode.SourceControlResourceState {

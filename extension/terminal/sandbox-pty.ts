@@ -5,8 +5,8 @@
  * terminal whose program fails at once stays open and says why, until a key closes it.
  */
 import * as vscode from "vscode";
-import type { AgentNotification } from "../../agent/protocol/methods";
-import { PaddockError } from "../../agent/protocol/errors";
+import type { AgentNotification } from "../../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
 import type { AgentConnection } from "../agent/agent-connection";
 import { saysNoResolution, tellOffline } from "./offline-hint";
 

@@ -5,7 +5,7 @@
  * that cannot run fails at once and says why in its terminal.
  */
 import * as vscode from "vscode";
-import type { Sandbox } from "../../agent/protocol/methods";
+import type { Sandbox } from "../../protocol/methods";
 import type { AgentConnection } from "../agent/agent-connection";
 import type { SandboxModel } from "../sandboxes/sandbox-model";
 import { runtimeLabel, sandboxItem } from "../sandboxes/describe";

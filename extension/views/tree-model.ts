@@ -4,7 +4,7 @@
  * open in this window under "Other folders". Pure, so the shape of the view is unit-tested
  * without VS Code.
  */
-import type { Sandbox } from "../../agent/protocol/methods";
+import type { Sandbox } from "../../protocol/methods";
 import type { ChangeRow } from "../sandboxes/change-rows";
 import { ageLabel, networkLabel, runtimeLabel } from "../sandboxes/describe";
 

@@ -5,7 +5,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { RawPeer } from "./raw-peer";
-import { isListening } from "../../agent/protocol/client";
+import { isListening } from "../../protocol/client";
 import { mountPoints } from "../../agent/changeset/overlay";
 
 export const REPO = path.resolve(__dirname, "..", "..");

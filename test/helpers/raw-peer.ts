@@ -3,7 +3,7 @@
  * (garbage, split frames, bad headers) and read back every frame the agent sends.
  */
 import type { Readable, Writable } from "node:stream";
-import { FrameReader, encodeFrame } from "../../agent/protocol/framing";
+import { FrameReader, encodeFrame } from "../../protocol/framing";
 
 export interface RpcError {
   code: number;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { AgentClient } from "../../agent/protocol/client";
+import type { AgentClient } from "../../protocol/client";
 import { waitFor, type Fixture } from "./sandbox-fixture";
 
 /** Every kind of edit a command makes, for richWorkspace's tree. */

@@ -4,11 +4,11 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AgentClient } from "../../agent/protocol/client";
+import { AgentClient } from "../../protocol/client";
 import { startSocketAgent, tempDir, type AgentProcess } from "./agent-process";
 import { cgroupScope } from "../../agent/runtime/cgroup";
 import { mountPoints } from "../../agent/changeset/overlay";
-import type { PaddockError } from "../../agent/protocol/errors";
+import type { PaddockError } from "../../protocol/errors";
 
 export interface Fixture {
   base: string;

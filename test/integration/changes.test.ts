@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { Change } from "../../agent/protocol/methods";
+import type { Change } from "../../protocol/methods";
 import { fixtureForFile, refused } from "../helpers/sandbox-fixture";
 
 const shared = fixtureForFile();

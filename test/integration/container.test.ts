@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { AgentClient } from "../../agent/protocol/client";
+import type { AgentClient } from "../../protocol/client";
 import { checkTerminal, fixtureForFile, makeWorkspace, mountsUnder, refused, sandboxCgroups, startFixture, treeHash, waitFor } from "../helpers/sandbox-fixture";
 import { busyboxFiles, layerTar, ociLayoutOf } from "../helpers/images";
 

@@ -14,7 +14,7 @@ import { runCli, tempDir } from "../helpers/agent-process";
 import { ImageStore } from "../../agent/image/oci-import";
 import { refused, startFixture, waitFor } from "../helpers/sandbox-fixture";
 import { descendants } from "../../agent/process/process-tree";
-import type { PaddockError } from "../../agent/protocol/errors";
+import type { PaddockError } from "../../protocol/errors";
 import { layerTar, ociLayoutOf } from "../helpers/images";
 
 const readComm = (pid: number) => {

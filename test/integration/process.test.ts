@@ -5,8 +5,8 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import type { AgentClient } from "../../agent/protocol/client";
-import { encodeFrame } from "../../agent/protocol/framing";
+import type { AgentClient } from "../../protocol/client";
+import { encodeFrame } from "../../protocol/framing";
 import { REPO, tempDir } from "../helpers/agent-process";
 import { cgroupProcs, makeWorkspace, startFixture, type Fixture, waitFor } from "../helpers/sandbox-fixture";
 

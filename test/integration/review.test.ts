@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { fixtureForFile, refused, waitFor } from "../helpers/sandbox-fixture";
 import { copyTree, describeTree } from "../helpers/tree";
 import { EDITS, reviewFixture } from "../helpers/review-fixture";
-import type { AgentNotifications } from "../../agent/protocol/methods";
+import type { AgentNotifications } from "../../protocol/methods";
 import { applyLineChanges, computeLineChanges, splitLines } from "../../agent/review/line-changes";
 
 const shared = fixtureForFile();

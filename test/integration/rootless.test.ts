@@ -9,8 +9,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { REPO, publicAgentScript, startAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
 import { makeWorkspace, treeHash, waitFor } from "../helpers/sandbox-fixture";
-import { AgentClient, isListening } from "../../agent/protocol/client";
-import type { PaddockError } from "../../agent/protocol/errors";
+import { AgentClient, isListening } from "../../protocol/client";
+import type { PaddockError } from "../../protocol/errors";
 
 const USER = "paddock-test";
 let uid = 0;

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { REPO, runCli, socketPeer, startSocketAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
-import type { CheckName, SystemCheckResult } from "../../agent/protocol/methods";
+import type { CheckName, SystemCheckResult } from "../../protocol/methods";
 import type { RpcMessage } from "../helpers/raw-peer";
 
 let base = "";

@@ -13,7 +13,7 @@ import * as path from "node:path";
 import { REPO, socketPeer, startSocketAgent, tempDir, type AgentProcess } from "../helpers/agent-process";
 import type { RpcMessage } from "../helpers/raw-peer";
 import { Admission, DEFAULT_ADMISSION_LIMITS, admissionLimitsFromEnv } from "../../agent/server/admission";
-import { PaddockError } from "../../agent/protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 import { rssMiB } from "../helpers/proc";
 import { callAs } from "../helpers/users";
 

@@ -13,7 +13,7 @@ import { publicAgentScript, startAgent, tempDir, type AgentProcess } from "../he
 import { callAs, ensureUser, type CallResult, type TestUser } from "../helpers/users";
 import { fixtureForFile, makeWorkspace, refused } from "../helpers/sandbox-fixture";
 import { cgroupScope } from "../../agent/runtime/cgroup";
-import { isListening } from "../../agent/protocol/client";
+import { isListening } from "../../protocol/client";
 
 const USER = "paddock-limits";
 const GROUP = "paddock-limits-grp";

@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
-import type { AgentNotifications } from "../../agent/protocol/methods";
+import type { AgentNotifications } from "../../protocol/methods";
 import { UpperWatcher } from "../../agent/changeset/upper-watcher";
 import { UpperFormat } from "../../agent/changeset/upper-format";
 import { tempDir } from "../helpers/agent-process";

@@ -6,7 +6,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { spawn, type ChildProcess } from "node:child_process";
-import { AgentClient } from "../../agent/protocol/client";
+import { AgentClient } from "../../protocol/client";
 
 /**
  * A listener with a queue of one that stops accepting for `busyMs` (its event loop blocked,

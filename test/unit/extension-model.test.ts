@@ -1,12 +1,12 @@
 /** The extension's pure parts: the tree's shape, paddock: URIs, changes VS Code shows to hunk selectors. */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Change, HunkSelector, Sandbox } from "../../agent/protocol/methods";
+import type { Change, HunkSelector, Sandbox } from "../../protocol/methods";
 import { buildTree, fileNodes, MAX_FILES_IN_VIEW } from "../../extension/views/tree-model";
 import { ageLabel, networkLabel, runtimeLabel } from "../../extension/sandboxes/describe";
 import { changeRows } from "../../extension/sandboxes/change-rows";
 import { saysNoResolution } from "../../extension/terminal/no-resolution";
-import { parseSandboxQuery, relativeTo, sandboxQuery } from "../../extension/uri";
+import { parseSandboxQuery, relativeTo, sandboxQuery } from "../../extension/common/uri";
 import { changeAtLine, selectorOfChange, selectorOfMapping, selectorOfPeekChange } from "../../extension/review/hunk-selectors";
 import { createOptions } from "../../extension/sandboxes/create-options";
 import { applyLineChanges, computeLineChanges, selectLineChanges, splitLines } from "../../agent/review/line-changes";

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
-import { FrameReader, MAX_HEADER_BYTES, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameBudget, type FrameEvent } from "../../agent/protocol/framing";
+import { FrameReader, MAX_HEADER_BYTES, decodeUtf8, encodeFrame, jsonNestingDepth, type FrameBudget, type FrameEvent } from "../../protocol/framing";
 
 const frames = (events: FrameEvent[]) => events.filter((e) => e.kind === "frame").map((e) => (e.kind === "frame" ? e.body.toString("utf8") : ""));
 const errors = (events: FrameEvent[]) => events.filter((e) => e.kind === "error").map((e) => (e.kind === "error" ? e.code : ""));

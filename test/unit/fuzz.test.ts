@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { FrameReader, MAX_HEADER_BYTES, encodeFrame } from "../../agent/protocol/framing";
+import { FrameReader, MAX_HEADER_BYTES, encodeFrame } from "../../protocol/framing";
 import { startInMemoryAgent } from "../helpers/in-memory-agent";
 import type { Received, RpcMessage } from "../helpers/raw-peer";
 

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import * as net from "node:net";
 import { GuestConnection } from "../../agent/guest/guest-connection";
 import { socketPair } from "../../agent/sys/libc";
-import type { PaddockError } from "../../agent/protocol/errors";
+import type { PaddockError } from "../../protocol/errors";
 import { FrameDecoder, FrameType, MAX_FRAME, decodeExit, encodeExec, encodeFrame, encodeResize } from "../../agent/guest/guest-protocol";
 import { moduleLoadOrder } from "../../agent/guest/guest-image";
 

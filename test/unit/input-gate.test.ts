@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InputGate, MAX_UNREAD_INPUT_BYTES } from "../../agent/process/input-gate";
-import { PaddockError } from "../../agent/protocol/errors";
+import { PaddockError } from "../../protocol/errors";
 
 /** A client connection that can go away. */
 function writer() {

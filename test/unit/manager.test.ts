@@ -13,7 +13,7 @@ import { SandboxStore } from "../../agent/sandbox/store";
 import { ProcessTable } from "../../agent/process/process-table";
 import { Logger } from "../../agent/log/logger";
 import { UpperFormat } from "../../agent/changeset/upper-format";
-import { Runtimes } from "../../agent/runtime/registry";
+import { Runtimes } from "../../agent/runtimes";
 import type { Changesets, EnterSpec } from "../../agent/changeset/changesets";
 import type { SandboxPaths } from "../../agent/state/sandbox-layout";
 import type { ProcessRecord, RuntimePart, SandboxRecord, VmRecord } from "../../agent/state/sandbox-record";
@@ -21,8 +21,8 @@ import type { CreateRequest, Leftover, SandboxRuntime, StartContext, Validated }
 import type { LaunchSpec } from "../../agent/runtime/launch-spec";
 import type { Launch } from "../../agent/process/launch";
 import type { Completed } from "../../agent/process/run-to-completion";
-import type { CheckResult, Limits, RuntimeReadiness } from "../../agent/protocol/methods";
-import { PaddockError } from "../../agent/protocol/errors";
+import type { CheckResult, Limits, RuntimeReadiness } from "../../protocol/methods";
+import { PaddockError } from "../../protocol/errors";
 
 const root: { uid: number } = { uid: 0 };
 const quiet = new Logger([], "error");

@@ -6,7 +6,7 @@ import { byteLength, displayPath, hasRawBytes, nameBytes, nameFromBytes, parseDi
 import { gitQuote } from "../../agent/review/patch";
 import { exactChanges, ShownPaths } from "../../agent/review/client-paths";
 import { holdBackDeepTrees } from "../../agent/review/requests";
-import type { Change } from "../../agent/protocol/methods";
+import type { Change } from "../../protocol/methods";
 
 const latin1 = (s: string) => Buffer.from(s, "latin1");
 

@@ -3,9 +3,9 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startInMemoryAgent, connect } from "../helpers/in-memory-agent";
 import type { RpcMessage } from "../helpers/raw-peer";
-import { PROTOCOL_VERSION } from "../../agent/protocol/methods";
+import { PROTOCOL_VERSION } from "../../protocol/methods";
 import { MAX_BATCH } from "../../agent/server/dispatcher";
-import { encodeFrame } from "../../agent/protocol/framing";
+import { encodeFrame } from "../../protocol/framing";
 
 async function initialized() {
   const pair = startInMemoryAgent();
@@ -232,7 +232,7 @@ test("shutdown and exit in one write: the shutdown is still answered", async () 
 
 test("client: an agent that refuses a frame and closes says why to every pending request", async () => {
   const { PassThrough } = await import("node:stream");
-  const { AgentClient } = await import("../../agent/protocol/client");
+  const { AgentClient } = await import("../../protocol/client");
   const fromAgent = new PassThrough();
   const client = new AgentClient(fromAgent, new PassThrough());
   const pending = client.request("system/ping", {});

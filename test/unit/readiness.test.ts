@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseCgroupMounts } from "../../agent/check/probes/cgroups";
 import { chooseChangeset, containerReadiness, processReadiness, vmReadiness } from "../../agent/runtime/readiness";
-import type { CheckName, CheckResult } from "../../agent/protocol/methods";
+import type { CheckName, CheckResult } from "../../protocol/methods";
 
 /** What system/check reports for these checks, without overrides. */
 function runtimeReadiness(checks: CheckResult[], root: boolean) {

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import type { Change } from "../../agent/protocol/methods";
+import type { Change } from "../../protocol/methods";
 import { byPath, compareLike, forcedPaths, PathCover, select } from "../../agent/review/target";
 
 const name = fc.constantFrom("a", "b", "a b", "a-b", "ab", "é", "z", ".x", "a.b");

@@ -9,7 +9,7 @@
 import { after, before } from "node:test";
 import assert from "node:assert/strict";
 import * as path from "node:path";
-import type { Sandbox } from "../../agent/protocol/methods";
+import type { Sandbox } from "../../protocol/methods";
 import { layerTar, ociLayoutOf } from "../helpers/images";
 import { Workbench, workbenchSteps } from "./workbench";
 

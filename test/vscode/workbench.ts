@@ -9,7 +9,7 @@ import { test } from "node:test";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Browser, Locator, Page } from "playwright-core";
-import type { AgentClient } from "../../agent/protocol/client";
+import type { AgentClient } from "../../protocol/client";
 import { startFixture, type Fixture } from "../helpers/sandbox-fixture";
 import { launchBrowser, logIn, REPO, startCodeServer, type CodeServer } from "./harness";
 

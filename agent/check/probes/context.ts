@@ -1,4 +1,4 @@
-import type { CheckResult } from "../../protocol/methods";
+import type { CheckResult } from "../../../protocol/methods";
 
 /** What every probe gets: a scratch dir of its own and where the native helpers are. */
 export interface ProbeContext {

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { buildInitramfs } from "../../guest/initramfs";
 import { guestKernel, missingKernel } from "../../guest/kernel";
-import type { PaddockError } from "../../protocol/errors";
+import type { PaddockError } from "../../../protocol/errors";
 import { describeFailure, runProbe } from "../run-probe";
 import type { ProbeContext, ProbeVerdict } from "./context";
 

@@ -7,7 +7,7 @@
  * host, so any image works, even one without a shell); every program is started with
  * `runc exec`, as the sandbox's owner, like the process runtime's.
  */
-import type { Limits, NetworkMode } from "../../protocol/methods";
+import type { Limits, NetworkMode } from "../../../protocol/methods";
 import { WORKSPACE_IN_GUEST, guestCwd, sandboxEnv, type LaunchSpec } from "../launch-spec";
 import { DEFAULT_PATH } from "../../sys/default-path";
 /** On /dev (a tmpfs of the container's), so that the image's own file system is not touched. */

@@ -11,8 +11,8 @@
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../../protocol/errors";
-import type { Limits, NetworkMode } from "../../protocol/methods";
+import { PaddockError } from "../../../protocol/errors";
+import type { Limits, NetworkMode } from "../../../protocol/methods";
 import type { Logger } from "../../log/logger";
 import { OVERLAY_OPTIONS, refuseUnsafeOptionPaths, unmountOverlay } from "../../changeset/overlay";
 import { MS_NODEV, errnoName, mount } from "../../sys/libc";

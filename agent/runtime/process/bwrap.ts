@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../../protocol/errors";
+import { PaddockError } from "../../../protocol/errors";
 import { DEFAULT_PATH } from "../../sys/default-path";
 import { MiB, SMALL_TMPFS_MIB } from "../limits";
 import { sandboxEnv, type LaunchSpec } from "../launch-spec";

@@ -2,9 +2,9 @@
  * The `process` runtime: programs run on the host under bubblewrap, in the sandbox's view of
  * the workspace (the changeset says how a program gets into that view).
  */
-import { PaddockError } from "../../protocol/errors";
-import type { CheckResult, Limits, RuntimeReadiness } from "../../protocol/methods";
-import { RUNTIME_NETWORKS } from "../../protocol/runtime-networks";
+import { PaddockError } from "../../../protocol/errors";
+import type { CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
+import { RUNTIME_NETWORKS } from "../../../protocol/runtime-kinds";
 import type { Changesets } from "../../changeset/changesets";
 import type { Completed } from "../../process/run-to-completion";
 import type { Launch } from "../../process/launch";

@@ -4,9 +4,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PaddockError } from "../../protocol/errors";
-import type { CheckName, CheckResult, Limits, RuntimeReadiness } from "../../protocol/methods";
-import { RUNTIME_NETWORKS } from "../../protocol/runtime-networks";
+import { PaddockError } from "../../../protocol/errors";
+import type { CheckName, CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
+import { RUNTIME_NETWORKS } from "../../../protocol/runtime-kinds";
 import type { Launch } from "../../process/launch";
 import type { SandboxPaths } from "../../state/sandbox-layout";
 import type { RuntimePart, VmRecord } from "../../state/sandbox-record";

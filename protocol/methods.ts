@@ -4,7 +4,7 @@
  * from them, so a method cannot drift between the two sides.
  */
 import { z } from "zod/v3";
-import { NETWORK_MODES, RUNTIME_KINDS } from "./runtime-networks";
+import { NETWORK_MODES, RUNTIME_KINDS } from "./runtime-kinds";
 
 export { PROTOCOL_VERSION } from "./version";
 

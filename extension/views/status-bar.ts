@@ -1,7 +1,7 @@
 /** The status bar item: the agent's state and how many sandboxes run, one click from the Paddock view. */
 import * as vscode from "vscode";
-import type { AgentConnection, AgentState } from "./agent/agent-connection";
-import type { SandboxModel } from "./sandboxes/sandbox-model";
+import type { AgentConnection, AgentState } from "../agent/agent-connection";
+import type { SandboxModel } from "../sandboxes/sandbox-model";
 
 export function createStatusBar(agent: AgentConnection, model: SandboxModel): vscode.Disposable {
   const item = vscode.window.createStatusBarItem("paddock.status", vscode.StatusBarAlignment.Left, 10);

@@ -6,11 +6,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { spawn } from "node:child_process";
-import { AgentClient } from "./client";
-import { PaddockError } from "./errors";
-import type { InitializeResult } from "./methods";
-import { defaultSocketPath, stateFiles } from "../state/paths";
-import type { AgentInfo } from "../serve";
+import { AgentClient } from "../protocol/client";
+import { PaddockError } from "../protocol/errors";
+import type { InitializeResult } from "../protocol/methods";
+import { agentInfoFile, defaultSocketPath, type AgentInfo } from "../protocol/discovery";
 
 export interface ConnectOptions {
   socket?: string;
@@ -71,7 +70,7 @@ export async function connectToAgent(options: ConnectOptions): Promise<Connected
 function candidateSockets(stateDir: string): string[] {
   const found: string[] = [];
   try {
-    const info = JSON.parse(fs.readFileSync(stateFiles(stateDir).agentInfo, "utf8")) as AgentInfo;
+    const info = JSON.parse(fs.readFileSync(agentInfoFile(stateDir), "utf8")) as AgentInfo;
     if (typeof info.socket === "string") found.push(info.socket);
   } catch {
     // no agent serves this state dir on a socket

@@ -1,6 +1,6 @@
 /** The extension's settings, read in one place with their defaults (see package.json). */
 import * as vscode from "vscode";
-import type { NetworkMode, RuntimeKind } from "../agent/protocol/methods";
+import type { NetworkMode, RuntimeKind } from "../../protocol/methods";
 
 export interface Settings {
   /** "user": our own agent, rootless; "root": our own agent through rootCommand; "socket": an agent already running. */

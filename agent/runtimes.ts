@@ -4,17 +4,17 @@
  */
 import * as path from "node:path";
 import type { CheckName, CheckResult, RuntimeKind, RuntimeReadiness } from "../protocol/methods";
-import { RUNTIME_KINDS } from "../protocol/runtime-networks";
-import type { Changesets } from "../changeset/changesets";
-import type { Images } from "../image/images";
-import type { Logger } from "../log/logger";
-import type { SandboxRecord } from "../state/sandbox-record";
-import { ContainerRuntime } from "./container/container-runtime";
-import { ProcessRuntime } from "./process/process-runtime";
-import type { Overrides } from "./readiness";
-import type { SandboxRuntime } from "./runtime";
-import { VmRuntime } from "./vm/vm-runtime";
-import type { Vms } from "./vm/vms";
+import { RUNTIME_KINDS } from "../protocol/runtime-kinds";
+import type { Changesets } from "./changeset/changesets";
+import type { Images } from "./image/images";
+import type { Logger } from "./log/logger";
+import type { SandboxRecord } from "./state/sandbox-record";
+import { ContainerRuntime } from "./runtime/container/container-runtime";
+import { ProcessRuntime } from "./runtime/process/process-runtime";
+import type { Overrides } from "./runtime/readiness";
+import type { SandboxRuntime } from "./runtime/runtime";
+import { VmRuntime } from "./runtime/vm/vm-runtime";
+import type { Vms } from "./runtime/vm/vms";
 
 type RuntimeOf<K extends RuntimeKind> = SandboxRuntime<Extract<SandboxRecord, { runtime: K }>>;
 export type RuntimeTable = { [K in RuntimeKind]: RuntimeOf<K> };
