@@ -1,7 +1,7 @@
 /**
- * The runtimes, and which networks each has: one table for the agent (which refuses the
- * others) and its clients (which offer only these). Apart from the schemas, so the extension
- * loads no zod.
+ * The runtimes, and which networks and limits each has: one table for the agent (which
+ * refuses the others) and its clients (which offer only these). Apart from the schemas, so
+ * the extension loads no zod.
  */
 export const RUNTIME_KINDS = ["process", "container", "vm"] as const;
 export type RuntimeKind = (typeof RUNTIME_KINDS)[number];
@@ -14,6 +14,15 @@ export const RUNTIME_NETWORKS: Record<RuntimeKind, readonly NetworkMode[]> = {
   process: ["none", "host"],
   container: ["none", "host", "nat"],
   vm: ["none", "nat"],
+};
+
+export type LimitName = "memoryMiB" | "pids" | "cpus" | "tmpMiB";
+
+/** The limits each runtime takes. A VM's are its memory and CPUs: its processes and its /tmp are its guest kernel's, inside that memory. */
+export const RUNTIME_LIMITS: Record<RuntimeKind, readonly LimitName[]> = {
+  process: ["memoryMiB", "pids", "cpus", "tmpMiB"],
+  container: ["memoryMiB", "pids", "cpus", "tmpMiB"],
+  vm: ["memoryMiB", "cpus"],
 };
 
 const LABELS: Record<RuntimeKind, string> = { process: "process", container: "container", vm: "VM" };

@@ -7,6 +7,7 @@
 import * as os from "node:os";
 import { PaddockError } from "../../protocol/errors";
 import type { Limits, Sandbox } from "../../protocol/methods";
+import { RUNTIME_LIMITS } from "../../protocol/runtime-kinds";
 
 export const MiB = 1024 * 1024;
 export const DEFAULT_PIDS = 4096;
@@ -74,6 +75,11 @@ export function resolveLimits(asked: Limits, cgroups: CgroupControllers | undefi
   return { limits, unavailable };
 }
 
+const NOT_FOR_VMS = {
+  pids: { message: "a pids limit is not for VM sandboxes (their processes are the guest kernel's)", hint: "give memoryMiB and cpus only" },
+  tmpMiB: { message: "a VM's /tmp is in the guest's own memory: it has no size of its own", hint: "give memoryMiB (the guest's memory) instead" },
+};
+
 /** The limits in force for a new VM sandbox: its machine's. */
 export function resolveVmLimits(asked: Limits, hostMiB = hostMemoryMiB()): ResolvedLimits {
   refuseBeyondHost(asked, hostMiB);
@@ -85,7 +91,8 @@ export function resolveVmLimits(asked: Limits, hostMiB = hostMemoryMiB()): Resol
  * that memory: there is no pids limit or /tmp size to give.
  */
 export function vmMachine(asked: Limits): { memoryMiB: number; cpus: number } {
-  if (asked.pids !== undefined) refuse("pids", "a pids limit is not for VM sandboxes (their processes are the guest kernel's)", "give memoryMiB and cpus only");
-  if (asked.tmpMiB !== undefined) refuse("tmpMiB", "a VM's /tmp is in the guest's own memory: it has no size of its own", "give memoryMiB (the guest's memory) instead");
+  for (const field of ["pids", "tmpMiB"] as const) {
+    if (asked[field] !== undefined && !RUNTIME_LIMITS.vm.includes(field)) refuse(field, NOT_FOR_VMS[field].message, NOT_FOR_VMS[field].hint);
+  }
   return { memoryMiB: asked.memoryMiB ?? VM_DEFAULTS.memoryMiB, cpus: Math.max(1, Math.ceil(asked.cpus ?? VM_DEFAULTS.cpus)) };
 }

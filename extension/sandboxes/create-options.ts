@@ -4,7 +4,7 @@
  * network or limit: what one lacks is left out (and said), never sent to be refused.
  */
 import type { Limits, NetworkMode, RuntimeKind } from "../../protocol/methods";
-import { RUNTIME_NETWORKS } from "../../protocol/runtime-kinds";
+import { RUNTIME_LIMITS, RUNTIME_NETWORKS, type LimitName } from "../../protocol/runtime-kinds";
 
 export interface CreateOptions {
   network: NetworkMode;
@@ -15,12 +15,12 @@ export interface CreateOptions {
 
 export function createOptions(runtime: RuntimeKind, settings: { network: NetworkMode; memoryMiB: number; pids: number; cpus: number; tmpMiB?: number }): CreateOptions {
   // 0 (or nothing) leaves a limit to the agent's default.
+  const takes = (name: LimitName, value: number | undefined) => (value ?? 0) > 0 && RUNTIME_LIMITS[runtime].includes(name);
   const limits: Limits = {
-    ...(settings.memoryMiB > 0 ? { memoryMiB: settings.memoryMiB } : {}),
-    // A VM's limits are its memory and CPUs; its processes and its /tmp are the guest kernel's.
-    ...(settings.pids > 0 && runtime !== "vm" ? { pids: settings.pids } : {}),
-    ...(settings.cpus > 0 ? { cpus: settings.cpus } : {}),
-    ...((settings.tmpMiB ?? 0) > 0 && runtime !== "vm" ? { tmpMiB: settings.tmpMiB } : {}),
+    ...(takes("memoryMiB", settings.memoryMiB) ? { memoryMiB: settings.memoryMiB } : {}),
+    ...(takes("pids", settings.pids) ? { pids: settings.pids } : {}),
+    ...(takes("cpus", settings.cpus) ? { cpus: settings.cpus } : {}),
+    ...(takes("tmpMiB", settings.tmpMiB) ? { tmpMiB: settings.tmpMiB } : {}),
   };
   if (RUNTIME_NETWORKS[runtime].includes(settings.network)) return { network: settings.network, limits };
   return { network: "none", limits, networkNote: { wanted: settings.network, runtime } };
