@@ -3,7 +3,6 @@
  * shared over virtio-9p; programs run through the guest's agent (see vms.ts).
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { PaddockError } from "../../../protocol/errors";
 import type { CheckName, CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
 import { RUNTIME_NETWORKS } from "../../../protocol/runtime-kinds";
@@ -120,7 +119,7 @@ export class VmRuntime implements SandboxRuntime<VmRecord> {
 
   /** The running VM's console log, or the last one kept in its folder. */
   console(record: VmRecord, paths: SandboxPaths): string {
-    const file = this.options.vms.consoleLog(record.id) ?? path.join(paths.vm, "console.log");
+    const file = this.options.vms.consoleLog(record.id, paths.vm);
     try {
       return fs.readFileSync(file, "utf8");
     } catch {

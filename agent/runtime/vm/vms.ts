@@ -95,6 +95,7 @@ export interface PoolStats {
 }
 
 const O_PATH = 0o10000000;
+const CONSOLE_LOG = "console.log";
 const READY_DEADLINE_MS: Record<Accelerator, number> = { kvm: 20_000, tcg: 90_000 };
 const CLAIM_DEADLINE_MS = 10_000;
 const FILL_DELAY_MS = 200;
@@ -179,8 +180,9 @@ export class Vms {
   }
 
   /** Where a running VM's console log is. */
-  consoleLog(id: string): string | undefined {
-    return this.running.get(id)?.consoleLog;
+  /** Where a VM's console log is: the running VM's, else the last one kept in the VM's folder. */
+  consoleLog(id: string, dir: string): string {
+    return this.running.get(id)?.consoleLog ?? path.join(dir, CONSOLE_LOG);
   }
 
   poolStats(): PoolStats {
@@ -257,7 +259,7 @@ export class Vms {
     fs.renameSync(vm.dir, dir);
     vm.dir = dir;
     vm.hub = path.join(dir, "hub");
-    vm.consoleLog = path.join(dir, "console.log");
+    vm.consoleLog = path.join(dir, CONSOLE_LOG);
   }
 
   /** Binds the sandbox's view on the VM's share and moves QEMU into the sandbox's cgroup. */
@@ -292,7 +294,7 @@ export class Vms {
     const secret = randomBytes(32).toString("hex");
     const hub = path.join(boot.dir, "hub");
     const initrd = path.join(boot.dir, "initrd");
-    const consoleLog = path.join(boot.dir, "console.log");
+    const consoleLog = path.join(boot.dir, CONSOLE_LOG);
     const netns = boot.network === "nat" ? path.join(boot.dir, "netns") : undefined;
     let consoleFd: number;
     try {
