@@ -226,6 +226,21 @@ test("stop, start and delete; two containers of one workspace at once; nothing l
   assert.deepEqual(fs.readdirSync(path.join(fx.stateDir, "sandboxes")), []);
 });
 
+test("a bind that a runc init killed while it started left in the container's state folder does not keep the container from going", async () => {
+  const { fx, client } = ctx;
+  await image(client, fx.base);
+  const { id } = await client.request("sandbox/create", { workspace: makeWorkspace(fx.base, "ws-runc-bind"), runtime: "container", image: "paddock-test/os:1" });
+  // What runc 1.1's cloned binary leaves when its runc init is killed between its bind and its unmount.
+  const stateFolder = path.join(fx.stateDir, "runc", `paddock-${id}`);
+  const leftover = path.join(stateFolder, "runc.LEFTOV");
+  fs.writeFileSync(leftover, "");
+  assert.equal(spawnSync("mount", ["--bind", "-o", "ro", "/bin/true", leftover]).status, 0);
+  await client.request("sandbox/delete", { id });
+  assert.deepEqual(mountsUnder(path.join(fx.stateDir, "runc")), []);
+  assert.equal(fs.existsSync(stateFolder), false);
+  assert.deepEqual(runcList(fx.stateDir), []);
+});
+
 test("refusals: an unknown image, an image in use, nat for a process sandbox; nothing recorded", async () => {
   const { fx, client } = ctx;
   await image(client, fx.base);

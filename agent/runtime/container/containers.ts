@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { PaddockError } from "../../../protocol/errors";
 import type { Limits, NetworkMode } from "../../../protocol/methods";
 import type { Logger } from "../../log/logger";
-import { OVERLAY_OPTIONS, refuseUnsafeOptionPaths, unmountOverlay } from "../../changeset/overlay";
+import { OVERLAY_OPTIONS, refuseUnsafeOptionPaths, unmountAllBelow, unmountOverlay } from "../../changeset/overlay";
 import { MS_NODEV, errnoName, mount } from "../../sys/libc";
 import { Beneath, BeneathError } from "../../sys/beneath";
 import { containerConfig, execArgs, mountDestinations } from "./container-spec";
@@ -131,6 +131,10 @@ export class Containers {
       slirp.kill("SIGKILL");
     }
     if (this.exists(id)) {
+      // A `runc init` killed while it started (an exec's timeout, a stop) can leave the
+      // read-only bind of runc's own binary that it makes in the container's state folder
+      // (runc.XXXXXX, runc 1.1's cloned binary): runc delete could not remove the folder.
+      unmountAllBelow(path.join(this.stateRoot, this.nameOf(id)));
       const del = await this.runtimeCall(["delete", "--force", this.nameOf(id)]);
       if (del.code !== 0 && this.exists(id)) {
         this.log.error("the OCI runtime could not delete a container", { sandboxId: id, runtime: this.runtime, stderr: del.stderr });
