@@ -24,6 +24,14 @@ const readComm = (pid: number) => {
     return undefined;
   }
 };
+/** The parent of a process (field 4 of /proc/PID/stat, after the command's name in parentheses). */
+const parentPid = (pid: number) => {
+  try {
+    return Number(fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.split(" ")[1]);
+  } catch {
+    return undefined;
+  }
+};
 const sha = (data: Buffer) => createHash("sha256").update(data).digest("hex");
 
 /** Two layers: the second deletes a file (.wh.) and makes a folder opaque (.wh..wh..opq). */
@@ -241,7 +249,9 @@ test("the agent answers others while it imports a big image (unpacking never blo
   const order: string[] = [];
   const importing = client.request("image/import", { source: layout, name: "big:1" }).then(() => order.push("import"));
   // While tar unpacks the big layer, the agent answers: the answer comes with tar still running.
-  const tar = await waitFor("tar to unpack the layer", () => descendants(fx.agent.child.pid!).find((pid) => readComm(pid) === "tar"), 60_000);
+  // tar itself, not the child it forks to run gzip (named tar only until it execs).
+  const isTar = (pid: number) => readComm(pid) === "tar" && readComm(parentPid(pid) ?? 0) !== "tar";
+  const tar = await waitFor("tar to unpack the layer", () => descendants(fx.agent.child.pid!).find(isTar), 60_000);
   await client.request("sandbox/list").then(() => order.push("list"));
   assert.equal(readComm(tar), "tar", "answered while the layer was being unpacked");
   // The only other image with the base layer goes while the import still needs that layer.
