@@ -41,6 +41,10 @@ const runtime = [
 for (const file of runtime) copy(path.join("node_modules", file), path.join("dist/node_modules", file));
 const { version } = JSON.parse(readFileSync("package.json", "utf8"));
 const out = path.resolve(`paddock-${version}.vsix`);
-execFileSync(path.resolve("node_modules/.bin/vsce"), ["package", "--no-dependencies", "--allow-missing-repository", "--out", out], { cwd: stage, stdio: process.env.PADDOCK_PACKAGE_QUIET === "1" ? "pipe" : "inherit" });
-rmSync(stage, { recursive: true, force: true });
+try {
+  execFileSync(path.resolve("node_modules/.bin/vsce"), ["package", "--no-dependencies", "--allow-missing-repository", "--out", out], { cwd: stage, stdio: process.env.PADDOCK_PACKAGE_QUIET === "1" ? "pipe" : "inherit" });
+} finally {
+  // A failed package leaves no stage behind (lint and the next run would read it).
+  rmSync(stage, { recursive: true, force: true });
+}
 console.log(`${path.basename(out)}: ${(statSync(out).size / 1024 / 1024).toFixed(1)} MiB`);
