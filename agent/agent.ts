@@ -22,6 +22,7 @@ import type { Caller, Session, TransportKind } from "./session";
 import type { Logger } from "./log/logger";
 import type { SystemChecker } from "./check/system-check";
 import type { SandboxManager } from "./sandbox/manager";
+import type { SandboxReview } from "./sandbox/sandbox-review";
 import type { ProcessTable } from "./process/process-table";
 import { AGENT_VERSION } from "./version";
 import { summary, type Images } from "./image/images";
@@ -33,6 +34,7 @@ export interface AgentOptions {
   log: Logger;
   checker: SystemChecker;
   sandboxes: SandboxManager;
+  review: SandboxReview;
   processes: ProcessTable;
   images: Images;
   vmPool: () => RequestResults["vm/pool"];
@@ -75,7 +77,7 @@ export class Agent {
     });
     request("system/ping", (params) => (params?.data === undefined ? {} : { data: params.data }));
     request("system/check", (params, call) => options.checker.run({ refresh: params?.refresh ?? false, log: call.log }));
-    const { sandboxes, processes } = options;
+    const { sandboxes, review, processes } = options;
     request("sandbox/create", (params, _call, session) => sandboxes.create(session.caller, params));
     request("sandbox/list", (params, _call, session) => ({ sandboxes: sandboxes.list(session.caller, params?.workspace) }));
     request("sandbox/get", (params, _call, session) => sandboxes.get(session.caller, params.id));
@@ -84,14 +86,14 @@ export class Agent {
     request("sandbox/delete", (params, _call, session) => sandboxes.delete(session.caller, params.id));
     request("sandbox/gc", (_params, _call, session) => sandboxes.gc(session.caller));
     request("sandbox/exec", (params, _call, session) => sandboxes.exec(session.caller, params.id, params, session));
-    request("sandbox/changes", (params, _call, session) => session.bigAnswer(async () => ({ changes: await sandboxes.changes(session.caller, params.id) })));
-    request("sandbox/readFile", (params, _call, session) => session.bigAnswer(() => sandboxes.readFile(session.caller, params.id, params.path, params.base)));
-    request("sandbox/writeFile", (params, _call, session) => sandboxes.writeFile(session.caller, params.id, params.path, params.content));
-    request("sandbox/diff", (params, _call, session) => session.bigAnswer(() => sandboxes.diff(session.caller, params.id, params.paths, params.context)));
-    request("sandbox/approve", (params, _call, session) => sandboxes.approve(session.caller, params.id, params));
-    request("sandbox/reject", (params, _call, session) => sandboxes.reject(session.caller, params.id, params));
-    request("sandbox/undo", (params, _call, session) => sandboxes.undo(session.caller, params.id, params.undo));
-    request("sandbox/undoList", (params, _call, session) => sandboxes.undoList(session.caller, params.id));
+    request("sandbox/changes", (params, _call, session) => session.bigAnswer(async () => ({ changes: await review.changes(session.caller, params.id) })));
+    request("sandbox/readFile", (params, _call, session) => session.bigAnswer(() => review.readFile(session.caller, params.id, params.path, params.base)));
+    request("sandbox/writeFile", (params, _call, session) => review.writeFile(session.caller, params.id, params.path, params.content));
+    request("sandbox/diff", (params, _call, session) => session.bigAnswer(() => review.diff(session.caller, params.id, params.paths, params.context)));
+    request("sandbox/approve", (params, _call, session) => review.approve(session.caller, params.id, params));
+    request("sandbox/reject", (params, _call, session) => review.reject(session.caller, params.id, params));
+    request("sandbox/undo", (params, _call, session) => review.undo(session.caller, params.id, params.undo));
+    request("sandbox/undoList", (params, _call, session) => review.undoList(session.caller, params.id));
     const { images } = options;
     request("image/list", () => ({ images: images.list().map(summary) }));
     request("image/import", async (params, _call, session) => {

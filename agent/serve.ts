@@ -117,6 +117,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
     log,
     checker,
     sandboxes,
+    review: sandboxes.review,
     processes,
     images,
     vmPool: () => vms.poolStats(),

@@ -2,17 +2,19 @@
  * Sandboxes: create, list, stop, start, delete, run commands in them, expire them, and after
  * a crash or a reboot put everything back in order. The one place that changes a sandbox's
  * state; each change is recorded durably before the resources it describes are made or
- * removed.
+ * removed. What differs between runtimes is asked of the sandbox's runtime; the review
+ * methods are in sandbox-review.ts.
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../../protocol/errors";
-import type { Change, ExecResult, GcResult, Sandbox, SandboxState } from "../../protocol/methods";
-import { listChanges } from "../changeset/changes";
+import type { AgentNotificationMethod, AgentNotifications, ExecResult, GcResult, Sandbox, SandboxState } from "../../protocol/methods";
 import { unmountAllBelow } from "../changeset/overlay";
 import type { Caller, Session } from "../session";
 import type { Logger } from "../log/logger";
+import { mayAccess, ownerIds } from "./owner";
+import { SandboxReview } from "./sandbox-review";
 import { SandboxStore, type SandboxRecord } from "./store";
 import { openWorkspace, type OpenWorkspace } from "./workspace";
 import type { Changesets } from "../changeset/changesets";
@@ -22,24 +24,7 @@ import type { Runtimes } from "../runtimes";
 import type { CreateRequest, SandboxRuntime } from "../runtime/runtime";
 import { runToCompletion, OUTPUT_CAP_BYTES } from "../process/run-to-completion";
 import type { ProcessTable } from "../process/process-table";
-import type { AgentNotificationMethod, AgentNotifications, ApproveResult, DiffResult, ReadFileResult, RejectResult, Undoable, UndoOffer, UndoResult } from "../../protocol/methods";
 import { UpperWatcher } from "../changeset/upper-watcher";
-import { markAgainstBase, readBase } from "../review/against-base";
-import { BaseStore } from "../review/bases";
-import type { ApproveRequest } from "../review/approve";
-import { changedAfter, changedSince } from "../review/conflicts";
-import { readEntry } from "../review/entries";
-import { recoverJournal } from "../review/journal";
-import { diffChanges, readSandboxFile } from "../review/read";
-import { writeSandboxFile, type RejectRequest } from "../review/reject";
-import { shownUndoOffer } from "../review/client-paths";
-import { approveListed, rejectListed, undoList, undoRequested } from "../review/requests";
-import { UndoRecorder } from "../review/undo-record";
-import { openWorkspaceTree, withTrees, withTreesAsync, type ReviewTarget } from "../review/target";
-import { Pacer } from "../sys/pacer";
-import { BeneathError, parentOf, type Beneath } from "../sys/beneath";
-import type { UserRights } from "../sys/credentials";
-import { userRights } from "../sys/users";
 
 export type { CreateRequest } from "../runtime/runtime";
 
@@ -64,8 +49,6 @@ export interface ManagerOptions {
 }
 
 const TTL_SWEEP_MS = 15_000;
-/** More paths than this in one sandbox/didChange are sent as [""]: clients list again. */
-const MAX_CHANGE_PATHS = 1000;
 
 export class SandboxManager {
   private readonly records = new Map<string, SandboxRecord>();
@@ -81,9 +64,21 @@ export class SandboxManager {
 
   /** Live updates and base capture, while a sandbox is mounted. */
   private readonly watcher: UpperWatcher;
+  /** The review methods: they work on these records, in these queues. */
+  readonly review: SandboxReview;
 
   constructor(private readonly options: ManagerOptions) {
-    this.watcher = new UpperWatcher(options.changesets.upperFormat, (id, paths) => void this.serialized(id, () => this.upperChanged(id, paths)));
+    this.review = new SandboxReview(
+      {
+        find: (caller, id) => this.find(caller, id),
+        current: (id) => this.records.get(id),
+        stillThere: (record) => this.stillThere(record),
+        serialized: (key, work) => this.serialized(key, work),
+        ofWorkspace: (workspaceId) => [...this.records.values()].filter((r) => r.workspaceId === workspaceId),
+      },
+      options,
+    );
+    this.watcher = new UpperWatcher(options.changesets.upperFormat, (id, paths) => void this.serialized(id, () => this.review.upperChanged(id, paths)));
   }
 
   // ---- queries ---------------------------------------------------------------------------
@@ -116,229 +111,6 @@ export class SandboxManager {
   /** Layers that containers of sandboxes stand on (kept in the image store whatever happens to their image). */
   layersInUse(): Set<string> {
     return new Set([...this.records.values()].flatMap((r) => this.runtime(r).imageOf(r)?.layers ?? []));
-  }
-
-  /** What the sandbox changed, from its upper directory (running or stopped alike); listed in slices, so others are served meanwhile. */
-  async changes(caller: Caller, id: string): Promise<Change[]> {
-    const record = this.find(caller, id);
-    const paths = this.options.store.paths(record.id);
-    // The workspace must still be the folder the sandbox was made from, and within the owner's reach.
-    const ws = openWorkspaceTree({ ...record, rights: this.reviewRights(record) });
-    try {
-      const changes = await listChanges(paths.upper, record.workspace, this.options.changesets.upperFormat, this.reviewRights(record));
-      markAgainstBase(changes, ws, new BaseStore(paths.bases));
-      return changes;
-    } finally {
-      ws.close();
-    }
-  }
-
-  // ---- review ----------------------------------------------------------------------------
-
-  async diff(caller: Caller, id: string, paths: string[] | undefined, context: number | undefined): Promise<DiffResult> {
-    const changes = await reviewing(() => this.changes(caller, id));
-    const target = this.reviewTarget(this.find(caller, id));
-    return reviewing(() => withTrees(target, (ws, upper) => diffChanges(upper, ws, target.bases, changes, paths, context ?? 3)));
-  }
-
-  readFile(caller: Caller, id: string, rel: string, base = false): ReadFileResult {
-    const record = this.find(caller, id);
-    const target = this.reviewTarget(record);
-    if (base) return readBase(target.bases, rel);
-    return reviewing(() => withTrees(target, (ws, upper) => readSandboxFile(this.options.changesets.upperFormat, upper, ws, rel)));
-  }
-
-  async writeFile(caller: Caller, id: string, rel: string, base64: string): Promise<null> {
-    const record = this.find(caller, id);
-    const bytes = Buffer.from(base64, "base64");
-    return this.serialized(id, () =>
-      this.withView(record, (view) => {
-        reviewing(() => writeSandboxFile(view, rel, bytes, this.reviewRights(record)));
-        return null;
-      }),
-    );
-  }
-
-  async approve(caller: Caller, id: string, request: ApproveRequest): Promise<ApproveResult> {
-    const record = this.find(caller, id);
-    // One approve at a time per sandbox, and per workspace (two sandboxes of one folder).
-    return this.serialized(id, () =>
-      this.serialized(`workspace ${record.workspaceId}`, async () => {
-        this.stillThere(record);
-        // An interrupted approve of this workspace, by this sandbox or another, finishes first.
-        for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) await this.recoverApprove(other);
-        const changes = await reviewing(() => this.changes(caller, id));
-        return this.recordingUndo(record, "approve", async (undo) => {
-          const rebased = new Map<string, Buffer>();
-          const result = await reviewing(() => approveListed({ ...this.reviewTarget(record), undo, rebased }, changes, request));
-          if (result.merged.length > 0) await this.takeMerged(caller, record, result, undo, rebased);
-          this.options.log.info("approved", { sandboxId: id, applied: result.applied.length, merged: result.merged.length, conflicts: result.conflicts.length, skipped: result.skipped.length });
-          return { result, done: result.applied };
-        });
-      }),
-    );
-  }
-
-  /** Runs an approve or reject that keeps what it changes, and says in its result how to undo it. */
-  private async recordingUndo<R extends UndoOffer>(record: SandboxRecord, kind: "approve" | "reject", work: (undo: UndoRecorder) => Promise<{ result: R; done: string[] }>): Promise<R> {
-    const undo = new UndoRecorder(this.options.store.paths(record.id).undo, kind);
-    let outcome: { result: R; done: string[] };
-    try {
-      outcome = await work(undo);
-    } catch (err) {
-      undo.discard();
-      throw err;
-    }
-    try {
-      return { ...outcome.result, ...shownUndoOffer(undo.commit(outcome.done)) };
-    } catch (err) {
-      // The operation is done; only its undo is lost (a full disk, say).
-      undo.discard();
-      this.options.log.warn("cannot keep what an approve or reject changed for undo", { sandboxId: record.id, error: (err as Error).message });
-      return { ...outcome.result, undoUnavailable: `what it changed could not be kept: ${(err as Error).message}` };
-    }
-  }
-
-  /** Undoes an approve or reject of the sandbox (the latest, without `undoId`). */
-  async undo(caller: Caller, id: string, undoId: string | undefined): Promise<UndoResult> {
-    const record = this.find(caller, id);
-    // It writes where approve does (the workspace) and where reject does (the sandbox).
-    return this.serialized(id, () =>
-      this.serialized(`workspace ${record.workspaceId}`, async () => {
-        this.stillThere(record);
-        for (const other of this.records.values()) if (other.workspaceId === record.workspaceId) await this.recoverApprove(other);
-        const result = await reviewing(() => undoRequested(this.reviewTarget(record), this.options.store.paths(id).undo, undoId, (work) => this.withView(record, work)));
-        this.options.log.info("undid", { sandboxId: id, undo: result.undone, kind: result.kind, restored: result.restored.length, skipped: result.skipped.length });
-        return result;
-      }),
-    );
-  }
-
-  undoList(caller: Caller, id: string): { undo: Undoable[] } {
-    const record = this.find(caller, id);
-    return { undo: undoList(this.options.store.paths(record.id).undo) };
-  }
-
-  /**
-   * A merged file is in the workspace with both sides' edits; the sandbox gets it too (its own
-   * copy goes, as on reject), or its older copy would read as undoing the workspace's edit.
-   * After an approve of some hunks, the sandbox's copy keeps its other changes (`rebased`).
-   */
-  private async takeMerged(caller: Caller, record: SandboxRecord, result: ApproveResult, undo: UndoRecorder, rebased: Map<string, Buffer>): Promise<void> {
-    const changes = await reviewing(() => this.changes(caller, record.id));
-    const taken = await this.withView(record, (view) => reviewing(() => rejectListed({ ...this.reviewTarget(record), undo, rebased }, view, changes, { paths: result.merged })));
-    for (const s of taken.skipped) result.skipped.push({ path: s.path, reason: `merged into the workspace, but the sandbox keeps its own copy: ${s.reason}` });
-  }
-
-  async reject(caller: Caller, id: string, request: RejectRequest): Promise<RejectResult> {
-    const record = this.find(caller, id);
-    return this.serialized(id, async () => {
-      const changes = await reviewing(() => this.changes(caller, id));
-      return this.withView(record, (view) =>
-        this.recordingUndo(record, "reject", async (undo) => {
-          const result = await reviewing(() => rejectListed({ ...this.reviewTarget(record), undo }, view, changes, request));
-          this.options.log.info("rejected", { sandboxId: id, rejected: result.rejected.length, skipped: result.skipped.length });
-          return { result, done: result.rejected };
-        }),
-      );
-    });
-  }
-
-  /**
-   * Whose rights the review methods read and write with: the sandbox owner's (root's own
-   * sandboxes, and a rootless agent, keep the agent's). The sandbox's contents are the
-   * owner's work, whoever asks to approve them.
-   */
-  private reviewRights(record: SandboxRecord): UserRights | undefined {
-    return record.ownerUid === 0 ? undefined : ownerIds(record.ownerUid);
-  }
-
-  private reviewTarget(record: SandboxRecord): ReviewTarget {
-    const paths = this.options.store.paths(record.id);
-    const rights = this.reviewRights(record);
-    return {
-      sandboxId: record.id,
-      workspace: record.workspace,
-      workspaceId: record.workspaceId,
-      upper: paths.upper,
-      upperFormat: this.options.changesets.upperFormat,
-      journal: paths.journal,
-      bases: new BaseStore(paths.bases),
-      rights,
-      chown: process.getuid?.() === 0 && rights === undefined,
-      log: this.options.log,
-    };
-  }
-
-  /** Finishes or rolls back an approve that a crash interrupted. */
-  private async recoverApprove(record: SandboxRecord): Promise<void> {
-    const paths = this.options.store.paths(record.id);
-    if (!fs.existsSync(paths.journal)) return;
-    const ws = openWorkspaceTree({ ...record, rights: this.reviewRights(record) });
-    try {
-      const recovered = await recoverJournal(ws, paths.journal, new BaseStore(paths.bases));
-      if (recovered) this.options.log.warn(recovered.state === "committed" ? "finished an interrupted approve" : "rolled back an interrupted approve", { sandboxId: record.id, failures: recovered.failures });
-    } finally {
-      ws.close();
-    }
-  }
-
-  /**
-   * Runs `work` against the sandbox's merged view; a stopped sandbox is mounted just for it.
-   * Runs in the sandbox's queue, so that nothing starts or stops it meanwhile.
-   */
-  private async withView<T>(record: SandboxRecord, work: (view: string) => T | Promise<T>): Promise<T> {
-    this.stillThere(record);
-    const paths = this.options.store.paths(record.id);
-    const changesets = this.options.changesets;
-    if (changesets.isMounted(record.id, paths)) return await work(changesets.viewPath(record.id, paths));
-    const workspace = openWorkspace(record.workspace, { uid: record.ownerUid }, this.options.stateDir);
-    try {
-      if (workspace.id !== record.workspaceId) throw new PaddockError("E_INVALID_WORKSPACE", `${record.workspace} is no longer the directory this sandbox was made from`, "its changes are kept in the sandbox");
-      await changesets.mount(record.id, paths, workspace);
-    } finally {
-      workspace.close();
-    }
-    try {
-      // Awaited here: the view stays mounted until the work is done.
-      return await work(changesets.viewPath(record.id, paths));
-    } finally {
-      await changesets.unmount(record.id, paths);
-    }
-  }
-
-  /**
-   * The watcher saw the upper directory change: capture bases, tell the clients. Runs in the
-   * sandbox's queue, so that the bases an approve sets are never overwritten by older ones.
-   */
-  private async upperChanged(id: string, paths: string[]): Promise<void> {
-    const record = this.records.get(id);
-    if (!record || record.state !== "running") return;
-    const reported: string[] = [];
-    // Thousands of paths at once (a reject, a checkout) are taken in slices: others are served between.
-    const pacer = new Pacer();
-    try {
-      const target = this.reviewTarget(record);
-      await withTreesAsync(target, async (ws, upper) => {
-        for (const rel of paths) {
-          await pacer.step();
-          try {
-            // A name seen through a symlink swapped in by the sandbox is not the sandbox's: dropped.
-            if (rel !== "") upper.lstat(parentOf(rel));
-            reported.push(rel);
-            if (rel !== "" && !target.bases.has(rel)) captureBase(target, ws, upper, rel);
-          } catch (err) {
-            if (!(err instanceof BeneathError)) throw err;
-          }
-        }
-        target.bases.save();
-      });
-    } catch (err) {
-      this.options.log.debug("cannot capture bases", { sandboxId: id, error: (err as Error).message });
-    }
-    // A flood (a formatter, a checkout) is one "list everything again", and so is all that a
-    // client that is behind missed.
-    if (reported.length > 0) this.options.broadcast(record.ownerUid, "sandbox/didChange", { id, paths: reported.length > MAX_CHANGE_PATHS ? [""] : reported }, { id, paths: [""] });
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -562,7 +334,7 @@ export class SandboxManager {
     // Whatever ran in it died with the previous agent (bwrap --die-with-parent); make sure.
     await this.cgroupOf(record)?.killAll().catch(() => undefined);
     try {
-      await this.recoverApprove(record);
+      await this.review.recoverApprove(record);
     } catch (err) {
       rlog.error("cannot recover an interrupted approve; its journal is kept", { error: (err as Error).message });
     }
@@ -716,7 +488,7 @@ export class SandboxManager {
     try {
       // An approve the sandbox's journal says was committed is finished before the journal goes,
       // in the workspace's queue: a sibling sandbox's approve may be recovering it too.
-      await this.serialized(`workspace ${record.workspaceId}`, () => this.recoverApprove(record));
+      await this.serialized(`workspace ${record.workspaceId}`, () => this.review.recoverApprove(record));
     } catch (err) {
       this.options.log.error("cannot finish an interrupted approve before deleting the sandbox", { sandboxId: record.id, error: (err as Error).message });
     }
@@ -793,47 +565,6 @@ export class SandboxManager {
   }
 }
 
-/** A failed file operation as the client hears it: a race with the sandbox, or plain I/O trouble. */
-export function reviewError(err: BeneathError): PaddockError {
-  if (["ELOOP", "EXDEV", "ENOENT", "ENOTDIR", "not a regular file"].includes(err.code)) {
-    return new PaddockError("E_UNSAFE_PATH", `refused: ${err.message}`, "something in the sandbox changed while it was read (a symlink or a folder swapped in); list its changes again");
-  }
-  if (err.code === "EACCES" || err.code === "EPERM") {
-    return new PaddockError("E_PERMISSION_DENIED", `${err.message}`, "Paddock reads and writes for you with your own rights, as a shell of yours would: ask the file's owner, or change it with sudo yourself");
-  }
-  return new PaddockError("E_IO", `cannot read or write ${err.where}: ${err.code}`, err.code === "ENOSPC" ? "the disk is full" : "check the file's permissions and the disk");
-}
-
-/**
- * Records the workspace's version of `rel` as its base, if it cannot have changed since the
- * sandbox changed it: the entry (or, for nothing there, its folder) is not newer than the
- * sandbox's change.
- */
-function captureBase(target: Pick<ReviewTarget, "bases" | "upperFormat">, ws: Beneath, upper: Beneath, rel: string): void {
-  const since = changedSince(target.upperFormat, upper, rel);
-  if (since === undefined) return;
-  const workspace = readEntry(ws, rel);
-  const witness = workspace ?? readEntry(ws, parentOf(rel));
-  if (witness && !changedAfter(witness, since)) target.bases.set(rel, ws, workspace);
-}
-
-/** A symlink swapped in by the sandbox while the agent works is a refusal, not a crash. */
-function reviewing<T>(work: () => T): T {
-  const refuse = (err: unknown): never => {
-    throw err instanceof BeneathError ? reviewError(err) : err;
-  };
-  try {
-    const result = work();
-    return (result instanceof Promise ? result.catch(refuse) : result) as T;
-  } catch (err) {
-    return refuse(err);
-  }
-}
-
-export function mayAccess(caller: Caller, record: { ownerUid: number }): boolean {
-  return caller.uid === 0 || caller.uid === record.ownerUid;
-}
-
 function toSandbox(record: SandboxRecord): Sandbox {
   const { bootId: _bootId, idempotencyKey: _key, ...sandbox } = record;
   if (!("container" in sandbox)) return sandbox;
@@ -849,12 +580,3 @@ function safeRealpath(p: string): string {
   }
 }
 
-/**
- * Processes run as the sandbox's owner, with the owner's groups as the name service knows
- * them, and the review methods act with the same rights. An owner it does not know is refused.
- */
-function ownerIds(ownerUid: number): UserRights {
-  const rights = userRights(ownerUid);
-  if (!rights) throw new PaddockError("E_PERMISSION_DENIED", `uid ${ownerUid} is not a known user`, "sandboxes run as their owner, who must exist in the user database");
-  return rights;
-}

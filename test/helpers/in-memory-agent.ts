@@ -3,6 +3,7 @@ import { PassThrough } from "node:stream";
 import { Agent } from "../../agent/agent";
 import type { SystemChecker } from "../../agent/check/system-check";
 import type { SandboxManager } from "../../agent/sandbox/manager";
+import type { SandboxReview } from "../../agent/sandbox/sandbox-review";
 import type { ProcessTable } from "../../agent/process/process-table";
 import type { Images } from "../../agent/image/images";
 import { silentLogger } from "../../agent/log/logger";
@@ -29,6 +30,7 @@ export function startInMemoryAgent(options: { maxFrameBytes?: number; agent?: Ag
       log: silentLogger,
       checker: unused<SystemChecker>("system/check"),
       sandboxes: unused<SandboxManager>("sandboxes"),
+      review: unused<SandboxReview>("review"),
       processes: unused<ProcessTable>("processes"),
       images: unused<Images>("images"),
       vmPool: () => ({ target: 0, ready: 0, booting: 0, hits: 0, misses: 0, bootMs: [] }),
