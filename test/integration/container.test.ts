@@ -261,6 +261,7 @@ test("--oci-runtime forces the OCI runtime (crun, which fails under these machin
   const client = await crun.client();
   const ws = makeWorkspace(crun.base, "ws-crun");
   const check = await client.request("system/check", {});
+  assert.equal(check.runtimes.container.using, "crun", "system/check names the OCI runtime forced, which is the one that runs");
   const crunWorks = check.checks.find((c) => c.name === "crun")?.ok === true;
   const attempt = client.request("sandbox/create", { workspace: ws, runtime: "container" });
   if (crunWorks) {
@@ -276,6 +277,9 @@ test("--oci-runtime forces the OCI runtime (crun, which fails under these machin
   const unknown = await startFixture(["--oci-runtime", "podman"]);
   const other = await unknown.client();
   await refused(other.request("sandbox/create", { workspace: makeWorkspace(unknown.base, "ws-unknown"), runtime: "container" }), "E_RUNTIME_UNAVAILABLE", /"podman", which is not one Paddock runs/);
+  const podman = (await other.request("system/check", {})).runtimes.container;
+  assert.equal(podman.available, false, "system/check says so too");
+  assert.match(podman.reason ?? "", /"podman", which is not one Paddock runs/);
   await unknown.stop();
 });
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseCgroupMounts } from "../../agent/check/probes/cgroups";
-import { chooseChangeset, containerReadiness, processReadiness, vmReadiness } from "../../agent/runtime/readiness";
+import { acceleratorChoice, chooseChangeset, containerReadiness, ociRuntimeChoice, processReadiness, vmReadiness } from "../../agent/runtime/readiness";
 import type { CheckName, CheckResult } from "../../protocol/methods";
 
 /** What system/check reports for these checks, without overrides. */
@@ -62,4 +62,30 @@ test("changesets: overlayfs where it mounts; fuse-overlayfs only where it does n
   assert.equal(chooseChangeset(undefined, false), "overlayfs in a user namespace", "before any check has run");
   const r = runtimeReadiness(checks({ overlayfs: false, "fuse-overlayfs": true, bwrap: true }), true);
   assert.deepEqual(r.process, { available: true, missing: [], using: "fuse-overlayfs" });
+});
+
+test("readiness with overrides: what is forced is what system/check names, and what cannot be forced says why and what to do", () => {
+  const all = checks({ overlayfs: true, bwrap: true, runc: true, crun: false, cgroups: true, qemu: true, kvm: false, tcg: true, "fuse-overlayfs": true });
+  assert.equal(containerReadiness(all, true, { ociRuntime: "crun" }).using, "crun", "forced, even where its check failed: the create's error then names it");
+  assert.equal(vmReadiness(all, true, { accelerator: "kvm" }).using, "kvm");
+  assert.equal(processReadiness(all, true, { changeset: "fuse-overlayfs" }).using, "fuse-overlayfs");
+  assert.equal(chooseChangeset(all, true, { changeset: "fuse-overlayfs" }), "fuse-overlayfs");
+  const podman = containerReadiness(all, true, { ociRuntime: "podman" });
+  assert.equal(podman.available, false);
+  assert.match(podman.reason ?? "", /"podman", which is not one Paddock runs/);
+  assert.match(podman.hint ?? "", /runc or crun/);
+  const warp = vmReadiness(all, true, { accelerator: "warp" });
+  assert.equal(warp.available, false);
+  assert.match(warp.reason ?? "", /PADDOCK_ACCELERATOR is "warp"/);
+  assert.match(containerReadiness(all, false, {}).hint ?? "", /run the agent as root/, "rootless: the reason comes with what to do");
+});
+
+test("the choices sandboxes are made with are the ones readiness reports", () => {
+  const all = checks({ overlayfs: true, bwrap: true, runc: false, crun: true, cgroups: true, qemu: true, kvm: false, tcg: true });
+  for (const overrides of [{}, { ociRuntime: "runc" }, { accelerator: "kvm" }]) {
+    const oci = ociRuntimeChoice(all, true, overrides);
+    const accelerator = acceleratorChoice(all, true, overrides);
+    assert.equal("using" in oci && oci.using, containerReadiness(all, true, overrides).using);
+    assert.equal("using" in accelerator && accelerator.using, vmReadiness(all, true, overrides).using);
+  }
 });
