@@ -512,7 +512,9 @@ test("writes piled up for programs that never read their input leave the agent's
   };
   try {
     await until("the programs started", () => count("spawned") === 1, 30_000);
-    // The agent takes what its limits allow and then reads no more; give it time to take it all.
+    // The agent takes what its limits allow and then reads no more; give it time to take it all
+    // (from the first write on: a loaded machine can take seconds to start writing).
+    await until("the first write was sent", () => count("sent") > 0, 30_000);
     let sent = -1;
     while (sent !== count("sent")) {
       sent = count("sent");
