@@ -63,8 +63,8 @@ export interface RuntimeDeps {
 export function makeRuntimes(deps: RuntimeDeps): Runtimes {
   const { root, overrides, checks } = deps;
   return new Runtimes({
-    process: new ProcessRuntime(deps.changesets, root, overrides),
-    container: new ContainerRuntime({ root, overrides, checks, images: deps.images, stateDir: deps.stateDir, initBinary: path.join(deps.nativeDir, "container-init"), log: deps.log }),
-    vm: new VmRuntime({ root, overrides, checks, vms: deps.vms }),
+    process: new ProcessRuntime(deps.changesets),
+    container: new ContainerRuntime({ root, overrides, changeset: deps.changesets.kind, checks, images: deps.images, stateDir: deps.stateDir, initBinary: path.join(deps.nativeDir, "container-init"), log: deps.log }),
+    vm: new VmRuntime({ root, overrides, changeset: deps.changesets.kind, checks, vms: deps.vms }),
   });
 }

@@ -305,10 +305,10 @@ export class FrameReader {
   }
 }
 
-/** Whether header bytes name a Content-Length (in any case). */
 const CR = 0x0d;
 const LF = 0x0a;
 
+/** Whether header bytes name a Content-Length (in any case). */
 function namesLength(header: Buffer): boolean {
   return header.toString("latin1").toLowerCase().includes(CONTENT_LENGTH);
 }

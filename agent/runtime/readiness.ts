@@ -69,8 +69,16 @@ export function ociRuntimeChoice(checks: CheckResult[], root: boolean, overrides
   return { refused: { message: `no OCI runtime works on this machine (${why})`, hint: "install runc (apt-get install runc); `paddock check` shows the details", missing: [...OCI_RUNTIMES] } };
 }
 
-/** KVM where its check booted a guest, else TCG, unless one is forced. */
+/** The accelerator a new VM uses: the one forced, else QEMU's, KVM where its check booted a guest, else TCG. */
 export function acceleratorChoice(checks: CheckResult[], root: boolean, overrides: Overrides): Choice<Accelerator> {
+  if (root && overrides.accelerator === undefined && !okIn(checks)("qemu")) {
+    return { refused: { message: "QEMU is not installed or does not run", hint: "install qemu-system-x86 (npm run setup does); `paddock check` shows the details", missing: ["qemu"] } };
+  }
+  return pickAccelerator(checks, root, overrides);
+}
+
+/** KVM where its check booted a guest, else TCG, unless one is forced. */
+function pickAccelerator(checks: CheckResult[], root: boolean, overrides: Overrides): Choice<Accelerator> {
   if (!root) return { refused: { message: ROOTLESS_VMS, hint: AS_ROOT_HINT, missing: [] } };
   const forced = overrides.accelerator;
   if (forced === "kvm" || forced === "tcg") return { using: forced };
@@ -78,7 +86,6 @@ export function acceleratorChoice(checks: CheckResult[], root: boolean, override
     return { refused: { message: `PADDOCK_ACCELERATOR is ${JSON.stringify(forced)}, which is not an accelerator`, hint: "set it to kvm or tcg, or unset it to use the one `paddock check` found booting a guest", missing: [] } };
   }
   const ok = okIn(checks);
-  if (!ok("qemu")) return { refused: { message: "QEMU is not installed or does not run", hint: "install qemu-system-x86 (npm run setup does); `paddock check` shows the details", missing: ["qemu"] } };
   if (ok("kvm")) return { using: "kvm" };
   if (ok("tcg")) return { using: "tcg" };
   const why = checks.filter((c) => c.name === "kvm" || c.name === "tcg").map((c) => `${c.name}: ${c.detail}`).join("; ");
@@ -95,18 +102,22 @@ function readiness(checks: CheckResult[], needs: CheckName[], choice: Choice<str
   return { available: false, missing, ...(choice.refused.missing.length === 0 ? { reason: choice.refused.message, hint: choice.refused.hint } : {}) };
 }
 
-export function processReadiness(checks: CheckResult[], root: boolean, overrides: Overrides): RuntimeReadiness {
-  const changeset = chooseChangeset(checks, root, overrides);
+/*
+ * Each runtime's readiness takes the changeset the agent mounts with (chosen once, at its
+ * start), not one chosen again from these checks: the overlay check that matters is that one's.
+ */
+
+export function processReadiness(checks: CheckResult[], changeset: ChangesetKind): RuntimeReadiness {
   const r = readiness(checks, [overlayCheck(changeset), "bwrap"], { using: changeset });
   return r.available ? r : { available: false, missing: r.missing };
 }
 
-export function containerReadiness(checks: CheckResult[], root: boolean, overrides: Overrides): RuntimeReadiness {
+export function containerReadiness(checks: CheckResult[], root: boolean, overrides: Overrides, changeset: ChangesetKind): RuntimeReadiness {
   if (!root) return { available: false, missing: [], reason: ROOTLESS_CONTAINERS, hint: AS_ROOT_HINT };
-  return readiness(checks, [overlayCheck(chooseChangeset(checks, root, overrides)), "cgroups"], ociRuntimeChoice(checks, root, overrides));
+  return readiness(checks, [overlayCheck(changeset), "cgroups"], ociRuntimeChoice(checks, root, overrides));
 }
 
-export function vmReadiness(checks: CheckResult[], root: boolean, overrides: Overrides): RuntimeReadiness {
+export function vmReadiness(checks: CheckResult[], root: boolean, overrides: Overrides, changeset: ChangesetKind): RuntimeReadiness {
   if (!root) return { available: false, missing: [], reason: ROOTLESS_VMS, hint: AS_ROOT_HINT };
-  return readiness(checks, [overlayCheck(chooseChangeset(checks, root, overrides)), "qemu"], acceleratorChoice(checks, root, overrides));
+  return readiness(checks, [overlayCheck(changeset), "qemu"], pickAccelerator(checks, root, overrides));
 }

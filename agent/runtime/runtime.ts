@@ -2,7 +2,7 @@
  * A sandbox is a changeset plus a runtime. The changeset (changeset/) is the copy-on-write
  * view of the workspace; a runtime is what runs commands on that view: bubblewrap on the
  * host, an OCI container, or a micro-VM. Each runtime lives in a folder of its own below
- * this one and implements this interface; registry.ts lists them. The sandbox manager keeps
+ * this one and implements this interface; agent/runtimes.ts lists them. The sandbox manager keeps
  * the lifecycle, the records and their durability, and asks the runtime for the rest.
  */
 import { PaddockError } from "../../protocol/errors";
@@ -64,8 +64,9 @@ export interface SandboxRuntime<R extends SandboxRecord = SandboxRecord> {
   /** Whether this agent can run it at all (a rootless agent runs the process runtime only). */
   readonly supported: boolean;
   /**
-   * A sandbox still mounted after an agent restart (same boot) runs on as it was; otherwise
-   * what it ran on died with the old agent and it is started again.
+   * After an agent restart (same boot), a sandbox whose view is still mounted needs nothing
+   * more to run commands again; otherwise what it ran on (a container, a VM) died with the
+   * old agent's processes and is started again.
    */
   readonly survivesAgentRestart: boolean;
   /** Starting takes long (a boot): after an agent restart it goes on in the background, and commands wait for it. */

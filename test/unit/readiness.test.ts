@@ -6,7 +6,8 @@ import type { CheckName, CheckResult } from "../../protocol/methods";
 
 /** What system/check reports for these checks, without overrides. */
 function runtimeReadiness(checks: CheckResult[], root: boolean) {
-  return { process: processReadiness(checks, root, {}), container: containerReadiness(checks, root, {}), vm: vmReadiness(checks, root, {}) };
+  const changeset = chooseChangeset(checks, root);
+  return { process: processReadiness(checks, changeset), container: containerReadiness(checks, root, {}, changeset), vm: vmReadiness(checks, root, {}, changeset) };
 }
 
 const HYBRID = `
@@ -66,18 +67,19 @@ test("changesets: overlayfs where it mounts; fuse-overlayfs only where it does n
 
 test("readiness with overrides: what is forced is what system/check names, and what cannot be forced says why and what to do", () => {
   const all = checks({ overlayfs: true, bwrap: true, runc: true, crun: false, cgroups: true, qemu: true, kvm: false, tcg: true, "fuse-overlayfs": true });
-  assert.equal(containerReadiness(all, true, { ociRuntime: "crun" }).using, "crun", "forced, even where its check failed: the create's error then names it");
-  assert.equal(vmReadiness(all, true, { accelerator: "kvm" }).using, "kvm");
-  assert.equal(processReadiness(all, true, { changeset: "fuse-overlayfs" }).using, "fuse-overlayfs");
+  const kernel = "kernel overlayfs";
+  assert.equal(containerReadiness(all, true, { ociRuntime: "crun" }, kernel).using, "crun", "forced, even where its check failed: the create's error then names it");
+  assert.equal(vmReadiness(all, true, { accelerator: "kvm" }, kernel).using, "kvm");
   assert.equal(chooseChangeset(all, true, { changeset: "fuse-overlayfs" }), "fuse-overlayfs");
-  const podman = containerReadiness(all, true, { ociRuntime: "podman" });
+  assert.equal(processReadiness(all, "fuse-overlayfs").using, "fuse-overlayfs");
+  const podman = containerReadiness(all, true, { ociRuntime: "podman" }, kernel);
   assert.equal(podman.available, false);
   assert.match(podman.reason ?? "", /"podman", which is not one Paddock runs/);
   assert.match(podman.hint ?? "", /runc or crun/);
-  const warp = vmReadiness(all, true, { accelerator: "warp" });
+  const warp = vmReadiness(all, true, { accelerator: "warp" }, kernel);
   assert.equal(warp.available, false);
   assert.match(warp.reason ?? "", /PADDOCK_ACCELERATOR is "warp"/);
-  assert.match(containerReadiness(all, false, {}).hint ?? "", /run the agent as root/, "rootless: the reason comes with what to do");
+  assert.match(containerReadiness(all, false, {}, "overlayfs in a user namespace").hint ?? "", /run the agent as root/, "rootless: the reason comes with what to do");
 });
 
 test("the choices sandboxes are made with are the ones readiness reports", () => {
@@ -85,7 +87,17 @@ test("the choices sandboxes are made with are the ones readiness reports", () =>
   for (const overrides of [{}, { ociRuntime: "runc" }, { accelerator: "kvm" }]) {
     const oci = ociRuntimeChoice(all, true, overrides);
     const accelerator = acceleratorChoice(all, true, overrides);
-    assert.equal("using" in oci && oci.using, containerReadiness(all, true, overrides).using);
-    assert.equal("using" in accelerator && accelerator.using, vmReadiness(all, true, overrides).using);
+    assert.equal("using" in oci && oci.using, containerReadiness(all, true, overrides, "kernel overlayfs").using);
+    assert.equal("using" in accelerator && accelerator.using, vmReadiness(all, true, overrides, "kernel overlayfs").using);
   }
+});
+
+test("readiness names the changeset the agent mounts with; a VM without QEMU names every check it lacks", () => {
+  const fuseOnly = checks({ overlayfs: false, "fuse-overlayfs": true, bwrap: true });
+  assert.deepEqual(processReadiness(fuseOnly, "kernel overlayfs"), { available: false, missing: ["overlayfs"] }, "the agent mounts kernel overlayfs: that is what must work");
+  assert.deepEqual(processReadiness(fuseOnly, "fuse-overlayfs"), { available: true, missing: [], using: "fuse-overlayfs" });
+  const noQemu = checks({ overlayfs: true, qemu: false, kvm: false, tcg: false });
+  assert.deepEqual(vmReadiness(noQemu, true, {}, "kernel overlayfs"), { available: false, missing: ["qemu", "kvm", "tcg"] });
+  const choice = acceleratorChoice(noQemu, true, {});
+  assert.ok("refused" in choice && /QEMU is not installed/.test(choice.refused.message), "a create says QEMU first");
 });

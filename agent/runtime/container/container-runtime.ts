@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { PaddockError } from "../../../protocol/errors";
 import type { CheckName, CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
 import { RUNTIME_NETWORKS } from "../../../protocol/runtime-kinds";
+import type { ChangesetKind } from "../../changeset/changesets";
 import { unmountOverlay } from "../../changeset/overlay";
 import type { Images } from "../../image/images";
 import type { Logger } from "../../log/logger";
@@ -23,6 +24,8 @@ import { Containers, execFailure } from "./containers";
 export interface ContainerRuntimeOptions {
   root: boolean;
   overrides: Overrides;
+  /** The changeset the agent mounts with: its overlay check is one this runtime needs. */
+  changeset: ChangesetKind;
   /** This boot's results of these checks (run now if need be). */
   checks(names: CheckName[]): Promise<CheckResult[]>;
   images: Images;
@@ -37,7 +40,7 @@ export class ContainerRuntime implements SandboxRuntime<ContainerRecord> {
   readonly kind = "container";
   readonly networks = RUNTIME_NETWORKS.container;
   readonly supported: boolean;
-  /** Its processes die with the cgroup the old agent's reconcile kills: the container is made again. */
+  /** Its processes die with the sandbox's cgroup, which reconcile empties after a restart: the container is made again. */
   readonly survivesAgentRestart = false;
   readonly startsSlowly = false;
   private readonly containers = new Map<OciRuntimeName, Containers>();
@@ -47,7 +50,7 @@ export class ContainerRuntime implements SandboxRuntime<ContainerRecord> {
   }
 
   readiness(checks: CheckResult[]): RuntimeReadiness {
-    return containerReadiness(checks, this.options.root, this.options.overrides);
+    return containerReadiness(checks, this.options.root, this.options.overrides, this.options.changeset);
   }
 
   validate(request: CreateRequest, cgroups: CgroupControllers | undefined): Validated {

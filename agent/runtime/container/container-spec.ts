@@ -50,8 +50,6 @@ export function imageEnv(imageConfig: unknown): Record<string, string> {
   return env;
 }
 
-/** Where commands start by default and where relative cwds are taken from. */
-
 /** Docker's default capabilities: what a root process in a container may do. */
 const ROOT_CAPABILITIES = [
   "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW", "CAP_SETGID",

@@ -1,5 +1,5 @@
 /**
- * The `process` runtime: the command line that runs a program in a sandbox with bubblewrap.
+ * The process runtime's command line: what runs a program in a sandbox with bubblewrap.
  * Pure functions: what to run is decided here, running it is the process module's job.
  *
  * The program sees the host's root read-only, the sandbox's merged view read-write at the

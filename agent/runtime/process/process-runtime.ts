@@ -11,7 +11,7 @@ import type { Launch } from "../../process/launch";
 import type { ProcessRecord, RuntimePart } from "../../state/sandbox-record";
 import type { LaunchSpec } from "../launch-spec";
 import { resolveLimits, type CgroupControllers } from "../limits";
-import { processReadiness, type Overrides } from "../readiness";
+import { processReadiness } from "../readiness";
 import { refuseImage, refuseNetwork, type CreateRequest, type SandboxRuntime, type Validated } from "../runtime";
 import { ENTER_FAILED, bwrapArgs, findProgram } from "./bwrap";
 
@@ -19,19 +19,15 @@ export class ProcessRuntime implements SandboxRuntime<ProcessRecord> {
   readonly kind = "process";
   readonly networks = RUNTIME_NETWORKS.process;
   readonly supported = true;
-  /** bwrap --die-with-parent: its programs die with the agent, the mount stays. */
+  /** Programs die with the agent (bwrap --die-with-parent); the view's mount is all it needs, and it stays. */
   readonly survivesAgentRestart = true;
   readonly startsSlowly = false;
   private readonly bwrap = findProgram("bwrap");
 
-  constructor(
-    private readonly changesets: Changesets,
-    private readonly root: boolean,
-    private readonly overrides: Overrides,
-  ) {}
+  constructor(private readonly changesets: Changesets) {}
 
   readiness(checks: CheckResult[]): RuntimeReadiness {
-    return processReadiness(checks, this.root, this.overrides);
+    return processReadiness(checks, this.changesets.kind);
   }
 
   validate(request: CreateRequest, cgroups: CgroupControllers | undefined): Validated {

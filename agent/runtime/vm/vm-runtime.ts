@@ -6,6 +6,7 @@ import * as fs from "node:fs";
 import { PaddockError } from "../../../protocol/errors";
 import type { CheckName, CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
 import { RUNTIME_NETWORKS } from "../../../protocol/runtime-kinds";
+import type { ChangesetKind } from "../../changeset/changesets";
 import type { Launch } from "../../process/launch";
 import type { SandboxPaths } from "../../state/sandbox-layout";
 import type { RuntimePart, VmRecord } from "../../state/sandbox-record";
@@ -20,6 +21,8 @@ const ACCELERATOR_CHECKS: CheckName[] = ["qemu", "kvm", "tcg"];
 export interface VmRuntimeOptions {
   root: boolean;
   overrides: Overrides;
+  /** The changeset the agent mounts with: its overlay check is one this runtime needs. */
+  changeset: ChangesetKind;
   /** This boot's results of these checks (run now if need be). */
   checks(names: CheckName[]): Promise<CheckResult[]>;
   vms: Vms;
@@ -29,7 +32,7 @@ export class VmRuntime implements SandboxRuntime<VmRecord> {
   readonly kind = "vm";
   readonly networks = RUNTIME_NETWORKS.vm;
   readonly supported: boolean;
-  /** QEMU dies with the cgroup the old agent's reconcile kills: the VM boots again. */
+  /** QEMU dies with the sandbox's cgroup, which reconcile empties after a restart: the VM boots again. */
   readonly survivesAgentRestart = false;
   /** A boot takes seconds (a minute under TCG). */
   readonly startsSlowly = true;
@@ -39,7 +42,7 @@ export class VmRuntime implements SandboxRuntime<VmRecord> {
   }
 
   readiness(checks: CheckResult[]): RuntimeReadiness {
-    return vmReadiness(checks, this.options.root, this.options.overrides);
+    return vmReadiness(checks, this.options.root, this.options.overrides, this.options.changeset);
   }
 
   validate(request: CreateRequest): Validated {

@@ -179,7 +179,6 @@ export class Vms {
     return vm.connection;
   }
 
-  /** Where a running VM's console log is. */
   /** Where a VM's console log is: the running VM's, else the last one kept in the VM's folder. */
   consoleLog(id: string, dir: string): string {
     return this.running.get(id)?.consoleLog ?? path.join(dir, CONSOLE_LOG);
