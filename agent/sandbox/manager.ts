@@ -16,6 +16,7 @@ import type { Logger } from "../log/logger";
 import { mayAccess, ownerIds } from "./owner";
 import { SandboxReview } from "./sandbox-review";
 import { SandboxStore, type SandboxRecord } from "./store";
+import { shownSandbox } from "../state/sandbox-record";
 import { openWorkspace, type OpenWorkspace } from "./workspace";
 import type { Changesets } from "../changeset/changesets";
 import type { Cgroups, SandboxCgroup } from "../runtime/cgroup";
@@ -99,7 +100,7 @@ export class SandboxManager {
   console(caller: Caller, id: string): string {
     const record = this.find(caller, id);
     const runtime = this.runtime(record);
-    if (!runtime.console) throw new PaddockError("E_INVALID_STATE", `sandbox ${id} is not a VM sandbox`, "only VM sandboxes have a console");
+    if (!runtime.console) throw new PaddockError("E_INVALID_STATE", `sandbox ${id} has no console`, "only VM sandboxes have one");
     return runtime.console(record, this.options.store.paths(id));
   }
 
@@ -453,9 +454,9 @@ export class SandboxManager {
           onEnded: (why) =>
             void this.serialized(record.id, async () => {
               if (this.records.get(record.id) !== record || record.state !== "running") return;
-              this.options.log.warn("the sandbox's VM ended by itself; the sandbox is stopped", { sandboxId: record.id, why });
+              this.options.log.warn("what the sandbox runs on ended by itself; the sandbox is stopped", { sandboxId: record.id, why });
               await this.stopRecord(record);
-            }).catch((err: Error) => this.options.log.error("cannot stop a sandbox whose VM ended", { sandboxId: record.id, error: err.message })),
+            }).catch((err: Error) => this.options.log.error("cannot stop a sandbox whose runtime ended", { sandboxId: record.id, error: err.message })),
         });
       } catch (err) {
         await this.options.changesets.unmount(record.id, paths);
@@ -566,10 +567,7 @@ export class SandboxManager {
 }
 
 function toSandbox(record: SandboxRecord): Sandbox {
-  const { bootId: _bootId, idempotencyKey: _key, ...sandbox } = record;
-  if (!("container" in sandbox)) return sandbox;
-  const { container: _container, ...shown } = sandbox;
-  return shown;
+  return shownSandbox(record);
 }
 
 function safeRealpath(p: string): string {

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { PaddockError } from "../../protocol/errors";
 import { fsyncDir, writeDurably } from "../state/durable";
 import { RECORD_FILE, sandboxPaths, type SandboxPaths } from "../state/sandbox-layout";
-import type { SandboxRecord } from "../state/sandbox-record";
+import { isSandboxRecord, type SandboxRecord } from "../state/sandbox-record";
 
 export type { SandboxRecord } from "../state/sandbox-record";
 
@@ -57,7 +57,8 @@ export class SandboxStore {
 
   /**
    * Every record on disk; the ids of directories without a record (orphans, safe to remove);
-   * and of those whose record exists but cannot be read (kept: their changes may matter).
+   * and of those whose record exists but cannot be read, or is not a record this agent knows
+   * (kept: their changes may matter).
    */
   loadAll(): { records: SandboxRecord[]; orphans: string[]; unreadable: string[] } {
     const records: SandboxRecord[] = [];
@@ -66,7 +67,9 @@ export class SandboxStore {
     // Dot-names are the agent's own folders beside the sandboxes (the VM warm pool's).
     for (const id of safeReaddir(this.root).filter((name) => !name.startsWith("."))) {
       try {
-        records.push(JSON.parse(fs.readFileSync(this.paths(id).record, "utf8")) as SandboxRecord);
+        const record: unknown = JSON.parse(fs.readFileSync(this.paths(id).record, "utf8"));
+        if (isSandboxRecord(record) && record.id === id) records.push(record);
+        else unreadable.push(id);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "ENOENT") orphans.push(id);
         else unreadable.push(id);

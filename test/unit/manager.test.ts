@@ -297,3 +297,25 @@ test("each sandbox's own runtime is asked, by its record's runtime", async (t) =
   assert.deepEqual(r.vm.calls, ["checkExec 0"]);
   assert.deepEqual(r.process.calls, ["checkExec 1"]);
 });
+
+test("reconcile: a record of a runtime this agent does not know, or without its runtime's part, is left alone and breaks nothing", async (t) => {
+  const first = rig(t);
+  const { id } = await first.manager.create(root, { workspace: first.workspace });
+  await first.manager.closeWatchers();
+  const record = onDisk(first, id)!;
+  const foreign = "sbx-0000000000f1";
+  const partless = "sbx-0000000000f2";
+  for (const [other, shape] of [[foreign, { runtime: "wasm" }], [partless, { runtime: "container" }]] as const) {
+    fs.mkdirSync(path.join(first.store.root, other, "upper"), { recursive: true });
+    fs.writeFileSync(first.store.paths(other).record, JSON.stringify({ ...record, id: other, ...shape }));
+  }
+
+  const second = rig(t, first);
+  second.changesets.mounted.add(id);
+  await second.manager.reconcile();
+  assert.deepEqual(second.manager.list(root).map((s) => s.id), [id], "only the record it knows");
+  assert.deepEqual(second.manager.imageUsers("sha256:x"), [], "queries over every record still work");
+  assert.equal(fs.existsSync(second.store.paths(foreign).upper), true, "their changes are kept");
+  assert.equal(fs.existsSync(second.store.paths(partless).upper), true);
+  assert.equal((await second.manager.exec(root, id, { argv: ["true"] })).exitCode, 0);
+});
