@@ -22,18 +22,20 @@ export type RuntimeTable = { [K in RuntimeKind]: RuntimeOf<K> };
 export class Runtimes {
   constructor(private readonly table: RuntimeTable) {}
 
-  /** The runtime of a sandbox. */
+  /** The runtime of a sandbox, which takes that sandbox's record. */
   of(record: SandboxRecord): SandboxRuntime {
-    // The table pairs each kind with the runtime of that kind's records.
-    return this.table[record.runtime] as SandboxRuntime;
+    // The one place a record meets its runtime: the table pairs each kind with the runtime of
+    // that kind's records, which the type system cannot follow through a union.
+    return this.table[record.runtime] as unknown as SandboxRuntime;
   }
 
-  get(kind: RuntimeKind): SandboxRuntime {
-    return this.table[kind] as SandboxRuntime;
+  get<K extends RuntimeKind>(kind: K): RuntimeOf<K> {
+    return this.table[kind];
   }
 
-  all(): SandboxRuntime[] {
-    return RUNTIME_KINDS.map((kind) => this.get(kind));
+  /** Every runtime, for what concerns them all (leftovers without a record, orphans). */
+  all(): Pick<SandboxRuntime, "kind" | "removeLeftovers" | "orphans">[] {
+    return RUNTIME_KINDS.map((kind) => this.table[kind]);
   }
 
   /** The runtimes this agent can run at all (capabilities.runtimes). */

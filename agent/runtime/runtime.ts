@@ -57,6 +57,10 @@ export interface Leftover {
   remove(): Promise<void>;
 }
 
+/**
+ * What takes a record is declared as a function-typed property, not a method: such members are
+ * checked strictly, so a runtime of one kind cannot be handed another kind's record.
+ */
 export interface SandboxRuntime<R extends SandboxRecord = SandboxRecord> {
   readonly kind: R["runtime"];
   /** The networks its sandboxes can have. */
@@ -79,21 +83,21 @@ export interface SandboxRuntime<R extends SandboxRecord = SandboxRecord> {
   /** Decides what a new sandbox stands on (the OCI runtime and image, the accelerator): the record's runtime part. */
   prepare(request: CreateRequest): Promise<RuntimePart<R>>;
   /** The limits its cgroup enforces (a VM's are its QEMU's memory and CPUs: none). */
-  cgroupLimits(record: R): Limits;
+  cgroupLimits: (record: R) => Limits;
 
   /** Starts what the sandbox runs on, on its mounted view. */
-  start(record: R, context: StartContext): Promise<void>;
+  start: (record: R, context: StartContext) => Promise<void>;
   /** Ends what runs in it that the agent did not start as a host process (a VM's guest), before processes are killed. */
-  halt(record: R): Promise<void>;
+  halt: (record: R) => Promise<void>;
   /** Stops what the sandbox runs on, keeping its changes. Safe to repeat, and after a crash. */
-  stop(record: R, paths: SandboxPaths): Promise<void>;
+  stop: (record: R, paths: SandboxPaths) => Promise<void>;
   /** The sandbox and its record are gone. */
-  deleted(record: R): void;
+  deleted: (record: R) => void;
 
   /** How a command runs in the sandbox. */
-  launch(record: R, spec: LaunchSpec): Launch;
+  launch: (record: R, spec: LaunchSpec) => Launch;
   /** Turns a command's end into an error where the runtime, not the program, failed. */
-  checkExec(record: R, done: Completed, interrupted: boolean): Promise<void>;
+  checkExec: (record: R, done: Completed, interrupted: boolean) => Promise<void>;
 
   /** Its things for a sandbox id without a record (a directory a crash left). */
   removeLeftovers(id: string, paths: SandboxPaths): Promise<void>;
@@ -101,9 +105,9 @@ export interface SandboxRuntime<R extends SandboxRecord = SandboxRecord> {
   orphans(known: (id: string) => boolean, pathsOf: (id: string) => SandboxPaths): Promise<Leftover[]>;
 
   /** The image a sandbox stands on, if it has one. */
-  imageOf(record: R): { digest: string; layers: string[] } | undefined;
+  imageOf: (record: R) => { digest: string; layers: string[] } | undefined;
   /** The console log of a sandbox that has one (a VM's). */
-  console?(record: R, paths: SandboxPaths): string;
+  console?: (record: R, paths: SandboxPaths) => string;
 }
 
 /** An image is for runtimes that stand on one. */
