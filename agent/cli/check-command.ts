@@ -23,6 +23,10 @@ export function printCheck(result: SystemCheckResult, json: boolean): number {
     return r.available ? `${kind}: yes${r.using ? ` (${r.using})` : ""}` : `${kind}: no (${r.reason ?? `needs ${r.missing.join(", ")}`})`;
   });
   console.log(`Runtimes  ${runtimes.join("   ")}`);
+  for (const kind of Object.keys(result.runtimes) as RuntimeKind[]) {
+    const r = result.runtimes[kind];
+    if (!r.available && r.hint) console.log(`          → ${kind}: ${r.hint}`);
+  }
   console.log(result.cached ? `Cached from ${result.checkedAt} (this boot); --refresh runs the probes again.` : `Checked at ${result.checkedAt}.`);
   if (!ready) console.log(`\nThe default runtime (${result.defaultRuntime}) cannot run on this machine: see the failures above.`);
   return ready ? 0 : 1;

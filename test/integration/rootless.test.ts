@@ -79,12 +79,13 @@ test("rootless: the agent reports itself rootless and its check says the process
 
 test("rootless: container and VM sandboxes are refused with the reason, and system/check gives the same reason", () => {
   const [check, created] = callAs([["system/check", {}], ["sandbox/create", { workspace: userWorkspace("ws-rl-container"), runtime: "container" }]]);
-  const container = (check!.result as unknown as { runtimes: { container: { available: boolean; reason?: string } } }).runtimes.container;
+  const container = (check!.result as unknown as { runtimes: { container: { available: boolean; reason?: string; hint?: string } } }).runtimes.container;
   assert.equal(container.available, false);
   assert.match(container.reason ?? "", /need the agent as root/);
   assert.equal(created!.error?.data?.code, "E_RUNTIME_UNAVAILABLE");
   assert.equal(created!.error?.message, container.reason);
   assert.match(created!.error?.data?.hint ?? "", /as root/);
+  assert.equal(created!.error?.data?.hint, container.hint, "the same hint as system/check's");
   const [, vm] = callAs([["system/check", {}], ["sandbox/create", { workspace: userWorkspace("ws-rl-vm"), runtime: "vm" }]]);
   assert.equal(vm!.error?.data?.code, "E_RUNTIME_UNAVAILABLE");
   assert.match(vm!.error?.message ?? "", /VM sandboxes need the agent as root/);
