@@ -76,7 +76,13 @@ step("the Explorer marks a sandbox's files with its own letters; the Source Cont
   await wb.page.keyboard.type("paddock.review.countInSourceControlBadge");
   const checkbox = wb.page.locator(".settings-editor .setting-item-bool .setting-value-checkbox").first();
   await checkbox.waitFor({ timeout: 30_000 });
-  await checkbox.click();
+  // A click while the Settings editor still lays out its search results can be lost: the
+  // checkbox then stays checked, and is clicked again (never once it shows unchecked).
+  const unchecked = async () => (await checkbox.getAttribute("aria-checked")) === "false";
+  for (let attempt = 0; attempt < 3 && !(await unchecked()); attempt++) {
+    await checkbox.click();
+    for (const deadline = Date.now() + 3_000; Date.now() < deadline && !(await unchecked()); ) await new Promise((r) => setTimeout(r, 100));
+  }
   await wb.until("no count in the Source Control badge", async () => (await scmBadge.count()) === 0 || !(await scmBadge.isVisible()) || (await scmBadge.innerText()) === "");
   await wb.shot("badge-setting-off");
   await wb.page.keyboard.press("Control+w");
