@@ -121,6 +121,10 @@ step("a container whose image has no shell: its terminal says why and stays open
   const { id } = await wb.client.request("sandbox/create", { workspace: wb.folder, runtime: "container", image: "no-shell:1", name: "shell-less" });
   await wb.activity("Paddock");
   await wb.inline(".pane-body", "shell-less", "New Sandbox Terminal");
+  // A click while the view refreshes (the new sandbox's row) can reach the command without its
+  // row, VS Code having dropped a stale tree handle: it then asks which sandbox, as a person would see.
+  const asked = wb.page.locator(".quick-input-widget input[placeholder='Which sandbox?']");
+  if (await asked.waitFor({ state: "visible", timeout: 2_000 }).then(() => true, () => false)) await wb.quickPick("shell-less");
   const text = await wb.until("the reason in the terminal", async () => {
     const shown = await wb.terminalText();
     return /Press any key to close/.test(shown) ? shown : undefined;
