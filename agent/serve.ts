@@ -16,6 +16,7 @@ import { bindOntoItself } from "./changeset/overlay";
 import { HumanSink, JsonFileSink, LevelFilterSink, Logger, type LogLevel } from "./log/logger";
 import { acquireStateLock } from "./state/lock";
 import { stateFiles } from "./state/paths";
+import { vmPoolDir } from "./state/sandbox-layout";
 import type { AgentInfo } from "../protocol/discovery";
 import { prepareStateDir } from "./state/state-dir";
 import { listenOnSocket } from "./server/socket-server";
@@ -84,7 +85,7 @@ export async function serve(requested: ServeOptions): Promise<void> {
   const changeset = chooseChangeset(checker.cachedChecks(), uid === 0, overrides);
   log.info("changesets", { using: changeset, ...(overrides.changeset ? { forcedBy: "PADDOCK_CHANGESET" } : {}) });
   const changesets = makeChangesets(changeset, enterHelper);
-  const vms = new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, path.join(files.sandboxes, ".vm-pool"), log);
+  const vms = new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, vmPoolDir(files.sandboxes), log);
   cleanups.push(() => vms.stopAll());
   const images: Images = new Images(files.images, (progress) => agent.broadcastToAll("image/progress", progress), {
     usersOf: (digest: string): string[] => sandboxes.imageUsers(digest),

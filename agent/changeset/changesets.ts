@@ -12,7 +12,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
 import { PaddockError } from "../../protocol/errors";
-import type { SandboxPaths } from "../state/sandbox-layout";
+import { isAgentFolder, type SandboxPaths } from "../state/sandbox-layout";
 import { DEFAULT_PATH } from "../sys/default-path";
 import { OVERLAY_OPTIONS, isMountPoint, mountOverlay, mountPoints, refuseUnsafeOptionPaths, unmountOverlay } from "./overlay";
 import { dieWithAgent } from "../process/die-with-agent";
@@ -115,7 +115,7 @@ function mountedUnder(sandboxesRoot: string): string[] {
   return mountPoints()
     .filter((p) => p.startsWith(root))
     .map((p) => path.relative(sandboxesRoot, p).split(path.sep)[0] ?? "")
-    .filter((id) => id !== "" && !id.startsWith("."));
+    .filter((id) => id !== "" && !isAgentFolder(id));
 }
 
 /**

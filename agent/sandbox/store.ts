@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../../protocol/errors";
 import { fsyncDir, writeDurably } from "../state/durable";
-import { RECORD_FILE, sandboxPaths, type SandboxPaths } from "../state/sandbox-layout";
+import { RECORD_FILE, isAgentFolder, sandboxPaths, type SandboxPaths } from "../state/sandbox-layout";
 import { isSandboxRecord, type SandboxRecord } from "../state/sandbox-record";
 
 export type { SandboxRecord } from "../state/sandbox-record";
@@ -64,8 +64,7 @@ export class SandboxStore {
     const records: SandboxRecord[] = [];
     const orphans: string[] = [];
     const unreadable: string[] = [];
-    // Dot-names are the agent's own folders beside the sandboxes (the VM warm pool's).
-    for (const id of safeReaddir(this.root).filter((name) => !name.startsWith("."))) {
+    for (const id of safeReaddir(this.root).filter((name) => !isAgentFolder(name))) {
       try {
         const record: unknown = JSON.parse(fs.readFileSync(this.paths(id).record, "utf8"));
         if (isSandboxRecord(record) && record.id === id) records.push(record);

@@ -24,6 +24,18 @@ export interface SandboxPaths {
 
 export const RECORD_FILE = "record.json";
 
+/**
+ * The agent's own folders beside the sandboxes start with a dot (no sandbox id does): the VM
+ * warm pool's, whose mounts commands never see, as a sandbox's.
+ */
+export function isAgentFolder(name: string): boolean {
+  return name.startsWith(".");
+}
+
+export function vmPoolDir(sandboxesRoot: string): string {
+  return path.join(sandboxesRoot, ".vm-pool");
+}
+
 export function sandboxPaths(sandboxesRoot: string, id: string): SandboxPaths {
   const dir = path.join(sandboxesRoot, id);
   return {
