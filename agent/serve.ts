@@ -83,7 +83,8 @@ export async function serve(requested: ServeOptions): Promise<void> {
   // Every choice the overrides may force, decided once (runtime/readiness.ts).
   const overrides = overridesFromEnv(process.env, options.ociRuntime);
   const changeset = chooseChangeset(checker.cachedChecks(), uid === 0, overrides);
-  log.info("changesets", { using: changeset, ...(overrides.changeset ? { forcedBy: "PADDOCK_CHANGESET" } : {}) });
+  log.info("changesets", { using: changeset, ...(overrides.changeset === changeset ? { forcedBy: "PADDOCK_CHANGESET" } : {}) });
+  if (overrides.changeset !== undefined && overrides.changeset !== changeset) log.warn("PADDOCK_CHANGESET is not fuse-overlayfs, the one changeset it can force: ignored", { value: overrides.changeset });
   const changesets = makeChangesets(changeset, enterHelper);
   const vms = new Vms(new GuestImages(files.cache, path.join(options.nativeDir, "guest-agent")), enterHelper, vmPoolDir(files.sandboxes), log);
   cleanups.push(() => vms.stopAll());

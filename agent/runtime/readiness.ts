@@ -4,9 +4,30 @@
  * `system/check` reports these answers and sandboxes are made with them, so what a client
  * is told is what runs. Pure functions, for tests.
  */
+import { PaddockError } from "../../protocol/errors";
 import type { CheckName, CheckResult, RuntimeReadiness } from "../../protocol/methods";
 import type { ChangesetKind } from "../changeset/changesets";
 import type { Accelerator, OciRuntimeName } from "../state/sandbox-record";
+
+/** What the container and VM runtimes decide their choices from. */
+export interface ChoiceInputs {
+  root: boolean;
+  overrides: Overrides;
+  /** The changeset the agent mounts with: its overlay check is one these runtimes need. */
+  changeset: ChangesetKind;
+  /** This boot's results of these checks (run now if need be). */
+  checks(names: CheckName[]): Promise<CheckResult[]>;
+}
+
+/**
+ * A choice made when a sandbox is created: the checks it reads run only when nothing else
+ * decides it (a rootless agent, an override), and a refusal is the create's error.
+ */
+export async function choose<T extends string>(decided: boolean, checks: () => Promise<CheckResult[]>, choice: (checks: CheckResult[]) => Choice<T>): Promise<T> {
+  const made = choice(decided ? [] : await checks());
+  if ("refused" in made) throw new PaddockError("E_RUNTIME_UNAVAILABLE", made.refused.message, made.refused.hint);
+  return made.using;
+}
 
 /** Choices forced by the agent's options and environment. */
 export interface Overrides {

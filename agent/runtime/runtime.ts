@@ -7,7 +7,7 @@
  */
 import { PaddockError } from "../../protocol/errors";
 import type { CheckResult, Limits, NetworkMode, RuntimeKind, RuntimeReadiness } from "../../protocol/methods";
-import { RUNTIME_NETWORKS, networkRefusal } from "../../protocol/runtime-kinds";
+import { networkRefusal } from "../../protocol/runtime-kinds";
 import type { Completed } from "../process/run-to-completion";
 import type { Launch } from "../process/launch";
 import type { SandboxPaths } from "../state/sandbox-layout";
@@ -116,7 +116,7 @@ export function refuseImage(request: CreateRequest): void {
 }
 
 /** A network this runtime does not have is refused, naming the runtimes that have it. */
-export function refuseNetwork(kind: RuntimeKind, request: CreateRequest): void {
-  const wrongNetwork = networkRefusal(kind, request.network ?? "none");
-  if (wrongNetwork) throw new PaddockError("E_INVALID_PARAMS", wrongNetwork, `use ${RUNTIME_NETWORKS[kind].join(" or ")}, or another runtime`, { field: "network" });
+export function refuseNetwork(runtime: Pick<SandboxRuntime, "kind" | "networks">, request: CreateRequest): void {
+  const wrongNetwork = networkRefusal(runtime.kind, request.network ?? "none");
+  if (wrongNetwork) throw new PaddockError("E_INVALID_PARAMS", wrongNetwork, `use ${runtime.networks.join(" or ")}, or another runtime`, { field: "network" });
 }

@@ -89,11 +89,11 @@ export class SandboxManager {
     return [...this.records.values()]
       .filter((r) => mayAccess(caller, r) && (wanted === undefined || r.workspace === wanted || r.workspace === safeRealpath(wanted)))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt))
-      .map(toSandbox);
+      .map(shownSandbox);
   }
 
   get(caller: Caller, id: string): Sandbox {
-    return toSandbox(this.find(caller, id));
+    return shownSandbox(this.find(caller, id));
   }
 
   /** A sandbox's console log, for a runtime that has one (a VM's). */
@@ -123,7 +123,7 @@ export class SandboxManager {
         if (existing.workspace !== safeRealpath(request.workspace)) {
           throw new PaddockError("E_IDEMPOTENCY_CONFLICT", `idempotency key ${JSON.stringify(request.idempotencyKey)} already names sandbox ${existing.id} of ${existing.workspace}`, "use a new key for a different workspace");
         }
-        return this.serialized(existing.id, async () => toSandbox(this.find(caller, existing.id)));
+        return this.serialized(existing.id, async () => shownSandbox(this.find(caller, existing.id)));
       }
     }
     const runtime = this.options.runtimes.get(request.runtime ?? "process");
@@ -158,7 +158,7 @@ export class SandboxManager {
         await this.watcher.watch(id, this.options.store.paths(id).upper);
         this.setState(record, "running");
         log.info("sandbox created", { workspace: record.workspace, name: record.name, network: record.network, limits });
-        return toSandbox(record);
+        return shownSandbox(record);
       } catch (err) {
         log.warn("sandbox creation failed; cleaning up", { error: (err as Error).message });
         // If even the cleanup fails (a full disk, say), the next start's reconcile finds what is left.
@@ -174,10 +174,10 @@ export class SandboxManager {
     const record = this.find(caller, id);
     return this.serialized(id, async () => {
       this.stillThere(record);
-      if (record.state === "stopped") return toSandbox(record);
+      if (record.state === "stopped") return shownSandbox(record);
       await this.stopRecord(record);
       this.options.log.info("sandbox stopped", { sandboxId: id });
-      return toSandbox(record);
+      return shownSandbox(record);
     });
   }
 
@@ -198,12 +198,12 @@ export class SandboxManager {
     const record = this.find(caller, id);
     return this.serialized(id, async () => {
       this.stillThere(record);
-      if (record.state === "running") return toSandbox(record);
+      if (record.state === "running") return shownSandbox(record);
       await this.makeResources(record);
       await this.watcher.watch(id, this.options.store.paths(id).upper);
       this.setState(record, "running");
       this.options.log.info("sandbox started", { sandboxId: id });
-      return toSandbox(record);
+      return shownSandbox(record);
     });
   }
 
@@ -566,9 +566,6 @@ export class SandboxManager {
   }
 }
 
-function toSandbox(record: SandboxRecord): Sandbox {
-  return shownSandbox(record);
-}
 
 function safeRealpath(p: string): string {
   try {

@@ -5,9 +5,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PaddockError } from "../../../protocol/errors";
-import type { CheckName, CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
+import type { CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
 import { RUNTIME_NETWORKS } from "../../../protocol/runtime-kinds";
-import type { ChangesetKind } from "../../changeset/changesets";
 import { unmountOverlay } from "../../changeset/overlay";
 import type { Images } from "../../image/images";
 import type { Logger } from "../../log/logger";
@@ -17,17 +16,11 @@ import type { SandboxPaths } from "../../state/sandbox-layout";
 import type { ContainerRecord, OciRuntimeName, RuntimePart } from "../../state/sandbox-record";
 import type { LaunchSpec } from "../launch-spec";
 import { resolveLimits, type CgroupControllers } from "../limits";
-import { OCI_RUNTIMES, containerReadiness, ociRuntimeChoice, type Overrides } from "../readiness";
+import { OCI_RUNTIMES, choose, containerReadiness, ociRuntimeChoice, type ChoiceInputs } from "../readiness";
 import { refuseNetwork, type CreateRequest, type Leftover, type SandboxRuntime, type StartContext, type Validated } from "../runtime";
 import { Containers, execFailure } from "./containers";
 
-export interface ContainerRuntimeOptions {
-  root: boolean;
-  overrides: Overrides;
-  /** The changeset the agent mounts with: its overlay check is one this runtime needs. */
-  changeset: ChangesetKind;
-  /** This boot's results of these checks (run now if need be). */
-  checks(names: CheckName[]): Promise<CheckResult[]>;
+export interface ContainerRuntimeOptions extends ChoiceInputs {
   images: Images;
   /** The state dir: each OCI runtime keeps its containers' state in a folder of its own there. */
   stateDir: string;
@@ -55,18 +48,16 @@ export class ContainerRuntime implements SandboxRuntime<ContainerRecord> {
 
   validate(request: CreateRequest, cgroups: CgroupControllers | undefined): Validated {
     const validated = resolveLimits(request.limits ?? {}, cgroups);
-    refuseNetwork(this.kind, request);
+    refuseNetwork(this, request);
     return validated;
   }
 
   /** The OCI runtime and the image; no runtime or no image is a plain refusal. */
   async prepare(request: CreateRequest): Promise<RuntimePart<ContainerRecord>> {
     const { root, overrides } = this.options;
-    const needsChecks = root && overrides.ociRuntime === undefined;
-    const choice = ociRuntimeChoice(needsChecks ? await this.options.checks([...OCI_RUNTIMES]) : [], root, overrides);
-    if ("refused" in choice) throw new PaddockError("E_RUNTIME_UNAVAILABLE", choice.refused.message, choice.refused.hint);
+    const ociRuntime = await choose(!root || overrides.ociRuntime !== undefined, () => this.options.checks([...OCI_RUNTIMES]), (checks) => ociRuntimeChoice(checks, root, overrides));
     const image = await this.options.images.resolve(request.image);
-    return { runtime: "container", image: { name: image.name, digest: image.digest }, container: { ociRuntime: choice.using, layers: image.layers, config: image.config } };
+    return { runtime: "container", image: { name: image.name, digest: image.digest }, container: { ociRuntime, layers: image.layers, config: image.config } };
   }
 
   cgroupLimits(record: ContainerRecord): Limits {

@@ -33,7 +33,7 @@ export class ProcessRuntime implements SandboxRuntime<ProcessRecord> {
   validate(request: CreateRequest, cgroups: CgroupControllers | undefined): Validated {
     const validated = resolveLimits(request.limits ?? {}, cgroups);
     refuseImage(request);
-    refuseNetwork(this.kind, request);
+    refuseNetwork(this, request);
     return validated;
   }
 

@@ -3,28 +3,20 @@
  * shared over virtio-9p; programs run through the guest's agent (see vms.ts).
  */
 import * as fs from "node:fs";
-import { PaddockError } from "../../../protocol/errors";
 import type { CheckName, CheckResult, Limits, RuntimeReadiness } from "../../../protocol/methods";
 import { RUNTIME_NETWORKS } from "../../../protocol/runtime-kinds";
-import type { ChangesetKind } from "../../changeset/changesets";
 import type { Launch } from "../../process/launch";
 import type { SandboxPaths } from "../../state/sandbox-layout";
 import type { RuntimePart, VmRecord } from "../../state/sandbox-record";
 import { guestCwd, sandboxEnv, type LaunchSpec } from "../launch-spec";
 import { resolveVmLimits } from "../limits";
-import { acceleratorChoice, vmReadiness, type Overrides } from "../readiness";
+import { acceleratorChoice, choose, vmReadiness, type ChoiceInputs } from "../readiness";
 import { refuseImage, refuseNetwork, type CreateRequest, type SandboxRuntime, type StartContext, type Validated } from "../runtime";
 import type { Vms } from "./vms";
 
 const ACCELERATOR_CHECKS: CheckName[] = ["qemu", "kvm", "tcg"];
 
-export interface VmRuntimeOptions {
-  root: boolean;
-  overrides: Overrides;
-  /** The changeset the agent mounts with: its overlay check is one this runtime needs. */
-  changeset: ChangesetKind;
-  /** This boot's results of these checks (run now if need be). */
-  checks(names: CheckName[]): Promise<CheckResult[]>;
+export interface VmRuntimeOptions extends ChoiceInputs {
   vms: Vms;
 }
 
@@ -48,17 +40,15 @@ export class VmRuntime implements SandboxRuntime<VmRecord> {
   validate(request: CreateRequest): Validated {
     const validated = resolveVmLimits(request.limits ?? {});
     refuseImage(request);
-    refuseNetwork(this.kind, request);
+    refuseNetwork(this, request);
     return validated;
   }
 
   /** KVM where system/check proved it boots a guest, else TCG; no accelerator is a plain refusal. */
   async prepare(): Promise<RuntimePart<VmRecord>> {
     const { root, overrides } = this.options;
-    const needsChecks = root && overrides.accelerator === undefined;
-    const choice = acceleratorChoice(needsChecks ? await this.options.checks(ACCELERATOR_CHECKS) : [], root, overrides);
-    if ("refused" in choice) throw new PaddockError("E_RUNTIME_UNAVAILABLE", choice.refused.message, choice.refused.hint);
-    return { runtime: "vm", vm: { accelerator: choice.using } };
+    const accelerator = await choose(!root || overrides.accelerator !== undefined, () => this.options.checks(ACCELERATOR_CHECKS), (checks) => acceleratorChoice(checks, root, overrides));
+    return { runtime: "vm", vm: { accelerator } };
   }
 
   /** A VM's limits are its QEMU's memory and CPUs: a cgroup limit would only kill QEMU. */
