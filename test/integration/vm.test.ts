@@ -135,8 +135,12 @@ test("a VM sandbox runs the guest's kernel; commands, input, a terminal; its wor
   assert.equal(fs.existsSync(path.join(fx.stateDir, "sandboxes", pooled.id)), false);
 
   // A stop is graceful first: a program's SIGTERM handler runs and what it writes is kept.
-  void client.request("sandbox/exec", { id, argv: ["sh", "-c", "trap 'echo stopped-gracefully > /workspace/bye.txt; exit 0' TERM; while true; do sleep 0.1; done"] }).catch(() => undefined);
-  await new Promise((r) => setTimeout(r, 500));
+  void client.request("sandbox/exec", { id, argv: ["sh", "-c", "trap 'echo stopped-gracefully > /workspace/bye.txt; exit 0' TERM; echo > /workspace/armed.txt; while true; do sleep 0.1; done"] }).catch(() => undefined);
+  // Stopped once its handler is in place (a loaded TCG guest can take more than a moment to get there).
+  for (const deadline = Date.now() + 30_000; !(await client.request("sandbox/changes", { id })).changes.some((c) => c.path === "armed.txt"); ) {
+    assert.ok(Date.now() < deadline, "the program's SIGTERM handler is in place within 30 s");
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await client.request("sandbox/stop", { id });
   assert.ok((await client.request("sandbox/changes", { id })).changes.some((c) => c.path === "bye.txt"), "the program's last write reached the sandbox");
   await client.request("sandbox/delete", { id });
